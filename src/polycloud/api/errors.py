@@ -1,0 +1,41 @@
+"""The one place where polycloud errors become HTTP answers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from polycloud.errors import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PolycloudError,
+    SpecError,
+    TransientError,
+    UserError,
+)
+
+STATUS: list[tuple[type[PolycloudError], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (SpecError, 422),
+    (UserError, 400),
+    (TransientError, 503),
+    (PermanentError, 500),
+]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PolycloudError)
+    async def _polycloud(_: Request, e: PolycloudError) -> JSONResponse:
+        status = next((code for kind, code in STATUS if isinstance(e, kind)), 500)
+        body: dict[str, object] = {"error": str(e)}
+        if isinstance(e, SpecError):
+            body["issues"] = [str(i) for i in e.issues]
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        issues = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        return JSONResponse({"error": "invalid request", "issues": issues}, status_code=400)

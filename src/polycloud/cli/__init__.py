@@ -1,0 +1,1 @@
+"""The `polycloud` command line: commands that display; the work happens in `services`."""

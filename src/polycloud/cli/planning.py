@@ -1,0 +1,100 @@
+"""`polycloud validate`, `plan` and `schema`: pure commands that run in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from polycloud.catalog import load_catalog
+from polycloud.cli.common import EXIT_INFEASIBLE, friendly, out, print_json, usd
+from polycloud.placement import Plan, plan_fleet
+from polycloud.spec import load_fleet
+from polycloud.spec.schema import fleet_json_schema
+
+Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog="Example: polycloud validate examples/fleet/")(validate)
+    app.command(epilog="Example: polycloud plan examples/fleet/ --json")(plan)
+    app.command(epilog="Example: polycloud schema -o polycloud.schema.json")(schema)
+
+
+@friendly
+def validate(files: Files) -> None:
+    """Check spec files: syntax, fields, names and references. Exit 1 with FILE:LINE:COL errors."""
+    fleet = load_fleet(files, load_catalog())
+    counts = {k: len(v) for k, v in (("clusters", fleet.clusters), ("datasets", fleet.datasets),
+                                     ("services", fleet.services), ("jobs", fleet.jobs),
+                                     ("policies", fleet.policies))}
+    out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@friendly
+def plan(
+    files: Files,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON object.")] = False,
+) -> None:
+    """Place every workload where it is cheapest and allowed, and explain why.
+
+    Exit status: 0 when everything is placed, 2 when some workload cannot be placed (the rest is still
+    planned), 1 for invalid input.
+    """
+    fleet = load_fleet(files, load_catalog())
+    result = plan_fleet(fleet, load_catalog())
+    if as_json:
+        print_json(result.to_json())
+    else:
+        show_plan(result)
+    if result.infeasible:
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def show_plan(result: Plan) -> None:
+    """The plan as a table, then totals, the saving against the naive baseline, and infeasibilities."""
+    table = Table(show_lines=True, title="Placement plan")
+    for column in ("workload", "pattern", "cluster / role", "instance", "$/month"):
+        table.add_column(column, overflow="fold", justify="right" if column == "$/month" else "left")
+    for p in result.placements:
+        where = "\n".join(f"{a.cluster} {a.role} x{a.replicas}" for a in p.assignments)
+        kind = "job (per run)" if p.kind == "Job" else p.pattern
+        table.add_row(
+            p.workload,
+            kind,
+            where,
+            "\n".join(f"{a.instanceType}{' (spot)' if a.spot else ''}" for a in p.assignments),
+            usd(p.totalUSD) + (" /run" if p.kind == "Job" else ""),
+        )
+    out.print(table)
+    out.print("[bold]Why[/bold]")
+    for p in result.placements:
+        out.print(f"  [bold]{p.workload}[/bold]: {p.explanation}")
+    out.print(f"[bold]Total:[/bold] {usd(result.totalUSD)}")
+    if result.baselineUSD is not None and result.baselineProvider is not None:
+        saving = result.baselineUSD - result.totalUSD
+        pct = 100 * saving / result.baselineUSD if result.baselineUSD else 0.0
+        out.print(
+            f"Naive baseline (all on {result.baselineProvider}, cheapest compute, egress ignored): "
+            f"{usd(result.baselineUSD)} — saving {usd(saving)} ({pct:.1f} %)"
+        )
+    for item in result.infeasible:
+        out.print(f"[red]cannot place {item.kind} {item.workload}:[/red]")
+        for reason in item.reasons:
+            out.print(f"  - {reason}")
+
+
+@friendly
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Write the JSON Schema of spec v1 documents (for editor completion and validation)."""
+    text = json.dumps(fleet_json_schema(), indent=2)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n")
+        out.print(f"wrote {output}")

@@ -1,0 +1,243 @@
+"""Commands that change or show the running fleet: up, apply, status, history, rollback, down, logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from polycloud.catalog import load_catalog
+from polycloud.cli.common import EXIT_INVALID, err, friendly, out, print_json, settings, usd
+from polycloud.client.discovery import connect, find, start_background
+from polycloud.client.http import ApiClient
+from polycloud.drivers.local import stop_all_replicas
+from polycloud.server.process import ControlPlane
+from polycloud.server.runfile import RunInfo, pid_alive, read_runinfo
+from polycloud.services.documents import fleet_to_documents
+from polycloud.services.inspecting import is_converged
+from polycloud.spec import load_fleet
+
+Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
+WAIT_TIMEOUT_S = 180.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog="Example: polycloud up --detach")(up)
+    app.command(epilog="Example: polycloud apply examples/fleet/ --yes")(apply)
+    app.command(epilog="Example: polycloud status --json")(status)
+    app.command(epilog="Example: polycloud history species")(history)
+    app.command(epilog="Example: polycloud rollback species --to 1")(rollback)
+    app.command(epilog="Example: polycloud down")(down)
+    app.command(epilog="Example: polycloud logs species-aws-use1-0 --tail 20")(logs)
+    app.command(epilog="Example: polycloud events --workload species")(events)
+
+
+@friendly
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background and return.")] = False,
+) -> None:
+    """Run the control plane (API, reconciler, gateway) for $POLYCLOUD_HOME until Ctrl-C."""
+    s = settings()
+    if detach:
+        running = read_runinfo(s.resolved_home)
+        info = running or start_background(s)
+        out.print(f"control plane {'already ' if running else ''}running: pid {info.pid}")
+        _where(info, s.resolved_home / "admin.token")
+        return
+
+    def ready(info: RunInfo, token_path: Path | None) -> None:
+        out.print(f"control plane for {s.resolved_home} (pid {info.pid})")
+        _where(info, token_path)
+        if token_path is not None:
+            out.print(f"created the first admin token; it is in {token_path} (shown once, keep it safe)")
+        sys.stdout.flush()
+
+    ControlPlane(s, on_ready=ready).serve()
+
+
+def _where(info: RunInfo, token_path: Path | None) -> None:
+    out.print(f"  API      {info.api_url}/api/v1  (OpenAPI: {info.api_url}/api/v1/openapi.json)")
+    out.print(f"  gateway  {info.gateway_url}")
+
+
+@friendly
+def apply(
+    files: Files,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once recorded; do not wait.")] = False,
+    message: Annotated[str, typer.Option("--message", "-m", help="Why; kept with the revision.")] = "",
+) -> None:
+    """Plan, show the diff and cost delta, record a revision, and wait until every replica is ready."""
+    s = settings()
+    documents = fleet_to_documents(load_fleet(files, load_catalog()))
+    client = connect(s, start=True, say=lambda line: err.print(line))
+    preview = client.apply(documents, dry_run=True)
+    show_changes(preview)
+    changed = any(c["action"] != "=" for c in preview["changes"])
+    if changed and not yes:
+        if not sys.stdin.isatty():
+            err.print("[red]error:[/red] not a terminal: pass --yes to apply without confirmation")
+            raise typer.Exit(EXIT_INVALID)
+        if not typer.confirm("Apply these changes?"):
+            raise typer.Exit(EXIT_INVALID)
+    if changed:
+        result = client.apply(documents, dry_run=False, message=message)
+        revs = ", ".join(f"{c['workload']} r{c['revision']}" for c in result["changes"] if c["action"] != "=")
+        out.print(f"recorded: {revs}")
+    else:
+        out.print("no changes")
+    if not no_wait:
+        names = {str(d["metadata"]["name"]) for d in documents if d["kind"] == "Service"}
+        wait_converged(client, names)
+
+
+def show_changes(preview: dict[str, Any]) -> None:
+    table = Table(title="Changes", show_edge=False)
+    for col in ("", "workload", "kind", "before", "after", "delta"):
+        table.add_column(col, justify="right" if col in ("before", "after", "delta") else "left")
+    colour = {"+": "green", "~": "yellow", "-": "red", "=": "dim"}
+    for c in preview["changes"]:
+        unit = "/run" if c["kind"] == "Job" else "/mo"
+        delta = c["afterUSD"] - c["beforeUSD"]
+        style = colour[c["action"]]
+        table.add_row(
+            f"[{style}]{c['action']}[/{style}]", c["workload"], c["kind"], usd(c["beforeUSD"]) + unit,
+            usd(c["afterUSD"]) + unit, f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
+        )
+    out.print(table)
+    out.print(f"cost delta: {'+' if preview['deltaUSD'] >= 0 else '-'}{usd(abs(preview['deltaUSD']))}")
+
+
+def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:
+    """Poll status until the named services run exactly their desired replicas, all ready."""
+    deadline = time.monotonic() + timeout_s
+    with err.status("waiting for replicas…") as spinner:
+        while True:
+            status = client.status()
+            ready, total = _counts(status, names)
+            spinner.update(f"waiting for replicas: {ready}/{total} ready")
+            if is_converged(status, names):
+                out.print(f"ready: {ready}/{total} replicas")
+                return status
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+    for e in client.events(limit=10):
+        if e["level"] != "info":
+            err.print(f"  {e['reason']}: {e['message']}")
+    err.print(f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`")
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _counts(status: dict[str, Any], names: set[str]) -> tuple[int, int]:
+    ready = total = 0
+    for svc in status["services"]:
+        if svc["name"] in names:
+            for c in svc["clusters"]:
+                total += c["desired"]
+                ready += sum(1 for r in c["replicas"] if r["state"] == "ready")
+    return ready, total
+
+
+@friendly
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON (DESIGN.md §5).")] = False) -> None:
+    """Show every service, where its replicas run and whether they are ready."""
+    client = connect(settings(), start=False, say=err.print)
+    data = client.status()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"gateway {data['gateway']['url']}   API {data['api']['url']}")
+    for col in ("service", "rev", "cluster", "role", "ready", "replicas"):
+        table.add_column(col)
+    for svc in data["services"]:
+        for c in svc["clusters"]:
+            ready = sum(1 for r in c["replicas"] if r["state"] == "ready")
+            reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
+            table.add_row(svc["name"], svc["revision"], c["cluster"], c["role"], f"{ready}/{c['desired']}", reps)
+    out.print(table)
+
+
+@friendly
+def history(name: Annotated[str, typer.Argument(help="Workload name.")]) -> None:
+    """List a workload's revisions, newest last."""
+    client = connect(settings(), start=False, say=err.print)
+    table = Table(title=f"history of {name}")
+    for col in ("revision", "created", "author", "where", "cost", "message"):
+        table.add_column(col)
+    for r in client.history(name):
+        where = ", ".join(f"{a['cluster']} ({a['role']})" for a in r["placement"])
+        table.add_row(r["revision"], r["createdAt"][:19], r["author"], where, usd(r["costUSD"]), r["message"])
+    out.print(table)
+
+
+@friendly
+def rollback(
+    name: Annotated[str, typer.Argument(help="Workload name.")],
+    to: Annotated[int | None, typer.Option("--to", help="Revision number (default: the previous one).")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for the replicas.")] = False,
+) -> None:
+    """Roll a workload back to an earlier revision (recorded as a new revision)."""
+    client = connect(settings(), start=False, say=err.print)
+    record = client.rollback(name, to)
+    out.print(f"{name}: now {record['revision']} ({record['message']})")
+    if not no_wait:
+        wait_converged(client, {name})
+
+
+@friendly
+def down() -> None:
+    """Stop every replica and the control plane. State (revisions, events) is kept."""
+    s = settings()
+    client = find(s)
+    info = read_runinfo(s.resolved_home)
+    if client is not None:
+        client.shutdown()
+        deadline = time.monotonic() + 60
+        while info is not None and pid_alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    # Whatever the control plane could not stop (or when none ran), stop the embedded replicas directly.
+    left = stop_all_replicas(s.resolved_home)
+    out.print("stopped" + (f" ({left} leftover replicas)" if left else ""))
+
+
+@friendly
+def logs(
+    replica: Annotated[str, typer.Argument(help="Replica id, as in `polycloud status`.")],
+    tail: Annotated[int, typer.Option("--tail", "-n", help="Lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Show a replica's log ($POLYCLOUD_HOME/logs/REPLICA.log)."""
+    path = settings().logs_dir / f"{replica}.log"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.log"))
+        raise typer.BadParameter(f"no log for {replica!r}; known: {', '.join(known) or 'none'}")
+    with path.open(errors="replace") as f:
+        for line in f.readlines()[-tail:]:
+            sys.stdout.write(line)
+        while follow:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+@friendly
+def events(
+    workload: Annotated[str | None, typer.Option("--workload", "-w", help="Only this workload.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 30,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show the controller's recent events, newest first."""
+    rows = connect(settings(), start=False, say=err.print).events(workload, limit)
+    if as_json:
+        print_json(rows)
+        return
+    for e in rows:
+        out.print(f"{e['time'][:19]} {e['level']:7} {e['reason']:18} {e['workload'] or '':16} {e['message']}")

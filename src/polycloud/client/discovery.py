@@ -1,0 +1,70 @@
+"""Find the control plane of a home — or start one in the background, as `apply` does by default."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from polycloud.client.http import ApiClient
+from polycloud.errors import TransientError
+from polycloud.server.runfile import RunInfo, read_runinfo, read_token
+from polycloud.settings import Settings
+
+START_TIMEOUT_S = 45.0
+
+
+def token_for(settings: Settings) -> str | None:
+    return settings.token or read_token(settings.resolved_home)
+
+
+def find(settings: Settings) -> ApiClient | None:
+    """A client of the running control plane (remote with `--server`), or None when none answers."""
+    if settings.server:
+        return ApiClient(settings.server, token_for(settings))
+    info = read_runinfo(settings.resolved_home)
+    if info is None:
+        return None
+    client = ApiClient(info.api_url, token_for(settings))
+    if client.health():
+        return client
+    client.close()
+    return None
+
+
+def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> ApiClient:
+    """A client of the control plane; with `start`, launch the embedded one when none runs."""
+    client = find(settings)
+    if client is not None:
+        return client
+    if settings.server:
+        raise TransientError(f"control plane at {settings.server} is not reachable")
+    if not start:
+        raise TransientError(f"no control plane runs for {settings.resolved_home}; start one with `polycloud up`")
+    info = start_background(settings)
+    say(f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
+        f"gateway {info.gateway_url}); stop it with `polycloud down`")
+    return ApiClient(info.api_url, token_for(settings))
+
+
+def start_background(settings: Settings) -> RunInfo:
+    """Spawn `polycloud up` detached from this terminal and wait until its API answers."""
+    home = settings.resolved_home
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log = home / "logs" / "control-plane.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "polycloud.cli.main", "up"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = read_runinfo(home)
+        if info is not None and info.pid == proc.pid and ApiClient(info.api_url, None).health():
+            return info
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise TransientError("the control plane did not start: " + " / ".join(tail))
+        time.sleep(0.1)
+    raise TransientError(f"the control plane did not answer within {START_TIMEOUT_S:.0f} s; see {log}")

@@ -1,0 +1,1 @@
+"""The controller: drives every cluster towards the declared state and keeps it there."""

@@ -1,0 +1,136 @@
+"""From the recorded desired state to the replicas each cluster should run (pure; no I/O).
+
+A `ReplicaGroup` is "run `count` replicas of this template on this cluster". The template's
+`spec_hash` covers everything a running replica is made of (model file digest, env, role, delay), so
+a replica whose hash differs is outdated and gets rolled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from polycloud.catalog import Catalog
+from polycloud.placement.sites import Point, Site, rtt_ms
+from polycloud.spec.models import Service
+from polycloud.state import WorkloadState, content_hash
+
+SecretLookup = Callable[[str, str | None], str | None]
+"""(secret name, project) → value, or None when no such secret exists."""
+
+
+@dataclass(frozen=True)
+class ReplicaTemplate:
+    """What every replica of a group runs; ids are given out by the reconciler."""
+
+    service: str
+    cluster: str
+    revision: int
+    role: str
+    model_path: str
+    model_sha256: str | None
+    env: Mapping[str, str]
+    delay_ms: float
+    spec_hash: str
+
+
+@dataclass(frozen=True)
+class ReplicaGroup:
+    service: str
+    cluster: str
+    count: int
+    template: ReplicaTemplate
+
+
+@dataclass
+class DesiredState:
+    """Replica groups per (service, cluster), and problems that stop a service from running."""
+
+    groups: dict[tuple[str, str], ReplicaGroup] = field(default_factory=dict)
+    blocked: dict[str, str] = field(default_factory=dict)
+    """Service → why its replicas cannot start (e.g. a missing secret)."""
+
+
+def desired_state(
+    workloads: list[WorkloadState],
+    delays: Mapping[str, float],
+    *,
+    secrets: SecretLookup,
+    scale: Mapping[tuple[str, str], int] | None = None,
+) -> DesiredState:
+    """Replica groups for every service; `scale` overrides a (service, cluster)'s count (failover)."""
+    state = DesiredState()
+    for workload in workloads:
+        if workload.kind != "Service":
+            continue
+        service = Service.model_validate(workload.spec)
+        env, missing = _env(service, workload.project, secrets)
+        if missing:
+            state.blocked[workload.name] = f"secret {missing!r} does not exist"
+            continue
+        for assignment in workload.placement:
+            cluster = str(assignment["cluster"])
+            delay = delays.get(cluster)
+            if delay is None:
+                state.blocked[workload.name] = f"cluster {cluster!r} is no longer declared"
+                continue
+            count = int(assignment["replicas"])
+            if scale and (workload.name, cluster) in scale:
+                count = scale[(workload.name, cluster)]
+            template = _template(workload, service, cluster, str(assignment["role"]), env, delay)
+            state.groups[(workload.name, cluster)] = ReplicaGroup(workload.name, cluster, count, template)
+    return state
+
+
+def _env(service: Service, project: str | None, secrets: SecretLookup) -> tuple[dict[str, str], str | None]:
+    env: dict[str, str] = {}
+    for var in service.spec.env:
+        if var.value is not None:
+            env[var.name] = var.value
+            continue
+        value = secrets(var.secret or "", project)
+        if value is None:
+            return {}, var.secret
+        env[var.name] = value
+    return env, None
+
+
+def _template(
+    workload: WorkloadState,
+    service: Service,
+    cluster: str,
+    role: str,
+    env: dict[str, str],
+    delay: float,
+) -> ReplicaTemplate:
+    model = service.spec.model
+    digest = model.sha256 or ""
+    fingerprint = {
+        "model": model.path or model.uri,
+        "digest": digest,
+        "env": content_hash(env),
+        "role": role,
+        "delay": round(delay, 3),
+    }
+    return ReplicaTemplate(
+        service=workload.name,
+        cluster=cluster,
+        revision=workload.number,
+        role=role,
+        model_path=model.path or model.uri or "",
+        model_sha256=digest or None,
+        env=env,
+        delay_ms=delay,
+        spec_hash=content_hash(fingerprint)[:16],
+    )
+
+
+def cluster_delays(
+    sites: Mapping[str, Site], overrides: Mapping[str, float | None], catalog: Catalog, origin: Point
+) -> dict[str, float]:
+    """Simulated network delay per cluster: its own setting, else the RTT from the gateway's region."""
+    return {
+        name: (overrides.get(name) if overrides.get(name) is not None else rtt_ms(origin, site.point, catalog))
+        or 0.0
+        for name, site in sites.items()
+    }

@@ -1,0 +1,182 @@
+"""The reconcile loop: load desired state → observe drivers → plan (pure) → act → record.
+
+Level-triggered and idempotent: every pass starts from what the drivers report running, so a restart
+after a crash (even mid-apply) converges to exactly the declared replicas. No driver call happens inside
+a database transaction: the store is read, then drivers act, then the snapshot is written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polycloud.catalog import Catalog
+from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
+from polycloud.controller.stepping import Actions, Backoff, plan_step
+from polycloud.drivers.base import ClusterDriver, ReplicaStatus
+from polycloud.errors import PolycloudError
+from polycloud.placement.sites import Point, build_site
+from polycloud.spec.models import Cluster
+from polycloud.state import EventInput, ReplicaRecord, Store
+from polycloud.state.records import EventLevel
+
+DriverMaker = Callable[[str, str, Path], ClusterDriver]
+
+
+def no_secrets(name: str, project: str | None) -> str | None:
+    return None
+
+
+@dataclass
+class Reconciler:
+    """Drives every declared cluster to the declared replicas; one instance per control plane."""
+
+    store: Store
+    catalog: Catalog
+    home: Path
+    origin: Point
+    make_driver: DriverMaker
+    secrets: SecretLookup = no_secrets
+    interval_s: float = 0.2
+    scale: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Overrides of replica counts per (service, cluster), e.g. a standby scaled up on failover."""
+
+    def __post_init__(self) -> None:
+        self._drivers: dict[str, ClusterDriver] = {}
+        self._driver_types: dict[str, str] = {}
+        self._backoff = Backoff()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._said: dict[str, str] = {}
+        self._snapshot: list[tuple[object, ...]] = []
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Reconcile until `stop()`; errors of one pass become events, never end the loop."""
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except PolycloudError as e:
+                self._say("loop", "error", "ReconcileFailed", str(e))
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def driver(self, cluster: str) -> ClusterDriver | None:
+        with self._lock:
+            return self._drivers.get(cluster)
+
+    def drivers(self) -> list[ClusterDriver]:
+        with self._lock:
+            return list(self._drivers.values())
+
+    # -- one pass ----------------------------------------------------------------------------
+    def step(self) -> Actions:
+        """One load → observe → plan → act → record pass."""
+        with self._lock:
+            workloads = self.store.current()
+            clusters = {d.name: Cluster.model_validate(d.spec) for d in self.store.documents("Cluster")}
+            self._refresh_drivers(clusters)
+            sites = {name: build_site(c, self.catalog) for name, c in clusters.items()}
+            overrides = {name: c.spec.driver.delayMs for name, c in clusters.items()}
+            delays = cluster_delays(sites, overrides, self.catalog, self.origin)
+            desired = desired_state(workloads, delays, secrets=self.secrets, scale=self.scale)
+            self._report_blocked(desired)
+            observed = self._observe()
+            actions = plan_step(desired, observed, self._backoff, time.monotonic())
+            started = self._act(actions)
+            self._record(observed, started, actions)
+            return actions
+
+    def _refresh_drivers(self, clusters: dict[str, Cluster]) -> None:
+        for name, cluster in clusters.items():
+            kind = cluster.spec.driver.type
+            if name in self._drivers and self._driver_types.get(name) == kind:
+                continue
+            try:
+                self._drivers[name] = self.make_driver(kind, name, self.home)
+                self._driver_types[name] = kind
+                self._said.pop(f"driver/{name}", None)
+            except PolycloudError as e:
+                self._say(f"driver/{name}", "error", "DriverUnavailable", str(e), cluster=name)
+
+    def _observe(self) -> dict[str, list[ReplicaStatus]]:
+        observed: dict[str, list[ReplicaStatus]] = {}
+        for name, driver in self._drivers.items():
+            try:
+                observed[name] = driver.list_replicas()
+            except PolycloudError as e:
+                self._say(f"observe/{name}", "warning", "ClusterUnreachable", str(e), cluster=name)
+        return observed
+
+    def _act(self, actions: Actions) -> list[ReplicaStatus]:
+        for cluster, replica_id in actions.stop:
+            self._drivers[cluster].stop_replica(replica_id)
+        started: list[ReplicaStatus] = []
+        for spec in actions.start:
+            try:
+                started.append(self._drivers[spec.cluster].start_replica(spec))
+                self._said.pop(f"start/{spec.cluster}", None)
+            except PolycloudError as e:
+                key = f"start/{spec.cluster}"
+                self._say(key, "warning", "StartFailed", str(e), spec.service, spec.cluster)
+        return started
+
+    def _report_blocked(self, desired: DesiredState) -> None:
+        for service, why in desired.blocked.items():
+            self._say(f"blocked/{service}", "error", "ServiceBlocked", why, workload=service)
+
+    def _say(
+        self, key: str, level: EventLevel, reason: str, message: str, workload: str | None = None,
+        cluster: str | None = None,
+    ) -> None:
+        """Record an event once per distinct message for `key` (no repeats every pass)."""
+        if self._said.get(key) == message:
+            return
+        self._said[key] = message
+        self.store.add_events(
+            [EventInput(level=level, reason=reason, message=message, workload=workload, cluster=cluster)]
+        )
+
+    def _record(
+        self,
+        observed: dict[str, list[ReplicaStatus]],
+        started: list[ReplicaStatus],
+        actions: Actions,
+    ) -> None:
+        """Write the observed snapshot when it changed, and this pass's events."""
+        stopping = {replica_id for _, replica_id in actions.stop}
+        replicas: dict[str, ReplicaStatus] = {}
+        for statuses in observed.values():
+            for r in statuses:
+                replicas[r.id] = r
+        for r in started:
+            replicas[r.id] = r
+        records = [
+            ReplicaRecord(
+                id=r.id, workload=r.service, cluster=r.cluster, role=r.role, revision=r.revision,
+                endpoint=r.endpoint, pid=r.pid, state="stopping" if r.id in stopping else r.state,
+                message=r.message,
+            )
+            for r in sorted(replicas.values(), key=lambda r: r.id)
+        ]
+        fingerprint = [(r.id, r.state, r.endpoint, r.pid, r.revision, r.role) for r in records]
+        if fingerprint != self._snapshot:
+            self.store.replace_replicas(records)
+            self._snapshot = fingerprint
+        if actions.events:
+            self.store.add_events(actions.events)
+
+    def close(self) -> None:
+        for driver in self._drivers.values():
+            driver.close()

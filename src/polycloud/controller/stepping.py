@@ -1,0 +1,162 @@
+"""One reconcile decision (pure): given desired groups and observed replicas, what to start and stop.
+
+Rolling updates keep at least `count` ready replicas (max surge one, max unavailable zero); failed
+replicas are cleared and replaced after a growing back-off so a crash loop does not spin.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from polycloud.controller.desired import DesiredState, ReplicaGroup
+from polycloud.drivers.base import ReplicaSpec, ReplicaStatus
+from polycloud.state import EventInput
+from polycloud.state.records import EventLevel
+
+GroupKey = tuple[str, str]  # (service, cluster)
+BACKOFF_FIRST_S = 0.25
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class Backoff:
+    """Crash-loop back-off per (service, cluster): 0.25 s, 0.5 s, 1 s ... up to 30 s."""
+
+    failures: dict[GroupKey, int] = field(default_factory=dict)
+    not_before: dict[GroupKey, float] = field(default_factory=dict)
+
+    def failed(self, key: GroupKey, now: float) -> None:
+        n = self.failures.get(key, 0) + 1
+        self.failures[key] = n
+        self.not_before[key] = now + min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (n - 1))
+
+    def healthy(self, key: GroupKey) -> None:
+        self.failures.pop(key, None)
+        self.not_before.pop(key, None)
+
+    def waiting(self, key: GroupKey, now: float) -> bool:
+        return now < self.not_before.get(key, 0.0)
+
+
+@dataclass
+class Actions:
+    start: list[ReplicaSpec] = field(default_factory=list)
+    stop: list[tuple[str, str]] = field(default_factory=list)
+    """(cluster, replica id)."""
+    events: list[EventInput] = field(default_factory=list)
+
+
+def plan_step(
+    desired: DesiredState,
+    observed: Mapping[str, list[ReplicaStatus]],
+    backoff: Backoff,
+    now: float,
+) -> Actions:
+    """Decide the next actions for every (service, cluster) seen in desired or observed state."""
+    actions = Actions()
+    by_group: dict[GroupKey, list[ReplicaStatus]] = defaultdict(list)
+    for cluster, replicas in observed.items():
+        for r in replicas:
+            by_group[(r.service, cluster)].append(r)
+    for key in sorted(set(by_group) | {k for k in desired.groups if k[1] in observed}):
+        _plan_group(key, desired.groups.get(key), by_group.get(key, []), backoff, now, actions)
+    return actions
+
+
+def _plan_group(
+    key: GroupKey,
+    group: ReplicaGroup | None,
+    replicas: list[ReplicaStatus],
+    backoff: Backoff,
+    now: float,
+    actions: Actions,
+) -> None:
+    service, cluster = key
+    for r in replicas:
+        if r.state == "failed":
+            backoff.failed(key, now)
+            actions.stop.append((cluster, r.id))
+            actions.events.append(_event("warning", "ReplicaFailed", f"{r.id} failed: {r.message}", key))
+    alive = [r for r in replicas if r.state in ("starting", "ready")]
+    if group is None:
+        for r in alive:
+            actions.stop.append((cluster, r.id))
+            actions.events.append(_event("info", "ReplicaRemoved", f"{r.id} is no longer declared", key))
+        return
+    current = [r for r in alive if r.spec_hash == group.template.spec_hash]
+    outdated = [r for r in alive if r.spec_hash != group.template.spec_hash]
+    if any(r.state == "ready" for r in current):
+        backoff.healthy(key)
+    excess = max(0, len(current) - group.count)
+    surplus = sorted(current, key=lambda r: (r.state == "ready", -_ordinal(r.id)))[:excess]
+    for r in surplus:
+        actions.stop.append((cluster, r.id))
+        actions.events.append(_event("info", "ScaledDown", f"{r.id} stopped: {group.count} wanted", key))
+    _roll(key, group, current, outdated, replicas, backoff, now, actions)
+
+
+def _roll(
+    key: GroupKey,
+    group: ReplicaGroup,
+    current: list[ReplicaStatus],
+    outdated: list[ReplicaStatus],
+    everything: list[ReplicaStatus],
+    backoff: Backoff,
+    now: float,
+    actions: Actions,
+) -> None:
+    cluster = key[1]
+    kept = min(len(current), group.count)
+    limit = group.count + (1 if outdated else 0)
+    to_start = max(0, min(group.count - kept, limit - kept - len(outdated)))
+    if to_start and not backoff.waiting(key, now):
+        for ordinal in _free_ordinals((r.id for r in everything), key, to_start):
+            spec = _spec(group, f"{key[0]}-{cluster}-{ordinal}")
+            actions.start.append(spec)
+            actions.events.append(_event("info", "ReplicaStarting", f"{spec.id} (revision r{spec.revision})", key))
+    ready_current = sum(1 for r in current if r.state == "ready")
+    unready_old = [r for r in outdated if r.state != "ready"]
+    ready_old = sorted((r for r in outdated if r.state == "ready"), key=lambda r: -_ordinal(r.id))
+    removable = max(0, min(ready_current, group.count) + len(ready_old) - group.count)
+    for r in unready_old + ready_old[:removable]:
+        actions.stop.append((cluster, r.id))
+        actions.events.append(_event("info", "ReplicaReplaced", f"{r.id} replaced by the new revision", key))
+
+
+def _free_ordinals(ids: Iterable[str], key: GroupKey, n: int) -> list[int]:
+    prefix = f"{key[0]}-{key[1]}-"
+    used = {_ordinal(i) for i in ids if i.startswith(prefix)}
+    free: list[int] = []
+    k = 0
+    while len(free) < n:
+        if k not in used:
+            free.append(k)
+        k += 1
+    return free
+
+
+def _ordinal(replica_id: str) -> int:
+    tail = replica_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _spec(group: ReplicaGroup, replica_id: str) -> ReplicaSpec:
+    t = group.template
+    return ReplicaSpec(
+        id=replica_id,
+        service=t.service,
+        cluster=t.cluster,
+        revision=t.revision,
+        role=t.role,
+        spec_hash=t.spec_hash,
+        model_path=t.model_path,
+        model_sha256=t.model_sha256,
+        env=dict(t.env),
+        delay_ms=t.delay_ms,
+    )
+
+
+def _event(level: EventLevel, reason: str, message: str, key: GroupKey) -> EventInput:
+    return EventInput(level=level, reason=reason, message=message, workload=key[0], cluster=key[1])

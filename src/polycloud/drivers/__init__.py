@@ -1,0 +1,1 @@
+"""Drivers turn desired replicas into running ones on a cluster (one folder per driver type)."""

@@ -1,0 +1,324 @@
+"""`LocalDriver`: a cluster whose replicas are model-server processes on this machine.
+
+Processes are the truth: every call scans the process table for this home's and cluster's replica
+command lines, so replicas started by a control plane that crashed are found and adopted, and two
+driver objects (or two processes) on one home see the same fleet. Sidecar records
+(`drivers.local.records`) add what a command line cannot say; fault state lives in a shared file
+(`drivers.local.faultstate`).
+
+Replica states: `starting` until `GET /v2/health/ready` answers 200 (then cached per process),
+`ready`, `stopping` after `stop_replica` until the process has exited, and `failed` once the process
+exited on its own or was killed by a fault, until `stop_replica` acknowledges it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from polycloud.drivers.base import Fault, ReplicaSpec, ReplicaState, ReplicaStatus
+from polycloud.drivers.local import probing, spawning
+from polycloud.drivers.local.children import CHILDREN
+from polycloud.drivers.local.faulting import sync_faults
+from polycloud.drivers.local.faultstate import FaultState, FaultStore
+from polycloud.drivers.local.processes import ReplicaProcess, scan, send, server_command, wait_gone
+from polycloud.drivers.local.records import RecordStore, ReplicaRecord
+from polycloud.drivers.local.reporting import failure_message, process_status, record_status
+from polycloud.errors import NotFoundError, PermanentError, TransientError, UserError
+
+SPAWN_GRACE_S = 30.0
+"""A record without a pid younger than this is a spawn in progress; older, the spawner died."""
+KILL_WAIT_S = 10.0
+"""How long a stop waits for a SIGKILLed process to disappear."""
+
+_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
+
+
+def check_name(what: str, name: str) -> None:
+    """Refuse names that cannot safely be a file name and a command-line value.
+
+    Raises:
+        PermanentError: `name` is not letters, digits, `.`, `_` and `-` (starting and ending with a
+            letter or digit).
+    """
+    if not _NAME.match(name):
+        raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-'")
+
+
+class LocalDriver:
+    """Runs one cluster's replicas as local processes of `python -m polycloud.serving`.
+
+    Thread-safe: the reconciler and API threads may share one object. Implements `ClusterDriver` and
+    `SupportsFaults`.
+    """
+
+    def __init__(self, cluster: str, home: Path, *, python: str = sys.executable) -> None:
+        """Create a driver; cheap, starts nothing.
+
+        Args:
+            cluster: The cluster's name.
+            home: The polycloud home (`$POLYCLOUD_HOME`); replicas, records and logs live under it.
+            python: The interpreter that runs replicas.
+        """
+        check_name("cluster name", cluster)
+        self.cluster = cluster
+        self.home = home.expanduser().resolve()
+        self._python = python
+        self._records = RecordStore(self.home, cluster)
+        self._faults = FaultStore(self.home, cluster)
+        self._lock = threading.Lock()
+        self._ready: set[tuple[int, float]] = set()  # guarded by _lock
+        self._http = probing.new_client()
+
+    # ----------------------------------------------------------------------------------- listing
+
+    def list_replicas(self) -> list[ReplicaStatus]:
+        """Every replica of the cluster: running processes plus exited ones not yet stopped.
+
+        Probes the readiness of `starting` replicas (one short timeout for all) and re-sends the
+        injected faults to ready replicas that have not applied the current ones.
+        """
+        records = self._records.load_all()
+        running = self._running()
+        statuses: dict[str, ReplicaStatus] = {}
+        to_probe: list[ReplicaProcess] = []
+        for rid in sorted(records.keys() | running.keys()):
+            proc = running.get(rid)
+            if proc is None:
+                status = self._exited(self._records.get(rid))  # fresh: a stop may have just begun
+            else:
+                status = self._alive(proc, records.get(rid) or self._records.get(rid))
+                if status.state == "starting":
+                    to_probe.append(proc)
+            if status is not None:
+                statuses[rid] = status
+        for proc in self._probe(to_probe, records):
+            statuses[proc.replica_id] = replace(statuses[proc.replica_id], state="ready")
+        ready = [p for p in running.values() if statuses[p.replica_id].state == "ready"]
+        sync_faults(self._http, self._records, ready, self._faults.load(), only_changed=True)
+        return list(statuses.values())
+
+    def _running(self) -> dict[str, ReplicaProcess]:
+        """Live replica processes of the cluster by id (the oldest one when an id runs twice)."""
+        found: dict[str, ReplicaProcess] = {}
+        for proc in scan(self.home, self.cluster):
+            found.setdefault(proc.replica_id, proc)
+        with self._lock:
+            self._ready &= {p.key for p in found.values()}
+        return found
+
+    def _alive(self, proc: ReplicaProcess, record: ReplicaRecord | None) -> ReplicaStatus:
+        """The status of a running replica process."""
+        state: ReplicaState
+        if record is not None and record.stopping:
+            if record.stop_deadline is not None and time.time() > record.stop_deadline + 1.0:
+                send(proc, signal.SIGKILL)  # whoever stopped it did not live to finish the job
+            state = "stopping"
+        else:
+            with self._lock:
+                state = "ready" if proc.key in self._ready else "starting"
+        return process_status(proc, record, state)
+
+    def _exited(self, record: ReplicaRecord | None) -> ReplicaStatus | None:
+        """The status of a record whose process is not running; None when it is not to be listed."""
+        if record is None:
+            return None
+        if record.stopping:
+            self._records.delete_if(record.id, lambda r: r.stopping and r.pid == record.pid)
+            return None
+        if record.pid is None:
+            if time.time() - record.created_at < SPAWN_GRACE_S:
+                return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}")
+            return record_status(record, "failed", message="the replica process was never started")
+        ended = self._records.exit_of(record.id, record.pid)
+        message = failure_message(ended, self._log_path(record.id), record.log_offset)
+        return record_status(record, "failed", pid=record.pid, message=message)
+
+    def _probe(self, procs: list[ReplicaProcess], records: dict[str, ReplicaRecord]) -> list[ReplicaProcess]:
+        """Probe `procs` for readiness; remember and return the ready ones."""
+        targets = []
+        for proc in procs:
+            record = records.get(proc.replica_id)
+            delay = record.applied_delay_ms if record is not None else proc.delay_ms
+            targets.append((proc.endpoint or "", delay))
+        flags = probing.ready_flags(self._http, targets)
+        ready = [p for p, ok in zip(procs, flags, strict=True) if ok and p.endpoint]
+        with self._lock:
+            self._ready.update(p.key for p in ready)
+        return ready
+
+    # ---------------------------------------------------------------------------------- changing
+
+    def start_replica(self, spec: ReplicaSpec) -> ReplicaStatus:
+        """Spawn `spec` unless a process with its id runs already; returns at once (`starting`).
+
+        Raises:
+            TransientError: The cluster is down (injected fault) or no port is free.
+            PermanentError: The spec cannot be started here (wrong cluster, invalid id, bad env).
+        """
+        check_name("replica id", spec.id)
+        if spec.cluster != self.cluster:
+            raise PermanentError(f"replica {spec.id} is for cluster {spec.cluster}, not {self.cluster}")
+        env = spawning.replica_env(os.environ, spec.env)
+        with self._records.transaction() as txn:  # serialises starts across threads and processes
+            faults = self._faults.load()
+            if faults.down:
+                raise TransientError(f"cluster {self.cluster} is down (injected fault)")
+            for proc in scan(self.home, self.cluster):
+                if proc.replica_id == spec.id:
+                    return self._alive(proc, txn.get(spec.id))
+            log_path = self._log_path(spec.id)
+            listener = spawning.bind_listener()
+            try:
+                record = ReplicaRecord(
+                    id=spec.id,
+                    service=spec.service,
+                    cluster=self.cluster,
+                    revision=spec.revision,
+                    role=spec.role,
+                    spec_hash=spec.spec_hash,
+                    port=listener.getsockname()[1],
+                    base_delay_ms=spec.delay_ms,
+                    created_at=time.time(),
+                    log_offset=spawning.log_size(log_path),
+                    applied_delay_ms=spec.delay_ms + faults.delay_ms,
+                    applied_error_rate=faults.error_rate,
+                )
+                txn.put(record)  # before the spawn: a listing never sees a replica without metadata
+                command = self._command(spec, record, listener.fileno())
+                try:
+                    popen = spawning.spawn(command, env, log_path, listener, cwd=self.home)
+                except PermanentError:
+                    txn.delete(spec.id)
+                    raise
+            finally:
+                listener.close()
+            CHILDREN.add(popen, partial(self._records.note_exit, spec.id, popen.pid))
+            record = replace(record, pid=popen.pid)
+            txn.put(record)
+        return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}", pid=popen.pid)
+
+    def _command(self, spec: ReplicaSpec, record: ReplicaRecord, fd: int) -> list[str]:
+        model = spec.model_path
+        if "://" not in model:
+            model = str(Path(model).expanduser().resolve())
+        options = {"model": model, "name": spec.service, "host": "127.0.0.1"}
+        options |= {"port": str(record.port), "fd": str(fd)}
+        if spec.model_sha256:
+            options["sha256"] = spec.model_sha256
+        options |= {
+            "delay-ms": str(float(record.applied_delay_ms)),
+            "error-rate": str(float(record.applied_error_rate)),
+            "replica-id": spec.id,
+            "cluster": self.cluster,
+            "revision": str(spec.revision),
+            "spec-hash": spec.spec_hash,
+            "home": str(self.home),
+        }
+        return server_command(self._python, options)
+
+    def stop_replica(self, replica_id: str, grace_s: float = 10.0) -> None:
+        """SIGTERM the replica now and SIGKILL it after `grace_s` (from a background thread).
+
+        Returns quickly; never raises because the replica is gone. Forgets an exited replica's
+        failure, which is how the reconciler acknowledges a crash.
+        """
+        if not _NAME.match(replica_id):
+            return  # such a replica cannot exist
+        grace_s = max(0.0, grace_s)
+        with self._records.transaction() as txn:
+            record = txn.get(replica_id)
+            procs = [p for p in scan(self.home, self.cluster) if p.replica_id == replica_id]
+            if not procs:
+                txn.delete(replica_id)
+                return
+            if record is not None:
+                txn.put(replace(record, stopping=True, stop_deadline=time.time() + grace_s))
+        first = signal.SIGKILL if grace_s == 0 else signal.SIGTERM
+        for proc in procs:
+            send(proc, first)
+        pids = {p.pid for p in procs}
+        threading.Thread(
+            target=self._finish_stop,
+            args=(replica_id, procs, pids, grace_s),
+            name=f"polycloud-stop-{replica_id}",
+            daemon=True,
+        ).start()
+
+    def _finish_stop(
+        self, replica_id: str, procs: list[ReplicaProcess], pids: set[int], grace_s: float
+    ) -> None:
+        """Wait out the grace period, SIGKILL what is left, then forget the record."""
+        alive = wait_gone(procs, grace_s)
+        for proc in alive:
+            send(proc, signal.SIGKILL)
+        wait_gone(alive, KILL_WAIT_S)
+        self._records.delete_if(replica_id, lambda r: r.stopping and r.pid in pids)
+
+    def close(self) -> None:
+        """Release the HTTP client; replicas keep running."""
+        self._http.close()
+
+    # ------------------------------------------------------------------------------------ faults
+
+    def inject(self, fault: Fault) -> None:
+        """Apply `fault` (see `Fault`); latency and error rates are also given to later replicas.
+
+        Raises:
+            NotFoundError: `kill` names no running replica of this cluster.
+            UserError: A fault kind or value this driver cannot apply.
+        """
+        if fault.kind == "kill":
+            self._kill(fault.replica_id)
+        elif fault.kind == "down":
+            self._faults.update(lambda s: replace(s, down=True))
+            with self._records.transaction():  # a start in progress either finishes first or sees `down`
+                procs = scan(self.home, self.cluster)
+            self._kill_now(procs, "killed: cluster down (injected fault)")
+        elif fault.kind == "latency":
+            if not fault.delay_ms >= 0:
+                raise UserError(f"latency fault needs delay_ms >= 0, got {fault.delay_ms}")
+            sync_faults(
+                self._http,
+                self._records,
+                self._live(),
+                self._faults.update(lambda s: replace(s, delay_ms=fault.delay_ms)),
+            )
+        elif fault.kind == "errors":
+            if not 0 <= fault.error_rate <= 1:
+                raise UserError(f"errors fault needs 0 <= error_rate <= 1, got {fault.error_rate}")
+            state = self._faults.update(lambda s: replace(s, error_rate=fault.error_rate))
+            sync_faults(self._http, self._records, self._live(), state)
+        else:
+            raise UserError(f"unknown fault kind {fault.kind!r}")
+
+    def clear_faults(self) -> None:
+        """Lift `down`, and return every running replica to its own delay and no injected errors."""
+        self._faults.clear()
+        sync_faults(self._http, self._records, self._live(), FaultState())
+
+    def _kill(self, replica_id: str | None) -> None:
+        procs = [p for p in scan(self.home, self.cluster) if p.replica_id == replica_id]
+        if replica_id is None or not procs:
+            raise NotFoundError(f"no running replica {replica_id!r} in cluster {self.cluster}")
+        self._kill_now(procs, "killed by injected fault (SIGKILL)")
+
+    def _kill_now(self, procs: list[ReplicaProcess], note: str) -> None:
+        """SIGKILL `procs`, noting why, and wait (briefly: SIGKILL is quick) until they are gone."""
+        for proc in procs:
+            self._records.note_exit(proc.replica_id, proc.pid, -signal.SIGKILL, note)
+            send(proc, signal.SIGKILL)
+        wait_gone(procs, KILL_WAIT_S)
+
+    def _live(self) -> list[ReplicaProcess]:
+        return list(self._running().values())
+
+    def _log_path(self, replica_id: str) -> Path:
+        return self.home / "logs" / f"{replica_id}.log"

@@ -1,0 +1,131 @@
+"""`plan_fleet`: from a validated fleet and the catalog to an exactly optimal, explained Plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polycloud.catalog import Catalog
+from polycloud.placement.choices import Choice, Problem, ProblemBuilder, QuotaKey
+from polycloud.placement.explaining import explain, infeasible_reasons, unused_reasons
+from polycloud.placement.plan import Assignment, Infeasible, Placement, Plan, money
+from polycloud.placement.sites import Site, build_site
+from polycloud.placement.solving import Result, Solution, solve
+from polycloud.spec.fleet import Fleet
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """The plan plus the solver's figures (for benchmarks and diagnostics)."""
+
+    plan: Plan
+    result: Result
+    problems: list[Problem]
+
+
+def plan_fleet(fleet: Fleet, catalog: Catalog, *, lower_bound: bool = False) -> Plan:
+    """Place every workload of `fleet` at least total cost under DESIGN.md §4."""
+    return plan_fleet_detailed(fleet, catalog, lower_bound=lower_bound).plan
+
+
+def plan_fleet_detailed(fleet: Fleet, catalog: Catalog, *, lower_bound: bool = False) -> PlanOutcome:
+    sites = {name: build_site(cluster, catalog) for name, cluster in fleet.clusters.items()}
+    builder = ProblemBuilder(fleet, sites, catalog)
+    problems = [builder.build(w) for w in fleet.workloads()]
+    result = solve(problems, quota_caps(sites), lower_bound=lower_bound)
+    placements: list[Placement] = []
+    infeasible: list[Infeasible] = []
+    for p in problems:
+        solution = result.solutions.get(p.name)
+        if solution is None:
+            failure = result.failures.get(p.name, "no feasible placement")
+            infeasible.append(Infeasible(p.name, p.kind, infeasible_reasons(p, failure)))
+            continue
+        why = explain(p, solution, unused_reasons(p, result.solutions))
+        placements.append(to_placement(p, solution, why))
+    baseline = naive_baseline(problems, {p.workload for p in placements})
+    plan = Plan(
+        placements=placements,
+        infeasible=infeasible,
+        totalUSD=money(sum(p.totalUSD for p in placements)),
+        baselineUSD=money(baseline[1]) if baseline else None,
+        baselineProvider=baseline[0] if baseline else None,
+    )
+    return PlanOutcome(plan, result, problems)
+
+
+def quota_caps(sites: dict[str, Site]) -> dict[QuotaKey, float]:
+    return {(name, acc): float(cap) for name, site in sites.items() for acc, cap in site.quotas.items()}
+
+
+def to_placement(p: Problem, solution: Solution, explanation: str) -> Placement:
+    compute = sum((c.compute_usd for c in solution), 0.0)
+    egress = sum((c.egress_usd for c in solution), 0.0)
+    return Placement(
+        workload=p.name,
+        kind=p.kind,
+        pattern=p.pattern,
+        assignments=[_assignment(c) for c in solution],
+        computeUSD=money(compute),
+        egressUSD=money(egress),
+        totalUSD=money(compute + egress),
+        explanation=explanation,
+    )
+
+
+def _assignment(c: Choice) -> Assignment:
+    return Assignment(
+        cluster=c.cluster,
+        role=c.role,
+        replicas=0 if c.role == "burst" else (1 if c.role == "standby" else c.replicas),
+        instanceType=c.offering.instance_type,
+        hourlyUSD=c.hourly_usd,
+        spot=c.spot,
+        accelerator=c.offering.accelerator,
+        acceleratorCount=c.offering.accelerator_count,
+        costUSD=money(c.cost),
+    )
+
+
+def naive_baseline(problems: list[Problem], placed: set[str]) -> tuple[str, float] | None:
+    """What the placed workloads would cost on the one provider that is cheapest for all of them.
+
+    Naive means what a team without a planner does: pick one provider, put each workload on its cheapest
+    compute there (data egress paid but ignored when choosing; quotas ignored), and put a pattern's
+    second role on the cheapest compute it may use elsewhere.
+    """
+    totals: dict[str, float] = {}
+    providers = {prov for p in problems for prov in p.providers.values()}
+    for provider in sorted(providers):
+        total = 0.0
+        for p in problems:
+            if p.name not in placed:
+                continue
+            cost = _naive_cost(p, provider)
+            if cost is None:
+                break
+            total += cost
+        else:
+            totals[provider] = total
+    if not totals:
+        return None
+    best = min(totals, key=lambda k: totals[k])
+    return best, totals[best]
+
+
+def _naive_cost(p: Problem, provider: str) -> float | None:
+    mine = [c for c in p.choices["active"] if p.providers[c.cluster] == provider]
+    if not mine:
+        return None
+    primary = min(mine, key=lambda c: (c.compute_usd, c.cluster))
+    if len(p.roles) == 1:
+        return primary.cost
+    second_role = p.roles[1]
+    others = [
+        c
+        for c in p.choices[second_role]
+        if c.cluster != primary.cluster
+        and (p.pattern == "burst" or p.providers[c.cluster] != provider)
+    ]
+    if not others:
+        return None
+    return primary.cost + min(others, key=lambda c: (c.compute_usd, c.cluster)).cost

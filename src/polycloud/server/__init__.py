@@ -1,0 +1,1 @@
+"""The control-plane process: state store, reconciler, API and the gateway child, for one home."""

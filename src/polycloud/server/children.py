@@ -1,0 +1,50 @@
+"""The gateway runs as a child process of the control plane, restarted if it dies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+class GatewayProcess:
+    """Starts `python -m polycloud.gateway` and keeps it running until `stop()`."""
+
+    def __init__(self, *, addr: str, database_url: str, region: str, log: Path) -> None:
+        self.command = [
+            sys.executable, "-m", "polycloud.gateway",
+            "--addr", addr, "--database-url", database_url, "--region", region,
+        ]
+        self.log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name="gateway-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self._proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                self._spawn()
+            self._stopping.wait(0.5)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

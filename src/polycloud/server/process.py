@@ -1,0 +1,162 @@
+"""Run a control plane for one home: store, reconciler thread, gateway child, API server (blocking)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from polycloud.api.app import create_app
+from polycloud.api.context import ApiContext
+from polycloud.catalog import Catalog, load_catalog
+from polycloud.controller.reconciler import Reconciler
+from polycloud.drivers.base import ClusterDriver, Fault, SupportsFaults
+from polycloud.drivers.registry import create_driver
+from polycloud.errors import NotFoundError, PermanentError, UserError
+from polycloud.placement.sites import Point
+from polycloud.server.children import GatewayProcess
+from polycloud.server.runfile import RunInfo, exclusive, remove_runinfo, write_runinfo, write_token
+from polycloud.services.applying import FleetService
+from polycloud.services.inspecting import Endpoints
+from polycloud.settings import Settings
+from polycloud.state import Store
+
+STOP_ALL_TIMEOUT_S = 20.0
+
+
+def origin_point(region: str, catalog: Catalog) -> Point:
+    """The gateway's standing point, from `provider/region`."""
+    provider, _, name = region.partition("/")
+    found = catalog.region(provider, name)
+    if found is None:
+        raise UserError(f"POLYCLOUD_GATEWAY_REGION {region!r} is not a catalog region (provider/region)")
+    return Point(found.lat, found.lon, (provider, name))
+
+
+def bind(addr: str, *, fallback_to_free: bool) -> socket.socket:
+    """A listening socket on `host:port`; with `fallback_to_free`, any free port when that one is taken."""
+    host, _, port = addr.rpartition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host or "127.0.0.1", int(port)))
+    except OSError as e:
+        if not fallback_to_free:
+            sock.close()
+            raise UserError(f"cannot listen on {addr}: {e.strerror}") from e
+        sock.bind((host or "127.0.0.1", 0))
+    sock.listen(512)
+    return sock
+
+
+def free_addr(addr: str) -> None:
+    """Fail early and clearly when the gateway's address is taken."""
+    bind(addr, fallback_to_free=False).close()
+
+
+class ControlPlane:
+    """One control plane. `serve()` blocks until shutdown (SIGINT/SIGTERM or the API's /shutdown)."""
+
+    def __init__(self, settings: Settings, *, on_ready: Callable[[RunInfo, Path | None], None]) -> None:
+        self.settings = settings
+        self.home = settings.resolved_home
+        self.on_ready = on_ready
+        self._server: uvicorn.Server | None = None
+        self._stop_replicas = False
+
+    def serve(self) -> None:
+        with exclusive(self.home):
+            self._serve_locked()
+
+    def _serve_locked(self) -> None:
+        settings, home = self.settings, self.home
+        store = Store.open(settings.resolved_database_url)
+        catalog = load_catalog()
+        token_path = self._first_token(store)
+        reconciler = Reconciler(
+            store=store,
+            catalog=catalog,
+            home=home,
+            origin=origin_point(settings.gateway_region, catalog),
+            make_driver=lambda kind, cluster, h: create_driver(kind, cluster, h),
+        )
+        free_addr(settings.gateway_addr)
+        gateway = GatewayProcess(
+            addr=settings.gateway_addr,
+            database_url=settings.resolved_database_url,
+            region=settings.gateway_region,
+            log=settings.logs_dir / "gateway.log",
+        )
+        api_sock = bind(settings.api_addr, fallback_to_free=True)
+        host, port = api_sock.getsockname()[:2]
+        endpoints = Endpoints(api_url=f"http://{host}:{port}", gateway_url=f"http://{settings.gateway_addr}")
+        context = ApiContext(
+            store=store,
+            fleet=FleetService(store, catalog, on_change=reconciler.wake),
+            endpoints=endpoints,
+            wake=reconciler.wake,
+            inject_fault=lambda cluster, fault: self._fault(reconciler, cluster, fault),
+            shutdown=self.request_shutdown,
+        )
+        config = uvicorn.Config(create_app(context), log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        loop = threading.Thread(target=reconciler.run, name="reconciler", daemon=True)
+        loop.start()
+        gateway.start()
+        info = RunInfo(pid=os.getpid(), api_url=endpoints.api_url, gateway_url=endpoints.gateway_url)
+        write_runinfo(home, info)
+        self.on_ready(info, token_path)
+        try:
+            self._server.run(sockets=[api_sock])
+        finally:
+            reconciler.stop()
+            loop.join(timeout=10)
+            gateway.stop()
+            if self._stop_replicas:
+                stop_everything(reconciler)
+            reconciler.close()
+            remove_runinfo(home)
+            store.close()
+
+    def request_shutdown(self, stop_replicas: bool = True) -> None:
+        self._stop_replicas = stop_replicas
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def _first_token(self, store: Store) -> Path | None:
+        """On the first start of a home, create an admin token and keep it in a 0600 file."""
+        if store.tokens():
+            return None
+        token, _ = store.create_token(name="admin", role="admin", project=None, expires_at=None)
+        return write_token(self.home, token)
+
+    @staticmethod
+    def _fault(reconciler: Reconciler, cluster: str, fault: Fault | None) -> None:
+        driver = reconciler.driver(cluster)
+        if driver is None:
+            raise NotFoundError(f"no running driver for cluster {cluster!r}")
+        if not isinstance(driver, SupportsFaults):
+            raise PermanentError(f"the driver of cluster {cluster} cannot inject faults")
+        if fault is None:
+            driver.clear_faults()
+        else:
+            driver.inject(fault)
+        reconciler.wake()
+
+
+def stop_everything(reconciler: Reconciler) -> None:
+    """Stop every replica every driver reports, and wait until none is left (bounded)."""
+    drivers: list[ClusterDriver] = reconciler.drivers()
+    deadline = time.monotonic() + STOP_ALL_TIMEOUT_S
+    while time.monotonic() < deadline:
+        left = [(d, r.id) for d in drivers for r in d.list_replicas()]
+        if not left:
+            return
+        for driver, replica_id in left:
+            driver.stop_replica(replica_id, grace_s=5.0)
+        time.sleep(0.2)

@@ -1,0 +1,169 @@
+"""Plan and apply a fleet: the diff against what is recorded, model checks, one atomic revision write.
+
+Nothing is written unless every workload can be placed and every model loads: apply is all or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from polycloud.catalog import Catalog
+from polycloud.errors import PermanentError, UserError
+from polycloud.placement import Placement, Plan, plan_fleet
+from polycloud.serving.model import inspect_model
+from polycloud.services.documents import documents_to_fleet
+from polycloud.spec import Fleet
+from polycloud.state import DocumentInput, Store, WorkloadInput, WorkloadState, content_hash
+
+Action = Literal["+", "~", "-", "="]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One workload's fate in an apply, with its cost before and after (per month, or per job run)."""
+
+    workload: str
+    kind: str
+    action: Action
+    beforeUSD: float
+    afterUSD: float
+    revision: int | None
+
+
+@dataclass(frozen=True)
+class Preview:
+    changes: list[Change]
+    plan: Plan
+    applied: bool = False
+
+    @property
+    def deltaUSD(self) -> float:
+        return round(sum(c.afterUSD - c.beforeUSD for c in self.changes), 6)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changes": [asdict(c) for c in self.changes],
+            "deltaUSD": self.deltaUSD,
+            "applied": self.applied,
+            "plan": self.plan.to_json(),
+        }
+
+
+class FleetService:
+    """Plan, preview and apply fleets against the state store."""
+
+    def __init__(self, store: Store, catalog: Catalog, on_change: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.on_change = on_change
+
+    def plan(self, documents: list[dict[str, Any]]) -> Plan:
+        return plan_fleet(documents_to_fleet(documents, self.catalog), self.catalog)
+
+    def apply(self, documents: list[dict[str, Any]], *, author: str, message: str, dry_run: bool) -> Preview:
+        """Diff `documents` against the recorded state; unless `dry_run`, record it in one transaction."""
+        fleet = documents_to_fleet(documents, self.catalog)
+        plan = plan_fleet(fleet, self.catalog)
+        if plan.infeasible:
+            lines = [f"{i.kind} {i.workload}: " + "; ".join(i.reasons) for i in plan.infeasible]
+            raise UserError("cannot apply, some workloads cannot be placed:\n  " + "\n  ".join(lines))
+        pin_model_digests(fleet)
+        inputs = workload_inputs(fleet, plan)
+        changes = diff(self.store.current(), inputs, plan)
+        if dry_run:
+            return Preview(changes, plan)
+        result = self.store.apply(
+            workloads=inputs, documents=document_inputs(fleet), author=author, message=message, prune=True
+        )
+        revisions = {w.name: w.revision for w in result.workloads}
+        self.on_change()
+        changes = [
+            Change(c.workload, c.kind, c.action, c.beforeUSD, c.afterUSD, revisions.get(c.workload, c.revision))
+            for c in changes
+        ]
+        return Preview(changes, plan, applied=True)
+
+
+def pin_model_digests(fleet: Fleet) -> None:
+    """Check every service's model loads, and pin its sha256 in the spec (a revision names exact bytes)."""
+    for name, service in list(fleet.services.items()):
+        model = service.spec.model
+        if model.path is None:
+            continue
+        try:
+            digest = file_sha256(Path(model.path))
+            inspect_model(Path(model.path), model.sha256)
+        except (OSError, PermanentError) as e:
+            raise UserError(f"Service {name}: model {model.path}: {e}") from e
+        pinned = model.model_copy(update={"sha256": digest})
+        spec = service.spec.model_copy(update={"model": pinned})
+        fleet.services[name] = service.model_copy(update={"spec": spec})
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
+    inputs = []
+    for workload in fleet.workloads():
+        placement = plan.placement(workload.metadata.name)
+        if placement is None:
+            continue
+        spec = workload.model_dump(mode="json")
+        assignments = [asdict(a) for a in placement.assignments]
+        inputs.append(
+            WorkloadInput(
+                name=workload.metadata.name,
+                kind=workload.kind,
+                spec=spec,
+                content_hash=content_hash({"spec": spec, "placement": assignments}),
+                placement=assignments,
+                project=workload.metadata.labels.get("project"),
+            )
+        )
+    return inputs
+
+
+def document_inputs(fleet: Fleet) -> list[DocumentInput]:
+    docs = [*fleet.clusters.values(), *fleet.datasets.values(), *fleet.policies.values()]
+    return [
+        DocumentInput(
+            kind=d.kind, name=d.metadata.name, spec=d.model_dump(mode="json"),
+            content_hash=content_hash(d.model_dump(mode="json")),
+        )
+        for d in docs
+    ]
+
+
+def recorded_cost(state: WorkloadState) -> float:
+    return round(sum(float(a.get("costUSD", 0.0)) for a in state.placement), 6)
+
+
+def diff(current: list[WorkloadState], inputs: list[WorkloadInput], plan: Plan) -> list[Change]:
+    """`+` new, `~` changed, `=` unchanged, `-` no longer declared — with costs before and after."""
+    before = {w.name: w for w in current}
+    changes: list[Change] = []
+    for item in inputs:
+        placement: Placement | None = plan.placement(item.name)
+        after = placement.totalUSD if placement else 0.0
+        old = before.get(item.name)
+        if old is None:
+            changes.append(Change(item.name, item.kind, "+", 0.0, after, None))
+        elif old.content_hash != item.content_hash:
+            changes.append(Change(item.name, item.kind, "~", recorded_cost(old), after, old.number))
+        else:
+            changes.append(Change(item.name, item.kind, "=", recorded_cost(old), after, old.number))
+    declared = {i.name for i in inputs}
+    for old in current:
+        if old.name not in declared:
+            changes.append(Change(old.name, old.kind, "-", recorded_cost(old), 0.0, old.number))
+    return changes

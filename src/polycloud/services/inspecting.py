@@ -1,0 +1,112 @@
+"""Read-side use cases: fleet status (DESIGN.md §5 shape), history, events, and rollback."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from polycloud.state import ReplicaRecord, RevisionRecord, Store
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    api_url: str
+    gateway_url: str
+
+
+def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
+    """`polycloud status --json`: every service, its clusters in plan order, and their replicas."""
+    replicas: dict[tuple[str, str], list[ReplicaRecord]] = defaultdict(list)
+    for r in store.replicas():
+        replicas[(r.workload, r.cluster)].append(r)
+    services = []
+    for w in store.current():
+        if w.kind != "Service":
+            continue
+        clusters = []
+        seen = set()
+        for a in w.placement:
+            cluster = str(a["cluster"])
+            seen.add(cluster)
+            clusters.append(_cluster(cluster, str(a["role"]), int(a["replicas"]), replicas[(w.name, cluster)]))
+        for (service, cluster), reps in sorted(replicas.items()):
+            if service == w.name and cluster not in seen:
+                clusters.append(_cluster(cluster, reps[0].role, 0, reps))
+        services.append({"name": w.name, "revision": f"r{w.number}", "clusters": clusters})
+    return {
+        "gateway": {"url": endpoints.gateway_url},
+        "api": {"url": endpoints.api_url},
+        "services": services,
+    }
+
+
+def _cluster(cluster: str, role: str, desired: int, reps: list[ReplicaRecord]) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "role": role,
+        "desired": desired,
+        "replicas": [
+            {
+                "id": r.id,
+                "endpoint": r.endpoint,
+                "pid": r.pid,
+                "state": r.state,
+                "revision": f"r{r.revision}",
+                "message": r.message,
+            }
+            for r in sorted(reps, key=lambda r: r.id)
+        ],
+    }
+
+
+def is_converged(status: dict[str, Any], names: set[str] | None = None) -> bool:
+    """True when every (named) service runs exactly its desired replicas and all are ready."""
+    return all(
+        len(c["replicas"]) == c["desired"] and all(r["state"] == "ready" for r in c["replicas"])
+        for svc in status["services"]
+        if names is None or svc["name"] in names
+        for c in svc["clusters"]
+    )
+
+
+def revision_json(r: RevisionRecord) -> dict[str, Any]:
+    return {
+        "workload": r.workload,
+        "kind": r.kind,
+        "revision": f"r{r.number}",
+        "number": r.number,
+        "contentHash": r.content_hash,
+        "author": r.author,
+        "message": r.message,
+        "createdAt": r.created_at.isoformat(),
+        "placement": r.placement,
+        "costUSD": round(sum(float(a.get("costUSD", 0.0)) for a in r.placement), 6),
+    }
+
+
+def history(store: Store, workload: str) -> list[dict[str, Any]]:
+    return [revision_json(r) for r in store.history(workload)]
+
+
+def rollback(
+    store: Store, workload: str, to: int | None, author: str, on_change: Callable[[], None]
+) -> dict[str, Any]:
+    record = store.rollback(workload, to=to, author=author)
+    on_change()
+    return revision_json(record)
+
+
+def events(store: Store, workload: str | None, limit: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "time": e.time.isoformat(),
+            "level": e.level,
+            "reason": e.reason,
+            "workload": e.workload,
+            "cluster": e.cluster,
+            "message": e.message,
+        }
+        for e in store.events(workload=workload, limit=limit)
+    ]

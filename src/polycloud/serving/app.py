@@ -1,0 +1,244 @@
+"""The replica's HTTP application: Open Inference Protocol v2 REST, `/metrics` and the fault admin API.
+
+Routes (a `{version}` segment is optional after the model name, `/v2/models/{name}/versions/{v}/...`):
+
+    GET  /v2                          server metadata
+    GET  /v2/health/live              200 while the process serves
+    GET  /v2/health/ready             200 once the model is loaded, 503 while shutting down
+    GET  /v2/models/{name}            model metadata (inputs and outputs: name, datatype, shape)
+    GET  /v2/models/{name}/ready      as /v2/health/ready, for the model
+    POST /v2/models/{name}/infer      inference on JSON tensors
+    GET  /metrics                     Prometheus text format
+    GET  /_polycloud/faults           the injected extra delay and error rate
+    POST /_polycloud/faults           change them: {"delayMs": float, "errorRate": float}
+
+Errors are JSON `{"error": "..."}`: 400 for a request that does not fit the model, 404 for another
+model name or path, 500 for an injected fault or a model failure. Inference (JSON decoding, checks,
+the model run, encoding) runs in a small thread pool so the event loop stays free for health checks.
+Every `/v2` answer is delayed by the simulated network delay (`faults`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from polycloud.errors import PermanentError
+from polycloud.serving.faults import Faults, InvalidFaults
+from polycloud.serving.metrics import ReplicaMetrics
+from polycloud.serving.model import Model
+from polycloud.serving.protocol import (
+    InvalidRequest,
+    encode_infer_response,
+    error_body,
+    model_metadata,
+    parse_infer_request,
+    server_metadata,
+)
+
+JSON = "application/json"
+INFER_WORKERS = 2
+"""Threads running inference: one session thread each, and replicas share the machine's cores."""
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, separators=(",", ":")).encode(), status, media_type=JSON)
+
+
+def _error(message: str, status: int) -> Response:
+    return Response(error_body(message), status, media_type=JSON)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The model a replica serves and the names it answers to."""
+
+    name: str
+    """The name clients use in URLs (the Service's name)."""
+    version: str
+    """The one version served (the revision)."""
+    model: Model
+
+
+class Replica:
+    """The state behind the routes: the model, readiness, faults, metrics and the inference threads."""
+
+    def __init__(self, served: ServedModel, faults: Faults, metrics: ReplicaMetrics) -> None:
+        """Create the replica's application state.
+
+        Args:
+            served: The model and its name and version.
+            faults: Simulated delay and error rate.
+            metrics: Where requests are counted.
+        """
+        self.served = served
+        self.faults = faults
+        self.metrics = metrics
+        self.ready = True
+        self._executor = ThreadPoolExecutor(max_workers=INFER_WORKERS, thread_name_prefix="infer")
+
+    def close(self) -> None:
+        """Stop the inference threads once no request is in flight (queued work is dropped)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _unknown_model(self, request: Request) -> Response | None:
+        name = request.path_params["name"]
+        version = request.path_params.get("version", self.served.version)
+        if name != self.served.name:
+            return _error(f"unknown model {name!r}; this replica serves {self.served.name!r}", 404)
+        if version != self.served.version:
+            return _error(f"model {name!r} has no version {version!r} (it has {self.served.version!r})", 404)
+        return None
+
+    async def server_metadata(self, request: Request) -> Response:
+        """`GET /v2`."""
+        return _json(server_metadata())
+
+    async def live(self, request: Request) -> Response:
+        """`GET /v2/health/live`."""
+        return _json({"live": True})
+
+    async def ready_(self, request: Request) -> Response:
+        """`GET /v2/health/ready`."""
+        return _json({"ready": self.ready}, 200 if self.ready else 503)
+
+    async def model_metadata(self, request: Request) -> Response:
+        """`GET /v2/models/{name}`."""
+        unknown = self._unknown_model(request)
+        if unknown is not None:
+            return unknown
+        served = self.served
+        return _json(model_metadata(served.name, served.version, served.model.info))
+
+    async def model_ready(self, request: Request) -> Response:
+        """`GET /v2/models/{name}/ready`."""
+        unknown = self._unknown_model(request)
+        if unknown is not None:
+            return unknown
+        return _json({"name": self.served.name, "ready": self.ready}, 200 if self.ready else 503)
+
+    async def infer(self, request: Request) -> Response:
+        """`POST /v2/models/{name}/infer`."""
+        unknown = self._unknown_model(request)
+        if unknown is not None:
+            return unknown
+        body = await request.body()
+        loop = asyncio.get_running_loop()
+        try:
+            payload = await loop.run_in_executor(self._executor, self._infer, body)
+        except InvalidRequest as e:
+            return _error(str(e), 400)
+        except PermanentError as e:
+            return _error(str(e), 500)
+        return Response(payload, media_type=JSON)
+
+    def _infer(self, body: bytes) -> bytes:
+        served = self.served
+        request = parse_infer_request(body, served.model.info)
+        try:
+            outputs = served.model.run(request.inputs, request.outputs)
+        except ValueError as e:
+            raise InvalidRequest(f"the model rejected the inputs: {e}") from e
+        return encode_infer_response(served.name, served.version, request.id, outputs)
+
+    async def metrics_(self, request: Request) -> Response:
+        """`GET /metrics`."""
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def faults_(self, request: Request) -> Response:
+        """`GET` and `POST /_polycloud/faults`."""
+        if request.method == "POST":
+            try:
+                self.faults.update(json.loads(await request.body()))
+            except ValueError as e:
+                return _error(f"the body is not valid JSON: {e}", 400)
+            except InvalidFaults as e:
+                return _error(str(e), 400)
+        return _json(self.faults.to_json())
+
+
+class SimulatedNetwork:
+    """ASGI middleware: delays `/v2` answers, injects 500s into inference, and measures inference."""
+
+    def __init__(self, app: ASGIApp, replica: Replica) -> None:
+        self.app = app
+        self.replica = replica
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST" or not path.endswith("/infer"):
+            await self._delay()
+            await self.app(scope, receive, send)
+            return
+        await self._infer(scope, receive, send)
+
+    async def _delay(self) -> None:
+        delay = self.replica.faults.delay_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.replica.metrics
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.started()
+        try:
+            await self._delay()
+            if self.replica.faults.should_fail():
+                await _error("injected fault: this replica fails a share of requests", 500)(
+                    scope, receive, send_status
+                )
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            metrics.finished(status, time.perf_counter() - start)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _error(exc.detail, exc.status_code)
+    return _error("internal error", 500)
+
+
+def create_app(replica: Replica) -> ASGIApp:
+    """Build the ASGI application of a replica.
+
+    Args:
+        replica: The state the routes serve.
+    """
+    routes: list[Route] = [
+        Route("/v2", replica.server_metadata, methods=["GET"]),
+        Route("/v2/health/live", replica.live, methods=["GET"]),
+        Route("/v2/health/ready", replica.ready_, methods=["GET"]),
+        Route("/metrics", replica.metrics_, methods=["GET"]),
+        Route("/_polycloud/faults", replica.faults_, methods=["GET", "POST"]),
+    ]
+    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        routes += [
+            Route(prefix, replica.model_metadata, methods=["GET"]),
+            Route(f"{prefix}/ready", replica.model_ready, methods=["GET"]),
+            Route(f"{prefix}/infer", replica.infer, methods=["POST"]),
+        ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return SimulatedNetwork(app, replica)

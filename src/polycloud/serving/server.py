@@ -1,0 +1,223 @@
+"""Running a replica: load the model, listen, serve with uvicorn, and drain gracefully on SIGTERM.
+
+The listening socket is either inherited (`fd`: the driver binds port 0 itself, so there is no race
+for a free port, and passes the descriptor) or bound here from `host` and `port`.
+
+SIGTERM or SIGINT marks the replica not ready, stops accepting connections, lets in-flight requests
+finish within `grace_s` seconds (after that they are cancelled), and `run` returns 0. uvicorn's own
+signal handling is bypassed, because it re-raises the signal after shutting down, which would end the
+process with "killed by SIGTERM" instead of a clean exit. A signal that arrives while the model is
+still loading ends the replica as soon as the load returns, also with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from polycloud.errors import PermanentError, PolycloudError
+from polycloud.serving.app import Replica, ServedModel, create_app
+from polycloud.serving.events import EventLog
+from polycloud.serving.faults import Faults, FaultSettings
+from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
+from polycloud.serving.model import load_model
+
+BACKLOG = 1024
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything a replica is started with (the command-line flags of `python -m polycloud.serving`)."""
+
+    model: Path
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    fd: int | None = None
+    """An inherited listening socket; `host` and `port` are then informational."""
+    sha256: str | None = None
+    delay_ms: float = 0.0
+    error_rate: float = 0.0
+    replica_id: str = ""
+    cluster: str = ""
+    revision: str = ""
+    spec_hash: str = ""
+    home: str = ""
+    grace_s: float = 10.0
+    """How long in-flight requests may take to finish after SIGTERM."""
+
+    def identity(self) -> dict[str, str]:
+        """The fields every log event of the replica carries."""
+        fields = {
+            "replica": self.replica_id,
+            "service": self.name,
+            "cluster": self.cluster,
+            "revision": self.revision,
+            "specHash": self.spec_hash,
+            "home": self.home,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+
+class _StopRequested(Exception):
+    """A stop signal arrived before the server was running."""
+
+
+def _stop_early(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested
+
+
+def _inherited_socket(fd: int) -> socket.socket:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        raise PermanentError(f"--fd {fd}: not an open file descriptor") from e
+    if not stat.S_ISSOCK(mode):
+        raise PermanentError(f"--fd {fd}: not a socket")
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM:
+        sock.close()
+        raise PermanentError(f"--fd {fd}: not a stream (TCP) socket")
+    try:
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(BACKLOG)
+    except OSError as e:
+        sock.close()
+        raise PermanentError(f"--fd {fd}: cannot listen: {e.strerror or e}") from e
+    return sock
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as e:
+        sock.close()
+        raise PermanentError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return sock
+
+
+def listening_socket(options: ServerOptions) -> socket.socket:
+    """The socket the replica serves on: inherited from `options.fd`, or bound to host and port.
+
+    Raises:
+        PermanentError: The descriptor is not a stream socket, or the address cannot be bound.
+    """
+    if options.fd is not None:
+        return _inherited_socket(options.fd)
+    return _bound_socket(options.host, options.port)
+
+
+def _endpoint(sock: socket.socket) -> str:
+    address = sock.getsockname()
+    if isinstance(address, tuple):
+        host = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
+        return f"http://{host}:{address[1]}"
+    return str(address)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with signals left to the caller and a callback once it accepts requests."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_started()
+
+
+async def _serve(server: _Server, sock: socket.socket, replica: Replica, events: EventLog) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        if server.should_exit:
+            server.force_exit = server.force_exit or sig == signal.SIGINT
+            return
+        replica.ready = False
+        server.should_exit = True
+        events.emit("stopping", signal=sig.name, inflight=len(server.server_state.tasks))
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop, sig)
+    await server.serve(sockets=[sock])
+
+
+def run(options: ServerOptions, events: EventLog | None = None) -> int:
+    """Serve a model until a stop signal, then drain and return.
+
+    Args:
+        options: What to serve, where, and as whom.
+        events: Where lifecycle events go (JSON lines on stdout by default).
+
+    Returns:
+        The exit status: 0 after a graceful stop.
+
+    Raises:
+        PermanentError: The model cannot be loaded or the socket cannot be used (exit status 2).
+    """
+    log = events or EventLog(options.identity())
+    previous = {sig: signal.signal(sig, _stop_early) for sig in STOP_SIGNALS}
+    started = time.monotonic()
+    try:
+        log.emit("loading", model=str(options.model), pid=os.getpid())
+        try:
+            model = load_model(options.model, options.sha256)
+            sock = listening_socket(options)
+        except PolycloudError as e:
+            log.emit("failed", error=str(e))
+            raise
+        served = ServedModel(options.name, options.revision or "1", model)
+        faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
+        labels = ReplicaLabels(options.name, options.cluster, options.revision)
+        replica = Replica(served, faults, ReplicaMetrics(labels))
+        config = uvicorn.Config(
+            create_app(replica),
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(options.grace_s),
+        )
+
+        def ready() -> None:
+            seconds = round(time.monotonic() - started, 3)
+            log.emit("ready", endpoint=_endpoint(sock), sha256=model.info.sha256, loadSeconds=seconds)
+
+        try:
+            asyncio.run(_serve(_Server(config, ready), sock, replica, log))
+        finally:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            replica.close()
+    except _StopRequested:
+        log.emit("stopped", reason="signal before ready")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    log.emit("stopped")
+    return 0

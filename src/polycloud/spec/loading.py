@@ -1,0 +1,191 @@
+"""Read spec files into a `Fleet`, turning every problem into `FILE:LINE:COL: path: message`.
+
+YAML is composed into nodes first so that each field keeps its line and column; pydantic then
+validates each document and its error locations are mapped back onto those positions.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from polycloud.errors import SpecError, SpecIssue
+from polycloud.spec.hints import did_you_mean
+from polycloud.spec.fleet import FieldPath, Fleet, Positions, dotted
+from polycloud.spec.models import KINDS
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def spec_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders into their YAML files (recursively, sorted); keep files as given."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def read_documents(paths: Iterable[str | Path]) -> tuple[Fleet, list[SpecIssue]]:
+    """Parse and validate every document; return the fleet of valid ones and the problems found."""
+    fleet = Fleet()
+    issues: list[SpecIssue] = []
+    files = spec_files(paths)
+    if not files:
+        issues.append(SpecIssue("<args>", 1, 1, "", "no spec files given"))
+    for file in files:
+        for data, positions in _documents_in(file, issues):
+            add_document(data, positions, fleet, issues)
+    return fleet, issues
+
+
+def _documents_in(file: Path, issues: list[SpecIssue]) -> Iterator[tuple[Any, Positions]]:
+    name = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        issues.append(SpecIssue(name, 1, 1, "", f"cannot read file: {getattr(e, 'strerror', None) or e}"))
+        return
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            positions = Positions(file=name, base_dir=file.resolve().parent)
+            _record_positions(node, (), positions)
+            data = loader.construct_document(node)
+            if data is None:
+                continue
+            yield data, positions
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(e, "problem", None) or str(e)
+        issues.append(SpecIssue(name, line, col, "", f"invalid YAML: {problem}"))
+    finally:
+        loader.dispose()
+
+
+def _record_positions(node: yaml.Node, path: FieldPath, positions: Positions) -> None:
+    positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            child = (*path, key)
+            positions.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            _record_positions(value_node, child, positions)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_positions(item, (*path, index), positions)
+
+
+def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[SpecIssue]) -> None:
+    """Validate one document's data and add it to `fleet`, or append its problems to `issues`."""
+    if not isinstance(data, dict):
+        issues.append(positions.issue((), "a document must be a mapping with apiVersion, kind, metadata, spec"))
+        return
+    kind = data.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        hint = did_you_mean(str(kind), KINDS)
+        issues.append(positions.issue(("kind",), f"unknown kind {kind!r}{hint}; one of {', '.join(KINDS)}"))
+        return
+    _resolve_model_path(data, positions.base_dir)
+    try:
+        doc = model.model_validate(data)
+    except ValidationError as e:
+        issues.extend(_issue_for(err, model, positions) for err in e.errors(include_url=False))
+        return
+    name = doc.metadata.name
+    if fleet.has(doc.kind, name) or (
+        doc.kind in ("Service", "Job") and fleet.has("Job" if doc.kind == "Service" else "Service", name)
+    ):
+        first = next(p for (k, n), p in fleet.positions.items() if n == name and k in _clashing(doc.kind))
+        line, _ = first.at(("metadata", "name"))
+        issues.append(
+            positions.issue(("metadata", "name"), f"duplicate name {name!r} (first defined at {first.file}:{line})")
+        )
+        return
+    fleet.add(doc, positions)
+
+
+def _clashing(kind: str) -> tuple[str, ...]:
+    """Kinds that share a namespace: services and jobs are both workloads."""
+    return ("Service", "Job") if kind in ("Service", "Job") else (kind,)
+
+
+def _resolve_model_path(data: dict[str, Any], base_dir: Path) -> None:
+    """Make a Service's relative model path absolute, relative to its spec file's folder."""
+    spec = data.get("spec")
+    model = spec.get("model") if isinstance(spec, dict) else None
+    path = model.get("path") if isinstance(model, dict) else None
+    if isinstance(model, dict) and isinstance(path, str) and path and not Path(path).is_absolute():
+        model["path"] = str((base_dir / path).resolve())
+
+
+def _issue_for(err: ErrorDetails, model: type[BaseModel], positions: Positions) -> SpecIssue:
+    loc: FieldPath = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        field = str(loc[-1])
+        allowed = _fields_at(model, loc[:-1])
+        return positions.issue(loc, f"unknown field {field!r}{did_you_mean(field, allowed)}", key=True)
+    if kind == "missing":
+        line, col = positions.at(loc[:-1])
+        return SpecIssue(positions.file, line, col, dotted(loc), "required field is missing")
+    message = err["msg"]
+    if kind.startswith("value_error"):
+        message = message.removeprefix("Value error, ")
+    return positions.issue(loc, message)
+
+
+def _fields_at(model: type[BaseModel], path: FieldPath) -> list[str]:
+    """Field names of the model found at `path` inside `model` (for "did you mean" hints)."""
+    current: Any = model
+    for part in path:
+        current = _step(current, part)
+        if current is None:
+            return []
+    return list(current.model_fields) if _is_model(current) else []
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    for candidate in _unwrap(annotation):
+        if _is_model(candidate) and isinstance(part, str) and part in candidate.model_fields:
+            return candidate.model_fields[part].annotation
+        origin = typing.get_origin(candidate)
+        if origin is list and isinstance(part, int):
+            return typing.get_args(candidate)[0]
+        if origin is dict and isinstance(part, str):
+            return typing.get_args(candidate)[1]
+    return None
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [u for arg in typing.get_args(annotation) for u in _unwrap(arg)]
+    return [annotation]
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def raise_if(issues: list[SpecIssue]) -> None:
+    """Raise a `SpecError` holding `issues`, if there are any."""
+    if issues:
+        raise SpecError(issues)

@@ -1,0 +1,284 @@
+"""Typed models of spec v1 (DESIGN.md §3): one pydantic model per document kind.
+
+Field names follow the YAML exactly (camelCase), so error paths and the JSON Schema match what users
+write. Every model forbids unknown fields; the loader turns those errors into "did you mean" hints.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+CATALOG_PROVIDERS = frozenset({"aws", "gcp", "azure"})
+
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown fields are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(Strict):
+    name: str = Field(description="DNS-1123 label, unique per kind.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free labels; `project`, `team`, `env`.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not DNS_LABEL.match(v):
+            raise ValueError(f"{v!r} is not a DNS-1123 label (lower-case letters, digits and '-', max 63)")
+        return v
+
+
+class LatLon(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Location(LatLon):
+    jurisdiction: str | None = Field(default=None, description="Legal area, e.g. EU, US, UK.")
+
+
+class Instance(Strict):
+    """An offering of a private site (or one that replaces the catalog's for a cluster)."""
+
+    name: str
+    accelerator: str | None = None
+    acceleratorCount: NonNegative = 0
+    vcpus: NonNegative = 0
+    memoryGiB: NonNegative = 0
+    hourlyUSD: NonNegative
+    spotHourlyUSD: NonNegative | None = None
+
+
+class Network(Strict):
+    internetEgressUSDPerGB: NonNegative | None = None
+    interRegionUSDPerGB: NonNegative | None = None
+
+
+class Driver(Strict):
+    type: Literal["local", "kubernetes"] = "local"
+    context: str | None = Field(default=None, description="kubeconfig context (kubernetes).")
+    namespace: str | None = Field(default=None, description="Namespace for workloads (kubernetes).")
+    kubeconfig: str | None = Field(default=None, description="Path of a kubeconfig file (kubernetes).")
+    delayMs: NonNegative | None = Field(
+        default=None, description="Simulated network delay of local replicas; default from the latency model."
+    )
+
+
+class ClusterSpec(Strict):
+    provider: str = Field(description="aws | gcp | azure (catalog) or any other name for a private site.")
+    region: str
+    driver: Driver = Field(default_factory=Driver)
+    quotas: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Max accelerators of each name in use at once."
+    )
+    location: Location | None = None
+    instances: list[Instance] | None = None
+    network: Network | None = None
+
+    @property
+    def is_catalog_provider(self) -> bool:
+        return self.provider in CATALOG_PROVIDERS
+
+
+class DatasetSpec(Strict):
+    cluster: str = Field(description="Cluster where the data lives.")
+    sizeGB: NonNegative
+    residency: str | None = Field(default=None, description="Jurisdiction readers must run in, e.g. EU.")
+
+
+class Resources(Strict):
+    accelerator: str | None = None
+    acceleratorCount: NonNegative = 0
+    vcpus: NonNegative = 0
+    memoryGiB: NonNegative = 0
+
+    @model_validator(mode="after")
+    def _count_needs_name(self) -> Resources:
+        if self.accelerator is None and self.acceleratorCount > 0:
+            raise ValueError("acceleratorCount is set but accelerator is not")
+        return self
+
+    @property
+    def accelerators(self) -> float:
+        """Requested accelerator count; naming an accelerator without a count means one."""
+        if self.accelerator is None:
+            return 0.0
+        return self.acceleratorCount if self.acceleratorCount > 0 else 1.0
+
+
+class ModelRef(Strict):
+    path: str | None = Field(default=None, description="ONNX file, relative to the spec file's folder.")
+    uri: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelRef:
+        if (self.path is None) == (self.uri is None):
+            raise ValueError("give exactly one of path or uri")
+        return self
+
+
+class TrafficSource(Strict):
+    region: str | None = Field(default=None, description='"<provider>/<region>" of a catalog region.')
+    location: LatLon | None = None
+    share: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> TrafficSource:
+        if (self.region is None) == (self.location is None):
+            raise ValueError("give exactly one of region or location")
+        if self.region is not None and "/" not in self.region:
+            raise ValueError(f'region {self.region!r} must be "<provider>/<region>", e.g. "aws/us-east-1"')
+        return self
+
+
+class Latency(Strict):
+    maxRttMs: Positive
+
+
+class ServiceRead(Strict):
+    dataset: str
+    gbPerMonth: NonNegative
+
+
+class JobRead(Strict):
+    dataset: str
+
+
+class PlacementRules(Strict):
+    providers: list[str] | None = None
+    clusters: list[str] | None = None
+    jurisdictions: list[str] | None = None
+
+
+class Autoscaling(Strict):
+    minReplicas: Annotated[int, Field(ge=0)] = 1
+    maxReplicas: Annotated[int, Field(ge=1)] = 1
+    targetInFlight: Positive = 4
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError("minReplicas is larger than maxReplicas")
+        return self
+
+
+class Rollout(Strict):
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100])
+    bakeSeconds: NonNegative = 30
+    maxErrorRate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    maxP99Ms: Positive | None = None
+
+
+class EnvVar(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str | None = None
+    secret: str | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> EnvVar:
+        if (self.value is None) == (self.secret is None):
+            raise ValueError("give exactly one of value or secret")
+        return self
+
+
+class Slo(Strict):
+    availability: Annotated[float, Field(gt=0, lt=1)] = 0.999
+    p99Ms: Positive | None = None
+
+
+Pattern = Literal["single", "active-active", "active-passive", "burst"]
+
+
+class ServiceSpec(Strict):
+    model: ModelRef
+    resources: Resources = Field(default_factory=Resources)
+    replicas: Annotated[int, Field(ge=1)] = 1
+    pattern: Pattern = "single"
+    burstHoursPerMonth: Annotated[float, Field(ge=0, le=730)] = 24
+    traffic: list[TrafficSource] = Field(default_factory=list)
+    latency: Latency | None = None
+    reads: list[ServiceRead] = Field(default_factory=list)
+    placement: PlacementRules = Field(default_factory=PlacementRules)
+    autoscaling: Autoscaling | None = None
+    rollout: Rollout | None = None
+    env: list[EnvVar] = Field(default_factory=list)
+    slo: Slo | None = None
+
+
+class JobSpec(Strict):
+    resources: Resources = Field(default_factory=Resources)
+    nodes: Annotated[int, Field(ge=1)] = 1
+    hours: Positive
+    spot: bool = False
+    reads: list[JobRead] = Field(default_factory=list)
+    placement: PlacementRules = Field(default_factory=PlacementRules)
+    command: list[str] | None = Field(default=None, description="What the job runs (runtime only).")
+
+
+class Budget(Strict):
+    label: str = Field(description="Label key, e.g. team.")
+    value: str = Field(description="Label value, e.g. fraud.")
+    maxMonthlyUSD: NonNegative
+
+
+class PolicySpec(Strict):
+    """Organisation rules, evaluated at validate, plan and apply."""
+
+    providers: list[str] | None = Field(default=None, description="Allowed providers.")
+    regions: list[str] | None = Field(default=None, description='Allowed "<provider>/<region>".')
+    jurisdictions: list[str] | None = Field(default=None, description="Allowed jurisdictions.")
+    approvedModels: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = None
+    requiredLabels: list[str] = Field(default_factory=list)
+    requiredSecrets: list[str] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+    maxEgressUSDPerMonth: NonNegative | None = None
+
+
+class _Document(Strict):
+    apiVersion: Literal["polycloud/v1"]
+    metadata: Metadata
+
+
+class Cluster(_Document):
+    kind: Literal["Cluster"]
+    spec: ClusterSpec
+
+
+class Dataset(_Document):
+    kind: Literal["Dataset"]
+    spec: DatasetSpec
+
+
+class Service(_Document):
+    kind: Literal["Service"]
+    spec: ServiceSpec
+
+
+class Job(_Document):
+    kind: Literal["Job"]
+    spec: JobSpec
+
+
+class Policy(_Document):
+    kind: Literal["Policy"]
+    spec: PolicySpec
+
+
+Document = Cluster | Dataset | Service | Job | Policy
+KINDS: dict[str, type[Cluster] | type[Dataset] | type[Service] | type[Job] | type[Policy]] = {
+    "Cluster": Cluster,
+    "Dataset": Dataset,
+    "Service": Service,
+    "Job": Job,
+    "Policy": Policy,
+}
+Workload = Service | Job

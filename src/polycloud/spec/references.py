@@ -1,0 +1,101 @@
+"""Checks that need the whole fleet (and the catalog): names that must exist, shares, private sites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from polycloud.catalog import Catalog
+from polycloud.errors import SpecIssue
+from polycloud.spec.fleet import FieldPath, Fleet
+from polycloud.spec.hints import did_you_mean
+from polycloud.spec.models import Job, PlacementRules, Service
+
+SHARE_TOLERANCE = 1e-6
+
+
+def check_references(fleet: Fleet, catalog: Catalog) -> list[SpecIssue]:
+    """Every cross-document problem of `fleet`, each pointing at the field to fix."""
+    issues: list[SpecIssue] = []
+    for cluster in fleet.clusters.values():
+        issues.extend(_check_cluster(fleet, cluster.metadata.name, catalog))
+    for dataset in fleet.datasets.values():
+        where = fleet.where("Dataset", dataset.metadata.name)
+        if dataset.spec.cluster not in fleet.clusters:
+            issues.append(where.issue(("spec", "cluster"), _unknown("cluster", dataset.spec.cluster, fleet.clusters)))
+    for service in fleet.services.values():
+        issues.extend(_check_service(fleet, service, catalog))
+    for job in fleet.jobs.values():
+        issues.extend(_check_reads(fleet, job, [r.dataset for r in job.spec.reads]))
+        issues.extend(_check_rules(fleet, job, job.spec.placement))
+    return issues
+
+
+def _check_cluster(fleet: Fleet, name: str, catalog: Catalog) -> list[SpecIssue]:
+    spec = fleet.clusters[name].spec
+    where = fleet.where("Cluster", name)
+    issues: list[SpecIssue] = []
+    if spec.provider in catalog.providers:
+        if catalog.region(spec.provider, spec.region) is None:
+            hint = did_you_mean(spec.region, [r.region for r in catalog.regions(spec.provider)])
+            issues.append(where.issue(("spec", "region"), f"unknown {spec.provider} region {spec.region!r}{hint}"))
+        elif spec.instances is None and not catalog.offerings(spec.provider, spec.region):
+            issues.append(where.issue(("spec", "region"), f"the catalog has no offerings in {spec.region}"))
+    else:
+        site = f"private site (provider {spec.provider!r} is not one of {', '.join(sorted(catalog.providers))})"
+        if spec.location is None:
+            issues.append(where.issue(("spec",), f"a {site} must give location: {{lat, lon, jurisdiction}}"))
+        if not spec.instances:
+            issues.append(where.issue(("spec",), f"a {site} must list its instances"))
+    return issues
+
+
+def _check_service(fleet: Fleet, service: Service, catalog: Catalog) -> list[SpecIssue]:
+    spec = service.spec
+    where = fleet.where("Service", service.metadata.name)
+    issues = _check_reads(fleet, service, [r.dataset for r in spec.reads])
+    issues.extend(_check_rules(fleet, service, spec.placement))
+    if spec.model.path is not None and not Path(spec.model.path).is_file():
+        issues.append(where.issue(("spec", "model", "path"), f"model file not found: {spec.model.path}"))
+    if spec.traffic:
+        total = sum(t.share for t in spec.traffic)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            issues.append(where.issue(("spec", "traffic"), f"traffic shares sum to {total:g}, not 1"))
+    known_sites = {f"{c.spec.provider}/{c.spec.region}" for c in fleet.clusters.values()}
+    for i, source in enumerate(spec.traffic):
+        if source.region is None or source.region in known_sites:
+            continue
+        provider, _, region = source.region.partition("/")
+        if catalog.region(provider, region) is None:
+            choices = sorted(known_sites | {f"{r.provider}/{r.region}" for r in catalog.regions()})
+            issues.append(
+                where.issue(("spec", "traffic", i, "region"), _unknown("region", source.region, choices))
+            )
+    return issues
+
+
+def _check_reads(fleet: Fleet, workload: Service | Job, datasets: list[str]) -> list[SpecIssue]:
+    where = fleet.where(workload.kind, workload.metadata.name)
+    return [
+        where.issue(("spec", "reads", i, "dataset"), _unknown("dataset", name, fleet.datasets))
+        for i, name in enumerate(datasets)
+        if name not in fleet.datasets
+    ]
+
+
+def _check_rules(fleet: Fleet, workload: Service | Job, rules: PlacementRules) -> list[SpecIssue]:
+    where = fleet.where(workload.kind, workload.metadata.name)
+    issues: list[SpecIssue] = []
+    path: FieldPath = ("spec", "placement")
+    for i, name in enumerate(rules.clusters or []):
+        if name not in fleet.clusters:
+            issues.append(where.issue((*path, "clusters", i), _unknown("cluster", name, fleet.clusters)))
+    providers = {c.spec.provider for c in fleet.clusters.values()}
+    for i, name in enumerate(rules.providers or []):
+        if name not in providers:
+            issues.append(where.issue((*path, "providers", i), _unknown("provider", name, providers)))
+    return issues
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    return f"unknown {what} {name!r}{did_you_mean(name, known)}"

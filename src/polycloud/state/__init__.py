@@ -1,0 +1,52 @@
+"""The durable state store: immutable workload revisions, desired and observed state, events and tokens.
+
+Open one with `Store.open(url)` (SQLite file or PostgreSQL; the schema is migrated on open). Inputs and
+records are frozen dataclasses from `polycloud.state.records`; `content_hash` gives the canonical digest
+that decides whether a workload changed.
+"""
+
+from polycloud.state.hashing import canonical_json, content_hash
+from polycloud.state.records import (
+    ApplyResult,
+    ChangeAction,
+    DocumentChange,
+    DocumentInput,
+    DocumentState,
+    EventInput,
+    EventLevel,
+    EventRecord,
+    ReplicaRecord,
+    ReplicaState,
+    RevisionRecord,
+    TokenRecord,
+    TokenRole,
+    WorkloadChange,
+    WorkloadInput,
+    WorkloadKind,
+    WorkloadState,
+)
+from polycloud.state.store import Clock, Store
+
+__all__ = [
+    "ApplyResult",
+    "ChangeAction",
+    "Clock",
+    "DocumentChange",
+    "DocumentInput",
+    "DocumentState",
+    "EventInput",
+    "EventLevel",
+    "EventRecord",
+    "ReplicaRecord",
+    "ReplicaState",
+    "RevisionRecord",
+    "Store",
+    "TokenRecord",
+    "TokenRole",
+    "WorkloadChange",
+    "WorkloadInput",
+    "WorkloadKind",
+    "WorkloadState",
+    "canonical_json",
+    "content_hash",
+]

@@ -1,0 +1,286 @@
+"""`Store`: the durable state of a polycloud control plane, behind one synchronous, thread-safe facade.
+
+Every method is one short transaction on its own session, so the API process, the reconciler thread and
+CLI processes can share one database. Database failures surface as polycloud errors: an unreachable or
+busy database as `TransientError`, a violated constraint as `ConflictError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+
+from alembic.util import CommandError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from polycloud.errors import ConflictError, TransientError, UserError
+from polycloud.state import desired, observed, tokens
+from polycloud.state.connecting import lock, make_engine, mask_url, writer
+from polycloud.state.migrating import upgrade
+from polycloud.state.records import (
+    ApplyResult,
+    DocumentInput,
+    DocumentState,
+    EventInput,
+    EventRecord,
+    ReplicaRecord,
+    RevisionRecord,
+    TokenRecord,
+    WorkloadInput,
+    WorkloadState,
+)
+from polycloud.state.tables import DocumentRow
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _first_line(error: DBAPIError) -> str:
+    lines = str(error.orig).strip().splitlines()
+    return lines[0].strip() if lines else type(error.orig).__name__
+
+
+class Store:
+    """The state store. Create with `Store.open(url)`; close with `close()` or a `with` block."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
+        """Wrap an engine whose database is already migrated; prefer `Store.open`."""
+        self._engine = engine
+        self._clock = clock
+        self._label = engine.url.render_as_string(hide_password=True)
+        self._reader = sessionmaker(bind=engine, expire_on_commit=False)
+        self._writer = sessionmaker(bind=writer(engine), expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock | None = None) -> Store:
+        """Connect to the database at `url`, migrate it to the current schema and return a store.
+
+        Safe to call from several processes at once on the same database.
+
+        Args:
+            url: `sqlite:////abs/path/state.db` (the folder is created) or
+                `postgresql+psycopg://user@host:port/db` (a `?options=-csearch_path%3DSCHEMA` query selects
+                a schema).
+            clock: Source of "now" for timestamps and token expiry; the system UTC clock by default.
+
+        Raises:
+            UserError: The URL is invalid, the database unreachable, or its schema newer than this
+                polycloud. The one-line message names the URL with any password masked.
+        """
+        engine = make_engine(url)
+        label = mask_url(url)
+        try:
+            upgrade(engine)
+        except DBAPIError as e:
+            engine.dispose()
+            raise UserError(f"cannot open the state database {label}: {_first_line(e)}") from e
+        except CommandError as e:
+            engine.dispose()
+            hint = "was it migrated by a newer polycloud?"
+            raise UserError(
+                f"the state database {label} has a schema unknown to this polycloud ({hint}): {e}"
+            ) from e
+        return cls(engine, clock=clock or _utcnow)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tests and diagnostics; use the methods for state)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release every pooled connection. The store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _session(self, *, write: bool, lock_name: str | None = None) -> Iterator[Session]:
+        try:
+            with (self._writer if write else self._reader).begin() as session:
+                if lock_name is not None:
+                    lock(session.connection(), lock_name)
+                yield session
+        except IntegrityError as e:
+            raise ConflictError(f"the state database refused the change: {_first_line(e)}") from e
+        except OperationalError as e:
+            raise TransientError(f"state database {self._label} unavailable: {_first_line(e)}") from e
+
+    # desired state
+
+    def apply(
+        self,
+        *,
+        workloads: list[WorkloadInput],
+        documents: list[DocumentInput],
+        author: str,
+        message: str,
+        prune: bool = True,
+    ) -> ApplyResult:
+        """Record the declared fleet as the desired state, in one transaction (all of it or nothing).
+
+        A workload gets a new revision (number = previous + 1) when it is new, was deleted, or its
+        content_hash differs from its current revision; otherwise it is left untouched. Documents are
+        overwritten when their hash differs. With `prune`, workloads and documents missing from the
+        input are marked deleted (their history stays).
+
+        Args:
+            workloads: Every Service and Job declared; names must be unique.
+            documents: Every other declared object; (kind, name) pairs must be unique.
+            author: Who applies, recorded on each new revision.
+            message: Why, recorded on each new revision.
+            prune: Mark what is not declared as deleted.
+
+        Returns:
+            What happened to each workload and document.
+
+        Raises:
+            UserError: A name is declared twice.
+        """
+        authorship = desired.Authorship(author, message, self._clock())
+        with self._session(write=True, lock_name="desired") as session:
+            return desired.apply_changes(session, workloads, documents, authorship, prune=prune)
+
+    def current(self) -> list[WorkloadState]:
+        """Every workload that is not deleted, with the content of its current revision, sorted by name."""
+        with self._session(write=False) as session:
+            return desired.current_workloads(session)
+
+    def documents(self, kind: str | None = None) -> list[DocumentState]:
+        """Declared non-workload objects that are not deleted, optionally of one kind, by (kind, name)."""
+        query = select(DocumentRow).where(DocumentRow.deleted.is_(False))
+        if kind is not None:
+            query = query.where(DocumentRow.kind == kind)
+        query = query.order_by(DocumentRow.kind, DocumentRow.name)
+        with self._session(write=False) as session:
+            return [row.to_state() for row in session.scalars(query)]
+
+    def history(self, workload: str) -> list[RevisionRecord]:
+        """Every revision of `workload`, oldest first, including a deleted workload's.
+
+        Raises:
+            NotFoundError: No such workload; the message suggests close names.
+        """
+        with self._session(write=False) as session:
+            return [row.to_record() for row in desired.revisions_of(session, workload)]
+
+    def revision(self, workload: str, number: int) -> RevisionRecord:
+        """Revision `number` of `workload`.
+
+        Raises:
+            NotFoundError: No such workload, or no such revision of it.
+        """
+        with self._session(write=False) as session:
+            return desired.get_revision(session, workload, number).to_record()
+
+    def rollback(self, workload: str, *, to: int | None, author: str, message: str = "") -> RevisionRecord:
+        """Append a new revision to `workload` that copies the spec and placement of revision `to`.
+
+        Args:
+            workload: The workload's name.
+            to: The revision to restore; by default the latest revision before the current one whose
+                content differs from it. A deleted workload needs an explicit `to` and comes back.
+            author: Recorded on the new revision.
+            message: Recorded on the new revision; "rollback to rN" by default.
+
+        Returns:
+            The new revision.
+
+        Raises:
+            NotFoundError: No such workload or revision.
+            ConflictError: Nothing to roll back to, or `to` has the current content already.
+        """
+        authorship = desired.Authorship(author, message, self._clock())
+        with self._session(write=True, lock_name="desired") as session:
+            return desired.rollback(session, workload, to, authorship)
+
+    # observed state
+
+    def replace_replicas(self, replicas: list[ReplicaRecord]) -> None:
+        """Make `replicas` the whole observed snapshot, atomically (readers see the old or the new one).
+
+        Raises:
+            UserError: Two replicas share an id.
+        """
+        with self._session(write=True, lock_name="observed") as session:
+            observed.replace_replicas(session, replicas)
+
+    def replicas(self) -> list[ReplicaRecord]:
+        """The observed snapshot, sorted by (workload, cluster, id)."""
+        with self._session(write=False) as session:
+            return observed.list_replicas(session)
+
+    def add_events(self, events: list[EventInput]) -> None:
+        """Append events; one without a time gets the store clock's now."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            observed.add_events(session, events, now)
+
+    def events(
+        self, *, workload: str | None = None, cluster: str | None = None, limit: int = 100
+    ) -> list[EventRecord]:
+        """The newest `limit` events, newest first, optionally only those of one workload or cluster.
+
+        Raises:
+            UserError: `limit` is below 1.
+        """
+        with self._session(write=False) as session:
+            return observed.list_events(session, workload=workload, cluster=cluster, limit=limit)
+
+    # tokens
+
+    def create_token(
+        self, *, name: str, role: str, project: str | None, expires_at: datetime | None
+    ) -> tuple[str, TokenRecord]:
+        """Create an API token. Its plaintext is returned here once and never stored.
+
+        Args:
+            name: A label for humans ("ci", "alice").
+            role: "viewer", "deployer" or "admin".
+            project: Limit the token to one project; None for all.
+            expires_at: Timezone-aware expiry; None for never.
+
+        Returns:
+            The token to hand to the user (it starts with "pc_"), and its record.
+
+        Raises:
+            UserError: Empty name, unknown role, or a naive `expires_at`.
+        """
+        now = self._clock()
+        with self._session(write=True) as session:
+            return tokens.create_token(
+                session, name=name, role=role, project=project, expires_at=expires_at, now=now
+            )
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every token ever created (revoked and expired included), oldest first."""
+        with self._session(write=False) as session:
+            return tokens.list_tokens(session)
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token for good; revoking it again changes nothing.
+
+        Raises:
+            NotFoundError: No token has that id.
+        """
+        with self._session(write=True) as session:
+            tokens.revoke_token(session, token_id)
+
+    def authenticate(self, token: str) -> TokenRecord | None:
+        """The record of a valid token; None when it is unknown, revoked or expired."""
+        now = self._clock()
+        with self._session(write=False) as session:
+            return tokens.authenticate(session, token, now)
