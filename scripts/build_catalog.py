@@ -35,7 +35,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "catalog"
 TARGET = REPO_ROOT / "src" / "polycloud" / "catalog" / "data"
 
-VM_HEADER = ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "Price", "SpotPrice", "Region"]
+VM_HEADER = [
+    "InstanceType",
+    "AcceleratorName",
+    "AcceleratorCount",
+    "vCPUs",
+    "MemoryGiB",
+    "Price",
+    "SpotPrice",
+    "Region",
+]
 REGION_HEADER = ["provider", "region", "city", "country", "jurisdiction", "lat", "lon", "source"]
 NETWORK_HEADER = ["provider", "kind", "usd_per_gb", "scope", "source"]
 LATENCY_HEADER = ["src_provider", "src_region", "dst_provider", "dst_region", "rtt_ms", "source"]
@@ -97,7 +106,10 @@ def check_regions(source: Path, regions: list[dict[str, str]]) -> set[tuple[str,
     for provider, name in VM_FILES.items():
         missing |= {(provider, row["Region"]) for row in read_rows(source / name, VM_HEADER)} - known
     for row in read_rows(source / "latency_ms.csv", LATENCY_HEADER):
-        missing |= {(row["src_provider"], row["src_region"]), (row["dst_provider"], row["dst_region"])} - known
+        missing |= {
+            (row["src_provider"], row["src_region"]),
+            (row["dst_provider"], row["dst_region"]),
+        } - known
     if missing:
         raise BuildError(f"regions.csv lacks {sorted(missing)}")
     return known
@@ -118,7 +130,9 @@ def price_rules(network: list[dict[str, str]], known: set[tuple[str, str]]) -> l
         named = frozenset(t for t in re.findall(r"[a-z]+(?:-[a-z]+)+-\d+", scope) if t in region_names)
         continents = frozenset(c for c in CONTINENT_NAMES if c in scope)
         if not first and not named and not continents:
-            raise BuildError(f"network.csv: cannot tell where {row['provider']} {row['kind']} applies: {scope!r}")
+            raise BuildError(
+                f"network.csv: cannot tell where {row['provider']} {row['kind']} applies: {scope!r}"
+            )
         usd = float(row["usd_per_gb"])
         if row["provider"] in PER_GIB_PROVIDERS:
             usd /= GIB_PER_GB
@@ -126,7 +140,9 @@ def price_rules(network: list[dict[str, str]], known: set[tuple[str, str]]) -> l
     return rules
 
 
-def pick(rules: Iterable[PriceRule], kinds: tuple[str, ...], region: str, continent: str) -> tuple[float, str]:
+def pick(
+    rules: Iterable[PriceRule], kinds: tuple[str, ...], region: str, continent: str
+) -> tuple[float, str]:
     """The price that applies to traffic leaving `region`: region-named, else continent-named, else default.
 
     Returns the price and a short note of which rule gave it.
@@ -197,7 +213,10 @@ def build(source: Path, target: Path) -> list[str]:
     write_csv(
         target / "latency_ms.csv",
         LATENCY_HEADER[:-1],
-        ([r["src_provider"], r["src_region"], r["dst_provider"], r["dst_region"], r["rtt_ms"]] for r in latency),
+        (
+            [r["src_provider"], r["src_region"], r["dst_provider"], r["dst_region"], r["rtt_ms"]]
+            for r in latency
+        ),
     )
     written.append("latency_ms.csv")
 

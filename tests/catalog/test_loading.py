@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import polycloud
-from polycloud.catalog import Catalog, NetworkPrices, load_catalog, read_catalog, suggest_region
+from polycloud.catalog import Catalog, load_catalog, read_catalog, suggest_region
 from polycloud.errors import NotFoundError
 
 DATA_FILES = (
@@ -34,10 +34,14 @@ def test_data_ships_inside_the_package() -> None:
 
 
 def test_load_time_is_measured() -> None:
-    start = time.perf_counter()
-    fresh = read_catalog()
-    elapsed_ms = (time.perf_counter() - start) * 1000
-    print(f"\ncatalog load: {elapsed_ms:.1f} ms, {sum(1 for _ in fresh.all_offerings())} offerings")
+    """Prints the time to read and index the whole catalog (no timed assertion: machines vary)."""
+    timings: list[float] = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fresh = read_catalog()
+        timings.append((time.perf_counter() - start) * 1000)
+    offerings = sum(1 for _ in fresh.all_offerings())
+    print(f"\ncatalog load: first {timings[0]:.1f} ms, best {min(timings):.1f} ms, {offerings} offerings")
     assert fresh.providers == frozenset({"aws", "gcp", "azure"})
 
 
@@ -65,7 +69,9 @@ def test_offering_counts(catalog: Catalog) -> None:
         ("azure", "switzerlandnorth", "CH", "CH"),
     ],
 )
-def test_region_jurisdictions(catalog: Catalog, provider: str, region: str, jurisdiction: str, country: str) -> None:
+def test_region_jurisdictions(
+    catalog: Catalog, provider: str, region: str, jurisdiction: str, country: str
+) -> None:
     found = catalog.region(provider, region)
     assert found is not None
     assert (found.jurisdiction, found.country) == (jurisdiction, country)
@@ -135,7 +141,8 @@ GIB = 1.073741824
 )
 def test_network_prices(catalog: Catalog, provider: str, region: str, internet: float, inter: float) -> None:
     prices = catalog.network(provider, region)
-    assert prices == NetworkPrices(pytest.approx(internet), pytest.approx(inter))
+    assert prices.internet_egress_usd_per_gb == pytest.approx(internet)
+    assert prices.inter_region_usd_per_gb == pytest.approx(inter)
 
 
 def test_gcp_network_is_converted_from_gib() -> None:

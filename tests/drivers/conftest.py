@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,18 +32,12 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def python() -> str:
-    """The interpreter replicas run with."""
-    return os.environ.get("POLYCLOUD_TEST_REPLICA_PYTHON", sys.executable)
-
-
-@pytest.fixture
-def make_driver(home: Path, python: str) -> Iterator[Callable[[str], LocalDriver]]:
+def make_driver(home: Path) -> Iterator[Callable[[str], LocalDriver]]:
     """Create `LocalDriver`s on the test's home; they are closed at teardown."""
     made: list[LocalDriver] = []
 
     def make(cluster: str = "local-a") -> LocalDriver:
-        driver = LocalDriver(cluster, home, python=python)
+        driver = LocalDriver(cluster, home)
         made.append(driver)
         return driver
 

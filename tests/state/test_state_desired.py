@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ def test_first_apply_records_revision_1(store: Store) -> None:
     assert fraud.content_hash == workload("fraud").content_hash
     [revision] = store.history("fraud")
     assert (revision.number, revision.author, revision.message, revision.created_at) == (1, "alice", "m", T0)
-    assert revision.created_at.tzinfo is not None
+    assert revision.created_at.tzinfo is UTC
 
 
 def test_changed_content_appends_next_revision_and_keeps_old_ones(store: Store, clock: FakeClock) -> None:

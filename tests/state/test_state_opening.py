@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from polycloud.errors import UserError
 from polycloud.state import Store, WorkloadInput, content_hash
-from polycloud.state.migrating import current_revision, head_revision, upgrade
+from polycloud.state.migrating import HEAD, current_revision, head_revision, upgrade
 from polycloud.state.tables import Base
 
 from .support import workload
@@ -42,10 +42,10 @@ def test_running_migrations_twice_is_a_no_op(open_store: Callable[[], Store]) ->
     upgrade(store.engine)
     again = open_store()
 
-    assert head_revision() == "0001"
-    assert current_revision(again.engine) == "0001"
+    assert head_revision() == HEAD
     with again.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert current_revision(connection) == HEAD
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [(HEAD,)]
     assert [w.name for w in again.current()] == ["fraud"]
 
 
@@ -94,7 +94,7 @@ WRITER = textwrap.dedent(
 
     url, author = sys.argv[1], sys.argv[2]
     with Store.open(url) as store:
-        for i in range(5):
+        for i in range(4):
             for name in (f"own-{author}", "shared"):
                 spec = {"from": author, "i": i}
                 item = WorkloadInput(name, "Service", spec, content_hash(spec), [], None)
@@ -111,16 +111,16 @@ def test_concurrent_processes_open_and_write_one_database(
         subprocess.Popen(
             [sys.executable, "-c", WRITER, db_url, f"p{n}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        for n in range(4)
+        for n in range(3)
     ]
     outcomes = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in processes]
-    assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
 
     store = open_store()
-    assert [r.number for r in store.history("shared")] == list(range(1, 21))
-    for n in range(4):
+    assert [r.number for r in store.history("shared")] == list(range(1, 13))
+    for n in range(3):
         history = store.history(f"own-p{n}")
-        assert [(r.number, r.spec["i"], r.author) for r in history] == [(i + 1, i, f"p{n}") for i in range(5)]
+        assert [(r.number, r.spec["i"], r.author) for r in history] == [(i + 1, i, f"p{n}") for i in range(4)]
 
 
 def test_an_unreachable_postgres_gives_a_clean_user_error() -> None:

@@ -43,7 +43,15 @@ def _number(value: str, name: str, line: int) -> float:
 def load_regions() -> list[Region]:
     """Every catalog region (`regions.csv`)."""
     return [
-        Region(provider, region, city, country, jurisdiction, _number(lat, "regions.csv", i), _number(lon, "regions.csv", i))
+        Region(
+            provider,
+            region,
+            city,
+            country,
+            jurisdiction,
+            _number(lat, "regions.csv", i),
+            _number(lon, "regions.csv", i),
+        )
         for i, (provider, region, city, country, jurisdiction, lat, lon, _source) in enumerate(
             _rows("regions.csv", REGION_COLUMNS), start=2
         )
@@ -63,7 +71,9 @@ def load_offerings() -> list[Offering]:
 def load_network() -> dict[RegionKey, NetworkPrices]:
     """Network prices per region (`network.csv`, resolved per region by `scripts/build_catalog.py`)."""
     return {
-        (provider, region): NetworkPrices(_number(internet, "network.csv", i), _number(inter, "network.csv", i))
+        (provider, region): NetworkPrices(
+            _number(internet, "network.csv", i), _number(inter, "network.csv", i)
+        )
         for i, (provider, region, internet, inter, _basis) in enumerate(
             _rows("network.csv", NETWORK_COLUMNS), start=2
         )
@@ -84,7 +94,9 @@ def read_catalog() -> Catalog:
     Raises:
         CatalogDataError: a shipped file is malformed.
     """
-    return Catalog(regions=load_regions(), offerings=load_offerings(), network=load_network(), rtt_ms=load_rtt())
+    return Catalog(
+        regions=load_regions(), offerings=load_offerings(), network=load_network(), rtt_ms=load_rtt()
+    )
 
 
 @functools.cache

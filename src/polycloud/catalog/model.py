@@ -134,7 +134,9 @@ class Catalog:
         """
         found = self._network.get((provider, region)) or self._network.get((provider, "*"))
         if found is None:
-            raise NotFoundError(f"no network prices for provider {provider!r}; known: {sorted(self.providers)}")
+            raise NotFoundError(
+                f"no network prices for provider {provider!r}; known: {sorted(self.providers)}"
+            )
         return found
 
     def measured_rtt_ms(self, a: RegionKey, b: RegionKey) -> float | None:

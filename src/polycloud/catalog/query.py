@@ -59,7 +59,9 @@ def _split_region(provider: str | None, region: str | None) -> tuple[str | None,
     return provider, region
 
 
-def _rows(catalog: Catalog, offerings: Iterable[Offering], *, spot: bool, jurisdiction: str | None) -> Iterator[CatalogRow]:
+def _rows(
+    catalog: Catalog, offerings: Iterable[Offering], *, spot: bool, jurisdiction: str | None
+) -> Iterator[CatalogRow]:
     for o in offerings:
         price = o.spot_hourly_usd if spot else o.hourly_usd
         if price is None:

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from polycloud.catalog.model import Offering
 from polycloud.errors import PermanentError
 
-VM_COLUMNS = ("InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB", "Price", "SpotPrice", "Region")
+VM_COLUMNS = (
+    "InstanceType",
+    "AcceleratorName",
+    "AcceleratorCount",
+    "vCPUs",
+    "MemoryGiB",
+    "Price",
+    "SpotPrice",
+    "Region",
+)
 
 
 class CatalogDataError(PermanentError):

@@ -15,11 +15,11 @@ from polycloud.catalog import Catalog, CatalogRow, cheapest, load_catalog, sugge
 from polycloud.cli.common import friendly, out, print_json
 from polycloud.errors import UserError
 
-HELP = """Show the cheapest offerings per region (or every offering with --all), cheapest first.
-
-Prices are USD per hour, on-demand (spot with --spot), from the catalog shipped with polycloud;
-GCP accelerator VMs are priced as host VM plus GPUs.
-"""
+HELP = (
+    "Show the cheapest offerings per region (or every offering with --all), cheapest first.\n\n"
+    "Prices are USD per hour, on-demand (spot with --spot), from the catalog shipped with polycloud; "
+    "GCP accelerator VMs are priced as host VM plus GPUs."
+)
 EPILOG = "Example — cheapest H100 x8 per region in the EU: polycloud catalog -a H100 -n 8 --jurisdiction EU"
 
 
@@ -31,21 +31,27 @@ def register(app: typer.Typer) -> None:
 @friendly
 def catalog(
     accelerator: Annotated[
-        str | None, typer.Option("--accelerator", "-a", help="Accelerator name, any case (H100, a100-80gb, T4).")
+        str | None,
+        typer.Option("--accelerator", "-a", help="Accelerator name, any case (H100, a100-80gb, T4)."),
     ] = None,
     count: Annotated[
         float | None, typer.Option("--count", "-n", min=0, help="At least this many accelerators.")
     ] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider (aws, gcp, azure).")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Only this provider (aws, gcp, azure).")
+    ] = None,
     jurisdiction: Annotated[
-        str | None, typer.Option("--jurisdiction", help="Only regions of this jurisdiction (EU, US, UK, JP...).")
+        str | None,
+        typer.Option("--jurisdiction", help="Only regions of this jurisdiction (EU, US, UK, JP...)."),
     ] = None,
     region: Annotated[
         str | None, typer.Option("--region", help="Only this region (name or provider/name).")
     ] = None,
     vcpus: Annotated[float, typer.Option("--vcpus", min=0, help="At least this many vCPUs.")] = 0,
     memory: Annotated[float, typer.Option("--memory", min=0, help="At least this much memory, GiB.")] = 0,
-    spot: Annotated[bool, typer.Option("--spot", help="Rank by spot price; skip offerings without one.")] = False,
+    spot: Annotated[
+        bool, typer.Option("--spot", help="Rank by spot price; skip offerings without one.")
+    ] = False,
     every: Annotated[
         bool, typer.Option("--all", help="Every matching offering, not only the cheapest per region.")
     ] = False,
@@ -80,7 +86,12 @@ def catalog(
 
 
 def check_filters(
-    cat: Catalog, *, accelerator: str | None, provider: str | None, jurisdiction: str | None, region: str | None
+    cat: Catalog,
+    *,
+    accelerator: str | None,
+    provider: str | None,
+    jurisdiction: str | None,
+    region: str | None,
 ) -> None:
     """Reject names the catalog does not know, with "did you mean" hints.
 
@@ -98,7 +109,9 @@ def check_filters(
             close = [(p, name) for p in providers for name in suggest_region(cat, p, region)]
             close.sort(key=lambda pn: -difflib.SequenceMatcher(None, region, pn[1]).ratio())
             hints = [f"{p}/{name}" for p, name in close[:3]]
-            raise UserError(f"unknown region {region!r}" + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+            raise UserError(
+                f"unknown region {region!r}" + (f"; did you mean {', '.join(hints)}?" if hints else "")
+            )
     if accelerator is not None and accelerator.lower() not in {a.lower() for a in cat.accelerators()}:
         hints = suggest_accelerator(cat, accelerator)
         raise UserError(
@@ -107,7 +120,9 @@ def check_filters(
     if jurisdiction is not None:
         known = {r.jurisdiction.lower(): r.jurisdiction for r in cat.regions()}
         if jurisdiction.lower() not in known:
-            raise UserError(f"unknown jurisdiction {jurisdiction!r}; known: {', '.join(sorted(known.values()))}")
+            raise UserError(
+                f"unknown jurisdiction {jurisdiction!r}; known: {', '.join(sorted(known.values()))}"
+            )
 
 
 def _num(x: float) -> float | int:

@@ -99,11 +99,13 @@ class ProblemBuilder:
         budget = spec.latency.maxRttMs if spec.latency else None
         covering: list[set[str]] = [set() for _ in points]
         datasets = [r.dataset for r in spec.reads]
-        for site, offering in self._allowed(problem, svc, spec.resources, spec.placement, datasets):
+        for site, offering, reasons in self._candidates(problem, svc, spec.resources, spec.placement, datasets):
             price = offering.hourly_usd
             egress = sum(r.gbPerMonth * self._transfer(r.dataset, site) for r in spec.reads)
             active_compute = spec.replicas * price * HOURS_PER_MONTH
             problem.would_cost[site.name] = active_compute + egress
+            if reasons:
+                continue
             rtts = [rtt_ms(p, site.point, self.catalog) for p in points]
             for i, rtt in enumerate(rtts):
                 if budget is None or rtt <= budget:
@@ -130,7 +132,7 @@ class ProblemBuilder:
         spec = job.spec
         problem = self._problem(job, "single", ("active",))
         datasets = [r.dataset for r in spec.reads]
-        for site, offering in self._allowed(problem, job, spec.resources, spec.placement, datasets):
+        for site, offering, reasons in self._candidates(problem, job, spec.resources, spec.placement, datasets):
             price = hourly(offering, spec.spot)
             paid_spot = spec.spot and offering.spot_hourly_usd is not None
             egress = sum(
@@ -138,6 +140,8 @@ class ProblemBuilder:
             )
             compute = spec.nodes * spec.hours * price
             problem.would_cost[site.name] = compute + egress
+            if reasons:
+                continue
             choice = self._choice(site, offering, "active", spec.nodes, compute, egress, paid_spot)
             self._offer(problem, choice, site)
         return problem
@@ -153,15 +157,15 @@ class ProblemBuilder:
             providers={name: site.provider for name, site in self.sites.items()},
         )
 
-    def _allowed(
+    def _candidates(
         self,
         problem: Problem,
         workload: Service | Job,
         resources: Resources,
         rules: PlacementRules,
         datasets: Iterable[str],
-    ) -> Iterable[tuple[Site, Offering]]:
-        """Sites no rule excludes, with their offering; records the reasons that exclude the others."""
+    ) -> Iterable[tuple[Site, Offering, list[str]]]:
+        """Sites with an offering, and the reasons (if any) that rule each out; all reasons are recorded."""
         residencies = {
             self.fleet.datasets[d].spec.residency: d for d in datasets if self.fleet.datasets[d].spec.residency
         }
@@ -178,8 +182,8 @@ class ProblemBuilder:
                 reasons.append(f"no offering with {describe(resources)}")
             if reasons:
                 problem.rejected[site.name] = reasons
-            if offering is not None and not reasons:
-                yield site, offering
+            if offering is not None:
+                yield site, offering, reasons
 
     def _rule_reasons(self, site: Site, rules: PlacementRules) -> list[str]:
         reasons = []

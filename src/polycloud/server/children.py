@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 
@@ -18,6 +19,7 @@ class GatewayProcess:
         ]
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="gateway-supervisor", daemon=True)
 
@@ -27,15 +29,26 @@ class GatewayProcess:
 
     def _spawn(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._started = time.monotonic()
         with self.log.open("ab") as out:
             self._proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def _supervise(self) -> None:
+        """Restart the gateway when it exits, backing off (0.5 s doubling to 30 s) if it keeps failing."""
+        delay = 0.5
         while not self._stopping.is_set():
             proc = self._proc
-            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+            if proc is not None and proc.poll() is not None:
+                if self._stopping.wait(delay):
+                    return
+                delay = min(30.0, delay * 2)
                 self._spawn()
+            elif delay > 0.5 and proc is not None and self._uptime() > 30:
+                delay = 0.5
             self._stopping.wait(0.5)
+
+    def _uptime(self) -> float:
+        return time.monotonic() - self._started
 
     def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()

@@ -5,7 +5,6 @@ Nothing is written unless every workload can be placed and every model loads: ap
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,21 +94,12 @@ def pin_model_digests(fleet: Fleet) -> None:
         if model.path is None:
             continue
         try:
-            digest = file_sha256(Path(model.path))
-            inspect_model(Path(model.path), model.sha256)
+            info = inspect_model(Path(model.path), model.sha256)
         except (OSError, PermanentError) as e:
-            raise UserError(f"Service {name}: model {model.path}: {e}") from e
-        pinned = model.model_copy(update={"sha256": digest})
+            raise UserError(f"Service {name}: {e}") from e
+        pinned = model.model_copy(update={"sha256": info.sha256})
         spec = service.spec.model_copy(update={"model": pinned})
         fleet.services[name] = service.model_copy(update={"spec": spec})
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:

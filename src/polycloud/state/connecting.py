@@ -87,7 +87,7 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     path = Path(url.database or "")
     try:
-        path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the folder for {mask_url(str(url))!r}: {e.strerror}") from e
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})

@@ -244,7 +244,7 @@ def rollback(session: Session, name: str, to: int | None, authorship: Authorship
     current = history[pointer.revision]
     if to is None:
         if pointer.deleted:
-            raise ConflictError(f"workload {name!r} is deleted; name the revision to restore with --to")
+            raise ConflictError(f"workload {name!r} is deleted; name the revision to restore")
         earlier = [
             row
             for number, row in sorted(history.items(), reverse=True)

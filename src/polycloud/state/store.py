@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 
-from alembic.util import CommandError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,12 +81,6 @@ class Store:
         except DBAPIError as e:
             engine.dispose()
             raise UserError(f"cannot open the state database {label}: {_first_line(e)}") from e
-        except CommandError as e:
-            engine.dispose()
-            hint = "was it migrated by a newer polycloud?"
-            raise UserError(
-                f"the state database {label} has a schema unknown to this polycloud ({hint}): {e}"
-            ) from e
         return cls(engine, clock=clock or _utcnow)
 
     @property

@@ -23,12 +23,21 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import psutil
+
 from polycloud.drivers.base import Fault, ReplicaSpec, ReplicaState, ReplicaStatus
 from polycloud.drivers.local import probing, spawning
 from polycloud.drivers.local.children import CHILDREN
 from polycloud.drivers.local.faulting import sync_faults
 from polycloud.drivers.local.faultstate import FaultState, FaultStore
-from polycloud.drivers.local.processes import ReplicaProcess, scan, send, server_command, wait_gone
+from polycloud.drivers.local.processes import (
+    ReplicaProcess,
+    pid_running,
+    scan,
+    send,
+    server_command,
+    wait_gone,
+)
 from polycloud.drivers.local.records import RecordStore, ReplicaRecord
 from polycloud.drivers.local.reporting import failure_message, process_status, record_status
 from polycloud.errors import NotFoundError, PermanentError, TransientError, UserError
@@ -82,8 +91,9 @@ class LocalDriver:
     def list_replicas(self) -> list[ReplicaStatus]:
         """Every replica of the cluster: running processes plus exited ones not yet stopped.
 
-        Probes the readiness of `starting` replicas (one short timeout for all) and re-sends the
-        injected faults to ready replicas that have not applied the current ones.
+        Probes the readiness of `starting` replicas (one short timeout for all) and sends the injected
+        faults to replicas that have not acknowledged the current ones; a replica is reported `ready`
+        only once it answers its readiness probe and has acknowledged them.
         """
         records = self._records.load_all()
         running = self._running()
@@ -99,10 +109,16 @@ class LocalDriver:
                     to_probe.append(proc)
             if status is not None:
                 statuses[rid] = status
-        for proc in self._probe(to_probe, records):
+        faults = self._faults.load()
+        was_ready = [p for p in running.values() if statuses[p.replica_id].state == "ready"]
+        answering = self._probe(to_probe, records)
+        # Ready means serving *with* the faults in force: a replica that missed them stays starting.
+        missed = sync_faults(self._http, self._records, was_ready + answering, faults, only_changed=True)
+        now_ready = [p for p in answering if p.replica_id not in missed]
+        with self._lock:
+            self._ready.update(p.key for p in now_ready)
+        for proc in now_ready:
             statuses[proc.replica_id] = replace(statuses[proc.replica_id], state="ready")
-        ready = [p for p in running.values() if statuses[p.replica_id].state == "ready"]
-        sync_faults(self._http, self._records, ready, self._faults.load(), only_changed=True)
         return list(statuses.values())
 
     def _running(self) -> dict[str, ReplicaProcess]:
@@ -130,6 +146,10 @@ class LocalDriver:
         """The status of a record whose process is not running; None when it is not to be listed."""
         if record is None:
             return None
+        if record.pid is not None and pid_running(record.pid, record.create_time):
+            # Exiting: its command line has left the process table, the process not yet.
+            state: ReplicaState = "stopping" if record.stopping else "failed"
+            return record_status(record, state, pid=record.pid, message="exiting")
         if record.stopping:
             self._records.delete_if(record.id, lambda r: r.stopping and r.pid == record.pid)
             return None
@@ -142,17 +162,14 @@ class LocalDriver:
         return record_status(record, "failed", pid=record.pid, message=message)
 
     def _probe(self, procs: list[ReplicaProcess], records: dict[str, ReplicaRecord]) -> list[ReplicaProcess]:
-        """Probe `procs` for readiness; remember and return the ready ones."""
+        """The processes of `procs` whose readiness probe answers 200 (probed all at once)."""
         targets = []
         for proc in procs:
             record = records.get(proc.replica_id)
-            delay = record.applied_delay_ms if record is not None else proc.delay_ms
-            targets.append((proc.endpoint or "", delay))
+            extra = record.applied_delay_ms if record is not None else 0.0
+            targets.append((proc.endpoint or "", proc.delay_ms + extra))  # health answers are delayed too
         flags = probing.ready_flags(self._http, targets)
-        ready = [p for p, ok in zip(procs, flags, strict=True) if ok and p.endpoint]
-        with self._lock:
-            self._ready.update(p.key for p in ready)
-        return ready
+        return [p for p, ok in zip(procs, flags, strict=True) if ok and p.endpoint]
 
     # ---------------------------------------------------------------------------------- changing
 
@@ -168,8 +185,7 @@ class LocalDriver:
             raise PermanentError(f"replica {spec.id} is for cluster {spec.cluster}, not {self.cluster}")
         env = spawning.replica_env(os.environ, spec.env)
         with self._records.transaction() as txn:  # serialises starts across threads and processes
-            faults = self._faults.load()
-            if faults.down:
+            if self._faults.load().down:
                 raise TransientError(f"cluster {self.cluster} is down (injected fault)")
             for proc in scan(self.home, self.cluster):
                 if proc.replica_id == spec.id:
@@ -188,8 +204,6 @@ class LocalDriver:
                     base_delay_ms=spec.delay_ms,
                     created_at=time.time(),
                     log_offset=spawning.log_size(log_path),
-                    applied_delay_ms=spec.delay_ms + faults.delay_ms,
-                    applied_error_rate=faults.error_rate,
                 )
                 txn.put(record)  # before the spawn: a listing never sees a replica without metadata
                 command = self._command(spec, record, listener.fileno())
@@ -201,7 +215,7 @@ class LocalDriver:
             finally:
                 listener.close()
             CHILDREN.add(popen, partial(self._records.note_exit, spec.id, popen.pid))
-            record = replace(record, pid=popen.pid)
+            record = replace(record, pid=popen.pid, create_time=_create_time(popen.pid))
             txn.put(record)
         return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}", pid=popen.pid)
 
@@ -214,8 +228,7 @@ class LocalDriver:
         if spec.model_sha256:
             options["sha256"] = spec.model_sha256
         options |= {
-            "delay-ms": str(float(record.applied_delay_ms)),
-            "error-rate": str(float(record.applied_error_rate)),
+            "delay-ms": str(float(spec.delay_ms)),  # the base; injected faults come later, as extra
             "replica-id": spec.id,
             "cluster": self.cluster,
             "revision": str(spec.revision),
@@ -269,7 +282,11 @@ class LocalDriver:
     # ------------------------------------------------------------------------------------ faults
 
     def inject(self, fault: Fault) -> None:
-        """Apply `fault` (see `Fault`); latency and error rates are also given to later replicas.
+        """Apply `fault` (see `Fault`); latency and error rates also reach replicas started later.
+
+        `latency` and `errors` replace the cluster's previous injected value of the same kind; they are
+        sent to the running replicas now (a replica that does not answer in time gets them before it
+        is next reported ready).
 
         Raises:
             NotFoundError: `kill` names no running replica of this cluster.
@@ -322,3 +339,11 @@ class LocalDriver:
 
     def _log_path(self, replica_id: str) -> Path:
         return self.home / "logs" / f"{replica_id}.log"
+
+
+def _create_time(pid: int) -> float | None:
+    """The start time psutil reports for `pid` (None if it is already gone)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None

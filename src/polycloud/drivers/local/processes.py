@@ -153,13 +153,25 @@ def scan(home: Path, cluster: str | None = None) -> list[ReplicaProcess]:
 
 def is_running(replica: ReplicaProcess) -> bool:
     """Whether `replica`'s process still runs (not exited, not a zombie, pid not reused)."""
-    ours = CHILDREN.running(replica.pid)
+    return pid_running(replica.pid, replica.create_time)
+
+
+def pid_running(pid: int, create_time: float | None) -> bool:
+    """Whether process `pid`, started at `create_time` (any start time when None), still runs.
+
+    A child of this process counts as running until it has been reaped (and is reaped here once it
+    has exited); another process counts as running until it is a zombie. A dying process may run for
+    a moment after its command line has vanished from the process table.
+    """
+    ours = CHILDREN.running(pid)
     if ours is not None:
         # A killed multi-threaded child shows as a zombie before it can be reaped; only the reap counts.
         return ours
     try:
-        proc = psutil.Process(replica.pid)
-        return proc.create_time() == replica.create_time and proc.status() != psutil.STATUS_ZOMBIE
+        proc = psutil.Process(pid)
+        if create_time is not None and proc.create_time() != create_time:
+            return False  # the pid was reused
+        return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:  # gone, or a zombie psutil refuses to describe
         return False
 

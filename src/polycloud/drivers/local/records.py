@@ -31,19 +31,22 @@ class ReplicaRecord:
     spec_hash: str
     port: int
     base_delay_ms: float
-    """The spec's own delay; injected latency is added on top of it."""
+    """The spec's own delay, passed as the server's fixed base (`--delay-ms`)."""
     created_at: float
     """Wall-clock time the record was written (just before the spawn)."""
     log_offset: int = 0
     """Size of the log file before the spawn: lines after it belong to this run."""
     pid: int | None = None
     """None only between writing the record and the spawn returning."""
+    create_time: float | None = None
+    """The process's start time as psutil reports it (tells a reused pid apart)."""
     stopping: bool = False
     stop_deadline: float | None = None
     """Wall-clock time after which a replica still alive is SIGKILLed by whoever sees it."""
     applied_delay_ms: float = 0.0
-    """Extra delay the replica was last told (command line or `/_polycloud/faults`)."""
+    """Injected extra delay the replica last acknowledged (`/_polycloud/faults`); 0 at spawn."""
     applied_error_rate: float = 0.0
+    """Injected extra error rate the replica last acknowledged; 0 at spawn."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON object."""

@@ -1,0 +1,116 @@
+"""`polycloud demo`: plan and apply the example fleet, send real inference everywhere, show cost.
+
+It talks to replicas and the gateway over real HTTP, like any client. Ctrl-C (or `--once`) stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from polycloud.catalog import load_catalog
+from polycloud.cli.common import friendly, out, settings, usd
+from polycloud.cli.planning import show_plan
+from polycloud.cli.runtime import down, show_changes, wait_converged
+from polycloud.client.discovery import connect
+from polycloud.placement import plan_fleet
+from polycloud.serving.model import inspect_model
+from polycloud.services.documents import fleet_to_documents
+from polycloud.spec import Fleet, load_fleet
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "fleet"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog="Example: polycloud demo --once")(demo)
+
+
+@friendly
+def demo(
+    files: Annotated[list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One round of requests, then stop everything.")] = False,
+) -> None:
+    """Plan and apply a fleet on the local driver, infer on every cluster, show status and cost."""
+    catalog = load_catalog()
+    fleet = load_fleet(files or [EXAMPLES], catalog)
+    out.rule("1. plan")
+    plan = plan_fleet(fleet, catalog)
+    show_plan(plan)
+    out.rule("2. apply")
+    client = connect(settings(), start=True, say=out.print)
+    try:
+        documents = fleet_to_documents(fleet)
+        show_changes(client.apply(documents, dry_run=True))
+        client.apply(documents, dry_run=False, message="polycloud demo")
+        status = wait_converged(client, set(fleet.services))
+        out.rule("3. inference on every cluster (direct, then through the gateway)")
+        with httpx.Client(timeout=10.0) as http:
+            infer_everywhere(http, fleet, status)
+            out.rule("4. cost")
+            out.print(f"services {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Service'))}/month, "
+                      f"jobs {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Job'))} per run")
+            while not once:
+                out.rule("traffic through the gateway (Ctrl-C to stop)")
+                through_gateway(http, fleet, status)
+                time.sleep(2.0)
+    except KeyboardInterrupt:
+        out.print("stopping…")
+    finally:
+        out.rule("5. down")
+        down()
+
+
+def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:
+    table = Table()
+    for col in ("service", "cluster", "role", "replica", "ms", "answer"):
+        table.add_column(col)
+    for svc in status["services"]:
+        body = request_body(fleet, svc["name"])
+        for c in svc["clusters"]:
+            for r in c["replicas"][:1]:
+                ms, answer = timed_infer(http, r["endpoint"], svc["name"], body)
+                table.add_row(svc["name"], c["cluster"], c["role"], r["id"], f"{ms:.0f}", answer)
+        ms, answer = timed_infer(http, status["gateway"]["url"], svc["name"], body)
+        table.add_row(svc["name"], "[bold]gateway[/bold]", "", "", f"{ms:.0f}", answer)
+    out.print(table)
+    out.print("Latency includes each cluster's simulated network delay from the gateway's region.")
+
+
+def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:
+    for svc in status["services"]:
+        ms, answer = timed_infer(http, status["gateway"]["url"], svc["name"], request_body(fleet, svc["name"]))
+        out.print(f"{svc['name']:16} {ms:7.0f} ms  {answer}")
+
+
+def timed_infer(http: httpx.Client, base: str, service: str, body: dict[str, Any]) -> tuple[float, str]:
+    start = time.perf_counter()
+    try:
+        response = http.post(f"{base}/v2/models/{service}/infer", json=body)
+    except httpx.HTTPError as e:
+        return (time.perf_counter() - start) * 1000, f"[red]unreachable: {e}[/red]"
+    ms = (time.perf_counter() - start) * 1000
+    if response.status_code != 200:
+        return ms, f"[red]{response.status_code} {response.text[:80]}[/red]"
+    served = response.headers.get("x-polycloud-cluster")
+    outputs = response.json().get("outputs", [])
+    first = outputs[0]["data"][:3] if outputs else []
+    return ms, f"{outputs[0]['name'] if outputs else ''}={first}" + (f" via {served}" if served else "")
+
+
+def request_body(fleet: Fleet, service: str) -> dict[str, Any]:
+    """An infer request with a real sample row for the service's model (from samples.json)."""
+    path = Path(fleet.services[service].spec.model.path or "")
+    samples_file = path.parent / "samples.json"
+    first = inspect_model(path).inputs[0]
+    width = first.shape[-1] if first.shape and first.shape[-1] > 0 else 1
+    rows: list[list[float]] = [[0.0] * width]
+    if samples_file.is_file():
+        rows = json.loads(samples_file.read_text()).get(path.name, {}).get("rows", rows)
+    return {"inputs": [{"name": first.name, "shape": [1, len(rows[0])], "datatype": first.datatype, "data": rows[0]}]}

@@ -1,0 +1,142 @@
+"""Routing policies: which of several usable replicas gets a request. Small classes registered by name.
+
+    locality            (default) nearest clusters first, by the client's region and measured latency;
+                        within them, power of two choices on in-flight requests
+    latency             lowest EWMA latency weighted by in-flight requests ("peak EWMA")
+    least-outstanding   fewest requests in flight, then lowest latency
+    p2c                 power of two random choices on in-flight requests
+
+A policy only ranks: which replicas are candidates (role tiers, health, ejection, saturation, retries
+that prefer another cluster) is decided before, in `polycloud.gateway.selecting`. A new policy is a
+subclass with a `name`:
+
+    class Fastest(RoutingPolicy, name="fastest"):
+        def choose(self, candidates, client): ...
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from polycloud.errors import UserError
+from polycloud.gateway.locality import Locator, Point
+from polycloud.gateway.settings import GatewaySettings
+from polycloud.gateway.upstreams import Upstream
+
+
+class RoutingPolicy(ABC):
+    """Chooses one replica among candidates. Runs on the request path: no I/O, no waiting."""
+
+    name: ClassVar[str]
+    _registry: ClassVar[dict[str, type[RoutingPolicy]]] = {}
+
+    def __init_subclass__(cls, *, name: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = name
+        RoutingPolicy._registry[name] = cls
+
+    def __init__(self, settings: GatewaySettings, locator: Locator, rng: random.Random) -> None:
+        """Create the policy.
+
+        Args:
+            settings: The gateway's settings (slack, weights).
+            locator: Round-trip times from a client to a cluster.
+            rng: Randomness for tie-breaking and sampling (seed it in tests).
+        """
+        self.settings = settings
+        self.locator = locator
+        self.rng = rng
+
+    @abstractmethod
+    def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
+        """Pick one of `candidates` (never empty) for a request from `client` (None: location unknown)."""
+
+
+def _load_key(upstream: Upstream) -> tuple[int, float]:
+    return (upstream.outstanding, upstream.expected_ms)
+
+
+def two_choices(candidates: Sequence[Upstream], rng: random.Random) -> Upstream:
+    """Power of two choices: of two distinct random candidates, the one with fewer requests in flight."""
+    if len(candidates) == 1:
+        return candidates[0]
+    first, second = rng.sample(candidates, 2)
+    return first if _load_key(first) <= _load_key(second) else second
+
+
+class LeastOutstanding(RoutingPolicy, name="least-outstanding"):
+    """Fewest requests in flight; ties go to the lower expected latency, then at random."""
+
+    def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
+        """See `RoutingPolicy.choose`."""
+        best = min(_load_key(u) for u in candidates)
+        ties = [u for u in candidates if _load_key(u) == best]
+        return ties[0] if len(ties) == 1 else self.rng.choice(ties)
+
+
+class PowerOfTwo(RoutingPolicy, name="p2c"):
+    """Power of two random choices on requests in flight."""
+
+    def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
+        """See `RoutingPolicy.choose`."""
+        return two_choices(candidates, self.rng)
+
+
+class PeakLatency(RoutingPolicy, name="latency"):
+    """Lowest expected latency × (1 + requests in flight); ties at random."""
+
+    def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
+        """See `RoutingPolicy.choose`."""
+        costs = [u.expected_ms * (1 + u.outstanding) for u in candidates]
+        best = min(costs)
+        ties = [u for u, c in zip(candidates, costs, strict=True) if c == best]
+        return ties[0] if len(ties) == 1 else self.rng.choice(ties)
+
+
+class Locality(RoutingPolicy, name="locality"):
+    """Nearest clusters first, then load.
+
+    A cluster's score is the RTT from the client to it plus the lowest expected latency among its
+    candidates (so a cluster in brown-out loses its rank as its EWMA grows). Clusters within
+    `locality_slack_ms` of the best score form the tier; the replica is chosen in it by power of two
+    choices on requests in flight.
+    """
+
+    def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
+        """See `RoutingPolicy.choose`."""
+        if len(candidates) == 1:
+            return candidates[0]
+        scores: dict[str, float] = {}
+        for u in candidates:
+            score = self.locator.rtt_ms(client, u.site) + u.expected_ms
+            known = scores.get(u.cluster)
+            if known is None or score < known:
+                scores[u.cluster] = score
+        if len(scores) > 1:
+            limit = min(scores.values()) + self.settings.locality_slack_ms
+            candidates = [u for u in candidates if scores[u.cluster] <= limit]
+        return two_choices(candidates, self.rng)
+
+
+def routing_policies() -> list[str]:
+    """Names of every registered routing policy."""
+    return sorted(RoutingPolicy._registry)
+
+
+def make_routing_policy(
+    settings: GatewaySettings, locator: Locator, rng: random.Random | None = None
+) -> RoutingPolicy:
+    """The policy named by `settings.routing_policy`.
+
+    Raises:
+        UserError: No policy has that name; the message lists the known ones.
+    """
+    cls = RoutingPolicy._registry.get(settings.routing_policy)
+    if cls is None:
+        raise UserError(
+            f"unknown routing policy {settings.routing_policy!r}; known: {', '.join(routing_policies())}"
+        )
+    return cls(settings, locator, rng or random.Random())

@@ -1,0 +1,176 @@
+"""The gateway's live view of every replica: `Upstream` (routing state of one replica) and its registry.
+
+A route table says which replicas exist; the gateway adds what it measures: requests in flight, an EWMA
+of latency, the last active health check, and passive ejection. `UpstreamRegistry.apply` merges a new
+table in, keeping that measured state for replicas that stay (same id and endpoint). Everything here is
+touched from the event loop only, so it needs no locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from polycloud.gateway.locality import Locator, Point
+from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable
+
+
+class Upstream:
+    """One replica as the gateway routes to it."""
+
+    __slots__ = (
+        "cluster",
+        "consecutive_failures",
+        "ejected_until",
+        "ejections",
+        "endpoint",
+        "ewma_ms",
+        "healthy",
+        "id",
+        "last_ejected_at",
+        "outstanding",
+        "prior_ms",
+        "revision",
+        "role",
+        "routable",
+        "service",
+        "site",
+        "state",
+    )
+
+    def __init__(self, service: str, route: ReplicaRoute, site: ClusterRoute | None, prior_ms: float) -> None:
+        """Start tracking a replica.
+
+        Args:
+            service: The service it serves.
+            route: The replica as the route table has it; must have an endpoint.
+            site: Where its cluster stands, when known.
+            prior_ms: Expected latency before any measurement (modelled RTT from the gateway, or 0).
+        """
+        self.service = service
+        self.id = route.id
+        self.endpoint = (route.endpoint or "").rstrip("/")
+        self.site = site
+        self.prior_ms = prior_ms
+        self.outstanding = 0
+        """Requests sent to it and not answered yet."""
+        self.ewma_ms: float | None = None
+        """EWMA of answer times (proxied requests and health checks), None before the first."""
+        self.healthy = True
+        """False after a failed active health check or a refused connection, until a check passes."""
+        self.consecutive_failures = 0
+        self.ejected_until = 0.0
+        """Loop time until which passive outlier detection keeps it out."""
+        self.ejections = 0
+        """Ejections in a row, for the growing back-off."""
+        self.last_ejected_at = 0.0
+        self.update(route, site)
+
+    def update(self, route: ReplicaRoute, site: ClusterRoute | None) -> None:
+        """Take the fields the control plane may change (role, state, revision, cluster location)."""
+        self.cluster = route.cluster
+        self.role = route.role
+        self.state = route.state
+        self.revision = route.revision
+        self.site = site
+        self.routable = route.state == "ready"
+
+    @property
+    def expected_ms(self) -> float:
+        """The latency to expect: the EWMA once measured, else the prior."""
+        ewma = self.ewma_ms
+        return self.prior_ms if ewma is None else ewma
+
+    def usable(self, now: float) -> bool:
+        """Ready, passing health checks, and not ejected at loop time `now`."""
+        return self.routable and self.healthy and self.ejected_until <= now
+
+    def observe(self, elapsed_ms: float, alpha: float) -> None:
+        """Fold one answer time into the EWMA."""
+        ewma = self.ewma_ms
+        self.ewma_ms = elapsed_ms if ewma is None else ewma + alpha * (elapsed_ms - ewma)
+
+    def __repr__(self) -> str:
+        return f"Upstream({self.id!r}, {self.cluster!r}, {self.role!r}, {self.endpoint!r})"
+
+
+class ServicePool:
+    """The upstreams of one service, split by role."""
+
+    __slots__ = ("active", "burst", "name", "pattern", "standby", "upstreams")
+
+    def __init__(self, name: str, pattern: str, upstreams: list[Upstream]) -> None:
+        """Group `upstreams` by role; unknown roles count as active."""
+        self.name = name
+        self.pattern = pattern
+        self.upstreams = upstreams
+        self.standby = [u for u in upstreams if u.role == "standby"]
+        self.burst = [u for u in upstreams if u.role == "burst"]
+        self.active = [u for u in upstreams if u.role not in ("standby", "burst")]
+
+
+class UpstreamRegistry:
+    """Every service's pool, rebuilt from each new route table."""
+
+    def __init__(self, locator: Locator, home: Point | None) -> None:
+        """Create an empty registry.
+
+        Args:
+            locator: For the prior latency of a new replica.
+            home: Where the gateway stands, for that prior; None gives a prior of 0.
+        """
+        self._locator = locator
+        self._home = home
+        self._pools: dict[str, ServicePool] = {}
+        self._by_key: dict[tuple[str, str, str], Upstream] = {}
+        self._table: RouteTable | None = None
+        self.version = 0
+        """Grows by one each time a different table is applied."""
+
+    @property
+    def loaded(self) -> bool:
+        """True once a table has been applied."""
+        return self._table is not None
+
+    def pool(self, service: str) -> ServicePool | None:
+        """The pool of `service`, or None when the table has no such service."""
+        return self._pools.get(service)
+
+    def services(self) -> list[str]:
+        """Every known service name."""
+        return list(self._pools)
+
+    def upstreams(self) -> Iterator[Upstream]:
+        """Every tracked replica."""
+        return iter(list(self._by_key.values()))
+
+    def apply(self, table: RouteTable) -> bool:
+        """Follow `table`; returns False when it equals the last one (nothing done).
+
+        Replicas that keep their id and endpoint keep their measured state; replicas without an
+        endpoint are not tracked (they cannot be routed to).
+        """
+        if table == self._table:
+            return False
+        by_key: dict[tuple[str, str, str], Upstream] = {}
+        pools: dict[str, ServicePool] = {}
+        for service in table.services.values():
+            members: list[Upstream] = []
+            for route in service.replicas:
+                if not route.endpoint:
+                    continue
+                key = (service.name, route.id, route.endpoint)
+                site = table.clusters.get(route.cluster)
+                upstream = self._by_key.get(key)
+                if upstream is None:
+                    prior = self._locator.rtt_ms(self._home, site)
+                    upstream = Upstream(service.name, route, site, prior)
+                else:
+                    upstream.update(route, site)
+                by_key[key] = upstream
+                members.append(upstream)
+            pools[service.name] = ServicePool(service.name, service.pattern, members)
+        self._by_key = by_key
+        self._pools = pools
+        self._table = table
+        self.version += 1
+        return True

@@ -1,0 +1,1 @@
+"""Tests of the placement model and optimiser (DESIGN.md §4)."""
