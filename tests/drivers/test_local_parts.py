@@ -11,7 +11,7 @@ from polycloud.drivers.local import LocalDriver
 from polycloud.drivers.local.faultstate import FaultState, FaultStore
 from polycloud.drivers.local.processes import parse_command, server_command
 from polycloud.drivers.local.records import RecordStore, ReplicaRecord
-from polycloud.drivers.local.spawning import last_log_line, replica_env
+from polycloud.drivers.local.spawning import last_log_line, replica_command, replica_env
 from polycloud.errors import NotFoundError, PermanentError, UserError
 
 from .support import make_spec
@@ -117,6 +117,17 @@ def test_replica_env_adds_spec_env_and_drops_control_plane_settings() -> None:
         replica_env({}, {"A=B": "x"})
 
 
+def test_replica_command_carries_identity_but_no_env(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path / "m.onnx", env={"TOKEN": "secret-value"}, delay_ms=12.5)
+    command = replica_command("/py", spec, tmp_path, port=4000, fd=9)
+    assert command[:3] == ["/py", "-m", "polycloud.serving"]
+    assert not any("secret-value" in arg for arg in command)
+    parsed = parse_command(1, 0.0, command)
+    assert parsed is not None
+    assert (parsed.replica_id, parsed.cluster, parsed.home) == ("svc-a-0", "local-a", str(tmp_path))
+    assert (parsed.port, parsed.delay_ms, parsed.spec_hash, parsed.revision) == (4000, 12.5, "h1", 1)
+
+
 def test_driver_refuses_unsafe_names_and_foreign_specs(home: Path, model: Path) -> None:
     with pytest.raises(PermanentError):
         LocalDriver("../evil", home)
@@ -133,6 +144,8 @@ def test_driver_refuses_unsafe_names_and_foreign_specs(home: Path, model: Path) 
             driver.inject(Fault(kind="kill", replica_id="never-started"))
         with pytest.raises(UserError):
             driver.inject(Fault(kind="errors", error_rate=1.5))
+        with pytest.raises(UserError):
+            driver.inject(Fault(kind="latency", delay_ms=-1.0))
         assert driver.list_replicas() == []
     finally:
         driver.close()

@@ -41,7 +41,7 @@ TRAFFIC_REGIONS = [
     "aws/ap-northeast-1",
 ]
 TRAFFIC_PLACES = [(48.86, 2.35), (40.71, -74.0), (52.52, 13.40), (1.35, 103.82)]
-BUDGETS_MS = [10, 25, 50, 90, 120, 180]
+BUDGETS_MS = [10, 25, 50, 90, 120, 180, 250]
 JURISDICTIONS = ["EU", "US", "UK"]
 RESOURCES: list[dict[str, Any]] = [
     {"vcpus": 2, "memoryGiB": 4},
@@ -82,9 +82,18 @@ def private_instances(draw: st.DrawFn) -> list[Doc]:
 
 
 @st.composite
-def quotas(draw: st.DrawFn, always: bool = False) -> dict[str, int] | None:
-    """No quotas, or a few accelerators' worth (spelt in either case) so that quotas bind."""
-    if not always and draw(st.booleans()):
+def quotas(draw: st.DrawFn, tight: bool = False) -> dict[str, int] | None:
+    """No quotas, or a few accelerators' worth (spelt in either case) so that quotas bind.
+
+    `tight` gives every cluster small but non-zero quotas on both accelerators, so that several
+    workloads fit one at a time but not all together.
+    """
+    if tight:
+        return {
+            draw(st.sampled_from(["A100", "a100"])): draw(st.sampled_from([1, 8, 9, 16, 24])),
+            draw(st.sampled_from(["T4", "t4"])): draw(st.integers(1, 8)),
+        }
+    if draw(st.booleans()):
         return None
     out: dict[str, int] = {}
     if draw(st.booleans()):
@@ -95,7 +104,7 @@ def quotas(draw: st.DrawFn, always: bool = False) -> dict[str, int] | None:
 
 
 @st.composite
-def cluster_doc(draw: st.DrawFn, name: str, always_quotas: bool = False) -> Doc:
+def cluster_doc(draw: st.DrawFn, name: str, tight_quotas: bool = False) -> Doc:
     """A Cluster: a catalog region (sometimes with network prices overridden) or a private site."""
     spec: Doc
     if draw(st.integers(0, 2)) > 0:
@@ -118,7 +127,7 @@ def cluster_doc(draw: st.DrawFn, name: str, always_quotas: bool = False) -> Doc:
             network["interRegionUSDPerGB"] = draw(cents(0, 5))
         if network:
             spec["network"] = network
-    limits = draw(quotas(always_quotas))
+    limits = draw(quotas(tight_quotas))
     if limits:
         spec["quotas"] = limits
     return document("Cluster", name, spec)
@@ -132,7 +141,7 @@ def document(kind: str, name: str, spec: Doc) -> Doc:
 @st.composite
 def placement_rules(draw: st.DrawFn, clusters: list[Doc]) -> Doc | None:
     """Usually no allow-lists; sometimes one or two of providers, clusters, jurisdictions."""
-    if draw(st.integers(0, 2)) > 0:
+    if draw(st.integers(0, 3)) > 0:
         return None
     names = [c["metadata"]["name"] for c in clusters]
     providers = sorted({c["spec"]["provider"] for c in clusters})
@@ -178,7 +187,7 @@ def service_doc(
     sources = draw(traffic())
     if sources:
         spec["traffic"] = sources
-    if draw(st.booleans()):
+    if draw(st.integers(0, 2)) == 0:
         spec["latency"] = {"maxRttMs": draw(st.sampled_from(BUDGETS_MS))}
     reads = draw(st.lists(st.sampled_from(datasets), unique=True)) if datasets else []
     if reads:
@@ -215,21 +224,21 @@ def fleets(
     max_clusters: int = 5,
     max_workloads: int = 4,
     resources: list[Doc] | None = None,
-    always_quotas: bool = False,
+    tight_quotas: bool = False,
 ) -> list[Doc]:
     """A whole random fleet as a list of documents (valid by construction).
 
-    `resources` narrows what workloads ask for (e.g. GPUs only) and `always_quotas` gives every cluster
+    `resources` narrows what workloads ask for (e.g. GPUs only) and `tight_quotas` gives every cluster small
     quotas: together they make fleets where workloads compete for the same few accelerators.
     """
     menu = resources or RESOURCES
     count = draw(st.integers(2, max_clusters))
-    clusters = [draw(cluster_doc(f"c{i}", always_quotas)) for i in range(count)]
+    clusters = [draw(cluster_doc(f"c{i}", tight_quotas)) for i in range(count)]
     names = [c["metadata"]["name"] for c in clusters]
     datasets = []
     for i in range(draw(st.integers(0, 2))):
         spec: Doc = {"cluster": draw(st.sampled_from(names)), "sizeGB": draw(st.integers(0, 3000))}
-        residency = draw(st.sampled_from([None, None, "EU", "US"]))
+        residency = draw(st.sampled_from([None, None, None, "EU", "US"]))
         if residency:
             spec["residency"] = residency
         datasets.append(document("Dataset", f"d{i}", spec))

@@ -12,10 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-import httpx
 
 from polycloud.serving.app import Replica, ServedModel, create_app
 from polycloud.serving.faults import Faults, FaultSettings
@@ -97,7 +97,9 @@ def cancer_path() -> Path:
 @pytest.fixture
 def train_module() -> ModuleType:
     """`examples/models/train.py` as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("polycloud_example_train", ROOT / "examples/models/train.py")
+    spec = importlib.util.spec_from_file_location(
+        "polycloud_example_train", ROOT / "examples/models/train.py"
+    )
     if spec is None or spec.loader is None:
         raise RuntimeError("cannot load examples/models/train.py")
     module = importlib.util.module_from_spec(spec)

@@ -104,7 +104,9 @@ def test_infer_with_version_path(client: Client) -> None:
     assert ok.status_code == 200
     assert client.get("/v2/models/species/versions/3").status_code == 200
     assert client.get("/v2/models/species/versions/9").status_code == 404
-    assert client.post("/v2/models/species/versions/9/infer", json=iris_input([[1, 2, 3, 4]])).status_code == 404
+    assert (
+        client.post("/v2/models/species/versions/9/infer", json=iris_input([[1, 2, 3, 4]])).status_code == 404
+    )
 
 
 def test_infer_int64_and_bytes_models(
@@ -173,7 +175,9 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("request_body", "reason"), [(b, r) for _, b, r in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("request_body", "reason"), [(b, r) for _, b, r in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS]
+)
 def test_bad_requests_are_400_with_a_reason(client: Client, request_body: Any, reason: str) -> None:
     answer = client.post(INFER, json=request_body)
     assert answer.status_code == 400
@@ -197,7 +201,8 @@ def test_missing_input_is_400(make_replica: MakeReplica, make_client: MakeClient
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"), [([1.5], "not valid INT64"), ([2**63], "not valid INT64"), ([True], "not valid INT64")]
+    ("data", "reason"),
+    [([1.5], "not valid INT64"), ([2**63], "not valid INT64"), ([True], "not valid INT64")],
 )
 def test_integer_inputs_are_checked(
     make_replica: MakeReplica, make_client: MakeClient, int64_path: Path, data: list[Any], reason: str
@@ -213,7 +218,9 @@ def test_integer_inputs_are_checked(
     assert answer.status_code == 400 and reason in answer.json()["error"]
 
 
-def test_numbers_for_bytes_are_400(make_replica: MakeReplica, make_client: MakeClient, strings_path: Path) -> None:
+def test_numbers_for_bytes_are_400(
+    make_replica: MakeReplica, make_client: MakeClient, strings_path: Path
+) -> None:
     words = make_client(make_replica(strings_path, name="words"))
     request = {"inputs": [{"name": "words", "shape": [2], "datatype": "BYTES", "data": ["a", 1]}]}
     answer = words.post("/v2/models/words/infer", json=request)

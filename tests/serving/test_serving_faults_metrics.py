@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from polycloud.serving import app as app_module
 from polycloud.serving.faults import Faults, FaultSettings, InvalidFaults
 
 Client = Any
@@ -99,17 +98,16 @@ def test_admin_api_refuses_malformed_json(client: Client) -> None:
 
 
 def test_delay_is_added_to_every_v2_answer_only(
-    make_replica: MakeReplica, make_client: MakeClient, iris_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_replica: MakeReplica, make_client: MakeClient, iris_path: Path
 ) -> None:
     slept: list[float] = []
-    real_sleep = app_module.asyncio.sleep
 
     async def record(seconds: float) -> None:
         slept.append(seconds)
-        await real_sleep(0)
 
-    monkeypatch.setattr(app_module.asyncio, "sleep", record)
-    client = make_client(make_replica(iris_path, name="species", delay_ms=40.0))
+    replica = make_replica(iris_path, name="species", delay_ms=40.0)
+    replica.sleep = record
+    client = make_client(replica)
     client.post("/_polycloud/faults", json={"delayMs": 10})
     client.get("/v2/health/live")
     client.post(INFER, json=REQUEST)

@@ -17,7 +17,6 @@ from polycloud.errors import PermanentError
 from polycloud.serving import TensorInfo, inspect_model, load_model
 from polycloud.serving.onnxtypes import output_plan, parse_type
 
-
 Matmul = tuple[Path, "np.ndarray[Any, Any]", "np.ndarray[Any, Any]"]
 
 

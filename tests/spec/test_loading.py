@@ -45,8 +45,10 @@ def test_example_fleet_loads() -> None:
 
 
 def test_unknown_field_names_line_and_suggests(tmp_path: Path) -> None:
-    text = CLUSTER + "---\napiVersion: polycloud/v1\nkind: Service\nmetadata: {name: svc}\nspec:\n" \
+    text = (
+        CLUSTER + "---\napiVersion: polycloud/v1\nkind: Service\nmetadata: {name: svc}\nspec:\n"
         "  model: {path: m.onnx}\n  replicaz: 2\n"
+    )
     (msg,) = errors(tmp_path, text)
     assert msg.startswith(f"{tmp_path / 'fleet.yaml'}:15:3: spec.replicaz: unknown field 'replicaz'")
     assert "did you mean 'replicas'" in msg
@@ -72,7 +74,9 @@ def test_unknown_kind_and_yaml_syntax(tmp_path: Path) -> None:
 
 
 def test_references_and_shares(tmp_path: Path) -> None:
-    text = CLUSTER + """---
+    text = (
+        CLUSTER
+        + """---
 apiVersion: polycloud/v1
 kind: Dataset
 metadata: {name: data}
@@ -87,6 +91,7 @@ spec:
   traffic: [{region: aws/us-east-1, share: 0.5}, {region: aws/us-eest-1, share: 0.2}]
   placement: {clusters: [site-aa]}
 """
+    )
     msgs = "\n".join(errors(tmp_path, text))
     assert "spec.cluster: unknown cluster 'site-b' (did you mean 'site-a'?)" in msgs
     assert "spec.reads[0].dataset: unknown dataset 'dat' (did you mean 'data'?)" in msgs
@@ -104,14 +109,18 @@ def test_duplicate_names_and_private_site_needs_location(tmp_path: Path) -> None
 
 
 def test_catalog_region_checked(tmp_path: Path) -> None:
-    text = "apiVersion: polycloud/v1\nkind: Cluster\nmetadata: {name: c}\nspec: {provider: aws, region: us-east-9}\n"
+    text = "apiVersion: polycloud/v1\nkind: Cluster\nmetadata: {name: c}\n" + (
+        "spec: {provider: aws, region: us-east-9}\n"
+    )
     (msg,) = errors(tmp_path, text)
     assert "unknown aws region 'us-east-9'" in msg
 
 
 def test_missing_model_file(tmp_path: Path) -> None:
-    text = CLUSTER + "---\napiVersion: polycloud/v1\nkind: Service\nmetadata: {name: s}\nspec:\n" \
+    text = (
+        CLUSTER + "---\napiVersion: polycloud/v1\nkind: Service\nmetadata: {name: s}\nspec:\n"
         "  model: {path: nope.onnx}\n"
+    )
     (msg,) = errors(tmp_path, text)
     assert "model file not found" in msg and "spec.model.path" in msg
 

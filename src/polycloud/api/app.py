@@ -78,7 +78,9 @@ def rollback(name: str, body: RollbackBody, request: Request, who: Deployer) -> 
 
 
 @router.get("/events")
-def events(request: Request, _: Viewer, workload: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def events(
+    request: Request, _: Viewer, workload: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     return inspecting.events(ctx(request).store, workload, min(max(limit, 1), 1000))
 
 

@@ -21,8 +21,8 @@ from polycloud.cli.planning import show_plan
 from polycloud.cli.runtime import down, show_changes, wait_converged
 from polycloud.client.discovery import connect
 from polycloud.placement import plan_fleet
-from polycloud.serving.model import inspect_model
 from polycloud.services.documents import fleet_to_documents
+from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet, load_fleet
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "fleet"
@@ -34,8 +34,12 @@ def register(app: typer.Typer) -> None:
 
 @friendly
 def demo(
-    files: Annotated[list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet).")] = None,
-    once: Annotated[bool, typer.Option("--once", help="One round of requests, then stop everything.")] = False,
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One round of requests, then stop everything.")
+    ] = False,
 ) -> None:
     """Plan and apply a fleet on the local driver, infer on every cluster, show status and cost."""
     catalog = load_catalog()
@@ -54,8 +58,10 @@ def demo(
         with httpx.Client(timeout=10.0) as http:
             infer_everywhere(http, fleet, status)
             out.rule("4. cost")
-            out.print(f"services {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Service'))}/month, "
-                      f"jobs {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Job'))} per run")
+            out.print(
+                f"services {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Service'))}/month, "
+                f"jobs {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Job'))} per run"
+            )
             while not once:
                 out.rule("traffic through the gateway (Ctrl-C to stop)")
                 through_gateway(http, fleet, status)
@@ -85,7 +91,9 @@ def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -
 
 def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:
     for svc in status["services"]:
-        ms, answer = timed_infer(http, status["gateway"]["url"], svc["name"], request_body(fleet, svc["name"]))
+        ms, answer = timed_infer(
+            http, status["gateway"]["url"], svc["name"], request_body(fleet, svc["name"])
+        )
         out.print(f"{svc['name']:16} {ms:7.0f} ms  {answer}")
 
 
@@ -113,4 +121,8 @@ def request_body(fleet: Fleet, service: str) -> dict[str, Any]:
     rows: list[list[float]] = [[0.0] * width]
     if samples_file.is_file():
         rows = json.loads(samples_file.read_text()).get(path.name, {}).get("rows", rows)
-    return {"inputs": [{"name": first.name, "shape": [1, len(rows[0])], "datatype": first.datatype, "data": rows[0]}]}
+    return {
+        "inputs": [
+            {"name": first.name, "shape": [1, len(rows[0])], "datatype": first.datatype, "data": rows[0]}
+        ]
+    }

@@ -28,9 +28,16 @@ def register(app: typer.Typer) -> None:
 def validate(files: Files) -> None:
     """Check spec files: syntax, fields, names and references. Exit 1 with FILE:LINE:COL errors."""
     fleet = load_fleet(files, load_catalog())
-    counts = {k: len(v) for k, v in (("clusters", fleet.clusters), ("datasets", fleet.datasets),
-                                     ("services", fleet.services), ("jobs", fleet.jobs),
-                                     ("policies", fleet.policies))}
+    counts = {
+        k: len(v)
+        for k, v in (
+            ("clusters", fleet.clusters),
+            ("datasets", fleet.datasets),
+            ("services", fleet.services),
+            ("jobs", fleet.jobs),
+            ("policies", fleet.policies),
+        )
+    }
     out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
 

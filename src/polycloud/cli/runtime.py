@@ -105,8 +105,12 @@ def show_changes(preview: dict[str, Any]) -> None:
         delta = c["afterUSD"] - c["beforeUSD"]
         style = colour[c["action"]]
         table.add_row(
-            f"[{style}]{c['action']}[/{style}]", c["workload"], c["kind"], usd(c["beforeUSD"]) + unit,
-            usd(c["afterUSD"]) + unit, f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
+            f"[{style}]{c['action']}[/{style}]",
+            c["workload"],
+            c["kind"],
+            usd(c["beforeUSD"]) + unit,
+            usd(c["afterUSD"]) + unit,
+            f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
         )
     out.print(table)
     out.print(f"cost delta: {'+' if preview['deltaUSD'] >= 0 else '-'}{usd(abs(preview['deltaUSD']))}")
@@ -129,7 +133,9 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
     for e in client.events(limit=10):
         if e["level"] != "info":
             err.print(f"  {e['reason']}: {e['message']}")
-    err.print(f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`")
+    err.print(
+        f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`"
+    )
     raise typer.Exit(EXIT_INVALID)
 
 
@@ -144,7 +150,9 @@ def _counts(status: dict[str, Any], names: set[str]) -> tuple[int, int]:
 
 
 @friendly
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON (DESIGN.md §5).")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (DESIGN.md §5).")] = False,
+) -> None:
     """Show every service, where its replicas run and whether they are ready."""
     client = connect(settings(), start=False, say=err.print)
     data = client.status()
@@ -158,7 +166,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON (DES
         for c in svc["clusters"]:
             ready = sum(1 for r in c["replicas"] if r["state"] == "ready")
             reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
-            table.add_row(svc["name"], svc["revision"], c["cluster"], c["role"], f"{ready}/{c['desired']}", reps)
+            table.add_row(
+                svc["name"], svc["revision"], c["cluster"], c["role"], f"{ready}/{c['desired']}", reps
+            )
     out.print(table)
 
 
@@ -178,7 +188,9 @@ def history(name: Annotated[str, typer.Argument(help="Workload name.")]) -> None
 @friendly
 def rollback(
     name: Annotated[str, typer.Argument(help="Workload name.")],
-    to: Annotated[int | None, typer.Option("--to", help="Revision number (default: the previous one).")] = None,
+    to: Annotated[
+        int | None, typer.Option("--to", help="Revision number (default: the previous one).")
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for the replicas.")] = False,
 ) -> None:
     """Roll a workload back to an earlier revision (recorded as a new revision)."""

@@ -41,10 +41,14 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
     if settings.server:
         raise TransientError(f"control plane at {settings.server} is not reachable")
     if not start:
-        raise TransientError(f"no control plane runs for {settings.resolved_home}; start one with `polycloud up`")
+        raise TransientError(
+            f"no control plane runs for {settings.resolved_home}; start one with `polycloud up`"
+        )
     info = start_background(settings)
-    say(f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
-        f"gateway {info.gateway_url}); stop it with `polycloud down`")
+    say(
+        f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
+        f"gateway {info.gateway_url}); stop it with `polycloud down`"
+    )
     return ApiClient(info.api_url, token_for(settings))
 
 
@@ -56,7 +60,10 @@ def start_background(settings: Settings) -> RunInfo:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "polycloud.cli.main", "up"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

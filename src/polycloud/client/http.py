@@ -64,9 +64,7 @@ class ApiClient:
     def shutdown(self) -> None:
         self._call("POST", "/shutdown")
 
-    def _call(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
-    ) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.TimeoutException as e:

@@ -130,7 +130,9 @@ def cluster_delays(
 ) -> dict[str, float]:
     """Simulated network delay per cluster: its own setting, else the RTT from the gateway's region."""
     return {
-        name: (overrides.get(name) if overrides.get(name) is not None else rtt_ms(origin, site.point, catalog))
+        name: (
+            overrides.get(name) if overrides.get(name) is not None else rtt_ms(origin, site.point, catalog)
+        )
         or 0.0
         for name, site in sites.items()
     }

@@ -51,7 +51,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._said: dict[str, str] = {}
-        self._snapshot: list[tuple[object, ...]] = []
+        self._snapshot: list[tuple[str, str, str | None, int | None, int, str]] = []
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -137,7 +137,12 @@ class Reconciler:
             self._say(f"blocked/{service}", "error", "ServiceBlocked", why, workload=service)
 
     def _say(
-        self, key: str, level: EventLevel, reason: str, message: str, workload: str | None = None,
+        self,
+        key: str,
+        level: EventLevel,
+        reason: str,
+        message: str,
+        workload: str | None = None,
         cluster: str | None = None,
     ) -> None:
         """Record an event once per distinct message for `key` (no repeats every pass)."""
@@ -164,13 +169,19 @@ class Reconciler:
             replicas[r.id] = r
         records = [
             ReplicaRecord(
-                id=r.id, workload=r.service, cluster=r.cluster, role=r.role, revision=r.revision,
-                endpoint=r.endpoint, pid=r.pid, state="stopping" if r.id in stopping else r.state,
+                id=r.id,
+                workload=r.service,
+                cluster=r.cluster,
+                role=r.role,
+                revision=r.revision,
+                endpoint=r.endpoint,
+                pid=r.pid,
+                state="stopping" if r.id in stopping else r.state,
                 message=r.message,
             )
             for r in sorted(replicas.values(), key=lambda r: r.id)
         ]
-        fingerprint = [(r.id, r.state, r.endpoint, r.pid, r.revision, r.role) for r in records]
+        fingerprint: list[tuple[str, str, str | None, int | None, int, str]] = [(r.id, r.state, r.endpoint, r.pid, r.revision, r.role) for r in records]
         if fingerprint != self._snapshot:
             self.store.replace_replicas(records)
             self._snapshot = fingerprint

@@ -22,7 +22,8 @@ BACKOFF_MAX_S = 30.0
 
 @dataclass
 class Backoff:
-    """Crash-loop back-off per (service, cluster): 0.25 s, 0.5 s, 1 s ... up to 30 s."""
+    """Crash-loop back-off per (service, cluster): a first failure is replaced at once (drift repair);
+    repeated ones wait 0.5 s, 1 s, 2 s ... up to 30 s until a replica of the group is ready again."""
 
     failures: dict[GroupKey, int] = field(default_factory=dict)
     not_before: dict[GroupKey, float] = field(default_factory=dict)
@@ -30,7 +31,8 @@ class Backoff:
     def failed(self, key: GroupKey, now: float) -> None:
         n = self.failures.get(key, 0) + 1
         self.failures[key] = n
-        self.not_before[key] = now + min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (n - 1))
+        delay = 0.0 if n == 1 else min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (n - 1))
+        self.not_before[key] = now + delay
 
     def healthy(self, key: GroupKey) -> None:
         self.failures.pop(key, None)
@@ -115,7 +117,9 @@ def _roll(
         for ordinal in _free_ordinals((r.id for r in everything), key, to_start):
             spec = _spec(group, f"{key[0]}-{cluster}-{ordinal}")
             actions.start.append(spec)
-            actions.events.append(_event("info", "ReplicaStarting", f"{spec.id} (revision r{spec.revision})", key))
+            actions.events.append(
+                _event("info", "ReplicaStarting", f"{spec.id} (revision r{spec.revision})", key)
+            )
     ready_current = sum(1 for r in current if r.state == "ready")
     unready_old = [r for r in outdated if r.state != "ready"]
     ready_old = sorted((r for r in outdated if r.state == "ready"), key=lambda r: -_ordinal(r.id))

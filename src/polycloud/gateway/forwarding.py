@@ -117,7 +117,9 @@ class Forwarder:
         return self._session
 
     def _timeout(self, total_s: float) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=total_s, sock_connect=min(total_s, self._settings.connect_timeout_s))
+        return aiohttp.ClientTimeout(
+            total=total_s, sock_connect=min(total_s, self._settings.connect_timeout_s)
+        )
 
     async def send(
         self,

@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+
 class GatewayMetrics:
     """Counters, histograms and gauges of one gateway."""
 
@@ -45,7 +46,9 @@ class GatewayMetrics:
             ["service", "cluster", "outcome"],
             registry=r,
         )
-        self._retries = Counter("polycloud_gateway_retries", "Attempts after the first.", ["service"], registry=r)
+        self._retries = Counter(
+            "polycloud_gateway_retries", "Attempts after the first.", ["service"], registry=r
+        )
         self._ejections = Counter(
             "polycloud_gateway_ejections", "Passive outlier ejections.", ["service", "cluster"], registry=r
         )

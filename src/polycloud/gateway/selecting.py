@@ -90,9 +90,7 @@ class Selector:
         elsewhere = [u for u in tier if u.cluster not in clusters]
         if elsewhere:
             return elsewhere
-        spare = [
-            u for u in (*pool.standby, *pool.burst) if u.cluster not in clusters and u.usable(now)
-        ]
+        spare = [u for u in (*pool.standby, *pool.burst) if u.cluster not in clusters and u.usable(now)]
         return spare or tier
 
 

@@ -19,6 +19,7 @@ class Upstream:
 
     __slots__ = (
         "cluster",
+        "cluster_header",
         "consecutive_failures",
         "ejected_until",
         "ejections",
@@ -68,6 +69,8 @@ class Upstream:
     def update(self, route: ReplicaRoute, site: ClusterRoute | None) -> None:
         """Take the fields the control plane may change (role, state, revision, cluster location)."""
         self.cluster = route.cluster
+        self.cluster_header = route.cluster.encode()
+        """The cluster's name as the value of `x-polycloud-cluster`."""
         self.role = route.role
         self.state = route.state
         self.revision = route.revision

@@ -99,7 +99,9 @@ class ProblemBuilder:
         budget = spec.latency.maxRttMs if spec.latency else None
         covering: list[set[str]] = [set() for _ in points]
         datasets = [r.dataset for r in spec.reads]
-        for site, offering, reasons in self._candidates(problem, svc, spec.resources, spec.placement, datasets):
+        for site, offering, reasons in self._candidates(
+            problem, svc, spec.resources, spec.placement, datasets
+        ):
             price = offering.hourly_usd
             egress = sum(r.gbPerMonth * self._transfer(r.dataset, site) for r in spec.reads)
             active_compute = spec.replicas * price * HOURS_PER_MONTH
@@ -113,7 +115,9 @@ class ProblemBuilder:
             late = self._late(problem.sources, rtts, budget)
             for role in dict.fromkeys(roles):
                 if role == "active":
-                    choice = self._choice(site, offering, "active", spec.replicas, active_compute, egress, False)
+                    choice = self._choice(
+                        site, offering, "active", spec.replicas, active_compute, egress, False
+                    )
                     if late and spec.pattern != "active-active":
                         problem.role_rejected[("active", site.name)] = late
                         continue
@@ -132,11 +136,14 @@ class ProblemBuilder:
         spec = job.spec
         problem = self._problem(job, "single", ("active",))
         datasets = [r.dataset for r in spec.reads]
-        for site, offering, reasons in self._candidates(problem, job, spec.resources, spec.placement, datasets):
+        for site, offering, reasons in self._candidates(
+            problem, job, spec.resources, spec.placement, datasets
+        ):
             price = hourly(offering, spec.spot)
             paid_spot = spec.spot and offering.spot_hourly_usd is not None
             egress = sum(
-                self.fleet.datasets[r.dataset].spec.sizeGB * self._transfer(r.dataset, site) for r in spec.reads
+                self.fleet.datasets[r.dataset].spec.sizeGB * self._transfer(r.dataset, site)
+                for r in spec.reads
             )
             compute = spec.nodes * spec.hours * price
             problem.would_cost[site.name] = compute + egress
@@ -167,7 +174,9 @@ class ProblemBuilder:
     ) -> Iterable[tuple[Site, Offering, list[str]]]:
         """Sites with an offering, and the reasons (if any) that rule each out; all reasons are recorded."""
         residencies = {
-            self.fleet.datasets[d].spec.residency: d for d in datasets if self.fleet.datasets[d].spec.residency
+            self.fleet.datasets[d].spec.residency: d
+            for d in datasets
+            if self.fleet.datasets[d].spec.residency
         }
         for site in self.sites.values():
             reasons = [*self._rule_reasons(site, rules), *self._policy_reasons(site)]

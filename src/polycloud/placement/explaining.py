@@ -85,6 +85,8 @@ def infeasible_reasons(p: Problem, failure: str) -> list[str]:
         by_reason[f"{role} role: {reason}" if role != "active" else reason].append(cluster)
     lines = [failure]
     for reason, clusters in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        shown = ", ".join(sorted(clusters)[:6]) + (f" and {len(clusters) - 6} more" if len(clusters) > 6 else "")
+        shown = ", ".join(sorted(clusters)[:6]) + (
+            f" and {len(clusters) - 6} more" if len(clusters) > 6 else ""
+        )
         lines.append(f"{shown}: {reason}")
     return lines

@@ -35,7 +35,7 @@ class BinaryProgram:
 
     def solve(self, *, relax: bool = False) -> Outcome:
         """Solve to proven optimality (relative gap 0), or the LP relaxation when `relax`."""
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", 1e-7)

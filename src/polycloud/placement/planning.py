@@ -123,8 +123,7 @@ def _naive_cost(p: Problem, provider: str) -> float | None:
     others = [
         c
         for c in p.choices[second_role]
-        if c.cluster != primary.cluster
-        and (p.pattern == "burst" or p.providers[c.cluster] != provider)
+        if c.cluster != primary.cluster and (p.pattern == "burst" or p.providers[c.cluster] != provider)
     ]
     if not others:
         return None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from polycloud.catalog import Catalog, Offering
 from polycloud.placement.geo import modelled_rtt_ms
-from polycloud.spec.models import Cluster, LatLon, Resources, TrafficSource
+from polycloud.spec.models import Cluster, LatLon, Network, Resources, TrafficSource
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,11 @@ def build_site(cluster: Cluster, catalog: Catalog) -> Site:
     else:
         offerings = tuple(catalog.offerings(spec.provider, spec.region))
     published = catalog.network(spec.provider, spec.region) if spec.provider in catalog.providers else None
-    override = spec.network
-    internet = _first(override and override.internetEgressUSDPerGB, published and published.internet_egress_usd_per_gb)
-    inter = _first(override and override.interRegionUSDPerGB, published and published.inter_region_usd_per_gb)
+    override = spec.network or Network()
+    internet = _first(
+        override.internetEgressUSDPerGB, published.internet_egress_usd_per_gb if published else None
+    )
+    inter = _first(override.interRegionUSDPerGB, published.inter_region_usd_per_gb if published else None)
     return Site(
         name=cluster.metadata.name,
         provider=spec.provider,

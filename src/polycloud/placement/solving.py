@@ -147,8 +147,10 @@ def best_alone(p: Problem) -> Solution | None:
     best: Solution | None = None
     partners = sorted(second, key=_order)
     for a in active:
-        clash = (lambda b: p.providers[b.cluster] == p.providers[a.cluster]) if p.pattern == "active-passive" else (
-            lambda b: b.cluster == a.cluster
+        clash = (
+            (lambda b: p.providers[b.cluster] == p.providers[a.cluster])
+            if p.pattern == "active-passive"
+            else (lambda b: b.cluster == a.cluster)
         )
         b = next((b for b in partners if not clash(b)), None)
         if b is not None and (best is None or _total((a, b)) < _total(best)):
@@ -192,7 +194,9 @@ def _pattern_failure(p: Problem) -> str:
             f"eligible providers: {', '.join(providers)}"
         )
     if p.pattern == "active-passive":
-        return f"active-passive needs a standby of another provider than the primary's ({', '.join(providers)})"
+        return (
+            f"active-passive needs a standby of another provider than the primary's ({', '.join(providers)})"
+        )
     if p.pattern == "burst":
         return "burst needs a burst cluster other than the primary"
     return "no cluster can run it"
@@ -284,7 +288,9 @@ def _pattern_rows(program: BinaryProgram, p: Problem, index: dict[Role, list[int
             program.row(idx, [1.0] * len(idx), hi=1.0)
     if p.pattern == "active-active":
         for covered in p.coverage:
-            idx = [i for i, c in zip(index["active"], p.choices["active"], strict=True) if c.cluster in covered]
+            idx = [
+                i for i, c in zip(index["active"], p.choices["active"], strict=True) if c.cluster in covered
+            ]
             if u is None:
                 program.rows.append((idx, [1.0] * len(idx), 1.0, float("inf")))
             else:
@@ -306,11 +312,11 @@ def _solve_lexicographic(program: BinaryProgram, slack: list[int]) -> Outcome:
     return program.solve()
 
 
-def _contention(p: Problem, group: list[Problem], chosen: dict[str, list[Choice]], binding: set[QuotaKey]) -> str:
+def _contention(
+    p: Problem, group: list[Problem], chosen: dict[str, list[Choice]], binding: set[QuotaKey]
+) -> str:
     wanted = {c.quota_key for c in _all_choices(p) if c.quota_key in binding}
-    holders = sorted(
-        name for name, cs in chosen.items() if any(c.quota_key in wanted for c in cs)
-    )
+    holders = sorted(name for name, cs in chosen.items() if any(c.quota_key in wanted for c in cs))
     keys = ", ".join(f"{k[1]} in {k[0]}" for k in sorted(k for k in wanted if k is not None))
     if not wanted:
         return _pattern_failure(p)

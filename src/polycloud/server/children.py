@@ -14,8 +14,15 @@ class GatewayProcess:
 
     def __init__(self, *, addr: str, database_url: str, region: str, log: Path) -> None:
         self.command = [
-            sys.executable, "-m", "polycloud.gateway",
-            "--addr", addr, "--database-url", database_url, "--region", region,
+            sys.executable,
+            "-m",
+            "polycloud.gateway",
+            "--addr",
+            addr,
+            "--database-url",
+            database_url,
+            "--region",
+            region,
         ]
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
@@ -31,7 +38,9 @@ class GatewayProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
         with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def _supervise(self) -> None:
         """Restart the gateway when it exits, backing off (0.5 s doubling to 30 s) if it keeps failing."""

@@ -28,7 +28,9 @@ def read_runinfo(home: Path) -> RunInfo | None:
     """The run file's content if it names a live process, else None."""
     try:
         data = json.loads((home / RUNFILE).read_text())
-        info = RunInfo(pid=int(data["pid"]), api_url=str(data["api_url"]), gateway_url=str(data["gateway_url"]))
+        info = RunInfo(
+            pid=int(data["pid"]), api_url=str(data["api_url"]), gateway_url=str(data["gateway_url"])
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return info if pid_alive(info.pid) else None

@@ -13,9 +13,10 @@ from typing import Any, Literal
 from polycloud.catalog import Catalog
 from polycloud.errors import PermanentError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
-from polycloud.serving.model import inspect_model
 from polycloud.services.documents import documents_to_fleet
+from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet
+from polycloud.spec.models import Cluster, Dataset, Policy
 from polycloud.state import DocumentInput, Store, WorkloadInput, WorkloadState, content_hash
 
 Action = Literal["+", "~", "-", "="]
@@ -81,7 +82,9 @@ class FleetService:
         revisions = {w.name: w.revision for w in result.workloads}
         self.on_change()
         changes = [
-            Change(c.workload, c.kind, c.action, c.beforeUSD, c.afterUSD, revisions.get(c.workload, c.revision))
+            Change(
+                c.workload, c.kind, c.action, c.beforeUSD, c.afterUSD, revisions.get(c.workload, c.revision)
+            )
             for c in changes
         ]
         return Preview(changes, plan, applied=True)
@@ -124,10 +127,16 @@ def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
 
 
 def document_inputs(fleet: Fleet) -> list[DocumentInput]:
-    docs = [*fleet.clusters.values(), *fleet.datasets.values(), *fleet.policies.values()]
+    docs: list[Cluster | Dataset | Policy] = [
+        *fleet.clusters.values(),
+        *fleet.datasets.values(),
+        *fleet.policies.values(),
+    ]
     return [
         DocumentInput(
-            kind=d.kind, name=d.metadata.name, spec=d.model_dump(mode="json"),
+            kind=d.kind,
+            name=d.metadata.name,
+            spec=d.model_dump(mode="json"),
             content_hash=content_hash(d.model_dump(mode="json")),
         )
         for d in docs

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from polycloud.catalog import Catalog
-from polycloud.errors import SpecError
+from polycloud.errors import SpecError, SpecIssue
 from polycloud.spec import Fleet
 from polycloud.spec.fleet import Positions
 from polycloud.spec.loading import add_document
@@ -21,7 +21,7 @@ def fleet_to_documents(fleet: Fleet) -> list[dict[str, Any]]:
 def documents_to_fleet(documents: list[dict[str, Any]], catalog: Catalog) -> Fleet:
     """Validate documents received as JSON; errors name the document's index and field."""
     fleet = Fleet()
-    issues = []
+    issues: list[SpecIssue] = []
     for index, data in enumerate(documents):
         positions = Positions(file=f"document[{index}]", base_dir=Path("/"))
         add_document(data, positions, fleet, issues)

@@ -30,7 +30,9 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
         for a in w.placement:
             cluster = str(a["cluster"])
             seen.add(cluster)
-            clusters.append(_cluster(cluster, str(a["role"]), int(a["replicas"]), replicas[(w.name, cluster)]))
+            clusters.append(
+                _cluster(cluster, str(a["role"]), int(a["replicas"]), replicas[(w.name, cluster)])
+            )
         for (service, cluster), reps in sorted(replicas.items()):
             if service == w.name and cluster not in seen:
                 clusters.append(_cluster(cluster, reps[0].role, 0, reps))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -74,17 +75,25 @@ class ServedModel:
 class Replica:
     """The state behind the routes: the model, readiness, faults, metrics and the inference threads."""
 
-    def __init__(self, served: ServedModel, faults: Faults, metrics: ReplicaMetrics) -> None:
+    def __init__(
+        self,
+        served: ServedModel,
+        faults: Faults,
+        metrics: ReplicaMetrics,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         """Create the replica's application state.
 
         Args:
             served: The model and its name and version.
             faults: Simulated delay and error rate.
             metrics: Where requests are counted.
+            sleep: How the simulated delay is waited (tests pass a fake).
         """
         self.served = served
         self.faults = faults
         self.metrics = metrics
+        self.sleep = sleep
         self.ready = True
         self._executor = ThreadPoolExecutor(max_workers=INFER_WORKERS, thread_name_prefix="infer")
 
@@ -189,7 +198,7 @@ class SimulatedNetwork:
     async def _delay(self) -> None:
         delay = self.replica.faults.delay_s
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.replica.sleep(delay)
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.replica.metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from polycloud.errors import SpecIssue
 from polycloud.spec.models import Cluster, Dataset, Document, Job, Policy, Service
@@ -72,20 +73,18 @@ class Fleet:
         return self.positions.get((kind, name)) or Positions(file="<fleet>", base_dir=Path.cwd())
 
     def add(self, doc: Document, positions: Positions) -> None:
-        table: dict[str, Document] = self._table(doc.kind)  # type: ignore[assignment]
-        table[doc.metadata.name] = doc
+        self._table(doc.kind)[doc.metadata.name] = doc
         self.positions[(doc.kind, doc.metadata.name)] = positions
 
-    def _table(self, kind: str) -> dict[str, Cluster] | dict[str, Dataset] | dict[str, Service] | dict[
-        str, Job
-    ] | dict[str, Policy]:
-        return {
+    def _table(self, kind: str) -> dict[str, Any]:
+        tables: dict[str, dict[str, Any]] = {
             "Cluster": self.clusters,
             "Dataset": self.datasets,
             "Service": self.services,
             "Job": self.jobs,
             "Policy": self.policies,
-        }[kind]
+        }
+        return tables[kind]
 
     def has(self, kind: str, name: str) -> bool:
         return name in self._table(kind)

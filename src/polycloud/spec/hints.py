@@ -1,4 +1,4 @@
-""""Did you mean" hints: the closest known name by edit distance."""
+""" "Did you mean" hints: the closest known name by edit distance."""
 
 from __future__ import annotations
 

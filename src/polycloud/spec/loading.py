@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from polycloud.errors import SpecError, SpecIssue
-from polycloud.spec.hints import did_you_mean
 from polycloud.spec.fleet import FieldPath, Fleet, Positions, dotted
+from polycloud.spec.hints import did_you_mean
 from polycloud.spec.models import KINDS
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -93,7 +93,9 @@ def _record_positions(node: yaml.Node, path: FieldPath, positions: Positions) ->
 def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[SpecIssue]) -> None:
     """Validate one document's data and add it to `fleet`, or append its problems to `issues`."""
     if not isinstance(data, dict):
-        issues.append(positions.issue((), "a document must be a mapping with apiVersion, kind, metadata, spec"))
+        issues.append(
+            positions.issue((), "a document must be a mapping with apiVersion, kind, metadata, spec")
+        )
         return
     kind = data.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None
@@ -114,7 +116,9 @@ def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[Spe
         first = next(p for (k, n), p in fleet.positions.items() if n == name and k in _clashing(doc.kind))
         line, _ = first.at(("metadata", "name"))
         issues.append(
-            positions.issue(("metadata", "name"), f"duplicate name {name!r} (first defined at {first.file}:{line})")
+            positions.issue(
+                ("metadata", "name"), f"duplicate name {name!r} (first defined at {first.file}:{line})"
+            )
         )
         return
     fleet.add(doc, positions)

@@ -22,7 +22,9 @@ def check_references(fleet: Fleet, catalog: Catalog) -> list[SpecIssue]:
     for dataset in fleet.datasets.values():
         where = fleet.where("Dataset", dataset.metadata.name)
         if dataset.spec.cluster not in fleet.clusters:
-            issues.append(where.issue(("spec", "cluster"), _unknown("cluster", dataset.spec.cluster, fleet.clusters)))
+            issues.append(
+                where.issue(("spec", "cluster"), _unknown("cluster", dataset.spec.cluster, fleet.clusters))
+            )
     for service in fleet.services.values():
         issues.extend(_check_service(fleet, service, catalog))
     for job in fleet.jobs.values():
@@ -38,11 +40,15 @@ def _check_cluster(fleet: Fleet, name: str, catalog: Catalog) -> list[SpecIssue]
     if spec.provider in catalog.providers:
         if catalog.region(spec.provider, spec.region) is None:
             hint = did_you_mean(spec.region, [r.region for r in catalog.regions(spec.provider)])
-            issues.append(where.issue(("spec", "region"), f"unknown {spec.provider} region {spec.region!r}{hint}"))
+            issues.append(
+                where.issue(("spec", "region"), f"unknown {spec.provider} region {spec.region!r}{hint}")
+            )
         elif spec.instances is None and not catalog.offerings(spec.provider, spec.region):
             issues.append(where.issue(("spec", "region"), f"the catalog has no offerings in {spec.region}"))
     else:
-        site = f"private site (provider {spec.provider!r} is not one of {', '.join(sorted(catalog.providers))})"
+        site = (
+            f"private site (provider {spec.provider!r} is not one of {', '.join(sorted(catalog.providers))})"
+        )
         if spec.location is None:
             issues.append(where.issue(("spec",), f"a {site} must give location: {{lat, lon, jurisdiction}}"))
         if not spec.instances:

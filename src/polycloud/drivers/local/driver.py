@@ -13,8 +13,8 @@ exited on its own or was killed by a fault, until `stop_replica` acknowledges it
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -22,8 +22,6 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-
-import psutil
 
 from polycloud.drivers.base import Fault, ReplicaSpec, ReplicaState, ReplicaStatus
 from polycloud.drivers.local import probing, spawning
@@ -35,7 +33,7 @@ from polycloud.drivers.local.processes import (
     pid_running,
     scan,
     send,
-    server_command,
+    start_time,
     wait_gone,
 )
 from polycloud.drivers.local.records import RecordStore, ReplicaRecord
@@ -46,19 +44,10 @@ SPAWN_GRACE_S = 30.0
 """A record without a pid younger than this is a spawn in progress; older, the spawner died."""
 KILL_WAIT_S = 10.0
 """How long a stop waits for a SIGKILLed process to disappear."""
+MAX_FAULT_DELAY_MS = 600_000.0
+"""The largest injected latency the model server accepts (ten minutes)."""
 
-_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
-
-
-def check_name(what: str, name: str) -> None:
-    """Refuse names that cannot safely be a file name and a command-line value.
-
-    Raises:
-        PermanentError: `name` is not letters, digits, `.`, `_` and `-` (starting and ending with a
-            letter or digit).
-    """
-    if not _NAME.match(name):
-        raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-'")
+_log = logging.getLogger(__name__)
 
 
 class LocalDriver:
@@ -76,7 +65,7 @@ class LocalDriver:
             home: The polycloud home (`$POLYCLOUD_HOME`); replicas, records and logs live under it.
             python: The interpreter that runs replicas.
         """
-        check_name("cluster name", cluster)
+        spawning.check_name("cluster name", cluster)
         self.cluster = cluster
         self.home = home.expanduser().resolve()
         self._python = python
@@ -135,6 +124,7 @@ class LocalDriver:
         state: ReplicaState
         if record is not None and record.stopping:
             if record.stop_deadline is not None and time.time() > record.stop_deadline + 1.0:
+                _log.warning("replica %s outlived its stop deadline: SIGKILL", proc.replica_id)
                 send(proc, signal.SIGKILL)  # whoever stopped it did not live to finish the job
             state = "stopping"
         else:
@@ -180,7 +170,7 @@ class LocalDriver:
             TransientError: The cluster is down (injected fault) or no port is free.
             PermanentError: The spec cannot be started here (wrong cluster, invalid id, bad env).
         """
-        check_name("replica id", spec.id)
+        spawning.check_name("replica id", spec.id)
         if spec.cluster != self.cluster:
             raise PermanentError(f"replica {spec.id} is for cluster {spec.cluster}, not {self.cluster}")
         env = spawning.replica_env(os.environ, spec.env)
@@ -206,7 +196,9 @@ class LocalDriver:
                     log_offset=spawning.log_size(log_path),
                 )
                 txn.put(record)  # before the spawn: a listing never sees a replica without metadata
-                command = self._command(spec, record, listener.fileno())
+                command = spawning.replica_command(
+                    self._python, spec, self.home, port=record.port, fd=listener.fileno()
+                )
                 try:
                     popen = spawning.spawn(command, env, log_path, listener, cwd=self.home)
                 except PermanentError:
@@ -214,28 +206,11 @@ class LocalDriver:
                     raise
             finally:
                 listener.close()
+            _log.info("started replica %s (pid %d, port %d)", spec.id, popen.pid, record.port)
             CHILDREN.add(popen, partial(self._records.note_exit, spec.id, popen.pid))
-            record = replace(record, pid=popen.pid, create_time=_create_time(popen.pid))
+            record = replace(record, pid=popen.pid, create_time=start_time(popen.pid))
             txn.put(record)
         return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}", pid=popen.pid)
-
-    def _command(self, spec: ReplicaSpec, record: ReplicaRecord, fd: int) -> list[str]:
-        model = spec.model_path
-        if "://" not in model:
-            model = str(Path(model).expanduser().resolve())
-        options = {"model": model, "name": spec.service, "host": "127.0.0.1"}
-        options |= {"port": str(record.port), "fd": str(fd)}
-        if spec.model_sha256:
-            options["sha256"] = spec.model_sha256
-        options |= {
-            "delay-ms": str(float(spec.delay_ms)),  # the base; injected faults come later, as extra
-            "replica-id": spec.id,
-            "cluster": self.cluster,
-            "revision": str(spec.revision),
-            "spec-hash": spec.spec_hash,
-            "home": str(self.home),
-        }
-        return server_command(self._python, options)
 
     def stop_replica(self, replica_id: str, grace_s: float = 10.0) -> None:
         """SIGTERM the replica now and SIGKILL it after `grace_s` (from a background thread).
@@ -243,7 +218,7 @@ class LocalDriver:
         Returns quickly; never raises because the replica is gone. Forgets an exited replica's
         failure, which is how the reconciler acknowledges a crash.
         """
-        if not _NAME.match(replica_id):
+        if not spawning.is_safe_name(replica_id):
             return  # such a replica cannot exist
         grace_s = max(0.0, grace_s)
         with self._records.transaction() as txn:
@@ -253,7 +228,10 @@ class LocalDriver:
                 txn.delete(replica_id)
                 return
             if record is not None:
-                txn.put(replace(record, stopping=True, stop_deadline=time.time() + grace_s))
+                deadline = time.time() + grace_s
+                if record.stopping and record.stop_deadline is not None:
+                    deadline = min(deadline, record.stop_deadline)  # a second stop never extends the first
+                txn.put(replace(record, stopping=True, stop_deadline=deadline))
         first = signal.SIGKILL if grace_s == 0 else signal.SIGTERM
         for proc in procs:
             send(proc, first)
@@ -271,6 +249,7 @@ class LocalDriver:
         """Wait out the grace period, SIGKILL what is left, then forget the record."""
         alive = wait_gone(procs, grace_s)
         for proc in alive:
+            _log.info("replica %s still runs %.1fs after SIGTERM: SIGKILL", replica_id, grace_s)
             send(proc, signal.SIGKILL)
         wait_gone(alive, KILL_WAIT_S)
         self._records.delete_if(replica_id, lambda r: r.stopping and r.pid in pids)
@@ -300,8 +279,10 @@ class LocalDriver:
                 procs = scan(self.home, self.cluster)
             self._kill_now(procs, "killed: cluster down (injected fault)")
         elif fault.kind == "latency":
-            if not fault.delay_ms >= 0:
-                raise UserError(f"latency fault needs delay_ms >= 0, got {fault.delay_ms}")
+            if not 0 <= fault.delay_ms <= MAX_FAULT_DELAY_MS:
+                raise UserError(
+                    f"latency fault needs 0 <= delay_ms <= {MAX_FAULT_DELAY_MS:.0f}, got {fault.delay_ms}"
+                )
             sync_faults(
                 self._http,
                 self._records,
@@ -339,11 +320,3 @@ class LocalDriver:
 
     def _log_path(self, replica_id: str) -> Path:
         return self.home / "logs" / f"{replica_id}.log"
-
-
-def _create_time(pid: int) -> float | None:
-    """The start time psutil reports for `pid` (None if it is already gone)."""
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None

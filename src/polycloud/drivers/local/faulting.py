@@ -13,6 +13,7 @@ injected, or it was started afterwards) before reporting it `ready`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from functools import partial
 
@@ -22,6 +23,8 @@ from polycloud.drivers.local.faultstate import FaultState
 from polycloud.drivers.local.probing import FaultSetting, push_faults
 from polycloud.drivers.local.processes import ReplicaProcess
 from polycloud.drivers.local.records import RecordStore, ReplicaRecord
+
+_log = logging.getLogger(__name__)
 
 
 def sync_faults(
@@ -61,6 +64,9 @@ def sync_faults(
         if ok:
             records.update(record.id, partial(_acknowledged, record.pid, setting))
         else:
+            _log.info(
+                "replica %s did not take the injected faults yet; retried on the next listing", record.id
+            )
             missed.add(record.id)
     return missed
 

@@ -176,6 +176,14 @@ def pid_running(pid: int, create_time: float | None) -> bool:
         return False
 
 
+def start_time(pid: int) -> float | None:
+    """The start time psutil reports for `pid` (None if it is already gone)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
 def send(replica: ReplicaProcess, sig: signal.Signals) -> bool:
     """Send `sig` to a replica's process group (it is a session leader), or to the process alone.
 

@@ -8,15 +8,62 @@ same port, and nothing can take it between choosing and serving.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from polycloud.drivers.base import ReplicaSpec
+from polycloud.drivers.local.processes import server_command
 from polycloud.errors import PermanentError, TransientError
 
 LOG_TAIL_BYTES = 8192
 _DROPPED_PREFIX = "POLYCLOUD_"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$")
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether `name` can be a file name and a command-line value as it is (no `/`, no leading `-`)."""
+    return _SAFE_NAME.match(name) is not None
+
+
+def check_name(what: str, name: str) -> None:
+    """Refuse a cluster name or replica id that `is_safe_name` rejects.
+
+    Raises:
+        PermanentError: `name` is not letters, digits, `.`, `_` and `-`, starting and ending with a
+            letter or digit.
+    """
+    if not is_safe_name(name):
+        raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-'")
+
+
+def replica_command(python: str, spec: ReplicaSpec, home: Path, *, port: int, fd: int) -> list[str]:
+    """The command line of `spec`'s replica process (no environment values: secrets stay off argv).
+
+    Args:
+        python: The interpreter.
+        spec: The replica.
+        home: The resolved polycloud home (how the driver recognises its replicas).
+        port: The port of the inherited socket (informational for the server).
+        fd: The inherited listening socket's descriptor.
+    """
+    model = spec.model_path
+    if "://" not in model:
+        model = str(Path(model).expanduser().resolve())
+    options = {"model": model, "name": spec.service, "host": "127.0.0.1", "port": str(port), "fd": str(fd)}
+    if spec.model_sha256:
+        options["sha256"] = spec.model_sha256
+    options |= {
+        "delay-ms": str(float(spec.delay_ms)),  # the fixed base; injected faults are sent later, as extra
+        "replica-id": spec.id,
+        "cluster": spec.cluster,
+        "revision": str(spec.revision),
+        "spec-hash": spec.spec_hash,
+        "home": str(home),
+    }
+    return server_command(python, options)
 
 
 def bind_listener() -> socket.socket:

@@ -1,0 +1,197 @@
+"""`create_app`: the gateway as an ASGI application, and its life cycle (ASGI lifespan).
+
+Paths served:
+
+    GET  /v2/models/{name}[/versions/{v}]           forwarded to a replica of service `name`
+    GET  /v2/models/{name}[/versions/{v}]/ready     forwarded
+    POST /v2/models/{name}[/versions/{v}]/infer     forwarded
+    GET  /v2                                        the gateway's own server metadata
+    GET  /v2/health/live                            200 while the process serves
+    GET  /v2/health/ready                           200 once routes are loaded; 503 before, and while
+                                                    draining
+    GET  /metrics                                   Prometheus text format
+
+On lifespan startup the gateway opens its connection pool, reads the routes once, and starts the
+route refresher and the health checker; on shutdown it stops them and closes the pool. Run it with
+uvicorn (`python -m polycloud.gateway`) or any ASGI server that runs the lifespan protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from contextlib import suppress
+
+from polycloud import __version__
+from polycloud.catalog import Catalog, load_catalog
+from polycloud.gateway.background import HealthChecker, RouteRefresher
+from polycloud.gateway.ejection import make_ejection_policy
+from polycloud.gateway.forwarding import Forwarder
+from polycloud.gateway.locality import Locator
+from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.policies import make_routing_policy
+from polycloud.gateway.proxy import Proxy
+from polycloud.gateway.routes import RouteSource
+from polycloud.gateway.selecting import Selector
+from polycloud.gateway.settings import GatewaySettings
+from polycloud.gateway.upstreams import UpstreamRegistry
+from polycloud.gateway.wire import Receive, Scope, Send, send_bytes, send_error, send_json
+
+log = logging.getLogger(__name__)
+
+MODELS = "/v2/models/"
+FIRST_ROUTES_TIMEOUT_S = 5.0
+"""How long startup waits for the first route table before serving without one (not ready yet)."""
+
+
+class GatewayApp:
+    """The gateway's ASGI application; build it with `create_app`."""
+
+    def __init__(
+        self, source: RouteSource, settings: GatewaySettings, catalog: Catalog | None, rng: random.Random
+    ) -> None:
+        """Assemble the parts; see `create_app`."""
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        locator = Locator(catalog)
+        self.registry = UpstreamRegistry(locator, locator.point(settings.region))
+        self.forwarder = Forwarder(settings)
+        policy = make_routing_policy(settings, locator, rng)
+        self.proxy = Proxy(
+            settings,
+            self.registry,
+            Selector(settings, policy),
+            self.forwarder,
+            make_ejection_policy(settings),
+            locator,
+            self.metrics,
+        )
+        self.metrics.in_flight.set_function(lambda: self.proxy.in_flight)
+        self.refresher = RouteRefresher(source, self.registry, settings, self.metrics)
+        self.health = HealthChecker(self.registry, self.forwarder, settings)
+        self.draining = False
+        """Set by `drain()`: readiness answers 503 so that load balancers stop sending."""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def drain(self) -> None:
+        """Start draining: report not ready; requests are still served until the server stops."""
+        self.draining = True
+
+    @property
+    def ready(self) -> bool:
+        """Routes are loaded and the gateway is not draining."""
+        return self.registry.loaded and not self.draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path.startswith(MODELS):
+            service, allowed = _model_route(path)
+            if service is None:
+                await send_error(send, 404, f"no such path {path!r}", [])
+            elif method != allowed:
+                await send_error(
+                    send, 405, f"{path} takes {allowed}, not {method}", [(b"allow", allowed.encode())]
+                )
+            else:
+                raw: bytes = scope.get("raw_path") or path.encode()
+                query: bytes = scope.get("query_string", b"")
+                target = (raw + b"?" + query if query else raw).decode("latin-1")
+                await self.proxy.handle(scope, receive, send, service, target)
+            return
+        if method != "GET":
+            await send_error(send, 405, f"{path} takes GET, not {method}", [(b"allow", b"GET")])
+        elif path == "/v2/health/live":
+            await send_json(send, 200, {"live": True})
+        elif path == "/v2/health/ready":
+            await send_json(send, 200 if self.ready else 503, {"ready": self.ready})
+        elif path == "/metrics":
+            await send_bytes(send, 200, self.metrics.render(), self.metrics.content_type.encode())
+        elif path == "/v2":
+            await send_json(
+                send, 200, {"name": "polycloud-gateway", "version": __version__, "extensions": []}
+            )
+        else:
+            await send_error(send, 404, f"no such path {path!r}", [])
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        """Open the pool, load the first routes (waiting at most a few seconds) and start the loops."""
+        await self.forwarder.open()
+        try:
+            await asyncio.wait_for(self.refresher.refresh(), FIRST_ROUTES_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "no routes after %.0f s; serving without them until they come", FIRST_ROUTES_TIMEOUT_S
+            )
+        self._tasks = [
+            asyncio.create_task(self.refresher.run(), name="gateway-routes"),
+            asyncio.create_task(self.health.run(), name="gateway-health"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops and close the pool."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.refresher.close()
+        await self.forwarder.close()
+
+
+def _model_route(path: str) -> tuple[str | None, str]:
+    """The service named by an OIP model path and the method it takes; (None, "") for another path."""
+    name, _, tail = path[len(MODELS) :].partition("/")
+    if not name:
+        return None, ""
+    if tail.startswith("versions/"):
+        version, _, tail = tail[len("versions/") :].partition("/")
+        if not version:
+            return None, ""
+    if tail == "infer":
+        return name, "POST"
+    if tail in ("", "ready"):
+        return name, "GET"
+    return None, ""
+
+
+def create_app(
+    source: RouteSource,
+    settings: GatewaySettings,
+    *,
+    catalog: Catalog | None = None,
+    rng: random.Random | None = None,
+) -> GatewayApp:
+    """Build the gateway's ASGI application.
+
+    Args:
+        source: Where routes come from; read from a worker thread, never on the request path.
+        settings: Routing, retry, ejection and admission knobs.
+        catalog: Region coordinates and measured RTTs for locality; the shipped catalog by default.
+        rng: Randomness for the routing policy (seed it for repeatable tests).
+
+    Raises:
+        UserError: `settings` names an unknown routing or ejection policy.
+    """
+    return GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random())

@@ -1,0 +1,138 @@
+"""The gateway process: `python -m polycloud.gateway --addr HOST:PORT --database-url URL [--region P/R]`.
+
+The control plane starts it as a child process. It reads routes from the state store at
+`--database-url`, serves on `--addr` (or on an inherited listening socket, `--fd`) with uvicorn, and on
+SIGTERM or SIGINT drains: readiness turns 503, the listener closes, requests in flight may finish for
+`--drain-timeout` seconds; then it exits 0. Exit status 1: bad arguments or an unusable database;
+3: the application did not start.
+
+Unset options come from the polycloud settings (`POLYCLOUD_GATEWAY_ADDR`, `POLYCLOUD_DATABASE_URL`,
+`POLYCLOUD_GATEWAY_REGION`), read here, at the process edge, only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from polycloud.errors import UserError
+from polycloud.gateway.app import GatewayApp, create_app
+from polycloud.gateway.policies import routing_policies
+from polycloud.gateway.settings import GatewaySettings
+from polycloud.gateway.sourcing import StoreRouteSource
+from polycloud.settings import Settings
+from polycloud.state import Store
+
+log = logging.getLogger("polycloud.gateway")
+
+EXIT_USAGE = 1
+EXIT_STARTUP = 3
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[v6]:PORT`) as a (host, port) pair.
+
+    Raises:
+        UserError: Not of that shape, or the port is out of range.
+    """
+    host, colon, port = addr.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"--addr must be HOST:PORT (e.g. 127.0.0.1:8080), not {addr!r}")
+    return host, int(port)
+
+
+def parse_args(argv: list[str] | None, defaults: Settings) -> argparse.Namespace:
+    """Read the command line; `defaults` fills in what it leaves out."""
+    parser = argparse.ArgumentParser(prog="python -m polycloud.gateway", description=__doc__.split("\n")[0])
+    parser.add_argument("--addr", default=defaults.gateway_addr, help="HOST:PORT to listen on")
+    parser.add_argument(
+        "--fd", type=int, default=None, help="serve on this inherited listening socket instead"
+    )
+    parser.add_argument("--database-url", default=None, help="the state store (SQLite or PostgreSQL URL)")
+    parser.add_argument(
+        "--region", default=defaults.gateway_region, help="where the gateway is: provider/region"
+    )
+    parser.add_argument("--routing-policy", default="locality", choices=routing_policies())
+    parser.add_argument("--health-interval", type=float, default=1.0, help="seconds between health checks")
+    parser.add_argument("--timeout", type=float, default=10.0, help="default request deadline in seconds")
+    parser.add_argument("--max-in-flight", type=int, default=1024, help="requests at once before 429")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=15.0, help="seconds to finish requests on SIGTERM"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return parser.parse_args(argv)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the gateway to report not-ready as soon as a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, app: GatewayApp) -> None:
+        super().__init__(config)
+        self.gateway = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Start draining, then let uvicorn shut down gracefully."""
+        self.gateway.drain()
+        super().handle_exit(sig, frame)
+
+
+def _ignore(sig: int, frame: FrameType | None) -> None:
+    """Stands in for the default action when uvicorn re-raises the stop signal after a clean drain."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the gateway until SIGTERM or SIGINT; returns the exit status."""
+    defaults = Settings()
+    args = parse_args(argv, defaults)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        host, port = split_addr(args.addr)
+        settings = GatewaySettings(
+            region=args.region or None,
+            routing_policy=args.routing_policy,
+            health_interval_s=args.health_interval,
+            default_timeout_s=args.timeout,
+            max_in_flight=args.max_in_flight,
+            drain_timeout_s=args.drain_timeout,
+        )
+        store = Store.open(args.database_url or defaults.resolved_database_url)
+    except (UserError, ValidationError) as e:
+        print(f"polycloud gateway: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        app = create_app(StoreRouteSource(store), settings)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            fd=args.fd,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
+        )
+        server = DrainingServer(config, app)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _ignore)
+        log.info(
+            "gateway on %s:%d (region %s, policy %s)", host, port, settings.region, settings.routing_policy
+        )
+        server.run()
+    finally:
+        store.close()
+    if not server.started:
+        return EXIT_STARTUP
+    log.info("gateway stopped")
+    return 0

@@ -1,0 +1,94 @@
+"""`StoreRouteSource`: routes read from the state store that the control plane's reconciler keeps current.
+
+A snapshot is three short reads: the observed replicas (`Store.replicas`), the live workloads
+(`Store.current`, for each Service's pattern) and the Cluster documents (for where each cluster is: its
+`location`, else the catalog's coordinates of its provider/region). A service is listed when it is a
+live Service or still has replicas (a deleted one whose replicas are stopping); a Job's replicas are
+not routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from polycloud.catalog import Catalog
+from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
+from polycloud.state import ReplicaRecord, Store
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def cluster_route(name: str, document: dict[str, Any], catalog: Catalog | None) -> ClusterRoute:
+    """Where the cluster described by a stored Cluster document stands.
+
+    Args:
+        name: The cluster's name.
+        document: The normalised document (`{"spec": {"provider", "region", "location"?...}, ...}`).
+        catalog: For a catalog region's coordinates when the document gives no `location`.
+    """
+    spec = document.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    provider = spec.get("provider") if isinstance(spec.get("provider"), str) else None
+    region = spec.get("region") if isinstance(spec.get("region"), str) else None
+    location = spec.get("location")
+    lat = lon = None
+    if isinstance(location, dict):
+        lat, lon = _number(location.get("lat")), _number(location.get("lon"))
+    if (lat is None or lon is None) and catalog is not None and provider and region:
+        found = catalog.region(provider, region)
+        if found is not None:
+            lat, lon = found.lat, found.lon
+    return ClusterRoute(name, provider, region, lat, lon)
+
+
+def _pattern(spec: dict[str, Any]) -> str:
+    inner = spec.get("spec")
+    pattern = inner.get("pattern") if isinstance(inner, dict) else None
+    return pattern if isinstance(pattern, str) else "single"
+
+
+def _replica(record: ReplicaRecord) -> ReplicaRoute:
+    return ReplicaRoute(
+        id=record.id,
+        cluster=record.cluster,
+        role=record.role,
+        endpoint=record.endpoint,
+        state=record.state,
+        revision=record.revision,
+    )
+
+
+class StoreRouteSource:
+    """A `RouteSource` over a `polycloud.state.Store`."""
+
+    def __init__(self, store: Store, catalog: Catalog | None = None) -> None:
+        """Read routes from `store`; `catalog` locates clusters that give no coordinates of their own."""
+        self._store = store
+        self._catalog = catalog
+
+    def snapshot(self) -> RouteTable:
+        """The routes as the store has them now.
+
+        Raises:
+            TransientError: The database is unreachable or busy.
+        """
+        store = self._store
+        replicas = store.replicas()
+        workloads = store.current()
+        documents = store.documents("Cluster")
+        patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
+        jobs = {w.name for w in workloads if w.kind != "Service"}
+        grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
+        for record in replicas:
+            if record.workload not in jobs:
+                grouped.setdefault(record.workload, []).append(_replica(record))
+        services = [
+            ServiceRoutes(name, patterns.get(name, "single"), tuple(routes))
+            for name, routes in grouped.items()
+        ]
+        clusters = [cluster_route(d.name, d.spec, self._catalog) for d in documents]
+        return RouteTable.of(services, clusters)
