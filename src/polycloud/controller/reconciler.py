@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from polycloud.catalog import Catalog
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
@@ -24,6 +25,17 @@ from polycloud.state import EventInput, ReplicaRecord, Store
 from polycloud.state.records import EventLevel
 
 DriverMaker = Callable[[str, str, Path], ClusterDriver]
+
+
+class Fingerprint(NamedTuple):
+    """What of a replica's observation is worth a database write when it changes."""
+
+    id: str
+    state: str
+    endpoint: str | None
+    pid: int | None
+    revision: int
+    role: str
 
 
 def no_secrets(name: str, project: str | None) -> str | None:
@@ -51,7 +63,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._said: dict[str, str] = {}
-        self._snapshot: list[tuple[str, str, str | None, int | None, int, str]] = []
+        self._snapshot: list[Fingerprint] = []
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -181,7 +193,7 @@ class Reconciler:
             )
             for r in sorted(replicas.values(), key=lambda r: r.id)
         ]
-        fingerprint: list[tuple[str, str, str | None, int | None, int, str]] = [(r.id, r.state, r.endpoint, r.pid, r.revision, r.role) for r in records]
+        fingerprint = [Fingerprint(r.id, r.state, r.endpoint, r.pid, r.revision, r.role) for r in records]
         if fingerprint != self._snapshot:
             self.store.replace_replicas(records)
             self._snapshot = fingerprint

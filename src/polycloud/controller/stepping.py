@@ -75,7 +75,7 @@ def _plan_group(
     now: float,
     actions: Actions,
 ) -> None:
-    service, cluster = key
+    cluster = key[1]
     for r in replicas:
         if r.state == "failed":
             backoff.failed(key, now)

@@ -183,8 +183,8 @@ class ProblemBuilder:
             for jurisdiction, dataset in residencies.items():
                 if site.jurisdiction != jurisdiction:
                     reasons.append(
-                        f"in jurisdiction {site.jurisdiction or 'unknown'}, but dataset {dataset} must stay in "
-                        f"{jurisdiction}"
+                        f"in jurisdiction {site.jurisdiction or 'unknown'}, "
+                        f"but dataset {dataset} must stay in {jurisdiction}"
                     )
             offering = best_offering(site, resources, spot=isinstance(workload, Job) and workload.spec.spot)
             if offering is None:

@@ -147,15 +147,17 @@ def best_alone(p: Problem) -> Solution | None:
     best: Solution | None = None
     partners = sorted(second, key=_order)
     for a in active:
-        clash = (
-            (lambda b: p.providers[b.cluster] == p.providers[a.cluster])
-            if p.pattern == "active-passive"
-            else (lambda b: b.cluster == a.cluster)
-        )
-        b = next((b for b in partners if not clash(b)), None)
+        b = next((b for b in partners if _compatible(p, a, b)), None)
         if b is not None and (best is None or _total((a, b)) < _total(best)):
             best = (a, b)
     return best
+
+
+def _compatible(p: Problem, a: Choice, b: Choice) -> bool:
+    """Whether `b` may take the pattern's second role next to primary `a`."""
+    if p.pattern == "active-passive":
+        return p.providers[b.cluster] != p.providers[a.cluster]
+    return b.cluster != a.cluster
 
 
 def _best_pair_covering(p: Problem, active: list[Choice]) -> Solution | None:
