@@ -18,7 +18,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_INVALID = 1
 EXIT_INFEASIBLE = 2

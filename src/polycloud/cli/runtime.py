@@ -113,7 +113,9 @@ def show_changes(preview: dict[str, Any]) -> None:
             f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
         )
     out.print(table)
-    out.print(f"cost delta: {'+' if preview['deltaUSD'] >= 0 else '-'}{usd(abs(preview['deltaUSD']))}")
+    for kind, unit in (("Service", "per month (services)"), ("Job", "per run (jobs)")):
+        delta = sum(c["afterUSD"] - c["beforeUSD"] for c in preview["changes"] if c["kind"] == kind)
+        out.print(f"cost delta: {'+' if delta >= 0 else '-'}{usd(abs(delta))} {unit}")
 
 
 def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from polycloud.client.http import ApiClient
-from polycloud.errors import TransientError
+from polycloud.errors import TransientError, UserError
 from polycloud.server.runfile import RunInfo, read_runinfo, read_token
 from polycloud.settings import Settings
 
@@ -71,7 +71,8 @@ def start_background(settings: Settings) -> RunInfo:
         if info is not None and info.pid == proc.pid and ApiClient(info.api_url, None).health():
             return info
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise TransientError("the control plane did not start: " + " / ".join(tail))
+            lines = log.read_text(errors="replace").strip().splitlines()
+            reason = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else "")
+            raise UserError(f"the control plane could not start: {reason.removeprefix('error: ')} (log: {log})")
         time.sleep(0.1)
     raise TransientError(f"the control plane did not answer within {START_TIMEOUT_S:.0f} s; see {log}")

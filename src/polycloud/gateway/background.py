@@ -83,7 +83,7 @@ class HealthChecker:
         self._registry = registry
         self._forwarder = forwarder
         self._interval = settings.health_interval_s
-        self._timeout = min(settings.health_timeout_s, settings.health_interval_s)
+        self._timeout = settings.health_timeout_s
         self._alpha = settings.ewma_alpha
 
     async def check(self, upstream: Upstream) -> bool:
