@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.datasets import load_breast_cancer, load_iris
@@ -35,14 +36,15 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "fleet" / "models"
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted estimator and its accuracy on the held-out split."""
+    """A fitted estimator, its held-out split and its accuracy there."""
 
     name: str
     estimator: Any
     n_features: int
     test_accuracy: float
     n_train: int
-    n_test: int
+    x_test: np.ndarray
+    y_test: np.ndarray
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +66,7 @@ def train_iris() -> Trained:
     model = LogisticRegression(max_iter=1000, random_state=SEED)
     model.fit(x_train, y_train)
     accuracy = float(model.score(x_test, y_test))
-    return Trained("iris", model, x.shape[1], accuracy, len(y_train), len(y_test))
+    return Trained("iris", model, x.shape[1], accuracy, len(y_train), x_test, y_test)
 
 
 def train_cancer() -> Trained:
@@ -79,7 +81,7 @@ def train_cancer() -> Trained:
     model = GradientBoostingClassifier(n_estimators=100, max_depth=3, learning_rate=0.1, random_state=SEED)
     model.fit(x_train, y_train)
     accuracy = float(model.score(x_test, y_test))
-    return Trained("cancer", model, x.shape[1], accuracy, len(y_train), len(y_test))
+    return Trained("cancer", model, x.shape[1], accuracy, len(y_train), x_test, y_test)
 
 
 def to_onnx(trained: Trained) -> bytes:
@@ -107,6 +109,13 @@ def to_onnx(trained: Trained) -> bytes:
     return data
 
 
+def onnx_accuracy(blob: bytes, trained: Trained) -> float:
+    """Accuracy of the exported model on the held-out split, run by onnxruntime (checks the export)."""
+    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    labels = session.run(["label"], {"input": trained.x_test})[0]
+    return float(np.mean(labels == trained.y_test))
+
+
 def main() -> None:
     """Train both models, write them and their SHA256SUMS, and print the held-out accuracies."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -121,8 +130,9 @@ def main() -> None:
         path.write_bytes(blob)
         sums.append(f"{hashlib.sha256(blob).hexdigest()}  {path.name}")
         print(
-            f"{path}: {len(blob)} bytes, trained on {trained.n_train}, "
-            f"held-out accuracy {trained.test_accuracy:.4f} on {trained.n_test}"
+            f"{path}: {len(blob)} bytes, trained on {trained.n_train}; held-out accuracy on "
+            f"{len(trained.y_test)}: scikit-learn {trained.test_accuracy:.4f}, "
+            f"ONNX {onnx_accuracy(blob, trained):.4f}"
         )
     (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from polycloud.catalog import Catalog
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
+from polycloud.controller.failover import Failover
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
 from polycloud.errors import PolycloudError
@@ -53,8 +54,8 @@ class Reconciler:
     make_driver: DriverMaker
     secrets: SecretLookup = no_secrets
     interval_s: float = 0.2
-    scale: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Overrides of replica counts per (service, cluster), e.g. a standby scaled up on failover."""
+    failover: Failover = field(default_factory=Failover)
+    """Active-passive failover: scales a standby to full size while its primary is down."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
@@ -102,10 +103,13 @@ class Reconciler:
             sites = {name: build_site(c, self.catalog) for name, c in clusters.items()}
             overrides = {name: c.spec.driver.delayMs for name, c in clusters.items()}
             delays = cluster_delays(sites, overrides, self.catalog, self.origin)
-            desired = desired_state(workloads, delays, secrets=self.secrets, scale=self.scale)
-            self._report_blocked(desired)
             observed = self._observe()
-            actions = plan_step(desired, observed, self._backoff, time.monotonic())
+            now = time.monotonic()
+            scale, failover_events = self.failover.decide(workloads, observed, now)
+            desired = desired_state(workloads, delays, secrets=self.secrets, scale=scale)
+            self._report_blocked(desired)
+            actions = plan_step(desired, observed, self._backoff, now)
+            actions.events.extend(failover_events)
             started = self._act(actions)
             self._record(observed, started, actions)
             return actions
