@@ -32,8 +32,8 @@ class Stub:
     def url(self) -> str:
         return self.server.url
 
-    def stop(self) -> None:
-        self.server.stop()
+    def stop(self, *, force: bool = False) -> None:
+        self.server.stop(force=force)
 
     def restart(self) -> None:
         """Serve the same stub on the same port again."""
@@ -75,7 +75,7 @@ def make_stub() -> Iterator[MakeStub]:
     yield make
     for stub in stubs:
         stub.replica.release()
-        stub.stop()
+        stub.stop(force=True)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 import uvicorn
@@ -106,7 +106,9 @@ class StubReplica:
                 await self._send(send, status, {"error": f"stub error {status} from {self.cluster}"})
             else:
                 outputs = [{"name": "y", "datatype": "FP32", "shape": [1], "data": [1.0]}]
-                await self._send(send, status, {"model_name": self.model, "cluster": self.cluster, "outputs": outputs})
+                await self._send(
+                    send, status, {"model_name": self.model, "cluster": self.cluster, "outputs": outputs}
+                )
         finally:
             self.in_flight -= 1
 
@@ -130,7 +132,7 @@ def bind(port: int = 0) -> socket.socket:
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, app: Any, *, port: int = 0, lifespan: str = "off") -> None:
+    def __init__(self, app: Any, *, port: int = 0, lifespan: Literal["on", "off"] = "off") -> None:
         self.app = app
         self._sock = bind(port)
         self.port: int = self._sock.getsockname()[1]
@@ -147,15 +149,21 @@ class ServerThread:
             pytest.fail("server did not start")
         return self
 
-    def stop(self) -> None:
-        """Stop gracefully (idle connections close, the listener closes) and wait for the thread."""
+    def stop(self, *, force: bool = False) -> None:
+        """Stop (idle connections close, the listener closes) and wait for the thread.
+
+        Gracefully, requests in flight finish first; with `force`, they are abandoned.
+        """
         if self._thread.is_alive():
+            self.server.force_exit = force
             self.server.should_exit = True
             self._thread.join(timeout=15)
         self._sock.close()
 
 
-def replica(stub_server: ServerThread, cluster: str, role: str = "active", state: str = "ready") -> ReplicaRoute:
+def replica(
+    stub_server: ServerThread, cluster: str, role: str = "active", state: str = "ready"
+) -> ReplicaRoute:
     """The route of a stub served by `stub_server`."""
     return ReplicaRoute(
         id=f"{cluster}-{stub_server.port}", cluster=cluster, role=role, endpoint=stub_server.url, state=state

@@ -35,8 +35,12 @@ def test_locality_prefers_the_clients_nearest_cluster(
     gateway = make_gateway(StaticRouteSource(routes), region="aws/us-east-1")
 
     from_home = [infer(client, gateway) for _ in range(10)]
-    from_sydney = [infer(client, gateway, **{"x-polycloud-client-region": "aws/ap-southeast-2"}) for _ in range(10)]
-    from_virginia = [infer(client, gateway, **{"x-polycloud-client-region": "gcp/us-east4"}) for _ in range(10)]
+    from_sydney = [
+        infer(client, gateway, **{"x-polycloud-client-region": "aws/ap-southeast-2"}) for _ in range(10)
+    ]
+    from_virginia = [
+        infer(client, gateway, **{"x-polycloud-client-region": "gcp/us-east4"}) for _ in range(10)
+    ]
 
     assert clusters_of(from_home) == {"use1": 10}
     assert clusters_of(from_sydney) == {"syd": 10}
@@ -48,8 +52,12 @@ def test_unknown_client_region_falls_back_to_measured_latency(
 ) -> None:
     fast, slow = make_stub("fast"), make_stub("slow")
     slow.replica.delay_s = 0.3
-    gateway = make_gateway(StaticRouteSource(table([replica(fast.server, "fast"), replica(slow.server, "slow")])))
-    wait_until(lambda: all(u.ewma_ms is not None for u in gateway.app.registry.upstreams()), what="health checks")
+    gateway = make_gateway(
+        StaticRouteSource(table([replica(fast.server, "fast"), replica(slow.server, "slow")]))
+    )
+    wait_until(
+        lambda: all(u.ewma_ms is not None for u in gateway.app.registry.upstreams()), what="health checks"
+    )
 
     answers = [infer(client, gateway, **{"x-polycloud-client-region": "nowhere/at-all"}) for _ in range(10)]
 
@@ -64,14 +72,18 @@ def test_measured_latency_steers_away_from_a_slow_cluster(
     slow.replica.delay_s = 0.3
     routes = table([replica(fast.server, "fast"), replica(slow.server, "slow")])
     gateway = make_gateway(StaticRouteSource(routes), routing_policy=policy)
-    wait_until(lambda: all(u.ewma_ms is not None for u in gateway.app.registry.upstreams()), what="health checks")
+    wait_until(
+        lambda: all(u.ewma_ms is not None for u in gateway.app.registry.upstreams()), what="health checks"
+    )
 
     answers = [infer(client, gateway) for _ in range(20)]
 
     assert clusters_of(answers) == {"fast": 20}
 
 
-def _send_and_wait(pool: ThreadPoolExecutor, client: httpx.Client, gateway: Gateway, stubs: list[Stub], total: int) -> Future[httpx.Response]:
+def _send_and_wait(
+    pool: ThreadPoolExecutor, client: httpx.Client, gateway: Gateway, stubs: list[Stub], total: int
+) -> Future[httpx.Response]:
     future = pool.submit(infer, client, gateway)
     wait_until(lambda: sum(s.replica.in_flight for s in stubs) == total, what=f"{total} requests in flight")
     return future
@@ -137,7 +149,8 @@ def test_burst_takes_overflow_past_the_threshold(
     active.replica.hold()
     burst.replica.hold()
     routes = table(
-        [replica(active.server, "primary", "active"), replica(burst.server, "burst", "burst")], pattern="burst"
+        [replica(active.server, "primary", "active"), replica(burst.server, "burst", "burst")],
+        pattern="burst",
     )
     gateway = make_gateway(StaticRouteSource(routes), burst_threshold=2, routing_policy="least-outstanding")
     stubs = [active, burst]

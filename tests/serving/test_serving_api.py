@@ -146,6 +146,12 @@ def test_unknown_path_is_json_404(client: Client) -> None:
     assert answer.status_code == 404 and "error" in answer.json()
 
 
+def test_wrong_method_is_json_405(client: Client) -> None:
+    answer = client.get(INFER)
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert "error" in answer.json()
+
+
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 BAD_REQUESTS: list[tuple[str, Any, str]] = [

@@ -41,7 +41,9 @@ def origin_point(region: str, catalog: Catalog) -> Point:
 def bind(addr: str, *, fallback_to_free: bool) -> socket.socket:
     """A listening socket on `host:port`; with `fallback_to_free`, any free port when that one is taken."""
     host, _, port = addr.rpartition(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: with protocol 0, asyncio leaves TCP_NODELAY off on accepted connections
+    # and every keep-alive request waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host or "127.0.0.1", int(port)))

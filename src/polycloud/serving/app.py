@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +57,8 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, separators=(",", ":")).encode(), status, media_type=JSON)
 
 
-def _error(message: str, status: int) -> Response:
-    return Response(error_body(message), status, media_type=JSON)
+def _error(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(error_body(message), status, headers=headers, media_type=JSON)
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,11 @@ class Replica:
         """`GET /v2`."""
         return _json(server_metadata())
 
-    async def live(self, request: Request) -> Response:
+    async def health_live(self, request: Request) -> Response:
         """`GET /v2/health/live`."""
         return _json({"live": True})
 
-    async def ready_(self, request: Request) -> Response:
+    async def health_ready(self, request: Request) -> Response:
         """`GET /v2/health/ready`."""
         return _json({"ready": self.ready}, 200 if self.ready else 503)
 
@@ -161,11 +161,11 @@ class Replica:
             raise InvalidRequest(f"the model rejected the inputs: {e}") from e
         return encode_infer_response(served.name, served.version, request.id, outputs)
 
-    async def metrics_(self, request: Request) -> Response:
+    async def metrics_text(self, request: Request) -> Response:
         """`GET /metrics`."""
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
-    async def faults_(self, request: Request) -> Response:
+    async def fault_settings(self, request: Request) -> Response:
         """`GET` and `POST /_polycloud/faults`."""
         if request.method == "POST":
             try:
@@ -226,7 +226,7 @@ class SimulatedNetwork:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
-        return _error(exc.detail, exc.status_code)
+        return _error(exc.detail, exc.status_code, exc.headers)
     return _error("internal error", 500)
 
 
@@ -238,10 +238,10 @@ def create_app(replica: Replica) -> ASGIApp:
     """
     routes: list[Route] = [
         Route("/v2", replica.server_metadata, methods=["GET"]),
-        Route("/v2/health/live", replica.live, methods=["GET"]),
-        Route("/v2/health/ready", replica.ready_, methods=["GET"]),
-        Route("/metrics", replica.metrics_, methods=["GET"]),
-        Route("/_polycloud/faults", replica.faults_, methods=["GET", "POST"]),
+        Route("/v2/health/live", replica.health_live, methods=["GET"]),
+        Route("/v2/health/ready", replica.health_ready, methods=["GET"]),
+        Route("/metrics", replica.metrics_text, methods=["GET"]),
+        Route("/_polycloud/faults", replica.fault_settings, methods=["GET", "POST"]),
     ]
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [

@@ -187,7 +187,10 @@ class Model:
         result: list[OutputTensor] = []
         for name, value in zip(names, values, strict=True):
             plan = self._plans[name]
-            array = plan.convert(value)
+            try:
+                array = plan.convert(value)
+            except (ValueError, TypeError) as e:
+                raise PermanentError(f"output {name!r} cannot be served as {plan.datatype}: {e}") from e
             keys = [_plain(k) for k in map_keys(value)] if plan.keyed else []
             result.append(OutputTensor(name, plan.datatype, array, keys))
         return result

@@ -1,0 +1,117 @@
+"""Crash safety: SIGKILL the control plane during an apply, a rolling update or `down`, start it again.
+
+After every crash the user's natural retry (`polycloud apply --yes` again, which starts a new control
+plane) must converge to exactly the declared replicas: one process per declared replica, no orphan, no
+duplicate id, every replica ready on its service's current revision, and only complete revisions in
+history (r1 after a first apply, r1 and r2 after a rolling update; nothing half-written, nothing lost).
+
+Kill points are moments of the apply as the outside can see them: the CLI printing its preview (the real
+apply request follows at once), then fixed delays after it that span recording the revision, spawning
+replicas and their becoming ready; for rolling updates and `down`, states of the process table (the
+first replica of the new revision, the first old replica gone, the gateway stopped, the first replica
+stopped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Background, Fleet, Polycloud
+
+pytestmark = pytest.mark.e2e
+
+PREVIEW_LINE = "cost delta:"
+"""The last line `apply` prints before it sends the real (not dry-run) apply request."""
+APPLY_KILL_POINTS_MS = [0, 50, 150, 300, 600, 1000, 2000]
+"""Delays after the preview at which the control plane is killed during a first apply."""
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
+    """Poll `condition` (at 50 Hz) until true; fail the test after `timeout_s` (a hang guard)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def _retry_apply(pc: Polycloud, fleet: Fleet, name: str = "fleet.yaml") -> None:
+    """The user's retry after a crash: `apply --yes` again; it starts a new control plane and says so."""
+    result = pc.ok("apply", fleet.write(name), "--yes")
+    assert "started the control plane" in result.stderr, result.stderr
+    assert "ready:" in result.stdout, result.stdout
+
+
+def _killed_command_ends(command: Background) -> None:
+    """A command whose control plane was killed under it ends, either done or with a clear error."""
+    rc, stdout, stderr = command.finish()
+    assert rc == 0 or "error" in stderr.lower(), (rc, stdout, stderr)
+
+
+@pytest.mark.parametrize("delay_ms", APPLY_KILL_POINTS_MS, ids=lambda d: f"preview+{d}ms")
+def test_kill_during_first_apply(polycloud: Polycloud, fleet: Fleet, delay_ms: int) -> None:
+    polycloud.ok("up", "--detach")
+    apply = polycloud.start("apply", fleet.write(), "--yes", "--no-wait")
+    assert apply.wait_for_line(PREVIEW_LINE), apply.finish()
+    time.sleep(delay_ms / 1000)
+    polycloud.kill_control_plane()
+    _killed_command_ends(apply)
+
+    _retry_apply(polycloud, fleet)
+
+    polycloud.expect_exactly(fleet)
+    for service in fleet.services:
+        assert polycloud.history(service.name) == [1]
+
+
+@pytest.mark.parametrize("moment", ["surge-started", "first-old-stopped"])
+def test_kill_during_rolling_update(polycloud: Polycloud, fleet: Fleet, moment: str) -> None:
+    polycloud.ok("apply", fleet.write(), "--yes")
+    before = {p.pid for p in polycloud.replica_processes() if p.service == "beta"}
+    changed = fleet.with_env("beta", COLOR="green")
+
+    apply = polycloud.start("apply", changed.write("fleet-v2.yaml"), "--yes", "--no-wait")
+    if moment == "surge-started":
+        _wait_for(lambda: any(p.revision == 2 for p in polycloud.replica_processes()), "a replica of r2")
+    else:
+        _wait_for(lambda: not before <= {p.pid for p in polycloud.replica_processes()}, "an r1 replica to stop")
+    polycloud.kill_control_plane()
+    _killed_command_ends(apply)
+
+    _retry_apply(polycloud, changed, "fleet-v2.yaml")
+
+    status = polycloud.expect_exactly(changed)
+    assert {s["name"]: s["revision"] for s in status["services"]} == {"alpha": "r1", "beta": "r2"}
+    assert polycloud.history("alpha") == [1]
+    assert polycloud.history("beta") == [1, 2]
+    assert [r.spec["spec"]["env"] for r in polycloud.revisions("beta")] == [
+        [{"name": "COLOR", "value": "blue", "secret": None}],
+        [{"name": "COLOR", "value": "green", "secret": None}],
+    ]
+
+
+@pytest.mark.parametrize("moment", ["gateway-stopped", "first-replica-stopped"])
+def test_kill_during_down(polycloud: Polycloud, fleet: Fleet, moment: str) -> None:
+    polycloud.ok("apply", fleet.write(), "--yes")
+    pids = {p.pid for p in polycloud.replica_processes()}
+    down = polycloud.start("down")
+    if moment == "gateway-stopped":
+        _wait_for(lambda: not polycloud.gateway_running(), "the gateway to stop")
+    else:
+        _wait_for(lambda: not pids <= {p.pid for p in polycloud.replica_processes()}, "a replica to stop")
+    polycloud.kill_control_plane()
+
+    rc, stdout, stderr = down.finish()
+    assert rc == 0, (stdout, stderr)
+    assert polycloud.replica_processes() == []
+    assert polycloud.control_plane_pid() is None
+
+    _retry_apply(polycloud, fleet)
+    polycloud.expect_exactly(fleet)
+    for service in fleet.services:
+        assert polycloud.history(service.name) == [1]
