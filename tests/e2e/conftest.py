@@ -486,8 +486,11 @@ class Polycloud:
         return problems
 
     def expect_exactly(self, fleet: Fleet) -> dict[str, Any]:
-        """Fail the test unless the running fleet is exactly `fleet` (see `problems`); returns the status."""
-        status = self.status()
+        """Fail the test unless the running fleet is exactly `fleet` (see `problems`); returns the status.
+
+        Reads the status from the API (the same JSON as `polycloud status --json`, without a CLI start).
+        """
+        status = self.api_status()
         problems = self.problems(fleet, status)
         if problems:
             pytest.fail("the fleet is not exactly as declared:\n  " + "\n  ".join(problems) + self.diagnostics())

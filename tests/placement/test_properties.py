@@ -67,21 +67,21 @@ def check_against_oracle(docs: list[Doc]) -> None:
     assert outcome.result.lower_bound <= best.total * (1 + 1e-9) + 1e-6
 
 
-@examples(150)
+@examples(400)
 @given(fleets())
 def test_plan_equals_brute_force_on_random_fleets(docs: list[Doc]) -> None:
     """Any small fleet: every pattern, jobs, data, residency, latency, allow-lists, some quotas."""
     check_against_oracle(docs)
 
 
-@examples(120)
-@given(fleets(max_clusters=4, resources=GPU_ONLY, tight_quotas=True))
+@examples(300)
+@given(fleets(max_clusters=4, max_workloads=5, resources=GPU_ONLY, tight_quotas=True))
 def test_plan_equals_brute_force_when_workloads_compete_for_quota(docs: list[Doc]) -> None:
     """GPU workloads on clusters that all have small quotas: coupled components, MILP, contention."""
     check_against_oracle(docs)
 
 
-@examples(15)
+@examples(20)
 @given(fleets(max_clusters=3, max_workloads=3))
 def test_yaml_files_plan_like_documents(docs: list[Doc]) -> None:
     """The same fleet written as YAML files and read by `load_fleet` plans to the same JSON."""

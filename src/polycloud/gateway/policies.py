@@ -1,8 +1,7 @@
 """Routing policies: which of several usable replicas gets a request. Small classes registered by name.
 
-    locality            (default) nearest clusters first, by the client's region and measured latency;
-                        within them, power of two choices on in-flight requests
-    latency             lowest EWMA latency weighted by in-flight requests ("peak EWMA")
+    locality            (default) lowest (client→cluster RTT + EWMA latency) × (1 + in-flight requests)
+    latency             lowest EWMA latency × (1 + in-flight requests) ("peak EWMA")
     least-outstanding   fewest requests in flight, then lowest latency
     p2c                 power of two random choices on in-flight requests
 
@@ -42,7 +41,7 @@ class RoutingPolicy(ABC):
         """Create the policy.
 
         Args:
-            settings: The gateway's settings (slack, weights).
+            settings: The gateway's settings.
             locator: Round-trip times from a client to a cluster.
             rng: Randomness for tie-breaking and sampling (seed it in tests).
         """
@@ -85,40 +84,44 @@ class PowerOfTwo(RoutingPolicy, name="p2c"):
         return two_choices(candidates, self.rng)
 
 
+FLOOR_MS = 1.0
+"""Added to every expected latency, so that unmeasured replicas (0 ms) still weigh their load."""
+
+
+def _cheapest(candidates: Sequence[Upstream], costs: list[float], rng: random.Random) -> Upstream:
+    best = min(costs)
+    ties = [u for u, c in zip(candidates, costs, strict=True) if c == best]
+    return ties[0] if len(ties) == 1 else rng.choice(ties)
+
+
 class PeakLatency(RoutingPolicy, name="latency"):
-    """Lowest expected latency × (1 + requests in flight); ties at random."""
+    """Lowest (expected latency + 1 ms) × (1 + requests in flight), "peak EWMA"; ties at random."""
 
     def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
         """See `RoutingPolicy.choose`."""
-        costs = [u.expected_ms * (1 + u.outstanding) for u in candidates]
-        best = min(costs)
-        ties = [u for u, c in zip(candidates, costs, strict=True) if c == best]
-        return ties[0] if len(ties) == 1 else self.rng.choice(ties)
+        if len(candidates) == 1:
+            return candidates[0]
+        costs = [(u.expected_ms + FLOOR_MS) * (1 + u.outstanding) for u in candidates]
+        return _cheapest(candidates, costs, self.rng)
 
 
 class Locality(RoutingPolicy, name="locality"):
-    """Nearest clusters first, then load.
+    """Nearest and fastest first, spilling over as queues build.
 
-    A cluster's score is the RTT from the client to it plus the lowest expected latency among its
-    candidates (so a cluster in brown-out loses its rank as its EWMA grows). Clusters within
-    `locality_slack_ms` of the best score form the tier; the replica is chosen in it by power of two
-    choices on requests in flight.
+    A replica's cost is the round trip this client would see — RTT from the client's region to the
+    replica's cluster plus the replica's expected latency (EWMA) — times the queue it would join
+    (1 + requests in flight); the cheapest wins, ties at random. At low load the nearest cluster takes
+    everything; as its queues grow, traffic spills to the next-nearest; a cluster in brown-out loses
+    its rank as its EWMA grows; between equally placed clusters load evens out.
     """
 
     def choose(self, candidates: Sequence[Upstream], client: Point | None) -> Upstream:
         """See `RoutingPolicy.choose`."""
         if len(candidates) == 1:
             return candidates[0]
-        scores: dict[str, float] = {}
-        for u in candidates:
-            score = self.locator.rtt_ms(client, u.site) + u.expected_ms
-            known = scores.get(u.cluster)
-            if known is None or score < known:
-                scores[u.cluster] = score
-        if len(scores) > 1:
-            limit = min(scores.values()) + self.settings.locality_slack_ms
-            candidates = [u for u in candidates if scores[u.cluster] <= limit]
-        return two_choices(candidates, self.rng)
+        rtt = self.locator.rtt_ms
+        costs = [(rtt(client, u.site) + u.expected_ms + FLOOR_MS) * (1 + u.outstanding) for u in candidates]
+        return _cheapest(candidates, costs, self.rng)
 
 
 def routing_policies() -> list[str]:

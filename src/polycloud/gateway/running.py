@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
+from polycloud.catalog import load_catalog
 from polycloud.errors import UserError
 from polycloud.gateway.app import GatewayApp, create_app
 from polycloud.gateway.policies import routing_policies
@@ -87,6 +89,44 @@ def _ignore(sig: int, frame: FrameType | None) -> None:
     """Stands in for the default action when uvicorn re-raises the stop signal after a clean drain."""
 
 
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening socket inherited as file descriptor `fd`, its family read from the socket itself.
+
+    (uvicorn's own `fd=` option assumes a Unix socket, which leaves Nagle's algorithm on for TCP and
+    costs 40 ms per answer to delayed acknowledgements.)
+
+    Raises:
+        UserError: `fd` is not an open socket.
+    """
+    try:
+        return socket.socket(fileno=fd)
+    except OSError as e:
+        raise UserError(f"--fd {fd} is not an open socket: {e.strerror or e}") from e
+
+
+def serve(
+    app: GatewayApp, settings: GatewaySettings, host: str, port: int, sockets: list[socket.socket] | None
+) -> DrainingServer:
+    """Serve `app` with uvicorn until a stop signal has been handled; returns the stopped server."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
+    )
+    server = DrainingServer(config, app)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ignore)
+    where = f"fd {sockets[0].fileno()}" if sockets else f"{host}:{port}"
+    log.info("gateway on %s (region %s, policy %s)", where, settings.region, settings.routing_policy)
+    server.run(sockets=sockets)
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the exit status."""
     defaults = Settings()
@@ -111,25 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"polycloud gateway: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        app = create_app(StoreRouteSource(store), settings)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            fd=args.fd,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
-        )
-        server = DrainingServer(config, app)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _ignore)
-        log.info(
-            "gateway on %s:%d (region %s, policy %s)", host, port, settings.region, settings.routing_policy
-        )
-        server.run()
+        sockets = None if args.fd is None else [inherited_socket(args.fd)]
+        catalog = load_catalog()
+        app = create_app(StoreRouteSource(store, catalog), settings, catalog=catalog)
+        server = serve(app, settings, host, port, sockets)
+    except UserError as e:
+        print(f"polycloud gateway: {e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         store.close()
     if not server.started:

@@ -57,11 +57,6 @@ class GatewaySettings(BaseModel):
         description="Mean in-flight requests per usable active replica from which burst replicas take "
         "overflow.",
     )
-    locality_slack_ms: float = Field(
-        default=5.0,
-        ge=0,
-        description="Clusters whose locality score is within this of the best share the traffic.",
-    )
     ewma_alpha: float = Field(default=0.3, gt=0, le=1, description="Weight of a new latency sample.")
 
     eject_after_failures: int = Field(

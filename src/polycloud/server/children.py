@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the control plane dies, even by SIGKILL,
+    so a crashed control plane never leaves a gateway holding the gateway's address."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class GatewayProcess:
@@ -39,7 +51,11 @@ class GatewayProcess:
         self._started = time.monotonic()
         with self.log.open("ab") as out:
             self._proc = subprocess.Popen(
-                self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
 
     def _supervise(self) -> None:

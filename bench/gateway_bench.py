@@ -1,0 +1,432 @@
+"""Gateway benchmark: added latency, throughput against direct calls and nginx, and outage drills.
+
+    .venv/bin/python bench/gateway_bench.py [--replicas 4] [--requests 2000] [--concurrency 16]
+        [--rate 500] [--drill-rate 200] [--drills 3]
+
+Everything runs on 127.0.0.1: N real replicas (`python -m polycloud.serving`, a tiny ONNX model built
+here) in two clusters `a` and `b`, a SQLite state store holding their routes, the gateway
+(`python -m polycloud.gateway`) and, when Debian's nginx is installed, nginx as a reverse proxy over the
+same replicas. The load generator is an aiohttp client in this process. Reported:
+
+1. closed loop: `--requests` at `--concurrency`, requests/s and p50/p99, for direct calls (the client
+   spreading requests over every replica itself: the baseline), nginx and the gateway;
+2. open loop at `--rate` requests/s: p50/p99 direct and through the gateway, and the difference
+   (the latency the gateway adds);
+3. `--drills` outage drills at `--drill-rate` requests/s: cluster `a` is SIGKILLed a third of the way
+   in and restarted on the same ports two thirds in; failed client requests (anything but a 200),
+   RTO (from the kill until the gateway's last failed attempt on `a`, polled from its /metrics) and
+   recovery (from the restart until the first answer served by `a`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+import onnx
+from onnx import TensorProto, helper
+
+from polycloud.state import ReplicaRecord, Store, WorkloadInput, content_hash
+
+uvloop: ModuleType | None
+try:
+    import uvloop  # a faster load generator when installed
+except ImportError:
+    uvloop = None
+
+SERVICE = "bench"
+BODY = b'{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}'
+HEADERS = {"content-type": "application/json"}
+FAILED_ATTEMPTS = re.compile(
+    r'^polycloud_gateway_attempts_total\{cluster="a",outcome="(?:connect|broken|timeout|5xx)",[^}]*\} (\S+)$',
+    re.M,
+)
+
+
+def build_model(path: Path) -> Path:
+    """A tiny ONNX model: Y[-1,2] = X[-1,4] @ W."""
+    weights = helper.make_tensor("W", TensorProto.FLOAT, [4, 2], [1, 0, 0, 1, 1, 0, 0, 1])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "tiny",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [-1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [-1, 2])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def listener(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
+def free_port() -> int:
+    with listener() as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Fleet:
+    """The child processes of the benchmark; `close` kills every one."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.children: list[Child] = []
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("POLYCLOUD_")}
+
+    def start(self, child: Child) -> Child:
+        sock = listener(child.port)
+        child.port = sock.getsockname()[1]
+        with (self.work / f"{child.name}.log").open("ab") as log:
+            child.proc = subprocess.Popen(
+                [sys.executable, "-m", *child.args, "--fd", str(sock.fileno())],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                pass_fds=[sock.fileno()], env=self.env,
+            )  # fmt: skip
+        sock.close()
+        if child not in self.children:
+            self.children.append(child)
+        return child
+
+    def close(self) -> None:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
+
+
+def nginx_conf(work: Path, port: int, replicas: list[Child]) -> Path:
+    servers = "\n".join(f"    server 127.0.0.1:{r.port};" for r in replicas)
+    temp = " ".join(
+        f"{kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    conf = work / "nginx.conf"
+    conf.write_text(
+        f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.log warn;\n"
+        "events { worker_connections 4096; }\n"
+        f"http {{ access_log off; {temp}\n  upstream replicas {{\n{servers}\n    keepalive 64;\n  }}\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://replicas; "
+        'proxy_http_version 1.1; proxy_set_header Connection ""; } }\n}\n'
+    )
+    return conf
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def line(self, label: str) -> str:
+        rps = self.requests / self.seconds
+        return (
+            f"  {label:<22} {rps:8.0f} req/s   p50 {self.quantile(0.5):6.2f} ms   "
+            f"p99 {self.quantile(0.99):6.2f} ms   errors {self.errors}"
+        )
+
+
+async def call(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    try:
+        async with session.post(url, data=BODY, headers=HEADERS) as response:
+            await response.read()
+            return response.status, response.headers.get("x-polycloud-cluster", "")
+    except (aiohttp.ClientError, TimeoutError):
+        return 0, ""
+
+
+async def closed_loop(session: aiohttp.ClientSession, urls: list[str], n: int, concurrency: int) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    counter = itertools.count()
+
+    async def worker() -> None:
+        nonlocal errors
+        while (i := next(counter)) < n:
+            start = time.perf_counter()
+            status, _ = await call(session, urls[i % len(urls)])
+            latencies.append((time.perf_counter() - start) * 1000)
+            errors += status != 200
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(n, errors, time.perf_counter() - start, latencies)
+
+
+async def open_loop(
+    session: aiohttp.ClientSession,
+    urls: list[str],
+    rate: float,
+    seconds: float,
+    events: list[tuple[float, str]] | None = None,
+    begin: float | None = None,
+) -> Result:
+    """Send at a fixed rate, whatever the answers' pace; latency counts from each scheduled send time.
+
+    `events` gets (seconds since `begin`, cluster that served) for every answer.
+    """
+    latencies: list[float] = []
+    errors = 0
+    begin = time.perf_counter() if begin is None else begin
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        status, cluster = await call(session, urls[i % len(urls)])
+        done = time.perf_counter()
+        latencies.append((done - scheduled) * 1000)
+        errors += status != 200
+        if events is not None:
+            events.append((done - begin, cluster))
+
+    tasks = []
+    for i in range(int(rate * seconds)):
+        scheduled = begin + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    return Result(len(tasks), errors, time.perf_counter() - begin, latencies)
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{url}/v2/health/ready") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"{url} did not become ready within {timeout_s:.0f} s")
+
+
+async def failed_attempts_on_a(session: aiohttp.ClientSession, gateway: str) -> float:
+    async with session.get(f"{gateway}/metrics") as response:
+        text = await response.text()
+    return sum(float(v) for v in FAILED_ATTEMPTS.findall(text))
+
+
+async def drill(
+    session: aiohttp.ClientSession, fleet: Fleet, gateway: str, cluster_a: list[Child], rate: float
+) -> dict[str, Any]:
+    """8 s of load; cluster a SIGKILLed at 2 s and restarted on the same ports at 4 s.
+
+    rtoMs: from the kill until the gateway's last failed attempt on cluster a (from then on nothing is
+    sent there); recoveryMs: from the restarted replicas answering their health check until the first
+    client answer served by cluster a again.
+    """
+    infer = f"{gateway}/v2/models/{SERVICE}/infer"
+    events: list[tuple[float, str]] = []
+    marks: dict[str, float] = {}
+    failures: list[tuple[float, float]] = []
+    seconds = 8.0
+    begin = time.perf_counter()
+
+    def now() -> float:
+        return time.perf_counter() - begin
+
+    async def inject() -> None:
+        await asyncio.sleep(2.0)
+        for child in cluster_a:
+            if child.proc is not None:
+                child.proc.send_signal(signal.SIGKILL)
+        marks["kill"] = now()
+        for child in cluster_a:
+            if child.proc is not None:
+                child.proc.wait()
+        await asyncio.sleep(max(0.0, 4.0 - now()))
+        for child in cluster_a:
+            fleet.start(child)
+        for child in cluster_a:
+            await wait_ready(session, child.url)
+        marks["ready"] = now()
+
+    async def poll() -> None:
+        while now() < seconds:
+            failures.append((now(), await failed_attempts_on_a(session, gateway)))
+            await asyncio.sleep(0.02)
+
+    load = open_loop(session, [infer], rate, seconds, events, begin)
+    result, *_ = await asyncio.gather(load, inject(), poll())
+    kill, ready = marks["kill"], marks.get("ready", seconds)
+    final = failures[-1][1] if failures else 0.0
+    settled = next((t for t, v in failures if v >= final), kill)
+    back = [t for t, cluster in events if cluster == "a" and t > ready]
+    return {
+        "requests": result.requests,
+        "failed": result.errors,
+        "p50Ms": round(result.quantile(0.5), 2),
+        "p99Ms": round(result.quantile(0.99), 2),
+        "rtoMs": round(max(0.0, settled - kill) * 1000),
+        "recoveryMs": round((min(back) - ready) * 1000) if back else None,
+    }
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    fleet = Fleet(work)
+    model = build_model(work / "tiny.onnx")
+    replicas = [
+        Child(
+            f"{cluster}-{i}",
+            ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--cluster", cluster],
+            0,
+        )
+        for i in range(args.replicas)
+        for cluster in ["ab"[i % 2]]
+    ]
+    for child in replicas:
+        fleet.start(child)
+    database = f"sqlite:///{work / 'state.db'}"
+    with Store.open(database) as store:
+        spec: dict[str, Any] = {
+            "kind": "Service",
+            "metadata": {"name": SERVICE},
+            "spec": {"pattern": "active-active"},
+        }
+        workload = WorkloadInput(SERVICE, "Service", spec, content_hash(spec), [])
+        store.apply(workloads=[workload], documents=[], author="bench", message="")
+        store.replace_replicas(
+            [
+                ReplicaRecord(
+                    c.name, SERVICE, c.name[0], "active", 1, c.url, c.proc.pid if c.proc else None, "ready"
+                )
+                for c in replicas
+            ]
+        )
+    gateway = fleet.start(
+        Child(
+            "gateway",
+            [
+                "polycloud.gateway",
+                "--addr",
+                "127.0.0.1:0",
+                "--database-url",
+                database,
+                "--routing-policy",
+                args.policy,
+            ],
+            0,
+        )
+    )
+    nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    nginx: subprocess.Popen[bytes] | None = None
+    nginx_port = free_port()
+    if nginx_bin:
+        conf = nginx_conf(work, nginx_port, replicas)
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (work / kind).mkdir(exist_ok=True)
+        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=4)
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            for url in [*(c.url for c in replicas), gateway.url]:
+                await wait_ready(session, url)
+            direct = [f"{c.url}/v2/models/{SERVICE}/infer" for c in replicas]
+            through = [f"{gateway.url}/v2/models/{SERVICE}/infer"]
+            targets = [("direct (client spreads)", direct), ("gateway", through)]
+            if nginx is not None:
+                targets.insert(1, ("nginx", [f"http://127.0.0.1:{nginx_port}/v2/models/{SERVICE}/infer"]))
+            for _, urls in targets:  # warm-up: connections, EWMAs, onnxruntime
+                await closed_loop(session, urls, 400, args.concurrency)
+
+            print(
+                f"gateway benchmark: {args.replicas} replicas in 2 clusters, {os.cpu_count()} cores, 127.0.0.1"
+            )
+            print(f"\n1. closed loop: {args.requests} requests at concurrency {args.concurrency}")
+            best: dict[str, Result] = {}
+            for label, urls in targets:
+                best[label] = await closed_loop(session, urls, args.requests, args.concurrency)
+                print(best[label].line(label))
+            if nginx is not None:
+                ratio = best["gateway"].requests / best["gateway"].seconds
+                ratio /= best["nginx"].requests / best["nginx"].seconds
+                print(f"  gateway throughput = {ratio:.0%} of nginx's")
+
+            seconds = args.requests / args.rate
+            print(f"\n2. open loop at {args.rate:.0f} req/s for {seconds:.1f} s")
+            fixed = {}
+            for label, urls in [("direct", direct), ("gateway", through)]:
+                fixed[label] = await open_loop(session, urls, args.rate, seconds)
+                print(fixed[label].line(label))
+            for q, name in ((0.5, "p50"), (0.99, "p99")):
+                added = fixed["gateway"].quantile(q) - fixed["direct"].quantile(q)
+                print(f"  added {name}: {added:+.2f} ms")
+
+            print(
+                f"\n3. outage drills at {args.drill_rate:.0f} req/s: cluster a killed at 2 s, restarted at 4 s"
+            )
+            cluster_a = [c for c in replicas if c.name.startswith("a")]
+            for n in range(args.drills):
+                report = await drill(session, fleet, gateway.url, cluster_a, args.drill_rate)
+                print(f"  drill {n + 1}: {json.dumps(report)}")
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait()
+        if gateway.proc is not None:
+            gateway.proc.send_signal(signal.SIGTERM)
+            code = gateway.proc.wait(timeout=30)
+            print(f"\ngateway exit status after SIGTERM: {code}")
+        fleet.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--drill-rate", type=float, default=200.0)
+    parser.add_argument("--drills", type=int, default=3)
+    parser.add_argument("--policy", default="locality", help="the gateway's routing policy")
+    args = parser.parse_args()
+    if uvloop is not None:
+        uvloop.install()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as work:
+        asyncio.run(run(args, Path(work)))
+
+
+if __name__ == "__main__":
+    main()
