@@ -52,6 +52,8 @@ CLI_TIMEOUT_S = 180.0
 """The longest one CLI command may run before the test gives up (a hang guard, not a target)."""
 DEADLINE_S = 90.0
 """How long `eventually` conditions may take (a hang guard, not a target)."""
+SETTLE_S = 1.0
+"""A converged fleet must still be the same this much later (several reconcile passes): no flapping."""
 
 SITES = [(39.0, -77.5), (45.5, -73.6), (41.9, -87.6), (33.7, -84.4), (43.7, -79.4), (40.7, -74.0)]
 """Where private sites stand, near the gateway's default region (aws/us-east-1): small simulated delays."""
@@ -447,6 +449,10 @@ class Polycloud:
         return any("polycloud.gateway" in _cmdline(p) for p in home_processes(self.home))
 
     # -- checks ----------------------------------------------------------------------------------
+    def eventually(self, check: Callable[[], T | None], what: str, timeout_s: float = DEADLINE_S) -> T:
+        """Poll `check` until it returns something truthy and return that; fail after `timeout_s`."""
+        return eventually(check, what, timeout_s)
+
     def problems(self, fleet: Fleet, status: dict[str, Any]) -> list[str]:
         """How the running fleet differs from exactly `fleet` (empty when it is exactly that).
 
@@ -485,16 +491,31 @@ class Polycloud:
             problems += _revision_problems(service, self.revisions(service.name))
         return problems
 
-    def expect_exactly(self, fleet: Fleet) -> dict[str, Any]:
-        """Fail the test unless the running fleet is exactly `fleet` (see `problems`); returns the status.
+    def expect_exactly(self, fleet: Fleet, timeout_s: float = DEADLINE_S) -> dict[str, Any]:
+        """Wait until the running fleet is exactly `fleet` (see `problems`) and still is, with the same
+        processes, a moment later; fail the test with what differs after `timeout_s`. Returns the status.
 
         Reads the status from the API (the same JSON as `polycloud status --json`, without a CLI start).
         """
-        status = self.api_status()
-        problems = self.problems(fleet, status)
-        if problems:
-            pytest.fail("the fleet is not exactly as declared:\n  " + "\n  ".join(problems) + self.diagnostics())
-        return status
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.api_status()
+            problems = self.problems(fleet, status)
+            if not problems:
+                pids = {p.pid for p in self.replica_processes()}
+                time.sleep(SETTLE_S)
+                status = self.api_status()
+                problems = self.problems(fleet, status)
+                if not problems and pids == {p.pid for p in self.replica_processes()}:
+                    return status
+                problems = problems or [f"replica processes changed within {SETTLE_S} s of converging"]
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the fleet is not exactly as declared after {timeout_s:.0f} s:\n  "
+                    + "\n  ".join(problems)
+                    + self.diagnostics()
+                )
+            time.sleep(0.2)
 
     def diagnostics(self) -> str:
         """The tail of the control plane's log, for failure messages."""

@@ -206,3 +206,16 @@ def test_gateway_process_over_real_replicas_survives_a_cluster_kill(
 
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(timeout=30) == 0
+
+
+def test_gateway_process_refuses_bad_arguments(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'state.db'}"
+    for args in (["--addr", "nonsense"], ["--region", "us-east-1"], ["--fd", "987"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "polycloud.gateway", "--database-url", database, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.splitlines()[-1].startswith("polycloud gateway: "), done.stderr

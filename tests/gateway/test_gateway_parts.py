@@ -22,6 +22,7 @@ from polycloud.gateway import (
 from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.policies import make_routing_policy
+from polycloud.gateway.running import split_addr
 from polycloud.gateway.selecting import NoRoute, Selector
 from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 
@@ -213,6 +214,24 @@ def test_registry_keeps_measurements_of_replicas_that_stay() -> None:
     assert now.upstreams[0].ewma_ms == 7.0 and now.standby == [now.upstreams[0]]
     assert registry.version == 2
     assert registry.pool("other") is None
+
+
+def test_registry_ignores_endpoints_it_cannot_route_to() -> None:
+    registry = UpstreamRegistry(Locator(None), None)
+    endpoints = ["localhost:5000", "ftp://h:1", "http://h:1/sub", "http://h:99999", "http://127.0.0.1:5000/"]
+    routes = tuple(ReplicaRoute(f"r{i}", "a", "active", e, "ready") for i, e in enumerate(endpoints))
+    registry.apply(RouteTable.of([ServiceRoutes("m", "single", routes)]))
+    found = registry.pool("m")
+    assert found is not None
+    assert [(u.id, u.endpoint) for u in found.upstreams] == [("r4", "http://127.0.0.1:5000")]
+
+
+def test_addresses_parse() -> None:
+    assert split_addr("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert split_addr("[::1]:0") == ("::1", 0)
+    for bad in ("8080", "host:", ":80", "h:99999", "h:x"):
+        with pytest.raises(UserError, match="HOST:PORT"):
+            split_addr(bad)
 
 
 def test_settings_are_validated() -> None:

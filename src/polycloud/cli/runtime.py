@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.table import Table
 
@@ -23,6 +24,8 @@ from polycloud.spec import load_fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 WAIT_TIMEOUT_S = 180.0
+GATEWAY_PATIENCE_S = 10.0
+"""How long apply waits for a gateway that does not answer at all before saying so and moving on."""
 
 
 def register(app: typer.Typer) -> None:
@@ -121,13 +124,14 @@ def show_changes(preview: dict[str, Any]) -> None:
 def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:
     """Poll status until the named services run exactly their desired replicas, all ready."""
     deadline = time.monotonic() + timeout_s
+    patience = time.monotonic() + GATEWAY_PATIENCE_S
     with err.status("waiting for replicas…") as spinner:
         while True:
             status = client.status()
             ready, total = _counts(status, names)
             spinner.update(f"waiting for replicas: {ready}/{total} ready")
-            if is_converged(status, names):
-                out.print(f"ready: {ready}/{total} replicas")
+            if is_converged(status, names) and _routable(status, names, patience):
+                out.print(f"ready: {ready}/{total} replicas, served at {status['gateway']['url']}")
                 return status
             if time.monotonic() > deadline:
                 break
@@ -139,6 +143,23 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
         f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`"
     )
     raise typer.Exit(EXIT_INVALID)
+
+
+def _routable(status: dict[str, Any], names: set[str], patience: float) -> bool:
+    """Whether the gateway routes every named service yet (it learns routes within a second).
+
+    A gateway that does not answer at all is not waited for: replicas are ready, which is what apply
+    promises; `polycloud events` tells why the gateway is down.
+    """
+    base = status["gateway"]["url"]
+    try:
+        with httpx.Client(timeout=2.0, trust_env=False) as http:
+            return all(http.get(f"{base}/v2/models/{name}/ready").status_code == 200 for name in names)
+    except httpx.HTTPError:
+        if time.monotonic() > patience:
+            err.print(f"[yellow]warning:[/yellow] the gateway at {base} does not answer")
+            return True
+        return False
 
 
 def _counts(status: dict[str, Any], names: set[str]) -> tuple[int, int]:

@@ -147,6 +147,8 @@ class GatewayApp:
             asyncio.create_task(self.refresher.run(), name="gateway-routes"),
             asyncio.create_task(self.health.run(), name="gateway-health"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
         """Stop the loops and close the pool."""
@@ -158,6 +160,12 @@ class GatewayApp:
         self._tasks = []
         self.refresher.close()
         await self.forwarder.close()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """Log a background loop that stopped on an unexpected error (its failures are otherwise silent)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background loop %s stopped", task.get_name(), exc_info=task.exception())
 
 
 def _model_route(path: str) -> tuple[str | None, str]:

@@ -66,6 +66,23 @@ async def read_body(receive: Receive, limit: int) -> bytes | BodyError:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+@dataclass(slots=True)
+class Call:
+    """One client request on its way through the attempts."""
+
+    service: str
+    method: str
+    target: str
+    """Path and query, forwarded as received."""
+    headers: list[tuple[str, str]]
+    """To forward, `x-request-id` included."""
+    body: bytes
+    client: Point | None
+    deadline: float
+    """`time.monotonic()` value after which no attempt starts."""
+    id_header: tuple[bytes, bytes]
+
+
 class Proxy:
     """Forwards OIP requests for every service; one instance per gateway, used on its event loop."""
 
@@ -88,7 +105,7 @@ class Proxy:
         self._locator = locator
         self._metrics = metrics
         self._home = locator.point(settings.region)
-        self._retry_after = str(settings.retry_after_s).encode()
+        self._retry_after = (b"retry-after", str(settings.retry_after_s).encode())
         self.in_flight = 0
         """Requests admitted and not answered yet."""
 
@@ -113,37 +130,33 @@ class Proxy:
         forward.append(("x-request-id", request_id))
         id_header = (b"x-request-id", request_id.encode("latin-1"))
 
-        pool = self._registry.pool(service)
-        if pool is None:
-            known = ", ".join(sorted(self._registry.services())) or "none"
-            await send_error(send, 404, f"unknown service {service!r} (known: {known})", [id_header])
-            self._metrics.answered("", "", 404, time.perf_counter() - start)
-            return
-        timeout_s = self._timeout(timeout_text)
-        if timeout_s is None:
+        status, cluster = 0, ""
+        if self._registry.pool(service) is None:
+            status = 404
+            await send_error(send, status, f"unknown service {service!r}: no such model here", [id_header])
+            service = ""  # never a metrics label from an unchecked URL
+        elif (timeout_s := self._timeout(timeout_text)) is None:
+            status = 400
             message = "x-polycloud-timeout-ms must be a positive number of milliseconds"
-            await send_error(send, 400, message, [id_header])
-            self._metrics.answered(service, "", 400, time.perf_counter() - start)
-            return
-        if self.in_flight >= settings.max_in_flight:
+            await send_error(send, status, message, [id_header])
+        elif self.in_flight >= settings.max_in_flight:
+            status = 429
             message = f"the gateway is saturated ({settings.max_in_flight} requests in flight); retry later"
-            await send_error(send, 429, message, [id_header, (b"retry-after", self._retry_after)])
-            self._metrics.answered(service, "", 429, time.perf_counter() - start)
-            return
-        self.in_flight += 1
-        try:
-            body = await read_body(receive, settings.max_body_bytes)
-            if isinstance(body, BodyError):
-                await send_error(send, body.status, body.message, [id_header])
-                self._metrics.answered(service, "", body.status, time.perf_counter() - start)
-                return
-            client = self._home if region is None else self._locator.point(region)
-            method: str = scope["method"]
-            status, cluster = await self._attempts(
-                send, pool.name, method, target, forward, body, client, timeout_s, id_header
-            )
-        finally:
-            self.in_flight -= 1
+            await send_error(send, status, message, [id_header, self._retry_after])
+        else:
+            self.in_flight += 1
+            try:
+                body = await read_body(receive, settings.max_body_bytes)
+                if isinstance(body, BodyError):
+                    status = body.status
+                    await send_error(send, status, body.message, [id_header])
+                else:
+                    client = self._home if region is None else self._locator.point(region)
+                    deadline = time.monotonic() + timeout_s
+                    call = Call(service, scope["method"], target, forward, body, client, deadline, id_header)
+                    status, cluster = await self._attempts(send, call)
+            finally:
+                self.in_flight -= 1
         self._metrics.answered(service, cluster, status, time.perf_counter() - start)
 
     def _timeout(self, text: str | None) -> float | None:
@@ -157,45 +170,35 @@ class Proxy:
             return None
         return min(value, self._settings.max_timeout_s)
 
-    async def _attempts(
-        self,
-        send: Send,
-        service: str,
-        method: str,
-        target: str,
-        forward: list[tuple[str, str]],
-        body: bytes,
-        client: Point | None,
-        timeout_s: float,
-        id_header: tuple[bytes, bytes],
-    ) -> tuple[int, str]:
+    async def _attempts(self, send: Send, call: Call) -> tuple[int, str]:
         """Try replicas until one answers below 500; answer the client. Returns (status, cluster)."""
         settings = self._settings
         metrics = self._metrics
-        deadline = time.monotonic() + timeout_s
         tried: list[Upstream] = []
         last: Reply | Failure | None = None
         for attempt in range(settings.max_attempts):
             now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
+            remaining = call.deadline - now
+            pool = self._registry.pool(call.service)
+            if remaining <= 0 or pool is None:
                 break
-            pool = self._registry.pool(service)
-            if pool is None:
-                break
-            choice = self._selector.select(pool, client, now, tried)
+            choice = self._selector.select(pool, call.client, now, tried)
             if isinstance(choice, NoRoute):
                 if last is None:
-                    headers = [id_header, (b"retry-after", self._retry_after)]
-                    await send_error(send, choice.status, choice.reason, headers)
+                    await send_error(send, choice.status, choice.reason, [call.id_header, self._retry_after])
                     return choice.status, ""
                 break
             if attempt:
-                metrics.retried(service)
+                metrics.retried(call.service)
             choice.outstanding += 1
             try:
                 outcome = await self._forwarder.send(
-                    choice, method, target, forward, body, min(remaining, settings.attempt_timeout_s)
+                    choice,
+                    call.method,
+                    call.target,
+                    call.headers,
+                    call.body,
+                    min(remaining, settings.attempt_timeout_s),
                 )
             finally:
                 choice.outstanding -= 1
@@ -203,13 +206,15 @@ class Proxy:
             if isinstance(outcome, Reply) and outcome.status < 500:
                 self._ejection.succeeded(choice, now)
                 choice.observe(outcome.elapsed_ms, settings.ewma_alpha)
-                metrics.attempted(service, choice.cluster, "ok")
-                await send_response(send, outcome.status, outcome.headers, outcome.body, id_header, choice)
+                metrics.attempted(call.service, choice.cluster, "ok")
+                await send_response(
+                    send, outcome.status, outcome.headers, outcome.body, call.id_header, choice
+                )
                 return outcome.status, choice.cluster
             self._failed(choice, outcome, now)
             tried.append(choice)
             last = outcome
-        return await self._exhausted(send, service, last, tried, deadline, id_header)
+        return await self._exhausted(send, call, last, tried)
 
     def _failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
         kind: str = outcome.kind if isinstance(outcome, Failure) else "5xx"
@@ -227,28 +232,19 @@ class Proxy:
             )
 
     async def _exhausted(
-        self,
-        send: Send,
-        service: str,
-        last: Reply | Failure | None,
-        tried: list[Upstream],
-        deadline: float,
-        id_header: tuple[bytes, bytes],
+        self, send: Send, call: Call, last: Reply | Failure | None, tried: list[Upstream]
     ) -> tuple[int, str]:
         """Answer after the last attempt failed (or none could start before the deadline)."""
         if isinstance(last, Reply):
             upstream = tried[-1]
-            await send_response(send, last.status, last.headers, last.body, id_header, upstream)
+            await send_response(send, last.status, last.headers, last.body, call.id_header, upstream)
             return last.status, upstream.cluster
         attempts = f"{len(tried)} attempt{'s' if len(tried) != 1 else ''}"
         why = f"; last: {last.message}" if last is not None else ""
-        if time.monotonic() >= deadline:
-            await send_error(
-                send, 504, f"deadline passed after {attempts} on service {service!r}{why}", [id_header]
-            )
+        if time.monotonic() >= call.deadline:
+            message = f"deadline passed after {attempts} on service {call.service!r}{why}"
+            await send_error(send, 504, message, [call.id_header])
             return 504, ""
-        headers = [id_header, (b"retry-after", self._retry_after)]
-        await send_error(
-            send, 503, f"every replica tried for service {service!r} failed ({attempts}{why})", headers
-        )
+        message = f"every replica tried for service {call.service!r} failed ({attempts}{why})"
+        await send_error(send, 503, message, [call.id_header, self._retry_after])
         return 503, ""

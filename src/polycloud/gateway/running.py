@@ -132,10 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Settings()
     args = parse_args(argv, defaults)
     logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("polycloud").setLevel(args.log_level.upper())
     try:
         host, port = split_addr(args.addr)
         settings = GatewaySettings(
@@ -147,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             drain_timeout_s=args.drain_timeout,
         )
         store = Store.open(args.database_url or defaults.resolved_database_url)
-    except (UserError, ValidationError) as e:
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        print(f"polycloud gateway: {problems}", file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as e:
         print(f"polycloud gateway: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:

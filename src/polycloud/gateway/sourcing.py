@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from polycloud.catalog import Catalog
+from polycloud.errors import TransientError
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
 from polycloud.state import ReplicaRecord, Store
 
@@ -74,12 +77,15 @@ class StoreRouteSource:
         """The routes as the store has them now.
 
         Raises:
-            TransientError: The database is unreachable or busy.
+            TransientError: The database is unreachable, busy or answers with an error.
         """
         store = self._store
-        replicas = store.replicas()
-        workloads = store.current()
-        documents = store.documents("Cluster")
+        try:
+            replicas = store.replicas()
+            workloads = store.current()
+            documents = store.documents("Cluster")
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot read routes from the state store: {e}") from e
         patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}

@@ -9,9 +9,21 @@ touched from the event loop only, so it needs no locks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from polycloud.gateway.locality import Locator, Point
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable
+
+
+def _routable_endpoint(endpoint: str) -> bool:
+    """True for a base URL the gateway can append OIP paths to: `http(s)://host[:port][/]`."""
+    try:
+        url = urlsplit(endpoint)
+        port = url.port
+    except ValueError:
+        return False
+    plain = url.path in ("", "/") and not url.query and not url.fragment
+    return url.scheme in ("http", "https") and bool(url.hostname) and plain and port != 0
 
 
 class Upstream:
@@ -150,7 +162,8 @@ class UpstreamRegistry:
         """Follow `table`; returns False when it equals the last one (nothing done).
 
         Replicas that keep their id and endpoint keep their measured state; replicas without an
-        endpoint are not tracked (they cannot be routed to).
+        endpoint, or with one that is not an `http(s)://host:port` URL, are not tracked (they cannot be
+        routed to).
         """
         if table == self._table:
             return False
@@ -159,7 +172,7 @@ class UpstreamRegistry:
         for service in table.services.values():
             members: list[Upstream] = []
             for route in service.replicas:
-                if not route.endpoint:
+                if not route.endpoint or not _routable_endpoint(route.endpoint):
                     continue
                 key = (service.name, route.id, route.endpoint)
                 site = table.clusters.get(route.cluster)

@@ -27,6 +27,7 @@ from polycloud.settings import Settings
 from polycloud.state import Store
 
 STOP_ALL_TIMEOUT_S = 20.0
+GATEWAY_START_TIMEOUT_S = 15.0
 
 
 def origin_point(region: str, catalog: Catalog) -> Point:
@@ -54,6 +55,19 @@ def bind(addr: str, *, fallback_to_free: bool) -> socket.socket:
         sock.bind((host or "127.0.0.1", 0))
     sock.listen(512)
     return sock
+
+
+def wait_listening(addr: str, timeout_s: float) -> bool:
+    """Wait until something accepts connections at `addr` (the gateway child), at most `timeout_s`."""
+    host, _, port = addr.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host or "127.0.0.1", int(port))) == 0:
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def free_addr(addr: str) -> None:
@@ -110,6 +124,7 @@ class ControlPlane:
         loop = threading.Thread(target=reconciler.run, name="reconciler", daemon=True)
         loop.start()
         gateway.start()
+        wait_listening(settings.gateway_addr, GATEWAY_START_TIMEOUT_S)
         info = RunInfo(pid=os.getpid(), api_url=endpoints.api_url, gateway_url=endpoints.gateway_url)
         write_runinfo(home, info)
         self.on_ready(info, token_path)
