@@ -442,9 +442,14 @@ def main() -> None:
     parser.add_argument("--drill-rate", type=float, default=200.0)
     parser.add_argument("--drills", type=int, default=3)
     parser.add_argument("--policy", default="locality", help="the gateway's routing policy")
+    parser.add_argument("--work", type=Path, help="keep state and logs in this folder (default: a temporary one)")
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run(args, args.work.resolve()))
+        return
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as work:
         asyncio.run(run(args, Path(work)))
 

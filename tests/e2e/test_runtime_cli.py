@@ -1,15 +1,13 @@
-"""The runtime as a user drives it: apply, status, inference, logs, down — and bad input that changes nothing."""
+"""The runtime as a user drives it (apply, status, inference, logs, down); bad input changes nothing."""
 
 from __future__ import annotations
 
 import socket
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-
 from tests.e2e.conftest import Fleet, Polycloud
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +101,8 @@ def test_runtime_on_postgresql(polycloud: Polycloud, fleet: Fleet) -> None:
         polycloud.ok("apply", fleet.write(), "--yes")
         status = polycloud.status()
         assert {s["name"] for s in status["services"]} == {"alpha", "beta"}
-        assert all(r["state"] == "ready" for s in status["services"] for c in s["clusters"] for r in c["replicas"])
+        replicas = [r for s in status["services"] for c in s["clusters"] for r in c["replicas"]]
+        assert replicas and all(r["state"] == "ready" for r in replicas)
         assert "r1" in polycloud.ok("history", "alpha").stdout
         polycloud.ok("down")
     finally:
@@ -112,7 +111,8 @@ def test_runtime_on_postgresql(polycloud: Polycloud, fleet: Fleet) -> None:
 
 
 def test_help_has_examples(polycloud: Polycloud) -> None:
-    for command in ("validate", "plan", "apply", "status", "history", "rollback", "down", "logs", "up", "demo"):
+    commands = ("validate", "plan", "apply", "status", "history", "rollback", "down", "logs", "up", "demo")
+    for command in commands:
         out = polycloud.ok(command, "--help").stdout
         assert "Example: polycloud" in out, command
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from polycloud.client.http import ApiClient
 from polycloud.errors import TransientError, UserError
@@ -52,6 +53,12 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
     return ApiClient(info.api_url, token_for(settings))
 
 
+def _last_error(log: Path) -> str:
+    lines = log.read_text(errors="replace").strip().splitlines()
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error:")]
+    return errors[-1] if errors else (lines[-1] if lines else "no output")
+
+
 def start_background(settings: Settings) -> RunInfo:
     """Spawn `polycloud up` detached from this terminal and wait until its API answers."""
     home = settings.resolved_home
@@ -71,8 +78,6 @@ def start_background(settings: Settings) -> RunInfo:
         if info is not None and info.pid == proc.pid and ApiClient(info.api_url, None).health():
             return info
         if proc.poll() is not None:
-            lines = log.read_text(errors="replace").strip().splitlines()
-            reason = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else "")
-            raise UserError(f"the control plane could not start: {reason.removeprefix('error: ')} (log: {log})")
+            raise UserError(f"the control plane could not start: {_last_error(log)} (log: {log})")
         time.sleep(0.1)
     raise TransientError(f"the control plane did not answer within {START_TIMEOUT_S:.0f} s; see {log}")
