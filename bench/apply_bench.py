@@ -23,6 +23,7 @@ Baseline, same run: the cold start of one bare `python -m polycloud.serving` pro
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -335,9 +336,10 @@ class Replacement:
         """Durations between consecutive steps, when every step was seen."""
         times = [self.killed, self.failed_event, self.starting_event, self.loading, self.replica_ready,
                  self.api_ready]
-        if any(t is None for t in times):
+        seen = [t for t in times if t is not None]
+        if len(seen) != len(times):
             return None
-        return [b - a for a, b in zip(times, times[1:], strict=False)]  # type: ignore[operator]
+        return [b - a for a, b in itertools.pairwise(seen)]
 
 
 STEPS = [
@@ -396,70 +398,88 @@ def kill_and_replace(bench: Bench, service: str, cluster: str) -> Replacement:
 # ------------------------------------------------------------------------------------------ main
 
 
+def report_baseline(model: Path, when: str) -> float:
+    """Print the bare cold start; returns its median."""
+    times = bare_cold_start(model)
+    median = statistics.median(times)
+    print(f"  {when}: median {median:.2f} s over {len(times)} runs ({', '.join(f'{t:.2f}' for t in times)})")
+    return median
+
+
+def report_apply(bench: Bench, fleet: Path, expected: int) -> bool:
+    """(a): start the control plane, then time `apply` until all `expected` replicas are ready."""
+    started = time.monotonic()
+    bench.cli("up", "--detach")
+    print(f"  control plane start (`polycloud up --detach`, not counted): {time.monotonic() - started:.2f} s")
+    recorded, ready, exited = measure_apply(bench, fleet, expected)
+    ok = ready <= TARGET_APPLY_S
+    print(f"  all {expected} ready after {ready:.2f} s   target ≤ {TARGET_APPLY_S:.0f} s   {verdict(ok)}")
+    print(f"    CLI start + plan + record: {recorded:.2f} s; the CLI itself returned after {exited:.2f} s")
+    return ok
+
+
+def report_memory(bench: Bench) -> bool:
+    """(c): RSS of every replica."""
+    rss, uss = memory_per_replica(bench)
+    ok = max(rss) <= TARGET_RSS_MB
+    print(f"  RSS mean {statistics.mean(rss):.1f} MB, max {max(rss):.1f} MB   "
+          f"target ≤ {TARGET_RSS_MB:.0f} MB   {verdict(ok)}")
+    print(f"    unique memory (USS) mean {statistics.mean(uss):.1f} MB: what one more replica really costs")
+    return ok
+
+
+def report_replacements(bench: Bench, kills: int) -> bool:
+    """(b): kill a ready replica of each group in turn, `kills` times; timings of the replacements."""
+    groups = sorted({(s, c) for s, c, _, _ in replicas(bench.status())})
+    samples = []
+    for i in range(kills):
+        service, cluster = groups[i % len(groups)]
+        sample = kill_and_replace(bench, service, cluster)
+        samples.append(sample)
+        print(f"  kill {i + 1:2d} {service}/{cluster}: {sample.total:.2f} s", flush=True)
+        time.sleep(0.3)  # let the reconciler record the whole group before the next kill
+    totals = [s.total for s in samples]
+    median = statistics.median(totals)
+    ok = median <= TARGET_REPLACE_MEDIAN_S
+    print(f"  median {median:.2f} s, p95 {percentile(totals, 0.95):.2f} s, max {max(totals):.2f} s   "
+          f"target median ≤ {TARGET_REPLACE_MEDIAN_S:.0f} s   {verdict(ok)}")
+    steps = [d for d in (s.steps() for s in samples) if d is not None]
+    print(f"  where it goes (medians over the {len(steps)} kills whose every step was seen):")
+    for i, name in enumerate(STEPS):
+        if steps:
+            print(f"    {name:52s} {statistics.median(d[i] for d in steps):.2f} s")
+    return ok
+
+
 def run(clusters: int, services: int, replicas_per: int, kills: int) -> bool:
     """The whole benchmark; True when every target is met."""
     expected = clusters * services * replicas_per
-    results: list[bool] = []
     root = Path(tempfile.mkdtemp(prefix="polycloud-bench-"))
     model = Path(shutil.copy(MODEL, root / "iris.onnx"))
     fleet = root / "fleet.yaml"
-    fleet.write_text(yaml.safe_dump_all(fleet_documents(model, clusters, services, replicas_per), sort_keys=False))
+    documents = fleet_documents(model, clusters, services, replicas_per)
+    fleet.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     bench = Bench(root)
     print(f"polycloud runtime benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
           f"home {bench.home}")
+    results = []
     try:
-        with section("baseline: cold start of one bare `python -m polycloud.serving` to /v2/health/ready"):
-            cold = bare_cold_start(model)
-            print(f"  median {statistics.median(cold):.2f} s over {len(cold)} runs ({', '.join(f'{t:.2f}' for t in cold)})")
-
-        with section(f"(a) apply → all ready: {clusters} clusters × {services} services × {replicas_per} replicas"):
-            t0 = time.monotonic()
-            bench.cli("up", "--detach")
-            print(f"  control plane start (`polycloud up --detach`, not counted): {time.monotonic() - t0:.2f} s")
-            recorded, ready, exited = measure_apply(bench, fleet, expected)
-            ok = ready <= TARGET_APPLY_S
-            results.append(ok)
-            print(f"  all {expected} ready after {ready:.2f} s   target ≤ {TARGET_APPLY_S:.0f} s   {verdict(ok)}")
-            print(f"    of which CLI start + plan + record: {recorded:.2f} s; the CLI returned after {exited:.2f} s")
-
+        with section("baseline: cold start of a bare `python -m polycloud.serving` to /v2/health/ready"):
+            report_baseline(model, "idle")
+        with section(f"(a) apply → all ready: {clusters} clusters × {services} services × {replicas_per} "
+                     f"replicas"):
+            results.append(report_apply(bench, fleet, expected))
         with section("(c) memory per replica (RSS after one inference request each)"):
-            rss, uss = memory_per_replica(bench)
-            ok = max(rss) <= TARGET_RSS_MB
-            results.append(ok)
-            print(f"  RSS mean {statistics.mean(rss):.1f} MB, max {max(rss):.1f} MB   "
-                  f"target ≤ {TARGET_RSS_MB:.0f} MB   {verdict(ok)}")
-            print(f"    unique (USS) mean {statistics.mean(uss):.1f} MB: what each extra replica really costs")
-
-        with section(f"baseline again, with the {expected} replicas and the control plane running"):
-            loaded = bare_cold_start(model)
-            print(f"  median {statistics.median(loaded):.2f} s over {len(loaded)} runs "
-                  f"({', '.join(f'{t:.2f}' for t in loaded)})")
-
+            results.append(report_memory(bench))
+        with section("baseline again, what a replacement competes with"):
+            report_baseline(model, f"with {expected} replicas and the control plane running")
         with section(f"(b) replacement after SIGKILL, {kills} kills (API polled at {1 / POLL_S:.0f} Hz)"):
-            groups = sorted({(s, c) for s, c, _, _ in replicas(bench.status())})
-            samples = []
-            for i in range(kills):
-                service, cluster = groups[i % len(groups)]
-                sample = kill_and_replace(bench, service, cluster)
-                samples.append(sample)
-                print(f"  kill {i + 1:2d} {service}/{cluster}: {sample.total:.2f} s", flush=True)
-                time.sleep(0.3)  # let the reconciler record the whole group before the next kill
-            totals = [s.total for s in samples]
-            median = statistics.median(totals)
-            ok = median <= TARGET_REPLACE_MEDIAN_S
-            results.append(ok)
-            print(f"  median {median:.2f} s, p95 {percentile(totals, 0.95):.2f} s, max {max(totals):.2f} s   "
-                  f"target median ≤ {TARGET_REPLACE_MEDIAN_S:.0f} s   {verdict(ok)}")
-            steps = [d for d in (s.steps() for s in samples) if d is not None]
-            print(f"  where it goes (medians over the {len(steps)} kills whose every step was seen):")
-            for i, name in enumerate(STEPS):
-                if steps:
-                    print(f"    {name:52s} {statistics.median(d[i] for d in steps):.2f} s")
-
+            results.append(report_replacements(bench, kills))
         with section("stopping"):
-            t0 = time.monotonic()
+            started = time.monotonic()
             bench.cli("down")
-            print(f"  `polycloud down` of {expected} replicas: {time.monotonic() - t0:.2f} s (not a target)")
+            took = time.monotonic() - started
+            print(f"  `polycloud down` of {expected} replicas: {took:.2f} s (no target)")
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -468,6 +488,7 @@ def run(clusters: int, services: int, replicas_per: int, kills: int) -> bool:
 
 
 def main() -> None:
+    """Parse the command line and run the benchmark; exit status 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clusters", type=int, default=5)
     parser.add_argument("--services", type=int, default=4, help="services per cluster")

@@ -1,27 +1,26 @@
-"""Gateway benchmark: added latency, throughput against direct calls and nginx, and outage drills.
+"""Gateway benchmark: added latency, throughput beside direct calls and nginx, and outage drills.
 
     .venv/bin/python bench/gateway_bench.py [--replicas 4] [--requests 2000] [--concurrency 16]
-        [--rate 500] [--drill-rate 200] [--drills 3]
+        [--rate 500] [--drill-rate 200] [--drills 3] [--policy locality] [--work DIR]
 
-Everything runs on 127.0.0.1: N real replicas (`python -m polycloud.serving`, a tiny ONNX model built
-here) in two clusters `a` and `b`, a SQLite state store holding their routes, the gateway
-(`python -m polycloud.gateway`) and, when Debian's nginx is installed, nginx as a reverse proxy over the
-same replicas. The load generator is an aiohttp client in this process. Reported:
+All on 127.0.0.1: N real replicas (`python -m polycloud.serving`, a tiny ONNX model built here) in
+clusters `a` and `b`, their routes in a SQLite state store, the gateway (`python -m polycloud.gateway`),
+nginx over the same replicas when Debian's nginx is installed, and an aiohttp load generator here:
 
-1. closed loop: `--requests` at `--concurrency`, requests/s and p50/p99, for direct calls (the client
-   spreading requests over every replica itself: the baseline), nginx and the gateway;
-2. open loop at `--rate` requests/s: p50/p99 direct and through the gateway, and the difference
-   (the latency the gateway adds);
-3. `--drills` outage drills at `--drill-rate` requests/s: cluster `a` is SIGKILLed a third of the way
-   in and restarted on the same ports two thirds in; failed client requests (anything but a 200),
-   RTO (from the kill until the gateway's last failed attempt on `a`, polled from its /metrics) and
-   recovery (from the restart until the first answer served by `a`).
+1. closed loop, `--requests` at `--concurrency` (best of 3): direct (the client spreads requests over
+   the replicas itself: the baseline), nginx and the gateway;
+2. open loop at `--rate` (median of 3): p50/p99 direct and through the gateway, and the difference;
+3. outage drills, 10 s at `--drill-rate`: cluster `a` SIGKILLed at 2 s, restarted on its ports at 4 s.
+   Failed requests (anything but 200), p50/p99, p99 of requests sent in the 2 s after the kill, RTO
+   (kill → the gateway's last failed attempt on `a`, from its /metrics) and recovery (restarted
+   replicas ready → first answer served by `a`). `--work DIR` keeps the state store and logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -108,6 +107,7 @@ class Fleet:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.children: list[Child] = []
+        self.others: list[subprocess.Popen[bytes]] = []  # not restarted: nginx
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("POLYCLOUD_")}
 
     def start(self, child: Child) -> Child:
@@ -125,17 +125,18 @@ class Fleet:
         return child
 
     def close(self) -> None:
-        for child in self.children:
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.kill()
-                child.proc.wait()
+        for proc in [*(c.proc for c in self.children if c.proc is not None), *self.others]:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
 
 
 def nginx_conf(work: Path, port: int, replicas: list[Child]) -> Path:
     servers = "\n".join(f"    server 127.0.0.1:{r.port};" for r in replicas)
-    temp = " ".join(
-        f"{kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    for kind in kinds:
+        (work / kind).mkdir(exist_ok=True)
+    temp = " ".join(f"{kind}_temp_path {work / kind};" for kind in kinds)
     conf = work / "nginx.conf"
     conf.write_text(
         f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.log warn;\n"
@@ -204,10 +205,7 @@ async def open_loop(
     events: list[tuple[float, str, float]] | None = None,
     begin: float | None = None,
 ) -> Result:
-    """Send at a fixed rate, whatever the answers' pace; latency counts from each scheduled send time.
-
-    `events` gets (seconds since `begin` at the send, cluster that served, latency ms) for every answer.
-    """
+    """Send at `rate` whatever the answers' pace; `events` gets (sent at, cluster, latency ms)."""
     latencies: list[float] = []
     errors = 0
     begin = time.perf_counter() if begin is None else begin
@@ -236,12 +234,10 @@ async def open_loop(
 async def wait_ready(session: aiohttp.ClientSession, url: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(aiohttp.ClientError):
             async with session.get(f"{url}/v2/health/ready") as response:
                 if response.status == 200:
                     return
-        except aiohttp.ClientError:
-            pass
         await asyncio.sleep(0.05)
     raise SystemExit(f"{url} did not become ready within {timeout_s:.0f} s")
 
@@ -255,13 +251,7 @@ async def failed_attempts_on_a(session: aiohttp.ClientSession, gateway: str) -> 
 async def drill(
     session: aiohttp.ClientSession, fleet: Fleet, gateway: str, cluster_a: list[Child], rate: float
 ) -> dict[str, Any]:
-    """10 s of load; cluster a SIGKILLed at 2 s and restarted on the same ports at 4 s.
-
-    p99OutageMs: p99 of the requests sent in the 2 s after the kill (the restart's CPU cost excluded);
-    rtoMs: from the kill until the gateway's last failed attempt on cluster a (from then on nothing is
-    sent there); recoveryMs: from the restarted replicas answering their health check until the first
-    client answer served by cluster a again.
-    """
+    """One outage drill (see the module docstring); returns its figures."""
     infer = f"{gateway}/v2/models/{SERVICE}/infer"
     events: list[tuple[float, str, float]] = []
     marks: dict[str, float] = {}
@@ -346,71 +336,51 @@ async def added_latency(
         print(f"  added {name}: {added:+.2f} ms")
 
 
-async def run(args: argparse.Namespace, work: Path) -> None:
+def start_fleet(args: argparse.Namespace, work: Path) -> tuple[Fleet, list[Child], Child, str | None]:
+    """Start the replicas, record their routes, start the gateway and nginx (its URL, or None)."""
     fleet = Fleet(work)
-    model = build_model(work / "tiny.onnx")
+    serve = ["polycloud.serving", "--model", str(build_model(work / "tiny.onnx")), "--name", SERVICE]
     replicas = [
-        Child(
-            f"{cluster}-{i}",
-            ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--cluster", cluster],
-            0,
-        )
+        fleet.start(Child(f"{'ab'[i % 2]}-{i}", [*serve, "--cluster", "ab"[i % 2]], 0))
         for i in range(args.replicas)
-        for cluster in ["ab"[i % 2]]
     ]
-    for child in replicas:
-        fleet.start(child)
     database = f"sqlite:///{work / 'state.db'}"
     with Store.open(database) as store:
-        spec: dict[str, Any] = {
-            "kind": "Service",
-            "metadata": {"name": SERVICE},
-            "spec": {"pattern": "active-active"},
-        }
+        spec: dict[str, Any] = {"metadata": {"name": SERVICE}, "spec": {"pattern": "active-active"}}
         workload = WorkloadInput(SERVICE, "Service", spec, content_hash(spec), [])
         store.apply(workloads=[workload], documents=[], author="bench", message="")
-        store.replace_replicas(
-            [
-                ReplicaRecord(
-                    c.name, SERVICE, c.name[0], "active", 1, c.url, c.proc.pid if c.proc else None, "ready"
-                )
-                for c in replicas
-            ]
-        )
-    gateway = fleet.start(
-        Child(
-            "gateway",
-            [
-                "polycloud.gateway",
-                "--addr",
-                "127.0.0.1:0",
-                "--database-url",
-                database,
-                "--routing-policy",
-                args.policy,
-            ],
-            0,
-        )
-    )
-    nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    nginx: subprocess.Popen[bytes] | None = None
-    nginx_port = free_port()
-    if nginx_bin:
-        conf = nginx_conf(work, nginx_port, replicas)
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (work / kind).mkdir(exist_ok=True)
-        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
+        pid = {c.name: c.proc.pid if c.proc else None for c in replicas}
+        records = [
+            ReplicaRecord(c.name, SERVICE, c.name[0], "active", 1, c.url, pid[c.name], "ready")
+            for c in replicas
+        ]
+        store.replace_replicas(records)
+    command = ["polycloud.gateway", "--addr", "127.0.0.1:0", "--routing-policy", args.policy]
+    gateway = fleet.start(Child("gateway", [*command, "--database-url", database], 0))
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        return fleet, replicas, gateway, None
+    port = free_port()
+    conf = nginx_conf(work, port, replicas)
+    command = [nginx, "-c", str(conf), "-p", str(work)]
+    fleet.others.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
+    return fleet, replicas, gateway, f"http://127.0.0.1:{port}"
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    fleet, replicas, gateway, nginx = start_fleet(args, work)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=4)
-    timeout = aiohttp.ClientTimeout(total=30)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        ) as session:
             for url in [*(c.url for c in replicas), gateway.url]:
                 await wait_ready(session, url)
             direct = [f"{c.url}/v2/models/{SERVICE}/infer" for c in replicas]
             through = [f"{gateway.url}/v2/models/{SERVICE}/infer"]
             targets = [("direct (client spreads)", direct), ("gateway", through)]
             if nginx is not None:
-                targets.insert(1, ("nginx", [f"http://127.0.0.1:{nginx_port}/v2/models/{SERVICE}/infer"]))
+                targets.insert(1, ("nginx", [f"{nginx}/v2/models/{SERVICE}/infer"]))
             for _, urls in targets:  # warm-up: connections, EWMAs, onnxruntime
                 await closed_loop(session, urls, 400, args.concurrency)
 
@@ -423,13 +393,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 report = await drill(session, fleet, gateway.url, cluster_a, args.drill_rate)
                 print(f"  drill {n + 1}: {json.dumps(report)}")
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait()
         if gateway.proc is not None:
             gateway.proc.send_signal(signal.SIGTERM)
-            code = gateway.proc.wait(timeout=30)
-            print(f"\ngateway exit status after SIGTERM: {code}")
+            print(f"\ngateway exit status after SIGTERM: {gateway.proc.wait(timeout=30)}")
         fleet.close()
 
 
@@ -442,7 +408,9 @@ def main() -> None:
     parser.add_argument("--drill-rate", type=float, default=200.0)
     parser.add_argument("--drills", type=int, default=3)
     parser.add_argument("--policy", default="locality", help="the gateway's routing policy")
-    parser.add_argument("--work", type=Path, help="keep state and logs in this folder (default: a temporary one)")
+    parser.add_argument(
+        "--work", type=Path, help="keep state and logs in this folder (default: a temporary one)"
+    )
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()

@@ -17,6 +17,7 @@ anything was (a leaked replica, an orphaned gateway or control plane).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -74,6 +75,8 @@ class ServiceDecl:
     clusters: tuple[str, ...]
     replicas: int = 2
     env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Env variables whose value comes from a secret: variable name → secret name."""
 
     def document(self, model: Path) -> dict[str, Any]:
         """The Service document, as YAML would hold it."""
@@ -86,9 +89,12 @@ class ServiceDecl:
             "pattern": "single" if len(self.clusters) == 1 else "active-active",
             "placement": {"clusters": list(self.clusters)},
         }
-        if self.env:
-            spec["env"] = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
-        return {"apiVersion": "polycloud/v1", "kind": "Service", "metadata": {"name": self.name}, "spec": spec}
+        env = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
+        env += [{"name": k, "secret": v} for k, v in sorted(self.secrets.items())]
+        if env:
+            spec["env"] = env
+        metadata = {"name": self.name}
+        return {"apiVersion": "polycloud/v1", "kind": "Service", "metadata": metadata, "spec": spec}
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,9 @@ class Fleet:
         """`services` single-cluster services on each of `clusters` clusters, `replicas` each."""
         names = tuple(f"site{c}" for c in range(clusters))
         decls = tuple(
-            ServiceDecl(f"svc{s}-{cluster}", (cluster,), replicas) for cluster in names for s in range(services)
+            ServiceDecl(f"svc{s}-{cluster}", (cluster,), replicas)
+            for cluster in names
+            for s in range(services)
         )
         return cls(root, model, names, decls)
 
@@ -117,6 +125,10 @@ class Fleet:
     def with_env(self, service: str, **env: str) -> Fleet:
         """This fleet with `service`'s env variables updated (a change that rolls its replicas)."""
         return self._replace(service, lambda s: replace(s, env={**s.env, **env}))
+
+    def with_secret(self, service: str, **secrets: str) -> Fleet:
+        """This fleet with `service` also reading env variables from secrets (`NAME="secret-name"`)."""
+        return self._replace(service, lambda s: replace(s, secrets={**s.secrets, **secrets}))
 
     def without(self, service: str) -> Fleet:
         """This fleet with `service` no longer declared."""
@@ -149,7 +161,9 @@ class Fleet:
                     "region": "dc1",
                     "driver": {"type": "local"},
                     "location": {"lat": lat, "lon": lon},
-                    "instances": [{"name": "cpu-node", "vcpus": 16, "memoryGiB": 64, "hourlyUSD": 0.5 + index / 100}],
+                    "instances": [
+                        {"name": "cpu-node", "vcpus": 16, "memoryGiB": 64, "hourlyUSD": 0.5 + index / 100}
+                    ],
                 },
             })
         docs += [s.document(self.model) for s in self.services]
@@ -178,7 +192,8 @@ class ReplicaProcess:
 
 
 def _options(args: list[str]) -> dict[str, str]:
-    return {a[2:]: b for a, b in zip(args, args[1:], strict=False) if a.startswith("--")}
+    """`--name value` pairs of a command line."""
+    return {a[2:]: b for a, b in itertools.pairwise(args) if a.startswith("--")}
 
 
 def replica_processes(home: Path) -> list[ReplicaProcess]:
@@ -247,7 +262,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def eventually(check: Callable[[], T | None], what: str, timeout_s: float = DEADLINE_S, every_s: float = 0.1) -> T:
+def eventually(
+    check: Callable[[], T | None], what: str, timeout_s: float = DEADLINE_S, every_s: float = 0.1
+) -> T:
     """Poll `check` until it returns something truthy, and return it; fail the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -314,7 +331,7 @@ class Background:
             rc = self.popen.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"{self.popen.args} did not end within {timeout_s:.0f} s")
+            pytest.fail(f"{self.popen.args!r} did not end within {timeout_s:.0f} s")
         for reader in self._readers:
             reader.join(10)
         return CliResult(rc, "".join(self._lines), self._stderr)
@@ -394,25 +411,29 @@ class Polycloud:
             return None
 
     def control_plane_pid(self) -> int | None:
-        """The pid the run file names, if that process is alive."""
+        """The pid the run file names, if that process is alive (a zombie is not)."""
         info = self.runinfo()
-        if info is None or not psutil.pid_exists(int(info["pid"])):
+        if info is None or not _pid_alive(int(info["pid"])):
             return None
         return int(info["pid"])
 
     def kill_control_plane(self) -> int:
-        """SIGKILL the running control plane (only its own pid, as a crash would) and wait until it is gone."""
+        """SIGKILL the running control plane (only its own pid, as a crash would); returns its pid once
+        it is dead (gone, or a zombie its parent has not reaped yet)."""
         pid = self.control_plane_pid()
         if pid is None:
             pytest.fail(f"no control plane runs for {self.home}")
-        os.kill(pid, signal.SIGKILL)
-        eventually(lambda: not _pid_alive(pid), f"control plane {pid} to die")
-        if os.environ.get("TMP_HACK"):  # TEMPORARY
-            for p in home_processes(self.home):
-                if "polycloud.gateway" in _cmdline(p):
-                    p.kill()
-                    p.wait()
+        self.kill(pid)
         return pid
+
+    def kill(self, pid: int) -> bool:
+        """SIGKILL `pid` and wait until it is dead; False when it had already gone."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        eventually(lambda: not _pid_alive(pid), f"pid {pid} to die", every_s=0.02)
+        return True
 
     def api(self) -> httpx.Client:
         """An HTTP client of the running control plane's `/api/v1`, with the admin token."""
@@ -530,8 +551,8 @@ class Polycloud:
         Returns:
             What went wrong: a failing `down`, or processes that were still alive after it.
         """
-        for command in self._background:
-            command.kill()
+        for background in self._background:
+            background.kill()
         if self._api is not None:
             self._api.close()
         errors = []
@@ -541,7 +562,8 @@ class Polycloud:
                 errors.append(f"`polycloud down` exited {down.rc}: {down.stderr.strip()}")
         left = _alive(home_processes(self.home))
         for proc in left:
-            errors.append(f"left running after `polycloud down`: pid {proc.pid} {' '.join(_cmdline(proc))[:300]}")
+            command = " ".join(_cmdline(proc))[:300]
+            errors.append(f"left running after `polycloud down`: pid {proc.pid} {command}")
             proc.kill()
         psutil.wait_procs(left, timeout=10)
         return errors
@@ -566,7 +588,7 @@ def _revision_problems(service: ServiceDecl, revisions: list[RevisionRecord]) ->
             problems.append(f"{where}: its content does not hash to its recorded hash")
         if r.spec.get("metadata", {}).get("name") != service.name or "model" not in r.spec.get("spec", {}):
             problems.append(f"{where}: incomplete spec {r.spec}")
-        if sorted(a.get("cluster") for a in r.placement) != sorted(service.clusters):
+        if sorted(str(a.get("cluster")) for a in r.placement) != sorted(service.clusters):
             problems.append(f"{where}: placement {r.placement}")
     return problems
 

@@ -4,9 +4,10 @@
   unavailable 0), leaves other services alone, and ends with every replica on the new revision, running
   with the new environment; `apply --yes` returns only once that is so.
 - A replica killed from outside is replaced, and the failure is reported as an event (eventually; how
-  fast is the benchmark's concern).
+  fast is the benchmark's concern); one that keeps failing is retried after a back-off, not every pass.
 - A service removed from the fleet loses its replicas; its history is kept.
 - `polycloud rollback` records the previous content as a new revision and the replicas follow.
+- An update whose replicas cannot start (a missing secret) is reported, and the old replicas keep serving.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import os
 import re
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 import pytest
-
-if TYPE_CHECKING:
-    from conftest import Fleet, Polycloud
+from tests.e2e.conftest import Fleet, Polycloud
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +104,34 @@ def test_killed_replica_is_replaced(polycloud: Polycloud, fleet: Fleet) -> None:
     assert [r.number for r in polycloud.revisions("alpha")] == [1]
 
 
+def test_crash_looping_replica_backs_off(polycloud: Polycloud, fleet: Fleet) -> None:
+    """A replacement that fails at every start (its model file no longer matches the pinned digest) is
+    retried after a growing back-off, never in the same reconcile pass that saw it fail, even while the
+    other replica of its group is healthy; the rest of the fleet keeps serving."""
+    polycloud.ok("apply", fleet.write(), "--yes")
+    with fleet.model.open("ab") as model:
+        model.write(b"\0")  # running replicas have their model loaded; new ones refuse the file
+    victim = next(p for p in polycloud.replica_processes() if p.replica_id == "alpha-acme-0")
+
+    os.kill(victim.pid, signal.SIGKILL)
+
+    def events() -> list[dict[str, Any]]:
+        rows = polycloud.api().get("/events", params={"workload": "alpha", "limit": 200}).json()
+        return [e for e in rows if e["cluster"] == "acme"]
+
+    polycloud.eventually(
+        lambda: sum(e["reason"] == "ReplicaFailed" for e in events()) >= 4, "four failures of alpha-acme"
+    )
+    passes: dict[str, set[str]] = {}
+    for e in events():  # the events of one reconcile pass share their time
+        passes.setdefault(e["time"], set()).add(e["reason"])
+    failing = sorted(t for t, reasons in passes.items() if "ReplicaFailed" in reasons)
+    hasty = [t for t in failing[1:] if "ReplicaStarting" in passes[t]]  # the first restart may be at once
+    assert not hasty, f"restarted in the very pass that saw it fail again, at {hasty}"
+    ready = _ready_by_cluster(polycloud.api_status(), "alpha")
+    assert ready["borealis"] == 2 and ready["acme"] >= 1, ready
+
+
 def test_removed_service_stops(polycloud: Polycloud, fleet: Fleet) -> None:
     polycloud.ok("apply", fleet.write(), "--yes")
     smaller = fleet.without("alpha")
@@ -139,3 +166,32 @@ def test_rollback_restores_previous_content(polycloud: Polycloud, fleet: Fleet) 
     assert _revisions_listed(at_return, "beta") == {"r3"}, (
         f"`rollback` returned while beta's replicas ran {_revisions_listed(at_return, 'beta')}"
     )
+
+
+def test_update_that_cannot_start_keeps_old_replicas(polycloud: Polycloud, fleet: Fleet) -> None:
+    """A new revision naming a secret that does not exist cannot start: the reconciler says so with an
+    event, and the running revision's replicas keep serving (max unavailable 0 holds for it too)."""
+    polycloud.ok("apply", fleet.write(), "--yes")
+    serving = {p.pid for p in polycloud.replica_processes() if p.service == "beta"}
+    blocked = fleet.with_secret("beta", TOKEN="no-such-secret")
+
+    polycloud.ok("apply", blocked.write("fleet-v2.yaml"), "--yes", "--no-wait")
+
+    def reported() -> bool:
+        events = polycloud.api().get("/events", params={"workload": "beta", "limit": 50}).json()
+        return any(e["reason"] == "ServiceBlocked" and "no-such-secret" in e["message"] for e in events)
+
+    polycloud.eventually(reported, "a ServiceBlocked event naming the secret")
+    # Passes of the reconciler have run since: it has replaced a replica killed after the event.
+    victim = next(p for p in polycloud.replica_processes() if p.service == "alpha")
+    os.kill(victim.pid, signal.SIGKILL)
+    alpha = sum(n for (service, _), n in fleet.declared().items() if service == "alpha")
+    polycloud.eventually(
+        lambda: len([p for p in polycloud.replica_processes() if p.service == "alpha"]) == alpha
+        and victim.pid not in {p.pid for p in polycloud.replica_processes()},
+        "the killed alpha replica to be replaced",
+    )
+    still = {p.pid for p in polycloud.replica_processes() if p.service == "beta"}
+    assert still == serving, f"beta's r1 replicas {sorted(serving)} were stopped; now {sorted(still)}"
+    ready = _ready_by_cluster(polycloud.api_status(), "beta")
+    assert ready == {"acme": 2, "borealis": 2}, ready

@@ -6,59 +6,15 @@ Every server started through these fixtures is stopped at the end of its test.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from polycloud.gateway import GatewayApp, GatewaySettings, RouteSource, StaticRouteSource, create_app
+from polycloud.gateway import GatewaySettings, RouteSource, create_app
 
-from .support import ServerThread, StubReplica, wait_until
-
-FAST = {"refresh_interval_s": 0.05, "health_interval_s": 0.1, "health_timeout_s": 0.5}
-"""Settings that make tests follow changes quickly."""
-
-
-@dataclass
-class Stub:
-    """A stub replica and the server it runs on."""
-
-    replica: StubReplica
-    server: ServerThread
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def stop(self, *, force: bool = False) -> None:
-        self.server.stop(force=force)
-
-    def restart(self) -> None:
-        """Serve the same stub on the same port again."""
-        self.server = ServerThread(self.replica, port=self.server.port).start()
-
-
-@dataclass
-class Gateway:
-    """A gateway app, its server, and the source it reads."""
-
-    app: GatewayApp
-    server: ServerThread
-    source: StaticRouteSource | RouteSource
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def wait_version(self, version: int) -> None:
-        """Wait until the gateway has applied at least `version` route tables."""
-        wait_until(lambda: self.app.registry.version >= version, what=f"route table version {version}")
-
-
-MakeStub = Callable[..., Stub]
-MakeGateway = Callable[..., Gateway]
+from .support import FAST, Gateway, MakeGateway, MakeStub, ServerThread, Stub, StubReplica
 
 
 @pytest.fixture

@@ -14,12 +14,21 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import pytest
 import uvicorn
 
-from polycloud.gateway import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
+from polycloud.gateway import (
+    ClusterRoute,
+    GatewayApp,
+    ReplicaRoute,
+    RouteSource,
+    RouteTable,
+    ServiceRoutes,
+    StaticRouteSource,
+)
 
 T = TypeVar("T")
 Scope = dict[str, Any]
@@ -181,5 +190,47 @@ def table(
     """A route table with one service `service` over `replicas` (plus `others`)."""
     return RouteTable.of([ServiceRoutes(service, pattern, tuple(replicas)), *(others or [])], clusters)
 
+
+@dataclass
+class Stub:
+    """A stub replica and the server it runs on."""
+
+    replica: StubReplica
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self, *, force: bool = False) -> None:
+        self.server.stop(force=force)
+
+    def restart(self) -> None:
+        """Serve the same stub on the same port again."""
+        self.server = ServerThread(self.replica, port=self.server.port).start()
+
+
+@dataclass
+class Gateway:
+    """A gateway app, its server, and the source it reads."""
+
+    app: GatewayApp
+    server: ServerThread
+    source: StaticRouteSource | RouteSource
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def wait_version(self, version: int) -> None:
+        """Wait until the gateway has applied at least `version` route tables."""
+        wait_until(lambda: self.app.registry.version >= version, what=f"route table version {version}")
+
+
+MakeStub = Callable[..., Stub]
+MakeGateway = Callable[..., Gateway]
+
+FAST = {"refresh_interval_s": 0.05, "health_interval_s": 0.1, "health_timeout_s": 0.5}
+"""Settings that make tests follow changes quickly."""
 
 INFER_BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}

@@ -3,6 +3,7 @@ the registry's merging of route tables, and settings."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -19,7 +20,9 @@ from polycloud.gateway import (
     ejection_policies,
     routing_policies,
 )
+from polycloud.gateway.background import HealthChecker
 from polycloud.gateway.ejection import make_ejection_policy
+from polycloud.gateway.forwarding import Failure, Forwarder, Reply
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.policies import make_routing_policy
 from polycloud.gateway.running import split_addr
@@ -242,3 +245,34 @@ def test_settings_are_validated() -> None:
     with pytest.raises(ValidationError):
         GatewaySettings(unknown_knob=1)  # type: ignore[call-arg]
     assert GatewaySettings(region="aws/us-east-1").refresh_interval_s <= 0.5
+
+
+class ScriptedForwarder(Forwarder):
+    """Answers health checks from a script instead of the network."""
+
+    def __init__(self, outcomes: list[Reply | Failure]) -> None:
+        super().__init__(GatewaySettings())
+        self.outcomes = outcomes
+
+    async def probe(self, upstream: Upstream, path: str, timeout_s: float) -> Reply | Failure:
+        return self.outcomes.pop(0)
+
+
+def test_health_checks_mark_and_measure_afresh_after_recovery() -> None:
+    u = upstream()
+    registry = UpstreamRegistry(Locator(None), None)
+    script: list[Reply | Failure] = [
+        Reply(200, [], b"", 4.0),
+        Failure("connect", "refused"),
+        Reply(200, [], b"", 900.0),  # waited out a restart
+        Reply(200, [], b"", 2.0),
+    ]
+    checker = HealthChecker(registry, ScriptedForwarder(script), GatewaySettings(ewma_alpha=0.5))
+
+    assert asyncio.run(checker.check(u)) and u.ewma_ms == 4.0
+    u.consecutive_failures = 2
+    assert not asyncio.run(checker.check(u)) and not u.usable(0.0)
+    assert asyncio.run(checker.check(u)) and u.usable(0.0)
+    assert u.ewma_ms is None and u.consecutive_failures == 0
+    asyncio.run(checker.check(u))
+    assert u.ewma_ms == 2.0

@@ -9,8 +9,7 @@ import httpx
 
 from polycloud.gateway import ReplicaRoute, ServiceRoutes, StaticRouteSource
 
-from .conftest import MakeGateway, MakeStub
-from .support import INFER_BODY, replica, table, wait_until
+from .support import INFER_BODY, MakeGateway, MakeStub, replica, table, wait_until
 
 
 def test_infer_is_forwarded_with_cluster_and_request_id(

@@ -10,8 +10,7 @@ import httpx
 
 from polycloud.gateway import ClusterRoute, StaticRouteSource
 
-from .conftest import Gateway, MakeGateway, MakeStub
-from .support import INFER_BODY, replica, table, wait_until
+from .support import INFER_BODY, Gateway, MakeGateway, MakeStub, replica, table, wait_until
 
 
 def near(name: str) -> ClusterRoute:

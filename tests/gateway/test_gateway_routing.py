@@ -11,8 +11,7 @@ import pytest
 
 from polycloud.gateway import ClusterRoute, StaticRouteSource
 
-from .conftest import Gateway, MakeGateway, MakeStub, Stub
-from .support import INFER_BODY, replica, table, wait_until
+from .support import INFER_BODY, Gateway, MakeGateway, MakeStub, Stub, replica, table, wait_until
 
 USE1 = ClusterRoute("use1", "aws", "us-east-1", 38.99, -77.45)
 SYD = ClusterRoute("syd", "aws", "ap-southeast-2", -33.87, 151.21)

@@ -64,12 +64,30 @@ def private_instances(draw: st.DrawFn) -> list[Doc]:
     """1–3 instance types of a private site, with prices near the clouds' so both sides win sometimes."""
     menu: list[Doc] = [
         {"name": "cpu-node", "vcpus": 32, "memoryGiB": 128, "hourlyUSD": draw(cents(5, 40))},
-        {"name": "t4-node", "accelerator": "T4", "acceleratorCount": 1, "vcpus": 16, "memoryGiB": 64,
-         "hourlyUSD": draw(cents(20, 110))},
-        {"name": "a100-1", "accelerator": "A100", "acceleratorCount": 1, "vcpus": 12, "memoryGiB": 85,
-         "hourlyUSD": draw(cents(100, 450))},
-        {"name": "a100-8", "accelerator": "A100", "acceleratorCount": 8, "vcpus": 128, "memoryGiB": 1024,
-         "hourlyUSD": draw(cents(500, 3000))},
+        {
+            "name": "t4-node",
+            "accelerator": "T4",
+            "acceleratorCount": 1,
+            "vcpus": 16,
+            "memoryGiB": 64,
+            "hourlyUSD": draw(cents(20, 110)),
+        },
+        {
+            "name": "a100-1",
+            "accelerator": "A100",
+            "acceleratorCount": 1,
+            "vcpus": 12,
+            "memoryGiB": 85,
+            "hourlyUSD": draw(cents(100, 450)),
+        },
+        {
+            "name": "a100-8",
+            "accelerator": "A100",
+            "acceleratorCount": 8,
+            "vcpus": 128,
+            "memoryGiB": 1024,
+            "hourlyUSD": draw(cents(500, 3000)),
+        },
     ]
     chosen = draw(st.lists(st.sampled_from(range(len(menu))), min_size=1, max_size=3, unique=True))
     instances = []

@@ -128,7 +128,8 @@ class Oracle:
             price = hourly(offering, spec.spot)
             compute = spec.nodes * spec.hours * price
             egress = sum(
-                self.fleet.datasets[r.dataset].spec.sizeGB * self._transfer(r.dataset, site) for r in spec.reads
+                self.fleet.datasets[r.dataset].spec.sizeGB * self._transfer(r.dataset, site)
+                for r in spec.reads
             )
             replicas, held = spec.nodes, float(spec.nodes)
         else:
@@ -228,7 +229,9 @@ class Oracle:
 
     def options(self, workload: Service | Job) -> list[Option]:
         """Every layout that meets the model on its own, priced; cheapest first."""
-        found = [self.price(workload, lay) for lay in self.layouts(workload) if not self.violations(workload, lay)]
+        found = [
+            self.price(workload, lay) for lay in self.layouts(workload) if not self.violations(workload, lay)
+        ]
         return sorted(found, key=lambda o: o.cost)
 
     # -- the whole fleet ---------------------------------------------------------------------------
@@ -243,7 +246,9 @@ class Oracle:
 
         def fits(option: Option) -> bool:
             return all(
-                usage[p.usage[0]] + p.usage[1] <= self.caps[p.usage[0]] + 1e-9 for p in option.parts if p.usage
+                usage[p.usage[0]] + p.usage[1] <= self.caps[p.usage[0]] + 1e-9
+                for p in option.parts
+                if p.usage
             )
 
         def hold(option: Option, sign: float) -> None:
@@ -330,7 +335,9 @@ class Oracle:
             if assignment["replicas"] != part.replicas:
                 problems.append(f"{name}: {part.role} replicas {assignment['replicas']} != {part.replicas}")
             if not close(assignment["hourlyUSD"], part.hourly_usd):
-                problems.append(f"{name}: {part.cluster} hourly {assignment['hourlyUSD']} != {part.hourly_usd}")
+                problems.append(
+                    f"{name}: {part.cluster} hourly {assignment['hourlyUSD']} != {part.hourly_usd}"
+                )
             if assignment["instanceType"] != part.offering.instance_type:
                 problems.append(f"{name}: {part.cluster} instance {assignment['instanceType']}")
             if part.usage:

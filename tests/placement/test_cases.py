@@ -84,7 +84,8 @@ def plan_of(*documents: str) -> dict[str, Any]:
 def placed(plan: dict[str, Any], workload: str) -> dict[str, Any]:
     found = [p for p in plan["placements"] if p["workload"] == workload]
     assert found, f"{workload} not placed: {plan['infeasible']}"
-    return found[0]
+    placement: dict[str, Any] = found[0]
+    return placement
 
 
 def layout(plan: dict[str, Any], workload: str) -> list[tuple[str, str, int]]:
@@ -105,7 +106,10 @@ def example_plan() -> dict[str, Any]:
 
 
 def test_example_every_pattern_has_its_roles_and_replicas(example_plan: dict[str, Any]) -> None:
-    roles = {p["workload"]: [(a["role"], a["replicas"]) for a in p["assignments"]] for p in example_plan["placements"]}
+    roles = {
+        p["workload"]: [(a["role"], a["replicas"]) for a in p["assignments"]]
+        for p in example_plan["placements"]
+    }
     assert roles["triage"] == [("active", 1)]
     assert roles["species"] == [("active", 2), ("active", 2)]
     assert roles["diagnosis"] == [("active", 2), ("standby", 1)]
@@ -168,10 +172,13 @@ def test_spot_job_picks_the_cheapest_spot_offering() -> None:
 
 
 def test_gcp_offering_is_host_plus_attached_gpu() -> None:
-    rows = list(csv.DictReader(importlib.resources.files("polycloud.catalog").joinpath("data/gcp_vms.csv").open()))
+    rows = list(
+        csv.DictReader(importlib.resources.files("polycloud.catalog").joinpath("data/gcp_vms.csv").open())
+    )
     host = next(r for r in rows if r["InstanceType"] == "n1-standard-4" and r["Region"] == "europe-west4")
     gpu = next(
-        r for r in rows
+        r
+        for r in rows
         if r["AcceleratorName"] == "T4" and r["AcceleratorCount"] == "1" and r["Region"] == "europe-west4"
     )
     plan = plan_of(
@@ -228,8 +235,11 @@ def test_burst_cluster_needs_no_quota() -> None:
         cluster("aws-use1"),
         cluster("gcp-euw4", "{T4: 0}"),
         cluster("azure-weu"),
-        service("peaky", "  resources: {accelerator: T4, vcpus: 4, memoryGiB: 15}\n  replicas: 3\n  pattern: burst\n"
-                "  burstHoursPerMonth: 10\n"),
+        service(
+            "peaky",
+            "  resources: {accelerator: T4, vcpus: 4, memoryGiB: 15}\n  replicas: 3\n  pattern: burst\n"
+            "  burstHoursPerMonth: 10\n",
+        ),
     )
     assert layout(plan, "peaky") == [("aws-use1", "active", 3), ("gcp-euw4", "burst", 0)]
     assert close(placed(plan, "peaky")["computeUSD"], 3 * 0.526 * 730 + 3 * 0.57667 * 10)
@@ -237,10 +247,15 @@ def test_burst_cluster_needs_no_quota() -> None:
 
 def test_residency_forces_the_eu() -> None:
     reads = "  resources: {vcpus: 2, memoryGiB: 4}\n  reads: [{dataset: records, gbPerMonth: 0}]\n"
-    free = plan_of(cluster("aws-use1"), cluster("gcp-euw4"), dataset("records", "gcp-euw4", 10), service("api", reads))
+    free = plan_of(
+        cluster("aws-use1"), cluster("gcp-euw4"), dataset("records", "gcp-euw4", 10), service("api", reads)
+    )
     assert layout(free, "api") == [("aws-use1", "active", 1)]  # $0.096/h beats $0.10692/h
     plan = plan_of(
-        cluster("aws-use1"), cluster("gcp-euw4"), dataset("records", "gcp-euw4", 10, "EU"), service("api", reads)
+        cluster("aws-use1"),
+        cluster("gcp-euw4"),
+        dataset("records", "gcp-euw4", 10, "EU"),
+        service("api", reads),
     )
     assert layout(plan, "api") == [("gcp-euw4", "active", 1)]
     assert "dataset records must stay in EU" in placed(plan, "api")["explanation"]
@@ -252,19 +267,27 @@ def test_residency_binds_the_standby_too() -> None:
         cluster("aws-euw1"),
         cluster("gcp-euw4"),
         dataset("records", "gcp-euw4", 10, "EU"),
-        service("api", "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-passive\n"
-                "  reads: [{dataset: records, gbPerMonth: 1}]\n"),
+        service(
+            "api",
+            "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-passive\n"
+            "  reads: [{dataset: records, gbPerMonth: 1}]\n",
+        ),
     )
     assert {c for c, _, _ in layout(plan, "api")} == {"aws-euw1", "gcp-euw4"}
 
 
 def test_latency_forces_a_nearer_cluster() -> None:
     def body(budget: str) -> str:
-        return "  resources: {vcpus: 2, memoryGiB: 4}\n  traffic: [{location: {lat: 48.86, lon: 2.35}, share: 1}]\n" + budget
+        return (
+            "  resources: {vcpus: 2, memoryGiB: 4}\n"
+            "  traffic: [{location: {lat: 48.86, lon: 2.35}, share: 1}]\n" + budget
+        )
 
     far = plan_of(cluster("aws-use1"), cluster("azure-weu"), service("shop", body("")))
     assert layout(far, "shop") == [("aws-use1", "active", 1)]
-    near = plan_of(cluster("aws-use1"), cluster("azure-weu"), service("shop", body("  latency: {maxRttMs: 30}\n")))
+    near = plan_of(
+        cluster("aws-use1"), cluster("azure-weu"), service("shop", body("  latency: {maxRttMs: 30}\n"))
+    )
     assert layout(near, "shop") == [("azure-weu", "active", 1)]
     assert "exceeds maxRttMs 30" in placed(near, "shop")["explanation"]
 
@@ -275,8 +298,12 @@ def test_active_active_covers_each_source_with_its_nearest_cluster() -> None:
         cluster("aws-use1"),
         cluster("gcp-euw4"),
         cluster("azure-weu"),
-        service("global", "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-active\n" + traffic
-                + "  latency: {maxRttMs: 20}\n"),
+        service(
+            "global",
+            "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-active\n"
+            + traffic
+            + "  latency: {maxRttMs: 20}\n",
+        ),
     )
     clusters = {c for c, _, _ in layout(plan, "global")}
     assert "aws-use1" in clusters and clusters & {"gcp-euw4", "azure-weu"}
@@ -290,7 +317,11 @@ def test_data_gravity_pulls_a_service_to_its_data() -> None:
             cluster("aws-use1"),
             cluster("azure-weu"),
             dataset("events", "azure-weu", 100),
-            service("stats", f"  resources: {{vcpus: 2, memoryGiB: 4}}\n  reads: [{{dataset: events, gbPerMonth: {gb}}}]\n"),
+            service(
+                "stats",
+                f"  resources: {{vcpus: 2, memoryGiB: 4}}\n"
+                f"  reads: [{{dataset: events, gbPerMonth: {gb}}}]\n",
+            ),
         )
 
     light = fleet(100)  # egress 100 x 0.0875 = 8.75 < 13.87: compute price wins
@@ -306,7 +337,11 @@ def test_job_moves_the_whole_dataset_once() -> None:
         cluster("aws-use1", "{A100: 0}"),
         cluster("gcp-euw4"),
         dataset("corpus", "aws-use1", 2500),
-        job("fit", "  resources: {accelerator: A100, acceleratorCount: 8}\n  hours: 1\n  reads: [{dataset: corpus}]\n"),
+        job(
+            "fit",
+            "  resources: {accelerator: A100, acceleratorCount: 8}\n  hours: 1\n"
+            "  reads: [{dataset: corpus}]\n",
+        ),
     )
     p = placed(plan, "fit")
     assert layout(plan, "fit") == [("gcp-euw4", "active", 1)]
@@ -318,8 +353,11 @@ def test_same_provider_transfer_uses_the_inter_region_price() -> None:
         cluster("aws-euw1"),
         dataset("logs", "aws-euw1", 1),
         cluster("aws-use1"),
-        service("report", "  resources: {vcpus: 2, memoryGiB: 4}\n  placement: {clusters: [aws-use1]}\n"
-                "  reads: [{dataset: logs, gbPerMonth: 1000}]\n"),
+        service(
+            "report",
+            "  resources: {vcpus: 2, memoryGiB: 4}\n  placement: {clusters: [aws-use1]}\n"
+            "  reads: [{dataset: logs, gbPerMonth: 1000}]\n",
+        ),
     )
     assert close(placed(plan, "report")["egressUSD"], 1000 * 0.02)
 
@@ -331,10 +369,16 @@ def test_infeasible_workload_is_reported_and_the_rest_planned() -> None:
     plan = plan_of(
         cluster("onprem-fra"),
         cluster("azure-weu"),
-        job("huge", "  resources: {accelerator: H100, acceleratorCount: 8}\n  hours: 1\n"
-            "  placement: {providers: [onprem]}\n"),
-        service("duo", "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-active\n"
-                "  placement: {providers: [azure]}\n"),
+        job(
+            "huge",
+            "  resources: {accelerator: H100, acceleratorCount: 8}\n  hours: 1\n"
+            "  placement: {providers: [onprem]}\n",
+        ),
+        service(
+            "duo",
+            "  resources: {vcpus: 2, memoryGiB: 4}\n  pattern: active-active\n"
+            "  placement: {providers: [azure]}\n",
+        ),
         service("ok", "  resources: {vcpus: 2, memoryGiB: 4}\n"),
     )
     assert [p["workload"] for p in plan["placements"]] == ["ok"]

@@ -52,9 +52,13 @@ def check_against_oracle(docs: list[Doc]) -> None:
     plan = outcome.plan.to_json()
     oracle = Oracle(fleet, catalog)
     best = oracle.optimum()
-    note(f"plan: {[(p['workload'], [(a['role'], a['cluster']) for a in p['assignments']]) for p in plan['placements']]}")
+    chosen = {
+        p["workload"]: [(a["role"], a["cluster"]) for a in p["assignments"]] for p in plan["placements"]
+    }
+    note(f"plan: {chosen}")
     note(f"oracle: {[(n, [(x.role, x.cluster) for x in o.parts]) for n, o in best.placed.items()]}")
-    event(f"components: largest {min(outcome.result.largest_component, 3)}{'+' * (outcome.result.largest_component > 3)}")
+    largest = outcome.result.largest_component
+    event(f"components: largest {min(largest, 3)}{'+' if largest > 3 else ''}")
     event("some workload infeasible" if best.unplaced else "all placed")
 
     # (b) and (c): no constraint broken; every figure is the model's, and the totals add up.

@@ -6,7 +6,8 @@ needs no locks. A failing source is logged (once per distinct message) and the l
 
 `HealthChecker` sends `GET /v2/health/ready` to every tracked replica at once every
 `health_interval_s`: a 200 marks it healthy and feeds its latency EWMA; anything else marks it unhealthy
-until a later check passes.
+until a later check passes. A replica that comes back is measured afresh (its EWMA and failure count
+start over), so a slow answer while it was restarting does not keep traffic away from it.
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ class HealthChecker:
                 upstream.cluster,
                 "healthy" if healthy else f"unhealthy: {_describe(outcome)}",
             )
-        upstream.healthy = healthy
-        if healthy and not isinstance(outcome, Failure):
+        if healthy and not upstream.healthy:
+            upstream.recovered()  # measured afresh: this probe may have waited out a restart
+        elif healthy and not isinstance(outcome, Failure):
             upstream.observe(outcome.elapsed_ms, self._alpha)
+        upstream.healthy = healthy
         return healthy
 
     async def check_all(self) -> None:

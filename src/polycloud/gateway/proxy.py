@@ -218,8 +218,9 @@ class Proxy:
 
     def _failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
         kind: str = outcome.kind if isinstance(outcome, Failure) else "5xx"
-        if kind == "connect":
+        if kind == "connect" and upstream.healthy:
             upstream.healthy = False  # until the next health check passes
+            log.info("replica %s (%s/%s) is unreachable", upstream.id, upstream.service, upstream.cluster)
         self._metrics.attempted(upstream.service, upstream.cluster, kind)
         if self._ejection.failed(upstream, now):
             self._metrics.ejected(upstream.service, upstream.cluster)

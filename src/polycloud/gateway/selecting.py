@@ -75,7 +75,7 @@ class Selector:
         if not tier:
             tier = [u for u in pool.upstreams if u.routable and u.healthy and u not in tried]
             if not tier:
-                return NoRoute(503, unavailable_reason(pool, now, tried))
+                return NoRoute(503, unavailable_reason(pool, tried))
         limit = self._limit
         open_ = [u for u in tier if u.outstanding < limit]
         if not open_:
@@ -84,8 +84,8 @@ class Selector:
 
     @staticmethod
     def _spread(pool: ServicePool, tier: list[Upstream], now: float, tried: list[Upstream]) -> list[Upstream]:
-        """On a retry, the tier's replicas in clusters not tried yet; if it has none, usable standby
-        or burst replicas in such clusters; if there are none either, the tier as it is."""
+        """Retry candidates: the tier's replicas in clusters not tried yet, else usable standby or burst
+        replicas in such clusters, else the tier as it is."""
         clusters = {u.cluster for u in tried}
         elsewhere = [u for u in tier if u.cluster not in clusters]
         if elsewhere:
@@ -94,7 +94,7 @@ class Selector:
         return spare or tier
 
 
-def unavailable_reason(pool: ServicePool, now: float, tried: list[Upstream]) -> str:
+def unavailable_reason(pool: ServicePool, tried: list[Upstream]) -> str:
     """A sentence saying why no replica of `pool` can serve, counting replicas by cause."""
     if not pool.upstreams:
         return f"no ready replica of service {pool.name!r}: it has no replica with an endpoint yet"

@@ -99,6 +99,11 @@ class Upstream:
         """Ready, passing health checks, and not ejected at loop time `now`."""
         return self.routable and self.healthy and self.ejected_until <= now
 
+    def recovered(self) -> None:
+        """Forget latency and failures measured before it went unhealthy (an active check passed again)."""
+        self.ewma_ms = None
+        self.consecutive_failures = 0
+
     def observe(self, elapsed_ms: float, alpha: float) -> None:
         """Fold one answer time into the EWMA."""
         ewma = self.ewma_ms
