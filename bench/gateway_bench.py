@@ -125,7 +125,10 @@ class Fleet:
         return child
 
     def close(self) -> None:
-        for proc in [*(c.proc for c in self.children if c.proc is not None), *self.others]:
+        for proc in self.others:  # nginx: SIGQUIT stops its workers too (SIGKILL would orphan them)
+            proc.send_signal(signal.SIGQUIT)
+            proc.wait(timeout=30)
+        for proc in [c.proc for c in self.children if c.proc is not None]:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
@@ -363,7 +366,7 @@ def start_fleet(args: argparse.Namespace, work: Path) -> tuple[Fleet, list[Child
     port = free_port()
     conf = nginx_conf(work, port, replicas)
     command = [nginx, "-c", str(conf), "-p", str(work)]
-    fleet.others.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
+    fleet.others.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return fleet, replicas, gateway, f"http://127.0.0.1:{port}"
 
 

@@ -7,21 +7,21 @@ history (r1 after a first apply, r1 and r2 after a rolling update; nothing half-
 
 Kill points are moments of the apply as the outside can see them: the CLI printing its preview (the real
 apply request follows at once), then fixed delays after it that span recording the revision, spawning
-replicas and their becoming ready; for rolling updates and `down`, states of the process table (the
-first replica of the new revision, the first old replica gone, the gateway stopped, the first replica
-stopped).
+replicas and their becoming ready (each case prints what the crash left behind); for a rolling update,
+states of the process table (the first replica of the new revision started, the first old one gone); for
+`down`, the first replica told to stop.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from tests.e2e.conftest import Background, Fleet, Polycloud
 
 from polycloud.errors import NotFoundError
+from polycloud.state import RevisionRecord
 
 pytestmark = pytest.mark.e2e
 
@@ -53,15 +53,14 @@ def _killed_command_ends(command: Background) -> None:
     assert rc == 0 or "error" in stderr.lower(), (rc, stdout, stderr)
 
 
-def _after_kill(pc: Polycloud, fleet: Fleet) -> str:
-    """What the crash left behind (printed: shown with the output of a failing test, or with `-s`)."""
+def _after_kill(pc: Polycloud, fleet: Fleet) -> None:
+    """Print what the crash left behind (shown with a failing test's output, or with `pytest -s`)."""
     recorded = {s.name: [r.number for r in _revisions_if_any(pc, s.name)] for s in fleet.services}
-    note = f"after the kill: {len(pc.replica_processes())} replica processes, revisions {recorded}"
-    print(note)
-    return note
+    print(f"after the kill: {len(pc.replica_processes())} replica processes, revisions {recorded}")
 
 
-def _revisions_if_any(pc: Polycloud, name: str) -> list[Any]:
+def _revisions_if_any(pc: Polycloud, name: str) -> list[RevisionRecord]:
+    """The recorded revisions of `name`; none when it was never recorded."""
     try:
         return pc.revisions(name)
     except NotFoundError:
@@ -70,6 +69,7 @@ def _revisions_if_any(pc: Polycloud, name: str) -> list[Any]:
 
 @pytest.mark.parametrize("delay_ms", APPLY_KILL_POINTS_MS, ids=lambda d: f"preview+{d}ms")
 def test_kill_during_first_apply(polycloud: Polycloud, fleet: Fleet, delay_ms: int) -> None:
+    """From before anything is recorded to after every replica runs: the retry gives exactly r1."""
     apply = polycloud.start("apply", fleet.write(), "--yes", "--no-wait")  # starts the control plane too
     assert apply.wait_for_line(PREVIEW_LINE), apply.finish()
     time.sleep(delay_ms / 1000)
@@ -86,6 +86,7 @@ def test_kill_during_first_apply(polycloud: Polycloud, fleet: Fleet, delay_ms: i
 
 @pytest.mark.parametrize("moment", ["surge-started", "first-old-stopped"])
 def test_kill_during_rolling_update(polycloud: Polycloud, fleet: Fleet, moment: str) -> None:
+    """Mid-roll, with old and new replicas side by side: the retry finishes the roll, nothing is left."""
     polycloud.ok("apply", fleet.write(), "--yes")
     before = {p.pid for p in polycloud.replica_processes() if p.service == "beta"}
     changed = fleet.with_env("beta", COLOR="green")
@@ -105,10 +106,8 @@ def test_kill_during_rolling_update(polycloud: Polycloud, fleet: Fleet, moment: 
     assert {s["name"]: s["revision"] for s in status["services"]} == {"alpha": "r1", "beta": "r2"}
     assert polycloud.history("alpha") == [1]
     assert polycloud.history("beta") == [1, 2]
-    assert [r.spec["spec"]["env"] for r in polycloud.revisions("beta")] == [
-        [{"name": "COLOR", "value": "blue", "secret": None}],
-        [{"name": "COLOR", "value": "green", "secret": None}],
-    ]
+    env = [{e["name"]: e["value"] for e in r.spec["spec"]["env"]} for r in polycloud.revisions("beta")]
+    assert env == [{"COLOR": "blue"}, {"COLOR": "green"}]
 
 
 def test_kill_during_down(polycloud: Polycloud, fleet: Fleet) -> None:

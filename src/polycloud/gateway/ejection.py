@@ -2,8 +2,8 @@
 
 Policies are small classes registered by name; each sees every outcome of a proxied attempt (success or
 failure: a connection error, a 5xx or a timeout; a 4xx is the client's fault and counts as success)
-with the loop time, and may set `Upstream.ejected_until`. Times come in as arguments, so the logic is
-tested on a fake clock.
+with the time (`time.monotonic()`), and may set `Upstream.ejected_until`. Times come in as arguments,
+so the logic is tested on a fake clock.
 
     consecutive-failures   (default) N failures in a row eject for base × 2^k seconds (k: ejections in a
                            row, capped at max); a success resets the count, and a quiet period as long
@@ -38,11 +38,11 @@ class EjectionPolicy(ABC):
 
     @abstractmethod
     def succeeded(self, upstream: Upstream, now: float) -> None:
-        """`upstream` answered an attempt with a status below 500 at loop time `now`."""
+        """`upstream` answered an attempt with a status below 500 at monotonic time `now`."""
 
     @abstractmethod
     def failed(self, upstream: Upstream, now: float) -> bool:
-        """`upstream` failed an attempt at loop time `now`; returns True when this ejects it."""
+        """`upstream` failed an attempt at monotonic time `now`; returns True when this ejects it."""
 
 
 class ConsecutiveFailures(EjectionPolicy, name="consecutive-failures"):

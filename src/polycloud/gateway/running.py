@@ -13,7 +13,6 @@ Unset options come from the polycloud settings (`POLYCLOUD_GATEWAY_ADDR`, `POLYC
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import socket
@@ -122,7 +121,6 @@ def serve(
     server = DrainingServer(config, app)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _ignore)
-    gc.freeze()  # what startup allocated stays out of the collector's way on the request path
     where = f"fd {sockets[0].fileno()}" if sockets else f"{host}:{port}"
     log.info("gateway on %s (region %s, policy %s)", where, settings.region, settings.routing_policy)
     server.run(sockets=sockets)

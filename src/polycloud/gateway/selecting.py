@@ -59,7 +59,7 @@ class Selector:
         Args:
             pool: The service's replicas.
             client: Where the client is, for locality.
-            now: Loop time, for ejections.
+            now: `time.monotonic()`, for ejections.
             tried: Upstreams that already failed this request, in order.
         """
         actives = [u for u in pool.active if u.usable(now)]

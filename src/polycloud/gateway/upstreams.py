@@ -72,7 +72,7 @@ class Upstream:
         """False after a failed active health check or a refused connection, until a check passes."""
         self.consecutive_failures = 0
         self.ejected_until = 0.0
-        """Loop time until which passive outlier detection keeps it out."""
+        """`time.monotonic()` value until which passive outlier detection keeps it out."""
         self.ejections = 0
         """Ejections in a row, for the growing back-off."""
         self.last_ejected_at = 0.0
@@ -96,7 +96,7 @@ class Upstream:
         return self.prior_ms if ewma is None else ewma
 
     def usable(self, now: float) -> bool:
-        """Ready, passing health checks, and not ejected at loop time `now`."""
+        """Ready, passing health checks, and not ejected at monotonic time `now`."""
         return self.routable and self.healthy and self.ejected_until <= now
 
     def recovered(self) -> None:
