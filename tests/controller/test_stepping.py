@@ -80,3 +80,19 @@ def test_backoff_grows_and_resets_when_healthy() -> None:
     assert backoff.not_before[key] > first
     backoff.healthy(key)
     assert not backoff.waiting(key, 0.0)
+
+
+def test_crash_loop_keeps_backing_off_while_other_replicas_are_ready() -> None:
+    backoff = Backoff()
+    observed = {"c1": [replica(0), replica(1, "failed")]}
+    first = plan_step(desired(group(2)), observed, backoff, now=0.0)
+    assert [s.id for s in first.start] == ["svc-c1-2"]
+    second = plan_step(desired(group(2)), {"c1": [replica(0), replica(2, "failed")]}, backoff, now=0.1)
+    assert second.start == []  # the ready replica 0 does not end the crash loop
+
+
+def test_blocked_service_keeps_its_replicas() -> None:
+    state = desired(group(2, spec_hash="h2"))
+    state.blocked["svc"] = "secret 'x' does not exist"
+    actions = plan_step(state, {"c1": [replica(0), replica(1)]}, Backoff(), now=0.0)
+    assert not actions.start and not actions.stop

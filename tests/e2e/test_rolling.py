@@ -53,6 +53,8 @@ def _converged(pc: Polycloud, fleet: Fleet, gone: frozenset[int] = frozenset()) 
 
 
 def test_rolling_update_never_drops_below_declared(polycloud: Polycloud, fleet: Fleet) -> None:
+    """An env change rolls beta: never fewer ready than declared per cluster, alpha untouched, and
+    `apply --yes` returns only when every beta replica runs r2."""
     polycloud.ok("apply", fleet.write(), "--yes")
     alpha_pids = {p.pid for p in polycloud.replica_processes() if p.service == "alpha"}
     changed = fleet.with_env("beta", COLOR="green")
@@ -92,6 +94,7 @@ def test_rolling_update_never_drops_below_declared(polycloud: Polycloud, fleet: 
 
 
 def test_killed_replica_is_replaced(polycloud: Polycloud, fleet: Fleet) -> None:
+    """Drift: a replica SIGKILLed from outside is reported and replaced; no new revision."""
     polycloud.ok("apply", fleet.write(), "--yes")
     victim = next(p for p in polycloud.replica_processes() if p.replica_id == "alpha-acme-0")
 
@@ -133,6 +136,7 @@ def test_crash_looping_replica_backs_off(polycloud: Polycloud, fleet: Fleet) -> 
 
 
 def test_removed_service_stops(polycloud: Polycloud, fleet: Fleet) -> None:
+    """A service left out of the fleet is shown as `-`, its replicas stop, its history stays."""
     polycloud.ok("apply", fleet.write(), "--yes")
     smaller = fleet.without("alpha")
 
@@ -147,6 +151,7 @@ def test_removed_service_stops(polycloud: Polycloud, fleet: Fleet) -> None:
 
 
 def test_rollback_restores_previous_content(polycloud: Polycloud, fleet: Fleet) -> None:
+    """`rollback` appends r3 with r1's content; the replicas follow before the command returns."""
     polycloud.ok("apply", fleet.write(), "--yes")
     polycloud.ok("apply", fleet.with_env("beta", COLOR="green").write("fleet-v2.yaml"), "--yes")
 

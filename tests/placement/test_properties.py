@@ -1,8 +1,8 @@
 """Property tests: on random small fleets the plan is the brute-force optimum, sound, and priced right.
 
 Fleets come from `fleets.py`; the oracle (`oracle.py`) re-derives DESIGN.md §4 on its own and searches
-every combination. Runs are derandomised, so a failure is reproducible and never flaky; set
-`POLYCLOUD_PROPERTY_EXAMPLES` to run more examples while hunting bugs.
+every combination. Runs are derandomised, so a failure is reproducible and never flaky; while hunting
+bugs, `POLYCLOUD_PROPERTY_EXAMPLES=20` runs twenty times as many examples (a scale factor).
 """
 
 from __future__ import annotations

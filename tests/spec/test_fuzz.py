@@ -3,7 +3,7 @@
 Hypothesis starts from valid fleets (the example fleet and a few documents using every kind) and breaks
 them: keys deleted or renamed, values of the wrong type, negative or huge numbers, random unicode,
 garbage text spliced in, YAML syntax broken, structures nested deeply. Runs are derandomised so a
-failure reproduces; `POLYCLOUD_FUZZ_EXAMPLES` multiplies the number of examples while hunting.
+failure reproduces; `POLYCLOUD_FUZZ_EXAMPLES=10` runs ten times as many examples while hunting.
 """
 
 from __future__ import annotations

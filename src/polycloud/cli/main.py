@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from polycloud.cli import catalog, demo, planning, runtime
+from polycloud.cli import catalog, demo, drill, planning, runtime
 
 app = typer.Typer(
     name="polycloud",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog, planning, runtime, demo):
+for module in (catalog, planning, runtime, demo, drill):
     module.register(app)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,6 +124,7 @@ def show_changes(preview: dict[str, Any]) -> None:
 
 def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:
     """Poll status until the named services run exactly their desired replicas, all ready."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
     deadline = time.monotonic() + timeout_s
     patience = time.monotonic() + GATEWAY_PATIENCE_S
     with err.status("waiting for replicas…") as spinner:
@@ -135,6 +137,10 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
                 return status
             if time.monotonic() > deadline:
                 break
+            blocked = _blocked(client, names, since)
+            if blocked:
+                err.print(f"[red]error:[/red] {blocked}; the running replicas are kept")
+                raise typer.Exit(EXIT_INVALID)
             time.sleep(0.25)
     for e in client.events(limit=10):
         if e["level"] != "info":
@@ -143,6 +149,18 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
         f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`"
     )
     raise typer.Exit(EXIT_INVALID)
+
+
+def _blocked(client: ApiClient, names: set[str], since: datetime) -> str | None:
+    """Why a named service cannot roll out, if the controller has said so since `since`."""
+    for e in client.events(limit=20):
+        fresh = datetime.fromisoformat(e["time"]) >= since
+        if fresh and e["reason"] == "ServiceBlocked" and e["workload"] in names:
+            status = client.status()
+            svc = next((s for s in status["services"] if s["name"] == e["workload"]), None)
+            if svc is not None and e["message"] and not is_converged(status, {svc["name"]}):
+                return f"{e['workload']} cannot start its {svc['revision']}: {e['message']}"
+    return None
 
 
 def _routable(status: dict[str, Any], names: set[str], patience: float) -> bool:

@@ -58,7 +58,11 @@ def desired_state(
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None = None,
 ) -> DesiredState:
-    """Replica groups for every service; `scale` overrides a (service, cluster)'s count (failover)."""
+    """Replica groups for every service; `scale` overrides a (service, cluster)'s count.
+
+    Overrides come from failover and autoscaling; a count of 0 is a group that runs nothing (an idle
+    burst cluster) and stops whatever it still has.
+    """
     state = DesiredState()
     for workload in workloads:
         if workload.kind != "Service":
@@ -76,7 +80,7 @@ def desired_state(
                 continue
             count = int(assignment["replicas"])
             if scale and (workload.name, cluster) in scale:
-                count = scale[(workload.name, cluster)]
+                count = max(0, scale[(workload.name, cluster)])
             template = _template(workload, service, cluster, str(assignment["role"]), env, delay)
             state.groups[(workload.name, cluster)] = ReplicaGroup(workload.name, cluster, count, template)
     return state

@@ -2,7 +2,9 @@
 
 Level-triggered and idempotent: every pass starts from what the drivers report running, so a restart
 after a crash (even mid-apply) converges to exactly the declared replicas. No driver call happens inside
-a database transaction: the store is read, then drivers act, then the snapshot is written.
+a database transaction: the store is read, then drivers act, then the snapshot is written. Placement
+counts may be overridden each pass: by failover for standbys, by the autoscaler (from the gateways'
+load reports) for active and burst clusters.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from polycloud.catalog import Catalog
+from polycloud.controller.autoscaling import Autoscaler
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
 from polycloud.controller.failover import Failover
 from polycloud.controller.stepping import Actions, Backoff, plan_step
@@ -56,6 +59,10 @@ class Reconciler:
     interval_s: float = 0.2
     failover: Failover = field(default_factory=Failover)
     """Active-passive failover: scales a standby to full size while its primary is down."""
+    autoscaler: Autoscaler = field(default_factory=Autoscaler)
+    """Autoscaling and burst: active and burst clusters sized from the gateways' load reports."""
+    load_max_age_s: float = 5.0
+    """Load reports older than this are ignored (their gateway stopped reporting)."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
@@ -105,13 +112,16 @@ class Reconciler:
             delays = cluster_delays(sites, overrides, self.catalog, self.origin)
             observed = self._observe()
             now = time.monotonic()
-            scale, failover_events = self.failover.decide(workloads, observed, now)
+            load = self.store.load(max_age_s=self.load_max_age_s)
+            autoscale, autoscale_events = self.autoscaler.decide(workloads, observed, load, now)
+            failover, failover_events = self.failover.decide(workloads, observed, now)
+            scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
             desired = desired_state(workloads, delays, secrets=self.secrets, scale=scale)
             self._report_blocked(desired)
             actions = plan_step(desired, observed, self._backoff, now)
-            actions.events.extend(failover_events)
+            actions.events.extend(failover_events + autoscale_events)
             started = self._act(actions)
-            self._record(observed, started, actions)
+            self._record(observed, started, actions, desired)
             return actions
 
     def _refresh_drivers(self, clusters: dict[str, Cluster]) -> None:
@@ -174,8 +184,15 @@ class Reconciler:
         observed: dict[str, list[ReplicaStatus]],
         started: list[ReplicaStatus],
         actions: Actions,
+        desired: DesiredState,
     ) -> None:
-        """Write the observed snapshot when it changed, and this pass's events."""
+        """Write the observed snapshot when it changed, and this pass's events.
+
+        A replica whose content matches its group's current template is recorded at the current
+        revision: a revision that changes nothing a replica runs (say, traffic shares) does not roll
+        replicas, yet they run it all the same. Outdated replicas keep their own revision, so that
+        "every replica on the current revision" means the rollout is done.
+        """
         stopping = {replica_id for _, replica_id in actions.stop}
         replicas: dict[str, ReplicaStatus] = {}
         for statuses in observed.values():
@@ -189,7 +206,7 @@ class Reconciler:
                 workload=r.service,
                 cluster=r.cluster,
                 role=r.role,
-                revision=r.revision,
+                revision=_revision(r, desired),
                 endpoint=r.endpoint,
                 pid=r.pid,
                 state="stopping" if r.id in stopping else r.state,
@@ -207,3 +224,10 @@ class Reconciler:
     def close(self) -> None:
         for driver in self._drivers.values():
             driver.close()
+
+
+def _revision(replica: ReplicaStatus, desired: DesiredState) -> int:
+    group = desired.groups.get((replica.service, replica.cluster))
+    if group is not None and group.template.spec_hash == replica.spec_hash:
+        return group.template.revision
+    return replica.revision

@@ -63,6 +63,8 @@ def plan_step(
         for r in replicas:
             by_group[(r.service, cluster)].append(r)
     for key in sorted(set(by_group) | {k for k in desired.groups if k[1] in observed}):
+        if key[0] in desired.blocked:
+            continue  # its new revision cannot start: keep what runs untouched (max unavailable 0)
         _plan_group(key, desired.groups.get(key), by_group.get(key, []), backoff, now, actions)
     return actions
 
@@ -76,11 +78,11 @@ def _plan_group(
     actions: Actions,
 ) -> None:
     cluster = key[1]
-    for r in replicas:
-        if r.state == "failed":
-            backoff.failed(key, now)
-            actions.stop.append((cluster, r.id))
-            actions.events.append(_event("warning", "ReplicaFailed", f"{r.id} failed: {r.message}", key))
+    failed = [r for r in replicas if r.state == "failed"]
+    for r in failed:
+        backoff.failed(key, now)
+        actions.stop.append((cluster, r.id))
+        actions.events.append(_event("warning", "ReplicaFailed", f"{r.id} failed: {r.message}", key))
     alive = [r for r in replicas if r.state in ("starting", "ready")]
     if group is None:
         for r in alive:
@@ -89,8 +91,8 @@ def _plan_group(
         return
     current = [r for r in alive if r.spec_hash == group.template.spec_hash]
     outdated = [r for r in alive if r.spec_hash != group.template.spec_hash]
-    if any(r.state == "ready" for r in current):
-        backoff.healthy(key)
+    if not failed and sum(1 for r in current if r.state == "ready") >= group.count:
+        backoff.healthy(key)  # only a whole, healthy group ends a crash loop
     excess = max(0, len(current) - group.count)
     surplus = sorted(current, key=lambda r: (r.state == "ready", -_ordinal(r.id)))[:excess]
     for r in surplus:

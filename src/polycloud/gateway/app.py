@@ -12,8 +12,9 @@ Paths served:
     GET  /metrics                                   Prometheus text format
 
 On lifespan startup the gateway opens its connection pool, reads the routes once, and starts the
-route refresher and the health checker; on shutdown it stops them and closes the pool. Run it with
-uvicorn (`python -m polycloud.gateway`) or any ASGI server that runs the lifespan protocol.
+route refresher, the health checker and (given a load sink) the load reporter; on shutdown it stops
+them and closes the pool. Run it with uvicorn (`python -m polycloud.gateway`) or any ASGI server that
+runs the lifespan protocol.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from polycloud.gateway.locality import Locator
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.policies import make_routing_policy
 from polycloud.gateway.proxy import Proxy
+from polycloud.gateway.reporting import (
+    LoadReporter,
+    LoadSink,
+    LoadWindow,
+    RecordingMetrics,
+    default_gateway_id,
+)
 from polycloud.gateway.routes import RouteSource
 from polycloud.gateway.selecting import Selector
 from polycloud.gateway.settings import GatewaySettings
@@ -49,11 +57,17 @@ class GatewayApp:
     """The gateway's ASGI application; build it with `create_app`."""
 
     def __init__(
-        self, source: RouteSource, settings: GatewaySettings, catalog: Catalog | None, rng: random.Random
+        self,
+        source: RouteSource,
+        settings: GatewaySettings,
+        catalog: Catalog | None,
+        rng: random.Random,
+        load: tuple[LoadSink, str] | None = None,
     ) -> None:
-        """Assemble the parts; see `create_app`."""
+        """Assemble the parts; see `create_app` (`load` is its (load_sink, gateway_id))."""
         self.settings = settings
-        self.metrics = GatewayMetrics()
+        window = LoadWindow() if load is not None else None
+        self.metrics = GatewayMetrics() if window is None else RecordingMetrics(window)
         locator = Locator(catalog)
         self.registry = UpstreamRegistry(locator, locator.point(settings.region))
         self.forwarder = Forwarder(settings)
@@ -70,6 +84,10 @@ class GatewayApp:
         self.metrics.in_flight.set_function(lambda: self.proxy.in_flight)
         self.refresher = RouteRefresher(source, self.registry, settings, self.metrics)
         self.health = HealthChecker(self.registry, self.forwarder, settings)
+        self.reporter: LoadReporter | None = None
+        """Reports load per (service, cluster) every second; None without a load sink."""
+        if load is not None and window is not None:
+            self.reporter = LoadReporter(load[0], self.registry, window, load[1])
         self.draining = False
         """Set by `drain()`: readiness answers 503 so that load balancers stop sending."""
         self._tasks: list[asyncio.Task[None]] = []
@@ -147,6 +165,8 @@ class GatewayApp:
             asyncio.create_task(self.refresher.run(), name="gateway-routes"),
             asyncio.create_task(self.health.run(), name="gateway-health"),
         ]
+        if self.reporter is not None:
+            self._tasks.append(asyncio.create_task(self.reporter.run(), name="gateway-load"))
         for task in self._tasks:
             task.add_done_callback(_report_crash)
 
@@ -159,6 +179,8 @@ class GatewayApp:
                 await task
         self._tasks = []
         self.refresher.close()
+        if self.reporter is not None:
+            self.reporter.close()
         await self.forwarder.close()
 
 
@@ -190,6 +212,8 @@ def create_app(
     *,
     catalog: Catalog | None = None,
     rng: random.Random | None = None,
+    load_sink: LoadSink | None = None,
+    gateway_id: str | None = None,
 ) -> GatewayApp:
     """Build the gateway's ASGI application.
 
@@ -198,8 +222,12 @@ def create_app(
         settings: Routing, retry, ejection and admission knobs.
         catalog: Region coordinates and measured RTTs for locality; the shipped catalog by default.
         rng: Randomness for the routing policy (seed it for repeatable tests).
+        load_sink: Where to report load per (service, cluster) every second (from a worker thread);
+            None reports nothing.
+        gateway_id: This gateway's id in load reports; `host:pid` by default.
 
     Raises:
         UserError: `settings` names an unknown routing or ejection policy.
     """
-    return GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random())
+    load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
+    return GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load)

@@ -1,10 +1,10 @@
 """The gateway process: `python -m polycloud.gateway --addr HOST:PORT --database-url URL [--region P/R]`.
 
 The control plane starts it as a child process. It reads routes from the state store at
-`--database-url`, serves on `--addr` (or on an inherited listening socket, `--fd`) with uvicorn, and on
-SIGTERM or SIGINT drains: readiness turns 503, the listener closes, requests in flight may finish for
-`--drain-timeout` seconds; then it exits 0. Exit status 1: bad arguments or an unusable database;
-3: the application did not start.
+`--database-url` (and reports its load there every second), serves on `--addr` (or on an inherited
+listening socket, `--fd`) with uvicorn, and on SIGTERM or SIGINT drains: readiness turns 503, the
+listener closes, requests in flight may finish for `--drain-timeout` seconds; then it exits 0. Exit
+status 1: bad arguments or an unusable database; 3: the application did not start.
 
 Unset options come from the polycloud settings (`POLYCLOUD_GATEWAY_ADDR`, `POLYCLOUD_DATABASE_URL`,
 `POLYCLOUD_GATEWAY_REGION`), read here, at the process edge, only.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
@@ -27,7 +28,7 @@ from polycloud.errors import UserError
 from polycloud.gateway.app import GatewayApp, create_app
 from polycloud.gateway.policies import routing_policies
 from polycloud.gateway.settings import GatewaySettings
-from polycloud.gateway.sourcing import StoreRouteSource
+from polycloud.gateway.sourcing import StoreLoadSink, StoreRouteSource
 from polycloud.settings import Settings
 from polycloud.state import Store
 
@@ -156,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sockets = None if args.fd is None else [inherited_socket(args.fd)]
         catalog = load_catalog()
-        app = create_app(StoreRouteSource(store, catalog), settings, catalog=catalog)
+        app = create_app(
+            StoreRouteSource(store, catalog),
+            settings,
+            catalog=catalog,
+            load_sink=StoreLoadSink(store),
+            gateway_id=f"{args.addr}/{os.getpid()}",
+        )
         server = serve(app, settings, host, port, sockets)
     except UserError as e:
         print(f"polycloud gateway: {e}", file=sys.stderr)

@@ -5,6 +5,9 @@ A snapshot is three short reads: the observed replicas (`Store.replicas`), the l
 `location`, else the catalog's coordinates of its provider/region). A service is listed when it is a
 live Service or still has replicas (a deleted one whose replicas are stopping); a Job's replicas are
 not routes.
+
+`StoreLoadSink` is the other direction: it writes the gateway's load samples (`polycloud.gateway.reporting`)
+to the store's load reports, for the controller's autoscaler.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
+from polycloud.gateway.reporting import LoadSample
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
-from polycloud.state import ReplicaRecord, Store
+from polycloud.state import LoadReport, ReplicaRecord, Store
 
 
 def _number(value: Any) -> float | None:
@@ -98,3 +102,34 @@ class StoreRouteSource:
         ]
         clusters = [cluster_route(d.name, d.spec, self._catalog) for d in documents]
         return RouteTable.of(services, clusters)
+
+
+class StoreLoadSink:
+    """A `LoadSink` writing to a `polycloud.state.Store` (`Store.report_load`)."""
+
+    def __init__(self, store: Store) -> None:
+        """Write load reports to `store`."""
+        self._store = store
+
+    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+        """Replace this gateway's load reports with `samples`.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        rows = [
+            LoadReport(
+                service=s.service,
+                cluster=s.cluster,
+                in_flight=s.in_flight,
+                in_flight_mean=s.in_flight_mean,
+                rps=s.rps,
+                error_rate=min(1.0, max(0.0, s.error_rate)),
+                p99_ms=s.p99_ms,
+            )
+            for s in samples
+        ]
+        try:
+            self._store.report_load(gateway_id, rows)
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot write load reports to the state store: {e}") from e

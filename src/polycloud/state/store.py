@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from sqlalchemy import Engine, select
@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from polycloud.errors import ConflictError, TransientError, UserError
-from polycloud.state import desired, observed, tokens
+from polycloud.state import desired, loads, observed, tokens
 from polycloud.state.connecting import lock, make_engine, mask_url, writer
 from polycloud.state.migrating import upgrade
 from polycloud.state.records import (
@@ -26,6 +26,7 @@ from polycloud.state.records import (
     DocumentState,
     EventInput,
     EventRecord,
+    LoadReport,
     ReplicaRecord,
     RevisionRecord,
     TokenRecord,
@@ -232,6 +233,30 @@ class Store:
         """
         with self._session(write=False) as session:
             return observed.list_events(session, workload=workload, cluster=cluster, limit=limit)
+
+    # load reports
+
+    def report_load(self, gateway_id: str, rows: list[LoadReport]) -> None:
+        """Make `rows` the whole current report of gateway `gateway_id`, atomically, stamped with now.
+
+        Rows the gateway reported before and not now are gone afterwards; other gateways' rows stay.
+
+        Raises:
+            UserError: Empty `gateway_id`, a row naming another gateway, or two rows for one
+                (service, cluster).
+        """
+        now = self._clock()
+        with self._session(write=True, lock_name="load") as session:
+            loads.replace_reports(session, gateway_id, rows, now)
+
+    def load(self, max_age_s: float) -> list[LoadReport]:
+        """Every gateway's rows reported within the last `max_age_s` seconds.
+
+        Sorted by (service, cluster, gateway_id); rows of a gateway that stopped reporting age out.
+        """
+        since = self._clock() - timedelta(seconds=max_age_s)
+        with self._session(write=False) as session:
+            return loads.fresh_reports(session, since)
 
     # tokens
 

@@ -1,8 +1,9 @@
 """The ORM tables of the state store. Migrations in `migrations/versions/` must match these exactly.
 
 Desired state is `revisions` (immutable history) plus `workloads` (which revision is current) and
-`documents` (other declared objects). Observed state is `replicas` (a snapshot replaced wholesale) and
-`events` (append-only). `tokens` holds API credentials as sha256 digests only.
+`documents` (other declared objects). Observed state is `replicas` (a snapshot replaced wholesale),
+`events` (append-only) and `load_reports` (each gateway's latest load figures). `tokens` holds API
+credentials as sha256 digests only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKeyConstraint,
     Index,
     MetaData,
@@ -33,6 +35,7 @@ from polycloud.state.records import (
     WORKLOAD_KINDS,
     DocumentState,
     EventRecord,
+    LoadReport,
     ReplicaRecord,
     RevisionRecord,
     TokenRecord,
@@ -275,4 +278,35 @@ class TokenRow(Base):
             created_at=self.created_at,
             expires_at=self.expires_at,
             revoked=self.revoked,
+        )
+
+
+class LoadReportRow(Base):
+    """One gateway's latest load figures for one (service, cluster); its rows are replaced every report."""
+
+    __tablename__ = "load_reports"
+
+    gateway_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    in_flight: Mapped[float] = mapped_column(Float)
+    in_flight_mean: Mapped[float] = mapped_column(Float)
+    rps: Mapped[float] = mapped_column(Float)
+    error_rate: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    """The store clock's time of the report; readers ignore rows older than they care for."""
+
+    def to_record(self) -> LoadReport:
+        """This row as a detached record."""
+        return LoadReport(
+            service=self.service,
+            cluster=self.cluster,
+            in_flight=self.in_flight,
+            in_flight_mean=self.in_flight_mean,
+            rps=self.rps,
+            error_rate=self.error_rate,
+            p99_ms=self.p99_ms,
+            gateway_id=self.gateway_id,
+            updated_at=self.updated_at,
         )

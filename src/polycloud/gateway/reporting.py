@@ -1,0 +1,245 @@
+"""Load reporting: what this gateway sees of each (service, cluster), written for the autoscaler.
+
+Every `interval_s` (1 s) the `LoadReporter` sends one `LoadSample` per (service, cluster) to a
+`LoadSink`: requests in flight now and their mean over the window (sampled every `sample_interval_s`),
+answers per second, the share of 5xx answers and the p99 answer time over the window. The sink is
+called in a worker thread, so the database is never touched on the request path; a failing sink is
+logged (once per distinct message) and the next window is reported as usual.
+
+The request path only appends an answer time to a list (`LoadWindow.answered`, called through
+`RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Like the
+registry, everything here is touched from the event loop only. `StoreLoadSink`
+(`polycloud.gateway.sourcing`) writes samples to the state store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from polycloud.errors import PolycloudError
+from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.upstreams import UpstreamRegistry
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+"""(service, cluster)."""
+MAX_TIMES_PER_KEY = 8192
+"""Answer times kept per (service, cluster) and window for the p99; later answers are only counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSample:
+    """One (service, cluster)'s load as this gateway saw it over the last window."""
+
+    service: str
+    cluster: str
+    in_flight: float
+    """Requests in flight at the end of the window."""
+    in_flight_mean: float
+    """Mean of the in-flight samples taken during the window."""
+    rps: float
+    error_rate: float
+    """Share of 5xx answers, 0 without answers."""
+    p99_ms: float
+    """0 without answers."""
+
+
+class LoadSink(Protocol):
+    """Where load samples go. Called from a worker thread, once per window."""
+
+    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+        """Make `samples` this gateway's whole current report (replacing its previous one).
+
+        Raises:
+            PolycloudError: The report could not be written (it is logged and dropped).
+        """
+
+
+@dataclass
+class _Answers:
+    count: int = 0
+    errors: int = 0
+    times_ms: list[float] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q`-quantile (0 < q <= 1) of `values`; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class LoadWindow:
+    """Answers and in-flight samples per (service, cluster) since the window began."""
+
+    def __init__(self) -> None:
+        """Start an empty window."""
+        self._answers: dict[Key, _Answers] = {}
+        self._in_flight_sums: dict[Key, float] = {}
+        self._samples = 0
+        self._current: dict[Key, int] = {}
+
+    def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
+        """Count one answer to a client (request path: a dict lookup and an append)."""
+        if not service or not cluster:
+            return  # answered by the gateway itself (404, 429, 503...): no cluster carried it
+        answers = self._answers.get((service, cluster))
+        if answers is None:
+            answers = self._answers[(service, cluster)] = _Answers()
+        answers.count += 1
+        if code >= 500:
+            answers.errors += 1
+        if len(answers.times_ms) < MAX_TIMES_PER_KEY:
+            answers.times_ms.append(seconds * 1000.0)
+
+    def sample(self, in_flight: dict[Key, int]) -> None:
+        """Add one in-flight sample (every tracked (service, cluster), idle ones at 0)."""
+        self._samples += 1
+        self._current = in_flight
+        sums = self._in_flight_sums
+        for key, count in in_flight.items():
+            sums[key] = sums.get(key, 0.0) + count
+
+    def close(self, elapsed_s: float) -> list[LoadSample]:
+        """The window's samples, sorted by (service, cluster); a new window begins."""
+        keys = sorted(set(self._answers) | set(self._in_flight_sums) | set(self._current))
+        samples = []
+        for key in keys:
+            answers = self._answers.get(key) or _Answers()
+            mean = self._in_flight_sums.get(key, 0.0) / self._samples if self._samples else 0.0
+            samples.append(
+                LoadSample(
+                    service=key[0],
+                    cluster=key[1],
+                    in_flight=float(self._current.get(key, 0)),
+                    in_flight_mean=mean,
+                    rps=answers.count / elapsed_s if elapsed_s > 0 else 0.0,
+                    error_rate=answers.errors / answers.count if answers.count else 0.0,
+                    p99_ms=percentile(answers.times_ms, 0.99),
+                )
+            )
+        self._answers = {}
+        self._in_flight_sums = {}
+        self._samples = 0
+        return samples
+
+
+class RecordingMetrics(GatewayMetrics):
+    """The gateway's metrics, also feeding every answer into a `LoadWindow`."""
+
+    def __init__(self, window: LoadWindow) -> None:
+        """Create the metrics; answers also go to `window`."""
+        super().__init__()
+        self.window = window
+
+    def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
+        """Count one answer in the metrics and in the load window."""
+        super().answered(service, cluster, code, seconds)
+        self.window.answered(service, cluster, code, seconds)
+
+
+def default_gateway_id() -> str:
+    """`host:pid`, unique among live gateways on a machine; `running` prefers `host:port/pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def in_flight_by_cluster(registry: UpstreamRegistry) -> dict[Key, int]:
+    """Requests outstanding per (service, cluster), every tracked replica's cluster included."""
+    counts: dict[Key, int] = {}
+    for upstream in registry.upstreams():
+        key = (upstream.service, upstream.cluster)
+        counts[key] = counts.get(key, 0) + upstream.outstanding
+    return counts
+
+
+class LoadReporter:
+    """Samples in-flight load and reports each window to a sink from a worker thread."""
+
+    def __init__(
+        self,
+        sink: LoadSink,
+        registry: UpstreamRegistry,
+        window: LoadWindow,
+        gateway_id: str,
+        *,
+        interval_s: float = 1.0,
+        sample_interval_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create the reporter; `run` it as a task.
+
+        Args:
+            sink: Where each window's samples go.
+            registry: For requests in flight per replica.
+            window: Fed with answers by `RecordingMetrics`.
+            gateway_id: Stable for the life of the process and unique among gateways.
+            interval_s: Seconds per report window.
+            sample_interval_s: Seconds between in-flight samples.
+            clock: Monotonic seconds (a fake one in tests).
+        """
+        self.gateway_id = gateway_id
+        self._sink = sink
+        self._registry = registry
+        self._window = window
+        self._interval = interval_s
+        self._sample_interval = min(sample_interval_s, interval_s)
+        self._clock = clock
+        self._started = clock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-load")
+        self._last_error: str | None = None
+
+    def sample(self) -> None:
+        """Take one in-flight sample now."""
+        self._window.sample(in_flight_by_cluster(self._registry))
+
+    def collect(self) -> list[LoadSample]:
+        """Close the window: its samples (with a final in-flight sample), and a new window begins."""
+        now = self._clock()
+        self.sample()
+        samples = self._window.close(now - self._started)
+        self._started = now
+        return samples
+
+    async def report(self) -> bool:
+        """Close the window and hand its samples to the sink in the worker thread; False on failure."""
+        samples = self.collect()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._sink.report, self.gateway_id, samples)
+        except PolycloudError as e:
+            message = str(e)
+            if message != self._last_error:
+                log.warning("cannot report load (dropping this window): %s", message)
+                self._last_error = message
+            return False
+        if self._last_error is not None:
+            log.info("load reports written again")
+            self._last_error = None
+        return True
+
+    async def run(self) -> None:
+        """Sample and report forever (cancel the task to stop)."""
+        self._started = self._clock()
+        due = self._started + self._interval
+        while True:
+            await asyncio.sleep(self._sample_interval)
+            if self._clock() >= due:
+                await self.report()
+                due = self._clock() + self._interval
+            else:
+                self.sample()
+
+    def close(self) -> None:
+        """Let go of the worker thread (a write still running finishes on its own)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,167 @@
+"""Load reporting: the window's figures on a fake clock, the sink in a worker thread, and a live gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from polycloud.errors import TransientError
+from polycloud.gateway import GatewaySettings, ReplicaRoute, StaticRouteSource, create_app
+from polycloud.gateway.locality import Locator
+from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow, RecordingMetrics, percentile
+from polycloud.gateway.sourcing import StoreLoadSink
+from polycloud.gateway.upstreams import UpstreamRegistry
+from polycloud.state import Store
+
+from .support import FAST, INFER_BODY, ServerThread, Stub, StubReplica, replica, table, wait_until
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSink:
+    """Keeps every report; fails while `failure` is set. Records the thread each report came from."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, list[LoadSample]]] = []
+        self.threads: list[str] = []
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+        if self.failure is not None:
+            raise TransientError(self.failure)
+        with self._lock:
+            self.reports.append((gateway_id, samples))
+            self.threads.append(threading.current_thread().name)
+
+
+def registry() -> UpstreamRegistry:
+    routes = [
+        ReplicaRoute("e0", "east", "active", "http://127.0.0.1:41000", "ready"),
+        ReplicaRoute("e1", "east", "active", "http://127.0.0.1:41001", "ready"),
+        ReplicaRoute("w0", "west", "burst", "http://127.0.0.1:41002", "ready"),
+    ]
+    reg = UpstreamRegistry(Locator(None), None)
+    reg.apply(table(routes, service="m", pattern="burst"))
+    return reg
+
+
+def outstanding(reg: UpstreamRegistry, **counts: int) -> None:
+    for upstream in reg.upstreams():
+        upstream.outstanding = counts.get(upstream.id, 0)
+
+
+def test_reporter_reports_in_flight_rate_errors_and_p99_per_cluster() -> None:
+    reg, sink, clock, window = registry(), FakeSink(), FakeClock(), LoadWindow()
+    reporter = LoadReporter(sink, reg, window, "gw-1", clock=clock)
+    outstanding(reg, e0=2, e1=2)
+    reporter.sample()
+    outstanding(reg, e0=4, e1=4, w0=1)
+    reporter.sample()
+    outstanding(reg, e0=3, e1=3, w0=3)  # the closing sample
+    for i in range(100):
+        window.answered("m", "east", 500 if i < 5 else 200, (i + 1) / 1000)
+    window.answered("m", "", 429, 0.0)  # answered by the gateway itself: no cluster to charge
+    clock.now += 2.0
+
+    assert asyncio.run(reporter.report())
+    [(gateway_id, samples)] = sink.reports
+    assert gateway_id == "gw-1" and sink.threads[0].startswith("gateway-load")
+    east, west = samples
+    assert (east.service, east.cluster, east.in_flight, east.in_flight_mean) == ("m", "east", 6.0, 6.0)
+    assert (east.rps, east.error_rate, east.p99_ms) == (50.0, 0.05, pytest.approx(99.0))
+    assert (west.cluster, west.in_flight, west.in_flight_mean, west.rps, west.p99_ms) == (
+        "west",
+        3.0,
+        pytest.approx(4 / 3),
+        0.0,
+        0.0,
+    )
+
+    clock.now += 1.0  # a quiet window starts afresh
+    outstanding(reg)
+    assert asyncio.run(reporter.report())
+    assert [(s.cluster, s.in_flight_mean, s.rps) for s in sink.reports[1][1]] == [
+        ("east", 0.0, 0.0),
+        ("west", 0.0, 0.0),
+    ]
+    reporter.close()
+
+
+def test_a_failing_sink_drops_the_window_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    sink, window = FakeSink(), LoadWindow()
+    reporter = LoadReporter(sink, registry(), window, "gw-1", clock=FakeClock())
+    sink.failure = "database busy"
+    assert not asyncio.run(reporter.report())
+    assert not asyncio.run(reporter.report())
+    assert caplog.text.count("database busy") == 1
+    sink.failure = None
+    assert asyncio.run(reporter.report())
+    assert len(sink.reports) == 1
+    reporter.close()
+
+
+def test_recording_metrics_feed_the_window() -> None:
+    window = LoadWindow()
+    metrics = RecordingMetrics(window)
+    metrics.answered("m", "east", 200, 0.010)
+    assert [(s.cluster, s.rps, s.p99_ms) for s in window.close(1.0)] == [("east", 1.0, 10.0)]
+    assert b'polycloud_gateway_requests_total{cluster="east",code="200",service="m"} 1.0' in metrics.render()
+    assert percentile([], 0.99) == 0.0 and percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+
+
+def test_store_load_sink_writes_load_reports(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        StoreLoadSink(store).report("gw-1", [LoadSample("m", "east", 3.0, 2.5, 40.0, 0.1, 12.0)])
+        [row] = store.load(max_age_s=60)
+    assert (row.gateway_id, row.service, row.cluster, row.in_flight_mean, row.rps) == (
+        "gw-1",
+        "m",
+        "east",
+        2.5,
+        40.0,
+    )
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    replica_app = StubReplica("east")
+    served = Stub(replica_app, ServerThread(replica_app).start())
+    yield served
+    served.stop(force=True)
+
+
+def test_a_running_gateway_reports_its_load(stub: Stub) -> None:
+    sink = FakeSink()
+    source = StaticRouteSource(table([replica(stub.server, "east")]))
+    app = create_app(
+        source, GatewaySettings(**FAST), rng=random.Random(7), load_sink=sink, gateway_id="gw-test"
+    )
+    server = ServerThread(app, lifespan="on").start()
+    try:
+        with httpx.Client(trust_env=False, timeout=30.0) as client:
+            answer = client.post(f"{server.url}/v2/models/m/infer", json=INFER_BODY)
+        assert answer.status_code == 200
+
+        def answered() -> bool:
+            return any(s.rps > 0 for _, samples in list(sink.reports) for s in samples)
+
+        wait_until(answered, what="a load report with the answer")
+        gateway_id, samples = sink.reports[-1]
+        assert gateway_id == "gw-test" and [(s.service, s.cluster) for s in samples] == [("m", "east")]
+    finally:
+        server.stop()
