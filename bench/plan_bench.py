@@ -310,8 +310,10 @@ def quota_violations(problems: list[Problem], plan: dict[str, Any], caps: dict[Q
         if roles != sorted(p.roles):
             problems_found.append(f"{p.name}: roles {roles}")
         for a in placement["assignments"]:
-            choice = next(c for c in p.choices[a["role"]] if c.cluster == a["cluster"])
-            if choice.quota_key is not None:
+            choice = next((c for c in p.choices.get(a["role"], []) if c.cluster == a["cluster"]), None)
+            if choice is None:
+                problems_found.append(f"{p.name}: {a['role']} in {a['cluster']} is not an allowed choice")
+            elif choice.quota_key is not None:
                 used[choice.quota_key] += choice.usage
     problems_found += [f"quota {k} used {v:g} > {caps[k]:g}" for k, v in used.items() if v > caps[k] + 1e-9]
     return problems_found

@@ -131,7 +131,8 @@ def show(report: DrillReport) -> None:
     table.add_row("failed", f"[{'red' if report.failed else 'green'}]{failed}[/]")
     table.add_row("latency", f"p50 {_ms(report.p50_ms, '-')}, p99 {_ms(report.p99_ms, '-')}")
     cleared = "never" if report.cleared_at_s is None else f"{report.cleared_at_s:.2f} s"
-    table.add_row("fault", f"at {report.fault_at_s:.2f} s, cleared at {cleared}")
+    call = "" if report.inject_call_ms is None else f" (injection call {report.inject_call_ms:.0f} ms)"
+    table.add_row("fault", f"at {report.fault_at_s:.2f} s{call}, cleared at {cleared}")
     table.add_row("rto", _ms(report.rto_ms, f"null: {report.rto_note}"))
     if report.faulted_share is not None:
         table.add_row("during fault", f"{report.faulted_share:.1%} answered by {report.cluster}")

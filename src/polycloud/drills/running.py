@@ -170,6 +170,7 @@ async def _faults_on_schedule(
     pending = True
     try:
         await asyncio.to_thread(api.inject_fault, cluster, FAULT_KIND[plan.kind], **plan.fault_fields())
+        inject_call = clock.now() - start - fault_at
         await clock.sleep_until(start + plan.clear_at_s)
         cleared_at = clock.now() - start
         await asyncio.to_thread(api.clear_faults, cluster)
@@ -177,7 +178,7 @@ async def _faults_on_schedule(
     finally:
         if pending:
             _clear_quietly(api, cluster)
-    return FaultWindow(cluster=cluster, fault_at_s=fault_at, cleared_at_s=cleared_at)
+    return FaultWindow(cluster, fault_at_s=fault_at, cleared_at_s=cleared_at, inject_call_s=inject_call)
 
 
 def _clear_quietly(api: DrillApi, cluster: str) -> None:

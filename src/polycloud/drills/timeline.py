@@ -11,9 +11,10 @@ The two headline figures, precisely:
   was *issued* and `t_c` the moment the clearing call was issued. Among requests scheduled in
   `[t_f, t_c)` that the failed cluster answered (any status), take the one answered last; rtoMs is
   its answer time minus `t_f`. It is 0 when the cluster answered none of them (traffic left at once).
-  It is null (`None`) when traffic never left: the cluster still answered a request scheduled in the
-  last `TAIL_S` seconds of the fault window (or its last half, when the window is shorter), or it had
-  served no request scheduled before `t_f` (there was nothing to move).
+  It is null (`None`) when traffic never (fully) left: the cluster still answered a request scheduled in
+  the last `TAIL_S` seconds of the fault window (or its last half, when the window is shorter) — a
+  gateway that keeps probing a slow cluster with a few requests is in this case, and `faultedShare`
+  tells how few; or when it had served no request scheduled before `t_f` (there was nothing to move).
 - **recoveryMs**: from `t_c` until the answer time of the first request scheduled at or after `t_c` that
   the failed cluster answered with 200; null when none did before the drill ended.
 
@@ -64,6 +65,8 @@ class FaultWindow:
     fault_at_s: float
     cleared_at_s: float | None
     """None when the clearing call was never made (the drill ended first)."""
+    inject_call_s: float | None = None
+    """How long the injection call took to return (the fault took effect somewhere in there)."""
 
 
 class Rto(NamedTuple):
@@ -94,6 +97,7 @@ class DrillReport:
     """Fraction of the requests scheduled in the fault window that the faulted cluster answered."""
     fault_at_s: float
     cleared_at_s: float | None
+    inject_call_ms: float | None
     by_cluster: dict[str, int]
     status_codes: dict[str, int]
 
@@ -116,6 +120,7 @@ class DrillReport:
             "faultedShare": None if self.faulted_share is None else round(self.faulted_share, 4),
             "faultAt": round(self.fault_at_s, 3),
             "clearedAt": None if self.cleared_at_s is None else round(self.cleared_at_s, 3),
+            "injectCallMs": _round(self.inject_call_ms),
             "byCluster": dict(sorted(self.by_cluster.items())),
             "statusCodes": dict(sorted(self.status_codes.items())),
         }
@@ -150,7 +155,7 @@ def rto(samples: Iterable[Sample], window: FaultWindow, tail_s: float = TAIL_S) 
     if math.isfinite(end):
         tail = min(tail_s, (end - window.fault_at_s) / 2)
         if last_scheduled >= end - tail:
-            return Rto(None, "traffic never left the cluster while the fault lasted")
+            return Rto(None, f"the cluster still answered requests sent in the fault's last {tail:g} s")
     return Rto((max(s.done_s for s in during) - window.fault_at_s) * 1000.0)
 
 
@@ -204,6 +209,7 @@ def summarize(
         faulted_share=faulted_share(samples, window),
         fault_at_s=window.fault_at_s,
         cleared_at_s=window.cleared_at_s,
+        inject_call_ms=None if window.inject_call_s is None else window.inject_call_s * 1000.0,
         by_cluster=dict(Counter(s.cluster or "none" for s in samples)),
         status_codes=dict(codes),
     )

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
 INF = highspy.kHighsInf
+
+
+@functools.cache
+def _banner_shown() -> None:
+    """Create the process's first HiGHS object with stdout closed: HiGHS prints a licence banner on
+    file descriptor 1 the first time, which would corrupt `plan --json`."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass
@@ -35,6 +53,7 @@ class BinaryProgram:
 
     def solve(self, *, relax: bool = False) -> Outcome:
         """Solve to proven optimality (relative gap 0), or the LP relaxation when `relax`."""
+        _banner_shown()
         h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         h.setOptionValue("mip_rel_gap", 0.0)
