@@ -239,8 +239,8 @@ def test_real_process_plans_the_example_fleet() -> None:
 def test_real_process_json_stays_pure_when_quotas_bind(tmp_path: Path) -> None:
     """Two T4 jobs want site-a's one T4 (else aws): the MILP runs; stdout must still be one JSON object.
 
-    Fails until fixed (planner bug): HiGHS prints its banner ("Running HiGHS ...") to fd 1 the first
-    time a `highspy.Highs()` is built in a process, ahead of the JSON.
+    Regression: HiGHS prints a banner ("Running HiGHS ...") on file descriptor 1 the first time a
+    `highspy.Highs()` is built in a process; only a fresh process shows it.
     """
     aws = "---\napiVersion: polycloud/v1\nkind: Cluster\nmetadata: {name: aws}\n"
     aws += "spec: {provider: aws, region: us-east-1}\n"

@@ -389,7 +389,6 @@ def test_infeasible_workload_is_reported_and_the_rest_planned() -> None:
     assert reasons["duo"][0].startswith("active-active needs two clusters of different providers")
 
 
-@pytest.mark.planner_bug
 def test_quota_contention_places_as_many_as_possible() -> None:
     """Two of three fit: the cheapest two (a: $9.80, c: $1.24); b is reported (fails with bug 1 below)."""
     plan = plan_of(
@@ -406,7 +405,6 @@ def test_quota_contention_places_as_many_as_possible() -> None:
 # -- planner bugs found by the property tests: these fail until src/ is fixed ------------------------
 
 
-@pytest.mark.planner_bug
 def test_contention_keeps_the_cheaper_of_two_rivals() -> None:
     """One T4 of quota, two takers: place the one that costs less ($0.526 job, not the $383.98 service).
 
@@ -423,7 +421,6 @@ def test_contention_keeps_the_cheaper_of_two_rivals() -> None:
     assert close(plan["totalUSD"], 0.526)
 
 
-@pytest.mark.planner_bug
 def test_pattern_failure_is_not_blamed_on_quota_contention() -> None:
     """`peaky` can never be placed (burst needs a second cluster with a T4), whatever others do.
 

@@ -83,6 +83,7 @@ class ProblemBuilder:
         self.sites = sites
         self.catalog = catalog
         self.policies: list[Policy] = list(fleet.policies.values())
+        self._offerings: dict[tuple[str, Resources, bool], Offering | None] = {}
 
     def build(self, workload: Service | Job) -> Problem:
         if isinstance(workload, Service):
@@ -186,13 +187,20 @@ class ProblemBuilder:
                         f"in jurisdiction {site.jurisdiction or 'unknown'}, "
                         f"but dataset {dataset} must stay in {jurisdiction}"
                     )
-            offering = best_offering(site, resources, spot=isinstance(workload, Job) and workload.spec.spot)
+            offering = self._offering(site, resources, isinstance(workload, Job) and workload.spec.spot)
             if offering is None:
                 reasons.append(f"no offering with {describe(resources)}")
             if reasons:
                 problem.rejected[site.name] = reasons
             if offering is not None:
                 yield site, offering, reasons
+
+    def _offering(self, site: Site, resources: Resources, spot: bool) -> Offering | None:
+        """`best_offering`, remembered: fleets repeat the same few resource shapes many times."""
+        key = (site.name, resources, spot)
+        if key not in self._offerings:
+            self._offerings[key] = best_offering(site, resources, spot=spot)
+        return self._offerings[key]
 
     def _rule_reasons(self, site: Site, rules: PlacementRules) -> list[str]:
         reasons = []

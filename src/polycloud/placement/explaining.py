@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
-from polycloud.placement.choices import Problem
+from polycloud.placement.choices import Problem, QuotaKey
 from polycloud.placement.solving import Solution, best_alone
 
 
@@ -59,17 +59,22 @@ def _runner_up(p: Problem, primary_cluster: str) -> Solution | None:
     return best_alone(replace(p, choices=others))
 
 
-def unused_reasons(p: Problem, chosen: dict[str, Solution]) -> dict[str, str]:
+def quota_holders(chosen: dict[str, Solution]) -> dict[QuotaKey, list[str]]:
+    """Which placed workloads hold each quota (built once per plan)."""
+    holders: dict[QuotaKey, list[str]] = defaultdict(list)
+    for name, solution in chosen.items():
+        for key in {c.quota_key for c in solution if c.quota_key is not None}:
+            holders[key].append(name)
+    return holders
+
+
+def unused_reasons(p: Problem, holding: dict[QuotaKey, list[str]]) -> dict[str, str]:
     """For clusters `p` could use alone but did not: the quota holders that took them."""
     reasons: dict[str, str] = {}
     for c in p.choices["active"]:
         if c.quota_key is None:
             continue
-        holders = [
-            name
-            for name, sol in chosen.items()
-            if name != p.name and any(o.quota_key == c.quota_key for o in sol)
-        ]
+        holders = [name for name in holding.get(c.quota_key, []) if name != p.name]
         if holders:
             reasons[c.cluster] = f"its {c.quota_key[1]} quota is taken by {', '.join(sorted(holders)[:5])}"
     return reasons

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from polycloud.catalog import Catalog
 from polycloud.placement.choices import Choice, Problem, ProblemBuilder, QuotaKey
-from polycloud.placement.explaining import explain, infeasible_reasons, unused_reasons
+from polycloud.placement.explaining import explain, infeasible_reasons, quota_holders, unused_reasons
 from polycloud.placement.plan import Assignment, Infeasible, Placement, Plan, money
 from polycloud.placement.sites import Site, build_site
 from polycloud.placement.solving import Result, Solution, solve
@@ -34,13 +34,14 @@ def plan_fleet_detailed(fleet: Fleet, catalog: Catalog, *, lower_bound: bool = F
     result = solve(problems, quota_caps(sites), lower_bound=lower_bound)
     placements: list[Placement] = []
     infeasible: list[Infeasible] = []
+    holding = quota_holders(result.solutions)
     for p in problems:
         solution = result.solutions.get(p.name)
         if solution is None:
             failure = result.failures.get(p.name, "no feasible placement")
             infeasible.append(Infeasible(p.name, p.kind, infeasible_reasons(p, failure)))
             continue
-        why = explain(p, solution, unused_reasons(p, result.solutions))
+        why = explain(p, solution, unused_reasons(p, holding))
         placements.append(to_placement(p, solution, why))
     baseline = naive_baseline(problems, {p.workload for p in placements})
     plan = Plan(

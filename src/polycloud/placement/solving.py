@@ -220,13 +220,15 @@ def _solve_coupled(
             result.failures[p.name] = "no feasible placement"
         return
     chosen: dict[str, list[Choice]] = defaultdict(list)
-    for index, (name, choice) in enumerate(columns):
+    for index, name, choice in columns:
         if outcome.values[index] > 0.5:
             chosen[name].append(choice)
     for p in group:
         if p.name in chosen:
             order = {role: i for i, role in enumerate(p.roles)}
             result.solutions[p.name] = tuple(sorted(chosen[p.name], key=lambda c: (order[c.role], _order(c))))
+        elif best_alone(p) is None:
+            result.failures[p.name] = _pattern_failure(p)
         else:
             result.failures[p.name] = _contention(p, group, chosen, binding)
     if bound:
@@ -238,9 +240,10 @@ def _solve_coupled(
 
 def _program(
     group: list[Problem], binding: set[QuotaKey], caps: dict[QuotaKey, float], *, with_slack: bool
-) -> tuple[BinaryProgram, list[tuple[str, Choice]], list[int]]:
+) -> tuple[BinaryProgram, list[tuple[int, str, Choice]], list[int]]:
     program = BinaryProgram()
-    columns: list[tuple[str, Choice]] = []
+    columns: list[tuple[int, str, Choice]] = []
+    """(variable index, workload, choice): slack variables sit between choices, so keep the index."""
     slack: list[int] = []
     quota_rows: dict[QuotaKey, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
     for p in group:
@@ -252,7 +255,7 @@ def _program(
             index[role] = []
             for c in p.choices[role]:
                 i = program.var(c.cost)
-                columns.append((p.name, c))
+                columns.append((i, p.name, c))
                 index[role].append(i)
                 if c.quota_key in binding:
                     quota_rows[c.quota_key][0].append(i)

@@ -22,6 +22,8 @@ from polycloud.spec.hints import did_you_mean
 from polycloud.spec.models import KINDS
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_NODES = 200_000
+"""Largest document accepted, counted in values after alias expansion (spec files are small)."""
 
 
 def spec_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -56,38 +58,80 @@ def _documents_in(file: Path, issues: list[SpecIssue]) -> Iterator[tuple[Any, Po
     except (OSError, UnicodeDecodeError) as e:
         issues.append(SpecIssue(name, 1, 1, "", f"cannot read file: {getattr(e, 'strerror', None) or e}"))
         return
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as e:  # characters YAML forbids are found when the reader starts
+        issues.append(SpecIssue(name, *_yaml_position(e), "", f"invalid YAML: {_yaml_problem(e)}"))
+        return
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
+            size = _expanded_size(node, {})
+            if size > MAX_NODES:
+                line, col = node.start_mark.line + 1, node.start_mark.column + 1
+                issues.append(
+                    SpecIssue(
+                        name,
+                        line,
+                        col,
+                        "",
+                        f"document too large: {size} values once aliases are expanded (at most {MAX_NODES})",
+                    )
+                )
+                continue
             positions = Positions(file=name, base_dir=file.resolve().parent)
-            _record_positions(node, (), positions)
+            _record_positions(node, (), positions, set())
             data = loader.construct_document(node)
             if data is None:
                 continue
             yield data, positions
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = getattr(e, "problem", None) or str(e)
-        issues.append(SpecIssue(name, line, col, "", f"invalid YAML: {problem}"))
+        issues.append(SpecIssue(name, *_yaml_position(e), "", f"invalid YAML: {_yaml_problem(e)}"))
+    except RecursionError:
+        issues.append(SpecIssue(name, 1, 1, "", "invalid YAML: nested too deeply"))
     finally:
         loader.dispose()
 
 
-def _record_positions(node: yaml.Node, path: FieldPath, positions: Positions) -> None:
+def _yaml_position(e: yaml.YAMLError) -> tuple[int, int]:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    return str(getattr(e, "problem", None) or e).replace("\n", " ")
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once aliases are expanded (an alias bomb is small on disk)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+def _record_positions(node: yaml.Node, path: FieldPath, positions: Positions, seen: set[int]) -> None:
     positions.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if id(node) in seen:
+        return  # an alias of a node already walked: its fields point at the anchor's lines
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             child = (*path, key)
             positions.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _record_positions(value_node, child, positions)
+            _record_positions(value_node, child, positions, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_positions(item, (*path, index), positions)
+            _record_positions(item, (*path, index), positions, seen)
 
 
 def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[SpecIssue]) -> None:
