@@ -77,22 +77,35 @@ def fleet_documents(model: Path, clusters: int, services: int, replicas: int) ->
     """Private-site clusters on the local driver, each with `services` pinned services of `replicas`."""
     docs: list[dict[str, Any]] = []
     for c in range(clusters):
-        docs.append({
-            "apiVersion": "polycloud/v1", "kind": "Cluster", "metadata": {"name": f"site{c}"},
-            "spec": {
-                "provider": f"site{c}", "region": "dc1", "driver": {"type": "local"},
-                "location": {"lat": 39.0 + c, "lon": -77.5 + c},
-                "instances": [{"name": "cpu-node", "vcpus": 64, "memoryGiB": 256, "hourlyUSD": 1.0}],
-            },
-        })
-        for s in range(services):
-            docs.append({
-                "apiVersion": "polycloud/v1", "kind": "Service", "metadata": {"name": f"svc{s}-site{c}"},
+        docs.append(
+            {
+                "apiVersion": "polycloud/v1",
+                "kind": "Cluster",
+                "metadata": {"name": f"site{c}"},
                 "spec": {
-                    "model": {"path": str(model)}, "resources": {"vcpus": 1, "memoryGiB": 1},
-                    "replicas": replicas, "pattern": "single", "placement": {"clusters": [f"site{c}"]},
+                    "provider": f"site{c}",
+                    "region": "dc1",
+                    "driver": {"type": "local"},
+                    "location": {"lat": 39.0 + c, "lon": -77.5 + c},
+                    "instances": [{"name": "cpu-node", "vcpus": 64, "memoryGiB": 256, "hourlyUSD": 1.0}],
                 },
-            })
+            }
+        )
+        for s in range(services):
+            docs.append(
+                {
+                    "apiVersion": "polycloud/v1",
+                    "kind": "Service",
+                    "metadata": {"name": f"svc{s}-site{c}"},
+                    "spec": {
+                        "model": {"path": str(model)},
+                        "resources": {"vcpus": 1, "memoryGiB": 1},
+                        "replicas": replicas,
+                        "pattern": "single",
+                        "placement": {"clusters": [f"site{c}"]},
+                    },
+                }
+            )
     return docs
 
 
@@ -118,8 +131,13 @@ class Bench:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `polycloud ARGS` to its end; raise with its output when it fails."""
         done = subprocess.run(
-            [str(POLYCLOUD), *args], cwd=self.root, env=self.env, capture_output=True, text=True,
-            timeout=300, check=False,
+            [str(POLYCLOUD), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"polycloud {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
@@ -131,8 +149,10 @@ class Bench:
             info = json.loads((self.home / "control-plane.json").read_text())
             token = (self.home / "admin.token").read_text().strip()
             self._client = httpx.Client(
-                base_url=f"{info['api_url']}/api/v1", headers={"authorization": f"Bearer {token}"},
-                timeout=10.0, trust_env=False,
+                base_url=f"{info['api_url']}/api/v1",
+                headers={"authorization": f"Bearer {token}"},
+                timeout=10.0,
+                trust_env=False,
             )
         return self._client
 
@@ -147,8 +167,14 @@ class Bench:
         if self._client is not None:
             self._client.close()
         if self.home.exists():
-            subprocess.run([str(POLYCLOUD), "down"], cwd=self.root, env=self.env, capture_output=True,
-                           timeout=300, check=False)
+            subprocess.run(
+                [str(POLYCLOUD), "down"],
+                cwd=self.root,
+                env=self.env,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
         for proc in home_processes(self.home):
             print(f"  warning: pid {proc.pid} was still running after `polycloud down`; killed")
             proc.kill()
@@ -242,9 +268,19 @@ def bare_cold_start(model: Path, runs: int = 3) -> list[float]:
             port = free_port()
             started = time.monotonic()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "polycloud.serving", "--model", str(model), "--name", "iris",
-                 "--port", str(port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "polycloud.serving",
+                    "--model",
+                    str(model),
+                    "--name",
+                    "iris",
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             try:
                 deadline = started + GIVE_UP_S
@@ -273,8 +309,12 @@ def measure_apply(bench: Bench, fleet: Path, expected: int) -> tuple[float, floa
     """Run `apply --yes`; seconds to the revision being recorded, to all ready (API), to the CLI's exit."""
     started = time.time()
     proc = subprocess.Popen(
-        [str(POLYCLOUD), "apply", str(fleet), "--yes"], cwd=bench.root, env=bench.env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [str(POLYCLOUD), "apply", str(fleet), "--yes"],
+        cwd=bench.root,
+        env=bench.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     recorded: list[float] = []
 
@@ -334,8 +374,14 @@ class Replacement:
 
     def steps(self) -> list[float] | None:
         """Durations between consecutive steps, when every step was seen."""
-        times = [self.killed, self.failed_event, self.starting_event, self.loading, self.replica_ready,
-                 self.api_ready]
+        times = [
+            self.killed,
+            self.failed_event,
+            self.starting_event,
+            self.loading,
+            self.replica_ready,
+            self.api_ready,
+        ]
         seen = [t for t in times if t is not None]
         if len(seen) != len(times):
             return None
@@ -422,8 +468,10 @@ def report_memory(bench: Bench) -> bool:
     """(c): RSS of every replica."""
     rss, uss = memory_per_replica(bench)
     ok = max(rss) <= TARGET_RSS_MB
-    print(f"  RSS mean {statistics.mean(rss):.1f} MB, max {max(rss):.1f} MB   "
-          f"target ≤ {TARGET_RSS_MB:.0f} MB   {verdict(ok)}")
+    print(
+        f"  RSS mean {statistics.mean(rss):.1f} MB, max {max(rss):.1f} MB   "
+        f"target ≤ {TARGET_RSS_MB:.0f} MB   {verdict(ok)}"
+    )
     print(f"    unique memory (USS) mean {statistics.mean(uss):.1f} MB: what one more replica really costs")
     return ok
 
@@ -441,8 +489,10 @@ def report_replacements(bench: Bench, kills: int) -> bool:
     totals = [s.total for s in samples]
     median = statistics.median(totals)
     ok = median <= TARGET_REPLACE_MEDIAN_S
-    print(f"  median {median:.2f} s, p95 {percentile(totals, 0.95):.2f} s, max {max(totals):.2f} s   "
-          f"target median ≤ {TARGET_REPLACE_MEDIAN_S:.0f} s   {verdict(ok)}")
+    print(
+        f"  median {median:.2f} s, p95 {percentile(totals, 0.95):.2f} s, max {max(totals):.2f} s   "
+        f"target median ≤ {TARGET_REPLACE_MEDIAN_S:.0f} s   {verdict(ok)}"
+    )
     steps = [d for d in (s.steps() for s in samples) if d is not None]
     print(f"  where it goes (medians over the {len(steps)} kills whose every step was seen):")
     for i, name in enumerate(STEPS):
@@ -460,14 +510,17 @@ def run(clusters: int, services: int, replicas_per: int, kills: int) -> bool:
     documents = fleet_documents(model, clusters, services, replicas_per)
     fleet.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     bench = Bench(root)
-    print(f"polycloud runtime benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"home {bench.home}")
+    print(
+        f"polycloud runtime benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"home {bench.home}"
+    )
     results = []
     try:
         with section("baseline: cold start of a bare `python -m polycloud.serving` to /v2/health/ready"):
             report_baseline(model, "idle")
-        with section(f"(a) apply → all ready: {clusters} clusters × {services} services × {replicas_per} "
-                     f"replicas"):
+        with section(
+            f"(a) apply → all ready: {clusters} clusters × {services} services × {replicas_per} replicas"
+        ):
             results.append(report_apply(bench, fleet, expected))
         with section("(c) memory per replica (RSS after one inference request each)"):
             results.append(report_memory(bench))

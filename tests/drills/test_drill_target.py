@@ -12,16 +12,22 @@ from polycloud.errors import UserError
 
 
 def service(name: str, *clusters: tuple[str, int]) -> dict[str, Any]:
-    return {"name": name, "clusters": [
-        {"cluster": c, "replicas": [{"id": f"{name}-{c}-{i}"} for i in range(n)]} for c, n in clusters
-    ]}
+    return {
+        "name": name,
+        "clusters": [
+            {"cluster": c, "replicas": [{"id": f"{name}-{c}-{i}"} for i in range(n)]} for c, n in clusters
+        ],
+    }
 
 
-STATUS = {"gateway": {"url": "http://gw"}, "services": [
-    service("empty", ("aws-use1", 0)),
-    service("fraud", ("aws-use1", 1), ("gcp-euw1", 1)),
-    service("chat", ("gcp-euw1", 2)),
-]}
+STATUS = {
+    "gateway": {"url": "http://gw"},
+    "services": [
+        service("empty", ("aws-use1", 0)),
+        service("fraud", ("aws-use1", 1), ("gcp-euw1", 1)),
+        service("chat", ("gcp-euw1", 2)),
+    ],
+}
 
 
 def test_the_default_service_is_the_first_with_replicas_on_the_cluster() -> None:
@@ -46,14 +52,19 @@ def test_bad_targets_name_the_known_ones(cluster: str, name: str | None, expecte
 
 
 def test_the_request_fits_the_model_metadata() -> None:
-    meta = {"name": "m", "inputs": [
-        {"name": "input", "datatype": "FP32", "shape": [-1, 4]},
-        {"name": "ids", "datatype": "INT64", "shape": [2, -1]},
-    ]}
-    assert infer_body(meta) == {"inputs": [
-        {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4},
-        {"name": "ids", "shape": [2, 1], "datatype": "INT64", "data": [0, 0]},
-    ]}
+    meta = {
+        "name": "m",
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [-1, 4]},
+            {"name": "ids", "datatype": "INT64", "shape": [2, -1]},
+        ],
+    }
+    assert infer_body(meta) == {
+        "inputs": [
+            {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [0.0] * 4},
+            {"name": "ids", "shape": [2, 1], "datatype": "INT64", "data": [0, 0]},
+        ]
+    }
     with pytest.raises(UserError):
         infer_body({"name": "m", "inputs": []})
 
@@ -64,7 +75,10 @@ def test_plans_fill_default_times_and_refuse_bad_input() -> None:
     assert DrillPlan.create("brownout", "a", latency_ms=50).fault_fields() == {"delayMs": 50}
     assert DrillPlan.create("errors", "a", error_rate=0.5).fault_fields() == {"errorRate": 0.5}
     for bad in (
-        {"rps": 0}, {"fault_at_s": 8.0, "clear_at_s": 7.0}, {"clear_at_s": 11.0}, {"fault_at_s": -1.0},
+        {"rps": 0},
+        {"fault_at_s": 8.0, "clear_at_s": 7.0},
+        {"clear_at_s": 11.0},
+        {"fault_at_s": -1.0},
     ):
         with pytest.raises(UserError):
             DrillPlan.create("outage", "a", **bad)

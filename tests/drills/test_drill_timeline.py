@@ -69,8 +69,13 @@ def test_recovery_runs_from_the_clear_to_the_first_success_of_the_cluster() -> N
 
 def test_summarize_counts_failures_retryables_and_clusters() -> None:
     samples = [
-        s(1.0, "a"), s(2.0, "b"), s(10.5, "b", status=503), s(11.0, "b", status=429),
-        s(12.0, None, status=0), s(13.0, "b", status=500), s(21.0, "a"),
+        s(1.0, "a"),
+        s(2.0, "b"),
+        s(10.5, "b", status=503),
+        s(11.0, "b", status=429),
+        s(12.0, None, status=0),
+        s(13.0, "b", status=500),
+        s(21.0, "a"),
     ]
     report = summarize(samples, WINDOW, kind="outage", service="svc", rps=1.0, duration_s=30.0).to_json()
     assert {"requests", "failed", "p50Ms", "p99Ms", "rtoMs", "recoveryMs"} <= set(report)

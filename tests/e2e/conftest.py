@@ -152,20 +152,22 @@ class Fleet:
         docs = []
         for index, name in enumerate(self.clusters):
             lat, lon = SITES[index % len(SITES)]
-            docs.append({
-                "apiVersion": "polycloud/v1",
-                "kind": "Cluster",
-                "metadata": {"name": name},
-                "spec": {
-                    "provider": name,
-                    "region": "dc1",
-                    "driver": {"type": "local"},
-                    "location": {"lat": lat, "lon": lon},
-                    "instances": [
-                        {"name": "cpu-node", "vcpus": 16, "memoryGiB": 64, "hourlyUSD": 0.5 + index / 100}
-                    ],
-                },
-            })
+            docs.append(
+                {
+                    "apiVersion": "polycloud/v1",
+                    "kind": "Cluster",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "provider": name,
+                        "region": "dc1",
+                        "driver": {"type": "local"},
+                        "location": {"lat": lat, "lon": lon},
+                        "instances": [
+                            {"name": "cpu-node", "vcpus": 16, "memoryGiB": 64, "hourlyUSD": 0.5 + index / 100}
+                        ],
+                    },
+                }
+            )
         docs += [s.document(self.model) for s in self.services]
         return docs
 
@@ -366,8 +368,14 @@ class Polycloud:
         command = [str(POLYCLOUD), *map(str, args)]
         try:
             done = subprocess.run(
-                command, cwd=self.root, env=self.env, capture_output=True, text=True,
-                timeout=timeout_s, stdin=subprocess.DEVNULL, check=False,
+                command,
+                cwd=self.root,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                stdin=subprocess.DEVNULL,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"`polycloud {' '.join(map(str, args))}` did not end within {timeout_s:.0f} s")
@@ -386,8 +394,13 @@ class Polycloud:
     def start(self, *args: str | Path) -> Background:
         """Start `polycloud ARGS` in the background; it is killed at teardown if still running."""
         popen = subprocess.Popen(
-            [str(POLYCLOUD), *map(str, args)], cwd=self.root, env=self.env, text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [str(POLYCLOUD), *map(str, args)],
+            cwd=self.root,
+            env=self.env,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         command = Background(popen)
         self._background.append(command)
@@ -493,7 +506,9 @@ class Polycloud:
                 problems.append(f"{key}: {running.get(key, 0)} processes, {declared.get(key, 0)} declared")
         listed = {
             r["id"]: (svc["name"], c["cluster"], r)
-            for svc in status["services"] for c in svc["clusters"] for r in c["replicas"]
+            for svc in status["services"]
+            for c in svc["clusters"]
+            for r in c["replicas"]
         }
         pids = {p.replica_id: p.pid for p in procs}
         if set(listed) != set(pids):
@@ -503,8 +518,10 @@ class Polycloud:
             problems.append(f"status lists services {sorted(revision)}")
         for rid, (service, _, r) in sorted(listed.items()):
             if r["state"] != "ready" or r["pid"] != pids.get(rid) or r["revision"] != revision[service]:
-                problems.append(f"{rid}: {r['state']}, pid {r['pid']} (process {pids.get(rid)}), "
-                                f"{r['revision']} of {revision[service]}")
+                problems.append(
+                    f"{rid}: {r['state']}, pid {r['pid']} (process {pids.get(rid)}), "
+                    f"{r['revision']} of {revision[service]}"
+                )
         for p in procs:
             if p.service in revision and f"r{p.revision}" != revision[p.service]:
                 problems.append(f"{p.replica_id} (pid {p.pid}) runs r{p.revision}, not {revision[p.service]}")

@@ -192,8 +192,10 @@ def test_update_that_cannot_start_keeps_old_replicas(polycloud: Polycloud, fleet
     os.kill(victim.pid, signal.SIGKILL)
     alpha = sum(n for (service, _), n in fleet.declared().items() if service == "alpha")
     polycloud.eventually(
-        lambda: len([p for p in polycloud.replica_processes() if p.service == "alpha"]) == alpha
-        and victim.pid not in {p.pid for p in polycloud.replica_processes()},
+        lambda: (
+            len([p for p in polycloud.replica_processes() if p.service == "alpha"]) == alpha
+            and victim.pid not in {p.pid for p in polycloud.replica_processes()}
+        ),
         "the killed alpha replica to be replaced",
     )
     still = {p.pid for p in polycloud.replica_processes() if p.service == "beta"}

@@ -115,5 +115,3 @@ def test_help_has_examples(polycloud: Polycloud) -> None:
     for command in commands:
         out = polycloud.ok(command, "--help").stdout
         assert "Example: polycloud" in out, command
-
-

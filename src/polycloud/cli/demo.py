@@ -22,7 +22,6 @@ from polycloud.cli.runtime import down, show_changes, wait_converged
 from polycloud.client.discovery import connect
 from polycloud.placement import plan_fleet
 from polycloud.services.documents import fleet_to_documents
-from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet, load_fleet
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "fleet"
@@ -116,6 +115,8 @@ def request_body(fleet: Fleet, service: str) -> dict[str, Any]:
     """An infer request with a real sample row for the service's model (from samples.json)."""
     path = Path(fleet.services[service].spec.model.path or "")
     samples_file = path.parent / "samples.json"
+    from polycloud.serving.model import inspect_model  # onnxruntime is slow to import; only demo needs it
+
     first = inspect_model(path).inputs[0]
     width = first.shape[-1] if first.shape and first.shape[-1] > 0 else 1
     rows: list[list[float]] = [[0.0] * width]

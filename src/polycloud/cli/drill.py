@@ -97,8 +97,14 @@ def _run(
     **fault: Any,
 ) -> None:
     plan = DrillPlan.create(
-        kind, cluster, rps=rps, duration_s=duration, fault_at_s=fault_at, clear_at_s=clear_at,
-        service=service, **fault,
+        kind,
+        cluster,
+        rps=rps,
+        duration_s=duration,
+        fault_at_s=fault_at,
+        clear_at_s=clear_at,
+        service=service,
+        **fault,
     )
     client = connect(settings(), start=False, say=err.print)
     try:

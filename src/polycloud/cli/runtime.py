@@ -14,13 +14,12 @@ from rich.table import Table
 
 from polycloud.catalog import load_catalog
 from polycloud.cli.common import EXIT_INVALID, err, friendly, out, print_json, settings, usd
+from polycloud.client.convergence import is_converged
 from polycloud.client.discovery import connect, find, start_background
 from polycloud.client.http import ApiClient
 from polycloud.drivers.local import stop_all_replicas
-from polycloud.server.process import ControlPlane
 from polycloud.server.runfile import RunInfo, pid_alive, read_runinfo
 from polycloud.services.documents import fleet_to_documents
-from polycloud.services.inspecting import is_converged
 from polycloud.spec import load_fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
@@ -59,6 +58,10 @@ def up(
         if token_path is not None:
             out.print(f"created the first admin token; it is in {token_path} (shown once, keep it safe)")
         sys.stdout.flush()
+
+    # Imported here, not at the top: the server stack (uvicorn, FastAPI, SQLAlchemy) would add most of a
+    # second to every other command's start.
+    from polycloud.server.process import ControlPlane
 
     ControlPlane(s, on_ready=ready).serve()
 

@@ -41,7 +41,8 @@ def resolve_target(status: dict[str, Any], cluster: str, service: str | None) ->
         raise UserError(f"unknown cluster {cluster!r}; clusters running services: {names}")
     if service is None:
         with_replicas = [
-            s["name"] for s in services
+            s["name"]
+            for s in services
             if any(c["cluster"] == cluster and c["replicas"] for c in s["clusters"])
         ]
         if not with_replicas:
@@ -81,12 +82,14 @@ def infer_body(metadata: dict[str, Any]) -> dict[str, Any]:
     tensors = []
     for spec in inputs:
         shape = [1 if int(d) < 0 else int(d) for d in spec.get("shape", [])]
-        tensors.append({
-            "name": spec["name"],
-            "shape": shape,
-            "datatype": spec["datatype"],
-            "data": [_zero(str(spec["datatype"]))] * math.prod(shape),
-        })
+        tensors.append(
+            {
+                "name": spec["name"],
+                "shape": shape,
+                "datatype": spec["datatype"],
+                "data": [_zero(str(spec["datatype"]))] * math.prod(shape),
+            }
+        )
     return {"inputs": tensors}
 
 

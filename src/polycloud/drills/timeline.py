@@ -179,7 +179,8 @@ def recovery_ms(samples: Iterable[Sample], window: FaultWindow) -> float | None:
         return None
     cleared = window.cleared_at_s
     back = [
-        s.done_s for s in samples
+        s.done_s
+        for s in samples
         if s.cluster == window.cluster and s.status == 200 and s.scheduled_s >= cleared
     ]
     return (min(back) - cleared) * 1000.0 if back else None
