@@ -23,6 +23,7 @@ demo: install
 bench: install
 	$(BIN)/python bench/plan_bench.py
 	$(BIN)/python bench/apply_bench.py
+	$(BIN)/python bench/gateway_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
