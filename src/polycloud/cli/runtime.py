@@ -120,8 +120,8 @@ def show_changes(preview: dict[str, Any]) -> None:
             f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
         )
     out.print(table)
-    for kind, unit in (("Service", "per month (services)"), ("Job", "per run (jobs)")):
-        delta = sum(c["afterUSD"] - c["beforeUSD"] for c in preview["changes"] if c["kind"] == kind)
+    for key, unit in (("deltaUSD", "per month (services)"), ("jobsDeltaUSD", "per run (jobs)")):
+        delta = float(preview[key])
         out.print(f"cost delta: {'+' if delta >= 0 else '-'}{usd(abs(delta))} {unit}")
 
 

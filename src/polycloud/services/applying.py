@@ -40,14 +40,15 @@ class Preview:
     plan: Plan
     applied: bool = False
 
-    @property
-    def deltaUSD(self) -> float:
-        return round(sum(c.afterUSD - c.beforeUSD for c in self.changes), 6)
+    def delta(self, kind: str) -> float:
+        """Cost change of one kind: per month for services, per run for jobs."""
+        return round(sum(c.afterUSD - c.beforeUSD for c in self.changes if c.kind == kind), 6)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "changes": [asdict(c) for c in self.changes],
-            "deltaUSD": self.deltaUSD,
+            "deltaUSD": self.delta("Service"),
+            "jobsDeltaUSD": self.delta("Job"),
             "applied": self.applied,
             "plan": self.plan.to_json(),
         }
