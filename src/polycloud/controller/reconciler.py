@@ -159,6 +159,9 @@ class Reconciler:
         return started
 
     def _report_blocked(self, desired: DesiredState) -> None:
+        for key in [k for k in self._said if k.startswith("blocked/")]:
+            if key.removeprefix("blocked/") not in desired.blocked:
+                del self._said[key]  # unblocked: a later block is news again
         for service, why in desired.blocked.items():
             self._say(f"blocked/{service}", "error", "ServiceBlocked", why, workload=service)
 
