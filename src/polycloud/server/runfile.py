@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from polycloud.errors import ConflictError
 
 RUNFILE = "control-plane.json"
@@ -48,13 +50,14 @@ def remove_runinfo(home: Path) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs. A zombie does not: a control plane started in the background by this very
+    process (as `apply` and `demo` do) stays a zombie after it exits until its parent reaps it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 @contextlib.contextmanager
