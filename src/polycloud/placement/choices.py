@@ -12,6 +12,7 @@ from typing import Literal
 
 from polycloud.catalog import Catalog, Offering
 from polycloud.placement.sites import (
+    Point,
     Site,
     best_offering,
     hourly,
@@ -83,7 +84,9 @@ class ProblemBuilder:
         self.sites = sites
         self.catalog = catalog
         self.policies: list[Policy] = list(fleet.policies.values())
-        self._offerings: dict[tuple[str, Resources, bool], Offering | None] = {}
+        self._offerings: dict[tuple[str, str | None, float, float, float, bool], Offering | None] = {}
+        self._rtts: dict[tuple[Point, Point], float] = {}
+        self._policy_verdicts: dict[str, list[str]] = {}
 
     def build(self, workload: Service | Job) -> Problem:
         if isinstance(workload, Service):
@@ -109,7 +112,7 @@ class ProblemBuilder:
             problem.would_cost[site.name] = active_compute + egress
             if reasons:
                 continue
-            rtts = [rtt_ms(p, site.point, self.catalog) for p in points]
+            rtts = [self._rtt(p, site.point) for p in points]
             for i, rtt in enumerate(rtts):
                 if budget is None or rtt <= budget:
                     covering[i].add(site.name)
@@ -197,10 +200,24 @@ class ProblemBuilder:
 
     def _offering(self, site: Site, resources: Resources, spot: bool) -> Offering | None:
         """`best_offering`, remembered: fleets repeat the same few resource shapes many times."""
-        key = (site.name, resources, spot)
+        # A plain tuple: hashing the pydantic model itself costs more than the lookup saves.
+        key = (
+            site.name,
+            resources.accelerator,
+            resources.accelerators,
+            resources.vcpus,
+            resources.memoryGiB,
+            spot,
+        )
         if key not in self._offerings:
             self._offerings[key] = best_offering(site, resources, spot=spot)
         return self._offerings[key]
+
+    def _rtt(self, a: Point, b: Point) -> float:
+        """`rtt_ms`, remembered: many services share the same traffic sources."""
+        if (a, b) not in self._rtts:
+            self._rtts[(a, b)] = rtt_ms(a, b, self.catalog)
+        return self._rtts[(a, b)]
 
     def _rule_reasons(self, site: Site, rules: PlacementRules) -> list[str]:
         reasons = []
@@ -213,6 +230,12 @@ class ProblemBuilder:
         return reasons
 
     def _policy_reasons(self, site: Site) -> list[str]:
+        """What the fleet's policies say against `site` (the same for every workload, so remembered)."""
+        if site.name not in self._policy_verdicts:
+            self._policy_verdicts[site.name] = self._judge(site)
+        return self._policy_verdicts[site.name]
+
+    def _judge(self, site: Site) -> list[str]:
         reasons = []
         for policy in self.policies:
             rules, name = policy.spec, policy.metadata.name
