@@ -31,20 +31,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from polycloud.catalog.rows import VM_COLUMNS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "catalog"
 TARGET = REPO_ROOT / "src" / "polycloud" / "catalog" / "data"
 
-VM_HEADER = [
-    "InstanceType",
-    "AcceleratorName",
-    "AcceleratorCount",
-    "vCPUs",
-    "MemoryGiB",
-    "Price",
-    "SpotPrice",
-    "Region",
-]
+VM_HEADER = list(VM_COLUMNS)  # one definition of the price-list columns: the loader's
 REGION_HEADER = ["provider", "region", "city", "country", "jurisdiction", "lat", "lon", "source"]
 NETWORK_HEADER = ["provider", "kind", "usd_per_gb", "scope", "source"]
 LATENCY_HEADER = ["src_provider", "src_region", "dst_provider", "dst_region", "rtt_ms", "source"]

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import build_model
 
 from polycloud.drivers.local import LocalDriver, stop_all_replicas
 
-from .support import build_model, home_processes
+from .support import home_processes
 
 
 @pytest.fixture

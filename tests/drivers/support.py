@@ -3,53 +3,17 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
-import onnx
 import psutil
-import pytest
-from onnx import TensorProto, helper
+from tests.support import wait_until
 
 from polycloud.drivers.base import ReplicaSpec, ReplicaStatus
 from polycloud.drivers.local import LocalDriver
 
 T = TypeVar("T")
-
-WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
-"""Y = X @ WEIGHTS, so [1, 2, 3, 4] gives [4, 6]."""
-
-
-def build_model(path: Path) -> Path:
-    """Write a tiny ONNX model, X[-1,4] MatMul W[4,2] -> Y, to `path`."""
-    weights = helper.make_tensor("W", TensorProto.FLOAT, [4, 2], [v for row in WEIGHTS for v in row])
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
-        "tiny",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [-1, 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [-1, 2])],
-        initializer=[weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-def wait_until(check: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def status_of(driver: LocalDriver, replica_id: str) -> ReplicaStatus | None:

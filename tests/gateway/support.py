@@ -12,13 +12,13 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import pytest
 import uvicorn
+from tests.support import wait_until
 
 from polycloud.gateway import (
     ClusterRoute,
@@ -34,18 +34,6 @@ T = TypeVar("T")
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-
-def wait_until(check: Callable[[], T | None], timeout_s: float = 20.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class StubReplica:

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from tests.support import build_model
 
 from polycloud.state import DocumentInput, ReplicaRecord, Store, WorkloadInput, content_hash
 
@@ -27,23 +26,6 @@ pytestmark = pytest.mark.e2e
 SERVICE = "tiny"
 GOOD = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 BAD = {"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
-
-
-def build_model(path: Path) -> Path:
-    """Y = X @ W with W = [[1,0],[0,1],[1,0],[0,1]], so [1, 2, 3, 4] gives [4, 6]."""
-    weights = helper.make_tensor("W", TensorProto.FLOAT, [4, 2], [1, 0, 0, 1, 1, 0, 0, 1])
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
-        "tiny",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [-1, 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [-1, 2])],
-        initializer=[weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 class Processes:

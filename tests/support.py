@@ -1,0 +1,48 @@
+"""Helpers shared by test folders: a tiny ONNX model and polling with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+T = TypeVar("T")
+
+WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+"""Y = X @ WEIGHTS, so [1, 2, 3, 4] gives [4, 6]."""
+
+
+def build_model(path: Path) -> Path:
+    """Write a tiny ONNX model, X[-1,4] MatMul W[4,2] -> Y, to `path`."""
+    weights = helper.make_tensor("W", TensorProto.FLOAT, [4, 2], [v for row in WEIGHTS for v in row])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "tiny",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [-1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [-1, 2])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition", every_s: float = 0.05
+) -> T:
+    """Poll `check` until it returns something truthy; fail the test after `timeout_s` (a hang guard)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(every_s)
