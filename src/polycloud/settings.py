@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from polycloud.errors import UserError
 
 
 class Settings(BaseSettings):
@@ -23,6 +26,17 @@ class Settings(BaseSettings):
     )
     token: str | None = Field(default=None, description="API bearer token for the CLI.")
     server: str | None = Field(default=None, description="URL of a remote control plane.")
+    master_key: SecretStr | None = Field(
+        default=None, description="Base64 master key(s) for secrets, comma-separated; else home/master.key."
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate: serve the API and gateway on TLS."
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    model_roots: str = Field(
+        default="",
+        description="Folders (os.pathsep-separated) model files may come from, besides the spec's.",
+    )
 
     @property
     def resolved_home(self) -> Path:
@@ -37,3 +51,19 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.resolved_home / "logs"
+
+    @property
+    def resolved_model_roots(self) -> tuple[Path, ...]:
+        return tuple(Path(p).expanduser().resolve() for p in self.model_roots.split(os.pathsep) if p.strip())
+
+    @property
+    def tls(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when TLS is configured; both or neither must be set."""
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise UserError("set both POLYCLOUD_TLS_CERT and POLYCLOUD_TLS_KEY, or neither")
+        for path in (self.tls_cert, self.tls_key):
+            if not path.expanduser().is_file():
+                raise UserError(f"TLS file {path} does not exist")
+        return self.tls_cert.expanduser().resolve(), self.tls_key.expanduser().resolve()

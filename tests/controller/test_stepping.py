@@ -96,3 +96,23 @@ def test_blocked_service_keeps_its_replicas() -> None:
     state.blocked["svc"] = "secret 'x' does not exist"
     actions = plan_step(state, {"c1": [replica(0), replica(1)]}, Backoff(), now=0.0)
     assert not actions.start and not actions.stop
+
+
+def test_a_canary_group_runs_beside_the_baseline_with_unique_ordinals() -> None:
+    state = desired(group(2))
+    state.canaries[("svc", "c1")] = group(1, spec_hash="h2")
+    baseline = [replica(0), replica(1)]
+    first = plan_step(state, {"c1": baseline}, Backoff(), now=0.0)
+    assert [s.id for s in first.start] == ["svc-c1-2"] and first.stop == []
+    settled = plan_step(state, {"c1": [*baseline, replica(2, "ready", "h2")]}, Backoff(), now=0.0)
+    assert not settled.start and not settled.stop  # neither group rolls the other's replicas
+
+
+def test_a_canary_group_that_crash_loops_does_not_hold_back_the_baseline() -> None:
+    state = desired(group(2))
+    state.canaries[("svc", "c1")] = group(1, spec_hash="h2")
+    backoff = Backoff()
+    for now in (0.0, 0.1):
+        plan_step(state, {"c1": [replica(0), replica(2, "failed", "h2")]}, backoff, now=now)
+    retry = plan_step(state, {"c1": [replica(0)]}, backoff, now=0.2)
+    assert [s.spec_hash for s in retry.start] == ["h1"]  # the baseline's replacement is not delayed

@@ -7,11 +7,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
-from polycloud.api import errors
+from polycloud.api import audit as audit_routes
+from polycloud.api import auth, errors, jobs, keys, limits, openapi, rollouts, secrets, tokens
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.api.context import ApiContext
 from polycloud.drivers.base import Fault
-from polycloud.services import inspecting
+from polycloud.services import audit, governance, inspecting
 
 router = APIRouter(prefix="/api/v1")
 
@@ -26,14 +27,16 @@ class ApplyBody(DocumentsBody):
 
 
 class RollbackBody(BaseModel):
-    to: int | None = Field(default=None, ge=1, description="Revision number; default: the previous one.")
+    to: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="Revision number; default: the previous one."
+    )
 
 
 class FaultBody(BaseModel):
     cluster: str
     kind: Literal["kill", "down", "latency", "errors"]
     replicaId: str | None = None
-    delayMs: float = Field(default=0.0, ge=0)
+    delayMs: float = Field(default=0.0, ge=0, le=600_000)
     errorRate: float = Field(default=0.0, ge=0, le=1)
 
 
@@ -48,58 +51,79 @@ def health() -> dict[str, str]:
 
 
 @router.get("/status")
-def status(request: Request, _: Viewer) -> dict[str, Any]:
+def status(request: Request, who: Viewer) -> dict[str, Any]:
     c = ctx(request)
-    return inspecting.fleet_status(c.store, c.endpoints)
+    return governance.visible_status(c.store, who, inspecting.fleet_status(c.store, c.endpoints))
 
 
 @router.post("/plan")
-def plan(body: DocumentsBody, request: Request, _: Viewer) -> dict[str, Any]:
+def plan(body: DocumentsBody, request: Request, who: Viewer) -> dict[str, Any]:
+    governance.check_declared(body.documents, who)
     return ctx(request).fleet.plan(body.documents).to_json()
 
 
 @router.post("/apply")
 def apply(body: ApplyBody, request: Request, who: Deployer) -> dict[str, Any]:
-    preview = ctx(request).fleet.apply(
-        body.documents, author=who.name, message=body.message, dry_run=body.dryRun
-    )
-    return preview.to_json()
+    fleet, scope = ctx(request).fleet, who.project or "fleet"
+    if body.dryRun:
+        return governance.apply_as(fleet, who, body.documents, message=body.message, dry_run=True)
+    with audit.audited(fleet.store, audit.actor_of(who), "apply", scope, message=body.message) as entry:
+        preview = governance.apply_as(fleet, who, body.documents, message=body.message, dry_run=False)
+        changed = {c["workload"]: c for c in preview["changes"] if c["action"] != "="}
+        entry.detail["changes"] = {name: f"{c['action']}r{c['revision']}" for name, c in changed.items()}
+        entry.revision = next(iter(changed.values()))["revision"] if len(changed) == 1 else None
+    return preview
 
 
 @router.get("/workloads/{name}/history")
-def history(name: str, request: Request, _: Viewer) -> list[dict[str, Any]]:
-    return inspecting.history(ctx(request).store, name)
+def history(name: str, request: Request, who: Viewer) -> list[dict[str, Any]]:
+    store = ctx(request).store
+    governance.check_workload(store, who, name)
+    return inspecting.history(store, name)
 
 
 @router.post("/workloads/{name}/rollback")
 def rollback(name: str, body: RollbackBody, request: Request, who: Deployer) -> dict[str, Any]:
     c = ctx(request)
-    return inspecting.rollback(c.store, name, body.to, who.name, c.wake)
+    with audit.audited(c.store, audit.actor_of(who), "rollback", name, to=body.to) as entry:
+        governance.check_rollback(c.store, who, name, body.to)
+        record = inspecting.rollback(c.store, name, body.to, who.name, c.wake)
+        entry.revision = int(record["number"])
+    return record
 
 
 @router.get("/events")
 def events(
-    request: Request, _: Viewer, workload: str | None = None, limit: int = 100
+    request: Request, who: Viewer, workload: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    return inspecting.events(ctx(request).store, workload, min(max(limit, 1), 1000))
+    return governance.visible_events(ctx(request).store, who, workload, min(max(limit, 1), 1000))
 
 
 @router.post("/faults")
-def inject(body: FaultBody, request: Request, _: Deployer) -> dict[str, str]:
+def inject(body: FaultBody, request: Request, who: Deployer) -> dict[str, str]:
+    c = ctx(request)
+    governance.require_fleet_wide(who, "inject faults into shared clusters")
     fault = Fault(kind=body.kind, replica_id=body.replicaId, delay_ms=body.delayMs, error_rate=body.errorRate)
-    ctx(request).inject_fault(body.cluster, fault)
+    with audit.audited(c.store, audit.actor_of(who), "fault.inject", body.cluster, kind=body.kind):
+        c.inject_fault(body.cluster, fault)
     return {"status": "injected"}
 
 
 @router.delete("/faults/{cluster}")
-def clear(cluster: str, request: Request, _: Deployer) -> dict[str, str]:
-    ctx(request).inject_fault(cluster, None)
+def clear(cluster: str, request: Request, who: Deployer) -> dict[str, str]:
+    c = ctx(request)
+    governance.require_fleet_wide(who, "clear faults of shared clusters")
+    with audit.audited(c.store, audit.actor_of(who), "fault.clear", cluster):
+        c.inject_fault(cluster, None)
     return {"status": "cleared"}
 
 
 @router.post("/shutdown")
-def shutdown(request: Request, _: Admin) -> dict[str, str]:
-    ctx(request).shutdown()
+def shutdown(request: Request, who: Admin) -> dict[str, str]:
+    c = ctx(request)
+    governance.require_fleet_wide(who, "stop the control plane")
+    with audit.audited(c.store, audit.actor_of(who), "shutdown", "control-plane"):
+        c.shutdown()
     return {"status": "stopping"}
 
 
@@ -114,5 +138,14 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.ctx = context
     app.include_router(router)
+    app.include_router(tokens.router)
+    app.include_router(audit_routes.router)
+    app.include_router(rollouts.router)
+    app.include_router(secrets.router)
+    app.include_router(keys.router)
+    app.include_router(jobs.router)
+    limits.install(app)
     errors.install(app)
+    auth.install(app)
+    openapi.document_errors(app)
     return app

@@ -1,26 +1,48 @@
-"""Bearer-token authentication and role checks (viewer < deployer < admin)."""
+"""Bearer-token authentication, role checks (viewer < deployer < admin), and the audit of every refusal.
+
+`Viewer`, `Deployer` and `Admin` are the dependencies routes declare; project scoping is checked by the
+routes through `polycloud.services.governance`. Every 401 and 403 answer, whichever route or check gave
+it, is appended to the audit trail by `install`'s middleware, in this (the control-plane) process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from polycloud.state import TokenRecord
+from polycloud.errors import PolycloudError
+from polycloud.services import audit
+from polycloud.services.governance import RANK, ForbiddenError, UnauthenticatedError, require_role
+from polycloud.state import Store, TokenRecord
 
-RANK = {"viewer": 0, "deployer": 1, "admin": 2}
+__all__ = ["RANK", "Admin", "Deployer", "Viewer", "caller", "install", "require"]
+
+log = logging.getLogger(__name__)
+REFUSED = {401: "auth.failed", 403: "auth.forbidden"}
+"""The audit action recorded for each refusing status."""
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.ctx.store
+    return store
 
 
 def caller(request: Request) -> TokenRecord:
     """The token record of the caller; 401 when the token is missing, unknown, revoked or expired."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)")
-    record: TokenRecord | None = request.app.state.ctx.store.authenticate(token.strip())
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("missing bearer token (Authorization: Bearer <token>)")
+    record = _store(request).authenticate(token.strip())
     if record is None:
-        raise HTTPException(401, "unknown, revoked or expired token")
+        raise UnauthenticatedError("unknown, revoked or expired token")
+    request.state.caller = record
     return record
 
 
@@ -28,8 +50,7 @@ def require(role: str) -> Callable[[TokenRecord], TokenRecord]:
     """A dependency that lets the call through only for `role` or above."""
 
     def check(who: Annotated[TokenRecord, Depends(caller)]) -> TokenRecord:
-        if RANK[who.role] < RANK[role]:
-            raise HTTPException(403, f"role {who.role} may not do this; {role} or above is needed")
+        require_role(who, role)
         return who
 
     return check
@@ -38,3 +59,52 @@ def require(role: str) -> Callable[[TokenRecord], TokenRecord]:
 Viewer = Annotated[TokenRecord, Depends(require("viewer"))]
 Deployer = Annotated[TokenRecord, Depends(require("deployer"))]
 Admin = Annotated[TokenRecord, Depends(require("admin"))]
+
+
+def install(app: FastAPI) -> None:
+    """Answer refusals with 401/403 and a reason, and append each one to the audit trail."""
+
+    @app.exception_handler(UnauthenticatedError)
+    async def _unauthenticated(request: Request, e: UnauthenticatedError) -> JSONResponse:
+        request.state.refusal = str(e)
+        return JSONResponse({"error": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(request: Request, e: ForbiddenError) -> JSONResponse:
+        request.state.refusal = str(e)
+        return JSONResponse({"error": str(e)}, status_code=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        # Every error of this API has the same shape, {"error": reason}, whoever raised it.
+        request.state.refusal = str(e.detail)
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
+
+    @app.middleware("http")
+    async def _audit_refusals(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if response.status_code in REFUSED:
+            await run_in_threadpool(_record_refusal, request, response.status_code)
+        return response
+
+
+def _record_refusal(request: Request, status: int) -> None:
+    who: TokenRecord | None = getattr(request.state, "caller", None)
+    detail: dict[str, object] = {"reason": str(getattr(request.state, "refusal", ""))[: audit.MAX_ERROR]}
+    if request.client is not None:
+        detail["client"] = request.client.host
+    if who is not None:
+        detail |= {"role": who.role, "project": who.project}
+    try:
+        audit.record(
+            _store(request),
+            actor=audit.actor_of(who),
+            action=REFUSED[status],
+            target=f"{request.method} {request.url.path}"[:1000],
+            outcome="denied",
+            detail=detail,
+        )
+    except PolycloudError as e:  # the refusal stands; losing its entry must not turn it into a 500
+        log.error("could not record a refused request in the audit trail: %s", e)

@@ -15,11 +15,13 @@ from polycloud.errors import (
     TransientError,
     UserError,
 )
+from polycloud.policy import PolicyViolationError
 
 STATUS: list[tuple[type[PolycloudError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (SpecError, 422),
+    (PolicyViolationError, 422),
     (UserError, 400),
     (TransientError, 503),
     (PermanentError, 500),
@@ -33,6 +35,8 @@ def install(app: FastAPI) -> None:
         body: dict[str, object] = {"error": str(e)}
         if isinstance(e, SpecError):
             body["issues"] = [str(i) for i in e.issues]
+        if isinstance(e, PolicyViolationError):
+            body["violations"] = [v.to_json() for v in e.violations]
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from polycloud.errors import PolycloudError, SpecError, TransientError
+from polycloud.policy import PolicyViolationError
 from polycloud.settings import Settings
 
 P = ParamSpec("P")
@@ -22,6 +23,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_INVALID = 1
 EXIT_INFEASIBLE = 2
+EXIT_VIOLATION = 2
 
 
 def settings() -> Settings:
@@ -30,7 +32,7 @@ def settings() -> Settings:
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run a command, turning polycloud's errors into a clear message and exit status 1."""
+    """Run a command, turning polycloud's errors into a clear message and exit status 1 (2: policy)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -40,6 +42,10 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
             for issue in e.issues:
                 print(str(issue), file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
+        except PolicyViolationError as e:
+            for violation in e.violations:
+                print(f"policy violation: {violation}", file=sys.stderr)
+            raise typer.Exit(EXIT_VIOLATION) from None
         except TransientError as e:
             err.print(f"[red]error:[/red] {e} (try again)")
             raise typer.Exit(EXIT_INVALID) from None

@@ -1,4 +1,4 @@
-"""`polycloud drill outage|brownout|errors CLUSTER`: a fault under real load, measured and shown."""
+"""`polycloud drill outage|brownout|errors CLUSTER` (a fault under real load) and `drill preempt JOB`."""
 
 from __future__ import annotations
 
@@ -83,6 +83,26 @@ def errors(
 ) -> None:
     """Make CLUSTER fail a fraction --rate of inference requests mid-load, then heal it."""
     _run("errors", cluster, service, rps, duration, fault_at, clear_at, as_json, error_rate=rate)
+
+
+@drill_app.command(epilog="Example: polycloud drill preempt train --grace 10")
+@friendly
+def preempt(
+    job: Annotated[str, typer.Argument(help="The running job to preempt.", show_default=False)],
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="Seconds between SIGTERM and SIGKILL (time to checkpoint)."),
+    ] = 5.0,
+) -> None:
+    """Preempt JOB like a spot reclaim: SIGTERM now, SIGKILL after --grace; the controller recovers it."""
+    client = connect(settings(), start=False, say=err.print)
+    try:
+        answer = client.preempt_job(job, grace)
+    finally:
+        client.close()
+    out.print(
+        f"{job}: preempted on {answer['cluster']} (SIGKILL after {grace:g} s); see `polycloud jobs status`"
+    )
 
 
 def _run(

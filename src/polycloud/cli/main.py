@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from polycloud.cli import catalog, demo, drill, planning, runtime
+from polycloud.cli import (
+    audit,
+    catalog,
+    demo,
+    drill,
+    export,
+    jobs,
+    keys,
+    planning,
+    policy,
+    rollout,
+    runtime,
+    secrets,
+    tokens,
+)
 
 app = typer.Typer(
     name="polycloud",
@@ -14,7 +28,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (catalog, planning, runtime, demo, drill):
+for module in (
+    catalog,
+    planning,
+    runtime,
+    demo,
+    drill,
+    export,
+    policy,
+    rollout,
+    jobs,
+    secrets,
+    keys,
+    tokens,
+    audit,
+):
     module.register(app)
 
 

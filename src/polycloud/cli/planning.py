@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from polycloud.catalog import load_catalog
-from polycloud.cli.common import EXIT_INFEASIBLE, friendly, out, print_json, usd
+from polycloud.cli.common import EXIT_INFEASIBLE, EXIT_VIOLATION, friendly, out, print_json, settings, usd
+from polycloud.cli.policy import fleet_report, show_report
 from polycloud.placement import Plan, plan_fleet
 from polycloud.spec import load_fleet
 from polycloud.spec.schema import fleet_json_schema
@@ -26,8 +27,13 @@ def register(app: typer.Typer) -> None:
 
 @friendly
 def validate(files: Files) -> None:
-    """Check spec files: syntax, fields, names and references. Exit 1 with FILE:LINE:COL errors."""
-    fleet = load_fleet(files, load_catalog())
+    """Check spec files: syntax, fields, names and references. Exit 1 with FILE:LINE:COL errors.
+
+    Policies are evaluated too, but for the rules that need a plan (budgets, egress); violations are
+    listed with their remedies but do not change the exit status (`polycloud policy check` gates on them).
+    """
+    catalog = load_catalog()
+    fleet = load_fleet(files, catalog, model_roots=settings().resolved_model_roots)
     counts = {
         k: len(v)
         for k, v in (
@@ -39,6 +45,7 @@ def validate(files: Files) -> None:
         )
     }
     out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    show_report(fleet_report(fleet, catalog))
 
 
 @friendly
@@ -49,16 +56,19 @@ def plan(
     """Place every workload where it is cheapest and allowed, and explain why.
 
     Exit status: 0 when everything is placed, 2 when some workload cannot be placed (the rest is still
-    planned), 1 for invalid input.
+    planned) or a policy is violated, 1 for invalid input. `--json` adds `"policy": {"violations"}`.
     """
-    fleet = load_fleet(files, load_catalog())
-    result = plan_fleet(fleet, load_catalog())
+    catalog = load_catalog()
+    fleet = load_fleet(files, catalog, model_roots=settings().resolved_model_roots)
+    result = plan_fleet(fleet, catalog)
+    report = fleet_report(fleet, catalog, result)
     if as_json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), "policy": report.to_json()})
     else:
         show_plan(result)
-    if result.infeasible:
-        raise typer.Exit(EXIT_INFEASIBLE)
+        show_report(report)
+    if result.infeasible or report.violations:
+        raise typer.Exit(EXIT_INFEASIBLE if result.infeasible else EXIT_VIOLATION)
 
 
 def show_plan(result: Plan) -> None:

@@ -14,9 +14,11 @@ from rich.table import Table
 
 from polycloud.catalog import load_catalog
 from polycloud.cli.common import EXIT_INVALID, err, friendly, out, print_json, settings, usd
+from polycloud.cli.policy import pointing_into
+from polycloud.cli.rollout import describe
 from polycloud.client.convergence import is_converged
 from polycloud.client.discovery import connect, find, start_background
-from polycloud.client.http import ApiClient
+from polycloud.client.http import ApiClient, tls_context
 from polycloud.drivers.local import stop_all_replicas
 from polycloud.server.runfile import RunInfo, pid_alive, read_runinfo
 from polycloud.services.documents import fleet_to_documents
@@ -80,9 +82,11 @@ def apply(
 ) -> None:
     """Plan, show the diff and cost delta, record a revision, and wait until every replica is ready."""
     s = settings()
-    documents = fleet_to_documents(load_fleet(files, load_catalog()))
+    fleet = load_fleet(files, load_catalog(), model_roots=settings().resolved_model_roots)
+    documents = fleet_to_documents(fleet)
     client = connect(s, start=True, say=lambda line: err.print(line))
-    preview = client.apply(documents, dry_run=True)
+    with pointing_into(fleet):  # policy violations name the lines of these files
+        preview = client.apply(documents, dry_run=True)
     show_changes(preview)
     changed = any(c["action"] != "=" for c in preview["changes"])
     if changed and not yes:
@@ -92,7 +96,8 @@ def apply(
         if not typer.confirm("Apply these changes?"):
             raise typer.Exit(EXIT_INVALID)
     if changed:
-        result = client.apply(documents, dry_run=False, message=message)
+        with pointing_into(fleet):
+            result = client.apply(documents, dry_run=False, message=message)
         revs = ", ".join(f"{c['workload']} r{c['revision']}" for c in result["changes"] if c["action"] != "=")
         out.print(f"recorded: {revs}")
     else:
@@ -134,7 +139,19 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
         while True:
             status = client.status()
             ready, total = _counts(status, names)
-            spinner.update(f"waiting for replicas: {ready}/{total} ready")
+            canaries = [s["rollout"] for s in status["services"] if s["name"] in names and "rollout" in s]
+            if canaries:
+                deadline = time.monotonic() + timeout_s  # a canary bakes as long as its steps say
+                spinner.update("; ".join(describe(r) for r in canaries))
+                if any(r["state"] == "paused" for r in canaries):
+                    out.print("rollout paused; continue with `polycloud rollout resume NAME`")
+                    return status
+            else:
+                spinner.update(f"waiting for replicas: {ready}/{total} ready")
+            rolled_back = _rolled_back(client, names, since)
+            if rolled_back:
+                err.print(f"[red]error:[/red] {rolled_back}")
+                raise typer.Exit(EXIT_INVALID)
             if is_converged(status, names) and _routable(status, names, patience):
                 out.print(f"ready: {ready}/{total} replicas, served at {status['gateway']['url']}")
                 return status
@@ -152,6 +169,15 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
         f"[red]error:[/red] not ready after {timeout_s:.0f} s ({ready}/{total}); see `polycloud events`"
     )
     raise typer.Exit(EXIT_INVALID)
+
+
+def _rolled_back(client: ApiClient, names: set[str], since: datetime) -> str | None:
+    """Why a named service's canary was rolled back or aborted since `since`, if it was."""
+    for e in client.events(limit=20):
+        fresh = datetime.fromisoformat(e["time"]) >= since
+        if fresh and e["reason"] in ("RolloutRolledBack", "RolloutAborted") and e["workload"] in names:
+            return f"{e['workload']}: canary {e['message']}"
+    return None
 
 
 def _blocked(client: ApiClient, names: set[str], since: datetime) -> str | None:
@@ -174,7 +200,7 @@ def _routable(status: dict[str, Any], names: set[str], patience: float) -> bool:
     """
     base = status["gateway"]["url"]
     try:
-        with httpx.Client(timeout=2.0, trust_env=False) as http:
+        with httpx.Client(timeout=2.0, trust_env=False, verify=tls_context(settings().tls_cert)) as http:
             return all(http.get(f"{base}/v2/models/{name}/ready").status_code == 200 for name in names)
     except httpx.HTTPError:
         if time.monotonic() > patience:

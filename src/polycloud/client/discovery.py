@@ -23,11 +23,11 @@ def token_for(settings: Settings) -> str | None:
 def find(settings: Settings) -> ApiClient | None:
     """A client of the running control plane (remote with `--server`), or None when none answers."""
     if settings.server:
-        return ApiClient(settings.server, token_for(settings))
+        return ApiClient(settings.server, token_for(settings), trust=settings.tls_cert)
     info = read_runinfo(settings.resolved_home)
     if info is None:
         return None
-    client = ApiClient(info.api_url, token_for(settings))
+    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
     if client.health():
         return client
     client.close()
@@ -50,7 +50,7 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
         f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
         f"gateway {info.gateway_url}); stop it with `polycloud down`"
     )
-    return ApiClient(info.api_url, token_for(settings))
+    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
 
 
 def _last_error(log: Path) -> str:
@@ -75,7 +75,11 @@ def start_background(settings: Settings) -> RunInfo:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         info = read_runinfo(home)
-        if info is not None and info.pid == proc.pid and ApiClient(info.api_url, None).health():
+        if (
+            info is not None
+            and info.pid == proc.pid
+            and ApiClient(info.api_url, None, trust=settings.tls_cert).health()
+        ):
             return info
         if proc.poll() is not None:
             raise UserError(f"the control plane could not start: {_last_error(log)} (log: {log})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,15 +16,21 @@ from polycloud.errors import (
     TransientError,
     UserError,
 )
+from polycloud.policy import PolicyViolationError, Violation
 
 
 class ApiClient:
     """Talks to one control plane at `base_url` with a bearer token."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, token: str | None, *, timeout_s: float = 60.0, trust: Path | None = None
+    ) -> None:
+        """`trust`: a PEM certificate to accept besides the system's CAs (a self-signed server's)."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", headers=headers, timeout=timeout_s)
+        self._http = httpx.Client(
+            base_url=f"{self.base_url}/api/v1", headers=headers, timeout=timeout_s, verify=tls_context(trust)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -49,6 +57,15 @@ class ApiClient:
     def rollback(self, workload: str, to: int | None) -> dict[str, Any]:
         return self._call("POST", f"/workloads/{workload}/rollback", {"to": to})  # type: ignore[no-any-return]
 
+    def rollouts(self, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if service:
+            params["service"] = service
+        return self._call("GET", "/rollouts", params=params)  # type: ignore[no-any-return]
+
+    def control_rollout(self, service: str, action: str) -> dict[str, Any]:
+        return self._call("POST", f"/rollouts/{service}/{action}")  # type: ignore[no-any-return]
+
     def events(self, workload: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if workload:
@@ -64,6 +81,63 @@ class ApiClient:
     def shutdown(self) -> None:
         self._call("POST", "/shutdown")
 
+    # training jobs
+
+    def jobs_status(self) -> dict[str, Any]:
+        return self._call("GET", "/jobs")  # type: ignore[no-any-return]
+
+    def job_logs(self, name: str, tail: int = 100) -> list[str]:
+        return self._call("GET", f"/jobs/{name}/logs", params={"tail": tail})["lines"]  # type: ignore[no-any-return]
+
+    def cancel_job(self, name: str) -> None:
+        self._call("POST", f"/jobs/{name}/cancel")
+
+    def preempt_job(self, name: str, grace_s: float) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{name}/preempt", {"graceSeconds": grace_s})  # type: ignore[no-any-return]
+
+    def secrets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/secrets")  # type: ignore[no-any-return]
+
+    def set_secret(self, name: str, value: str, project: str | None) -> dict[str, Any]:
+        params = {"project": project} if project else None
+        return self._call("PUT", f"/secrets/{name}", {"value": value}, params=params)  # type: ignore[no-any-return]
+
+    def delete_secret(self, name: str, project: str | None) -> None:
+        self._call("DELETE", f"/secrets/{name}", params={"project": project} if project else None)
+
+    def rotate_master_key(self) -> dict[str, Any]:
+        return self._call("POST", "/secrets/rotate-master")  # type: ignore[no-any-return]
+
+    def create_key(self, service: str, **limits: Any) -> dict[str, Any]:
+        return self._call("POST", "/keys", {"service": service, **limits})  # type: ignore[no-any-return]
+
+    def keys(self, service: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/keys", params={"service": service} if service else None)  # type: ignore[no-any-return]
+
+    def revoke_key(self, key_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"/keys/{key_id}")  # type: ignore[no-any-return]
+
+    def create_token(
+        self, *, role: str, project: str | None, expires: str | None, name: str | None
+    ) -> dict[str, Any]:
+        body = {"role": role, "project": project, "expires": expires, "name": name}
+        return self._call("POST", "/tokens", body)  # type: ignore[no-any-return]
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tokens")  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"/tokens/{token_id}")  # type: ignore[no-any-return]
+
+    def audit_log(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return self._call("GET", "/audit", params=params)  # type: ignore[no-any-return]
+
+    def verify_audit(self) -> dict[str, Any]:
+        return self._call("GET", "/audit/verify")  # type: ignore[no-any-return]
+
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self._http.request(method, path, json=body, params=params)
@@ -74,6 +148,17 @@ class ApiClient:
         if response.status_code < 400:
             return response.json()
         raise error_from(response)
+
+
+def tls_context(trust: Path | None) -> ssl.SSLContext:
+    """The system's CAs, plus `trust` when given (POLYCLOUD_TLS_CERT: the control plane's own certificate)."""
+    context = ssl.create_default_context()
+    if trust is not None:
+        try:
+            context.load_verify_locations(cafile=str(trust))
+        except (OSError, ssl.SSLError) as e:
+            raise UserError(f"cannot use {trust} as a trusted certificate: {e}") from e
+    return context
 
 
 def error_from(response: httpx.Response) -> PolycloudError:
@@ -87,6 +172,12 @@ def error_from(response: httpx.Response) -> PolycloudError:
     if issues:
         reason += "\n" + "\n".join(f"  {i}" for i in issues)
     code = response.status_code
+    violations = data.get("violations") if isinstance(data, dict) else None
+    if code == 422 and isinstance(violations, list):
+        try:
+            return PolicyViolationError([Violation.from_json(v) for v in violations])
+        except (KeyError, TypeError, AttributeError):
+            pass  # not the shape we know: fall back to the plain message
     if code in (401, 403):
         return UserError(f"not allowed ({code}): {reason}")
     if code == 404:

@@ -7,6 +7,7 @@ a replica whose hash differs is outdated and gets rolled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -42,11 +43,22 @@ class ReplicaGroup:
     template: ReplicaTemplate
 
 
+@dataclass(frozen=True)
+class Canary:
+    """A service under a canary rollout: its baseline keeps serving while the current revision takes
+    `weight` percent of the traffic on its own replicas."""
+
+    baseline: WorkloadState
+    weight: int
+
+
 @dataclass
 class DesiredState:
     """Replica groups per (service, cluster), and problems that stop a service from running."""
 
     groups: dict[tuple[str, str], ReplicaGroup] = field(default_factory=dict)
+    canaries: dict[tuple[str, str], ReplicaGroup] = field(default_factory=dict)
+    """Canary groups, beside `groups` (the baseline's) of the same key, during a rollout."""
     blocked: dict[str, str] = field(default_factory=dict)
     """Service → why its replicas cannot start (e.g. a missing secret)."""
 
@@ -57,33 +69,72 @@ def desired_state(
     *,
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None = None,
+    canaries: Mapping[str, Canary] | None = None,
 ) -> DesiredState:
     """Replica groups for every service; `scale` overrides a (service, cluster)'s count.
 
     Overrides come from failover and autoscaling; a count of 0 is a group that runs nothing (an idle
-    burst cluster) and stops whatever it still has.
+    burst cluster) and stops whatever it still has. A service in `canaries` runs its baseline's groups
+    and, in each cluster where the current revision runs something different, a canary group sized to
+    the canary's share of traffic (at least one replica).
     """
     state = DesiredState()
     for workload in workloads:
         if workload.kind != "Service":
             continue
-        service = Service.model_validate(workload.spec)
-        env, missing = _env(service, workload.project, secrets)
-        if missing:
-            state.blocked[workload.name] = f"secret {missing!r} does not exist"
+        canary = (canaries or {}).get(workload.name)
+        if canary is not None:
+            _add_canary(state, workload, canary, delays, secrets, scale)
             continue
-        for assignment in workload.placement:
-            cluster = str(assignment["cluster"])
-            delay = delays.get(cluster)
-            if delay is None:
-                state.blocked[workload.name] = f"cluster {cluster!r} is no longer declared"
-                continue
-            count = int(assignment["replicas"])
-            if scale and (workload.name, cluster) in scale:
-                count = max(0, scale[(workload.name, cluster)])
-            template = _template(workload, service, cluster, str(assignment["role"]), env, delay)
-            state.groups[(workload.name, cluster)] = ReplicaGroup(workload.name, cluster, count, template)
+        _add_service(state, workload, delays, secrets, scale)
     return state
+
+
+def _add_canary(
+    state: DesiredState,
+    workload: WorkloadState,
+    canary: Canary,
+    delays: Mapping[str, float],
+    secrets: SecretLookup,
+    scale: Mapping[tuple[str, str], int] | None,
+) -> None:
+    _add_service(state, canary.baseline, delays, secrets, scale)
+    new = DesiredState()
+    _add_service(new, workload, delays, secrets, scale)
+    if workload.name in new.blocked:
+        state.blocked[workload.name] = new.blocked[workload.name]
+        return
+    for key, group in new.groups.items():
+        stable = state.groups.get(key)
+        if stable is not None and stable.template.spec_hash == group.template.spec_hash:
+            continue  # this cluster runs the same either way: its replicas serve both revisions
+        count = max(1, math.ceil(group.count * canary.weight / 100)) if group.count else 0
+        state.canaries[key] = ReplicaGroup(group.service, group.cluster, count, group.template)
+
+
+def _add_service(
+    state: DesiredState,
+    workload: WorkloadState,
+    delays: Mapping[str, float],
+    secrets: SecretLookup,
+    scale: Mapping[tuple[str, str], int] | None,
+) -> None:
+    service = Service.model_validate(workload.spec)
+    env, missing = _env(service, workload.project, secrets)
+    if missing:
+        state.blocked[workload.name] = f"secret {missing!r} does not exist"
+        return
+    for assignment in workload.placement:
+        cluster = str(assignment["cluster"])
+        delay = delays.get(cluster)
+        if delay is None:
+            state.blocked[workload.name] = f"cluster {cluster!r} is no longer declared"
+            continue
+        count = int(assignment["replicas"])
+        if scale and (workload.name, cluster) in scale:
+            count = max(0, scale[(workload.name, cluster)])
+        template = _template(workload, service, cluster, str(assignment["role"]), env, delay)
+        state.groups[(workload.name, cluster)] = ReplicaGroup(workload.name, cluster, count, template)
 
 
 def _env(service: Service, project: str | None, secrets: SecretLookup) -> tuple[dict[str, str], str | None]:

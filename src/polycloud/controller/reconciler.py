@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from polycloud.catalog import Catalog
 from polycloud.controller.autoscaling import Autoscaler
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
 from polycloud.controller.failover import Failover
+from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
 from polycloud.errors import PolycloudError
@@ -72,6 +74,8 @@ class Reconciler:
         self._stop = threading.Event()
         self._said: dict[str, str] = {}
         self._snapshot: list[Fingerprint] = []
+        self._serving = _serving(self.store.replicas())  # what served before a restart, until observed
+        self.rollouts = RolloutManager(self.store)
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -116,10 +120,12 @@ class Reconciler:
             autoscale, autoscale_events = self.autoscaler.decide(workloads, observed, load, now)
             failover, failover_events = self.failover.decide(workloads, observed, now)
             scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
-            desired = desired_state(workloads, delays, secrets=self.secrets, scale=scale)
+            canaries = self.rollouts.canaries(workloads, self._serving, delays, self.secrets)
+            desired = desired_state(workloads, delays, secrets=self.secrets, scale=scale, canaries=canaries)
             self._report_blocked(desired)
             actions = plan_step(desired, observed, self._backoff, now)
             actions.events.extend(failover_events + autoscale_events)
+            actions.events.extend(self.rollouts.advance(workloads, desired, observed))
             started = self._act(actions)
             self._record(observed, started, actions, desired)
             return actions
@@ -221,6 +227,7 @@ class Reconciler:
         if fingerprint != self._snapshot:
             self.store.replace_replicas(records)
             self._snapshot = fingerprint
+            self._serving = _serving(records)
         if actions.events:
             self.store.add_events(actions.events)
 
@@ -230,7 +237,18 @@ class Reconciler:
 
 
 def _revision(replica: ReplicaStatus, desired: DesiredState) -> int:
-    group = desired.groups.get((replica.service, replica.cluster))
-    if group is not None and group.template.spec_hash == replica.spec_hash:
-        return group.template.revision
+    key = (replica.service, replica.cluster)
+    for group in (desired.canaries.get(key), desired.groups.get(key)):
+        if group is not None and group.template.spec_hash == replica.spec_hash:
+            return group.template.revision
     return replica.revision
+
+
+def _serving(records: list[ReplicaRecord]) -> dict[str, int]:
+    """Per service, the revision most of its ready replicas run (the older one on a tie): the baseline
+    a new canary is measured against."""
+    counts: dict[str, Counter[int]] = {}
+    for r in records:
+        if r.state == "ready":
+            counts.setdefault(r.workload, Counter())[r.revision] += 1
+    return {name: min(c, key=lambda rev: (-c[rev], rev)) for name, c in counts.items()}

@@ -62,10 +62,20 @@ def plan_step(
     for cluster, replicas in observed.items():
         for r in replicas:
             by_group[(r.service, cluster)].append(r)
-    for key in sorted(set(by_group) | {k for k in desired.groups if k[1] in observed}):
+    declared = set(desired.groups) | set(desired.canaries)
+    for key in sorted(set(by_group) | {k for k in declared if k[1] in observed}):
         if key[0] in desired.blocked:
             continue  # its new revision cannot start: keep what runs untouched (max unavailable 0)
-        _plan_group(key, desired.groups.get(key), by_group.get(key, []), backoff, now, actions)
+        replicas = by_group.get(key, [])
+        canary = desired.canaries.get(key)
+        if canary is None:
+            _plan_group(key, desired.groups.get(key), replicas, backoff, now, actions)
+            continue
+        # A canary group runs beside the baseline's: each manages the replicas of its own template.
+        mine = [r for r in replicas if r.spec_hash == canary.template.spec_hash]
+        rest = [r for r in replicas if r.spec_hash != canary.template.spec_hash]
+        _plan_group(key, desired.groups.get(key), rest, backoff, now, actions, everything=replicas)
+        _plan_group(key, canary, mine, backoff, now, actions, everything=replicas, track="canary")
     return actions
 
 
@@ -76,11 +86,17 @@ def _plan_group(
     backoff: Backoff,
     now: float,
     actions: Actions,
+    *,
+    everything: list[ReplicaStatus] | None = None,
+    track: str = "",
 ) -> None:
+    """Plan one group; `everything` is every replica of the (service, cluster) when two groups share
+    it (ordinals stay unique), and `track` names the group's own crash-loop back-off."""
     cluster = key[1]
+    backoff_key = (key[0], f"{cluster}/{track}") if track else key
     failed = [r for r in replicas if r.state == "failed"]
     for r in failed:
-        backoff.failed(key, now)
+        backoff.failed(backoff_key, now)
         actions.stop.append((cluster, r.id))
         actions.events.append(_event("warning", "ReplicaFailed", f"{r.id} failed: {r.message}", key))
     alive = [r for r in replicas if r.state in ("starting", "ready")]
@@ -92,17 +108,18 @@ def _plan_group(
     current = [r for r in alive if r.spec_hash == group.template.spec_hash]
     outdated = [r for r in alive if r.spec_hash != group.template.spec_hash]
     if not failed and sum(1 for r in current if r.state == "ready") >= group.count:
-        backoff.healthy(key)  # only a whole, healthy group ends a crash loop
+        backoff.healthy(backoff_key)  # only a whole, healthy group ends a crash loop
     excess = max(0, len(current) - group.count)
     surplus = sorted(current, key=lambda r: (r.state == "ready", -_ordinal(r.id)))[:excess]
     for r in surplus:
         actions.stop.append((cluster, r.id))
         actions.events.append(_event("info", "ScaledDown", f"{r.id} stopped: {group.count} wanted", key))
-    _roll(key, group, current, outdated, replicas, backoff, now, actions)
+    _roll(key, backoff_key, group, current, outdated, everything or replicas, backoff, now, actions)
 
 
 def _roll(
     key: GroupKey,
+    backoff_key: GroupKey,
     group: ReplicaGroup,
     current: list[ReplicaStatus],
     outdated: list[ReplicaStatus],
@@ -115,8 +132,9 @@ def _roll(
     kept = min(len(current), group.count)
     limit = group.count + (1 if outdated else 0)
     to_start = max(0, min(group.count - kept, limit - kept - len(outdated)))
-    if to_start and not backoff.waiting(key, now):
-        for ordinal in _free_ordinals((r.id for r in everything), key, to_start):
+    if to_start and not backoff.waiting(backoff_key, now):
+        taken = [r.id for r in everything] + [s.id for s in actions.start]
+        for ordinal in _free_ordinals(taken, key, to_start):
             spec = _spec(group, f"{key[0]}-{cluster}-{ordinal}")
             actions.start.append(spec)
             actions.events.append(

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from polycloud.spec.models import Cluster, Service
+
 ReplicaState = Literal["starting", "ready", "failed", "stopping"]
 
 
@@ -102,4 +104,21 @@ class SupportsFaults(Protocol):
     def clear_faults(self) -> None:
         """Undo every injected fault: a downed cluster may start replicas again, delays and error rates
         return to normal. Killed replicas are not revived here (the reconciler does that)."""
+        ...
+
+
+class DeclaredSpecs(Protocol):
+    """Read access to what is declared, for drivers that need more than a `ReplicaSpec` says.
+
+    A cluster driver (kubernetes) reads its own Cluster document (context, namespace, image) and the
+    Service revision a replica runs (resources, which env names are secrets). Implemented over the
+    state store by the control plane; drivers never import the store.
+    """
+
+    def cluster(self, name: str) -> Cluster | None:
+        """The declared Cluster `name`, or None."""
+        ...
+
+    def service(self, name: str, revision: int) -> Service | None:
+        """Revision `revision` of Service `name`, or None when there is no such revision."""
         ...

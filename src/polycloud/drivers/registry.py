@@ -5,23 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from polycloud.drivers.base import ClusterDriver
+from polycloud.drivers.base import ClusterDriver, DeclaredSpecs
+from polycloud.drivers.kubernetes import KubernetesDriver
 from polycloud.drivers.local import LocalDriver
 from polycloud.errors import PermanentError
 
-DriverFactory = Callable[[str, Path], ClusterDriver]
+DriverFactory = Callable[[str, Path, DeclaredSpecs | None], ClusterDriver]
+
+
+def _kubernetes(cluster: str, home: Path, declared: DeclaredSpecs | None) -> ClusterDriver:
+    if declared is None:
+        raise PermanentError(f"cluster {cluster}: the kubernetes driver needs the declared specs")
+    return KubernetesDriver.connect(cluster, declared)
+
 
 FACTORIES: dict[str, DriverFactory] = {
-    "local": lambda cluster, home: LocalDriver(cluster, home),
+    "local": lambda cluster, home, declared: LocalDriver(cluster, home),
+    "kubernetes": _kubernetes,
 }
 
 
-def create_driver(driver_type: str, cluster: str, home: Path) -> ClusterDriver:
-    """A driver of `driver_type` for `cluster`; `PermanentError` for a type not available here."""
+def create_driver(
+    driver_type: str, cluster: str, home: Path, declared: DeclaredSpecs | None = None
+) -> ClusterDriver:
+    """A driver of `driver_type` for `cluster`; `PermanentError` for a type not available here.
+
+    Args:
+        driver_type: The Cluster's `driver.type`.
+        cluster: The cluster's name.
+        home: The polycloud home (the local driver keeps its records there).
+        declared: What is declared (the kubernetes driver reads its Cluster and Service revisions).
+    """
     factory = FACTORIES.get(driver_type)
     if factory is None:
         raise PermanentError(
             f"cluster {cluster}: driver type {driver_type!r} is not available in this build "
             f"(available: {', '.join(sorted(FACTORIES))})"
         )
-    return factory(cluster, home)
+    return factory(cluster, home, declared)

@@ -29,6 +29,7 @@ from polycloud.catalog import Catalog, load_catalog
 from polycloud.gateway.background import HealthChecker, RouteRefresher
 from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.forwarding import Forwarder
+from polycloud.gateway.keys import KeyGuard, KeySource
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.policies import make_routing_policy
@@ -87,10 +88,14 @@ class GatewayApp:
         self.reporter: LoadReporter | None = None
         """Reports load per (service, cluster) every second; None without a load sink."""
         if load is not None and window is not None:
-            self.reporter = LoadReporter(load[0], self.registry, window, load[1])
+            self.reporter = LoadReporter(
+                load[0], self.registry, window, load[1], revisions=self.proxy.revisions
+            )
         self.draining = False
         """Set by `drain()`: readiness answers 503 so that load balancers stop sending."""
         self._tasks: list[asyncio.Task[None]] = []
+        self.keys: KeyGuard | None = None
+        """Inference keys, rate limits and quotas (`polycloud.gateway.keys`); None: every service open."""
 
     def drain(self) -> None:
         """Start draining: report not ready; requests are still served until the server stops."""
@@ -120,6 +125,8 @@ class GatewayApp:
                 await send_error(
                     send, 405, f"{path} takes {allowed}, not {method}", [(b"allow", allowed.encode())]
                 )
+            elif self.keys is not None and (denial := self.keys.guard(service, scope)) is not None:
+                await send_error(send, denial.status, denial.message, denial.headers)
             else:
                 raw: bytes = scope.get("raw_path") or path.encode()
                 query: bytes = scope.get("query_string", b"")
@@ -161,7 +168,11 @@ class GatewayApp:
             log.warning(
                 "no routes after %.0f s; serving without them until they come", FIRST_ROUTES_TIMEOUT_S
             )
-        self._tasks = [
+        if self.keys is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.keys.sync(), FIRST_ROUTES_TIMEOUT_S)
+            self._tasks.append(asyncio.create_task(self.keys.run(), name="gateway-keys"))
+        self._tasks += [
             asyncio.create_task(self.refresher.run(), name="gateway-routes"),
             asyncio.create_task(self.health.run(), name="gateway-health"),
         ]
@@ -179,6 +190,8 @@ class GatewayApp:
                 await task
         self._tasks = []
         self.refresher.close()
+        if self.keys is not None:
+            self.keys.close()
         if self.reporter is not None:
             self.reporter.close()
         await self.forwarder.close()
@@ -214,6 +227,7 @@ def create_app(
     rng: random.Random | None = None,
     load_sink: LoadSink | None = None,
     gateway_id: str | None = None,
+    keys: KeySource | None = None,
 ) -> GatewayApp:
     """Build the gateway's ASGI application.
 
@@ -225,9 +239,12 @@ def create_app(
         load_sink: Where to report load per (service, cluster) every second (from a worker thread);
             None reports nothing.
         gateway_id: This gateway's id in load reports; `host:pid` by default.
+        keys: Where inference keys come from (and usage goes to); None leaves every service open.
 
     Raises:
         UserError: `settings` names an unknown routing or ejection policy.
     """
     load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
-    return GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load)
+    app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load)
+    app.keys = None if keys is None else KeyGuard(keys)
+    return app

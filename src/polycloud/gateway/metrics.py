@@ -49,6 +49,9 @@ class GatewayMetrics:
         self._retries = Counter(
             "polycloud_gateway_retries", "Attempts after the first.", ["service"], registry=r
         )
+        self._hedges = Counter(
+            "polycloud_gateway_hedges", "Attempts raced by a hedged copy.", ["service"], registry=r
+        )
         self._ejections = Counter(
             "polycloud_gateway_ejections", "Passive outlier ejections.", ["service", "cluster"], registry=r
         )
@@ -84,6 +87,10 @@ class GatewayMetrics:
     def retried(self, service: str) -> None:
         """Count one retry."""
         self._retries.labels(service).inc()
+
+    def hedged(self, service: str) -> None:
+        """Count one hedged copy sent."""
+        self._hedges.labels(service).inc()
 
     def ejected(self, service: str, cluster: str) -> None:
         """Count one ejection."""

@@ -19,18 +19,21 @@ Nothing here does I/O besides the proxied call, and nothing blocks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 
+from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.ejection import EjectionPolicy
 from polycloud.gateway.forwarding import DROP_REQUEST_HEADERS, Failure, Forwarder, Reply
+from polycloud.gateway.hedging import Hedger
 from polycloud.gateway.locality import Locator, Point
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.selecting import NoRoute, Selector
 from polycloud.gateway.settings import GatewaySettings
-from polycloud.gateway.upstreams import Upstream, UpstreamRegistry
+from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 from polycloud.gateway.wire import Receive, Scope, Send, send_error, send_response
 
 log = logging.getLogger(__name__)
@@ -95,8 +98,13 @@ class Proxy:
         ejection: EjectionPolicy,
         locator: Locator,
         metrics: GatewayMetrics,
+        revisions: RevisionCounter | None = None,
     ) -> None:
         """Wire the request path's parts together (see `polycloud.gateway.app.create_app`)."""
+        self.revisions = revisions or RevisionCounter()
+        """Attempts per (service, revision), for judging canaries."""
+        self._rng = selector.policy.rng
+        self._hedger = Hedger()
         self._settings = settings
         self._registry = registry
         self._selector = selector
@@ -182,7 +190,7 @@ class Proxy:
             pool = self._registry.pool(call.service)
             if remaining <= 0 or pool is None:
                 break
-            choice = self._selector.select(pool, call.client, now, tried)
+            choice = self._select(pool, call, now, tried)
             if isinstance(choice, NoRoute):
                 if last is None:
                     await send_error(send, choice.status, choice.reason, [call.id_header, self._retry_after])
@@ -190,31 +198,88 @@ class Proxy:
                 break
             if attempt:
                 metrics.retried(call.service)
-            choice.outstanding += 1
-            try:
-                outcome = await self._forwarder.send(
-                    choice,
-                    call.method,
-                    call.target,
-                    call.headers,
-                    call.body,
-                    min(remaining, settings.attempt_timeout_s),
-                )
-            finally:
-                choice.outstanding -= 1
+            timeout_s = min(remaining, settings.attempt_timeout_s)
+            winner, outcome, losers = await self._race(pool, call, choice, timeout_s, tried)
             now = time.monotonic()
+            for upstream, failure in losers:
+                self._failed(upstream, failure, now)
+                tried.append(upstream)
+                last = failure
             if isinstance(outcome, Reply) and outcome.status < 500:
-                self._ejection.succeeded(choice, now)
-                choice.observe(outcome.elapsed_ms, settings.ewma_alpha)
-                metrics.attempted(call.service, choice.cluster, "ok")
+                self._ejection.succeeded(winner, now)
+                winner.observe(outcome.elapsed_ms, settings.ewma_alpha)
+                metrics.attempted(call.service, winner.cluster, "ok")
                 await send_response(
-                    send, outcome.status, outcome.headers, outcome.body, call.id_header, choice
+                    send, outcome.status, outcome.headers, outcome.body, call.id_header, winner
                 )
-                return outcome.status, choice.cluster
-            self._failed(choice, outcome, now)
-            tried.append(choice)
+                return outcome.status, winner.cluster
+            self._failed(winner, outcome, now)
+            tried.append(winner)
             last = outcome
         return await self._exhausted(send, call, last, tried)
+
+    async def _forward(self, upstream: Upstream, call: Call, timeout_s: float) -> Reply | Failure:
+        """One attempt on `upstream`, counted against its revision (a cancelled one is not counted)."""
+        upstream.outstanding += 1
+        sent = time.perf_counter()
+        try:
+            outcome = await self._forwarder.send(
+                upstream, call.method, call.target, call.headers, call.body, timeout_s
+            )
+        finally:
+            upstream.outstanding -= 1
+        elapsed = time.perf_counter() - sent
+        ok = isinstance(outcome, Reply) and outcome.status < 500
+        self.revisions.attempted(upstream.service, upstream.revision, ok, elapsed * 1e3)
+        if ok:
+            self._hedger.observe(upstream.service, elapsed)
+        return outcome
+
+    async def _race(
+        self, pool: ServicePool, call: Call, first: Upstream, timeout_s: float, tried: list[Upstream]
+    ) -> tuple[Upstream, Reply | Failure, list[tuple[Upstream, Reply | Failure]]]:
+        """One attempt, hedged on a second replica when the service asks for it and the first is slow.
+
+        Returns the upstream whose outcome counts (the first good answer, else the last failure), that
+        outcome, and the other failures seen.
+        """
+        delay = self._hedger.delay_s(call.service, pool.hedge) if pool.hedge is not None else None
+        if delay is None or delay >= timeout_s:
+            return first, await self._forward(first, call, timeout_s), []
+        primary = asyncio.ensure_future(self._forward(first, call, timeout_s))
+        done, _ = await asyncio.wait({primary}, timeout=delay)
+        second = None if done else self._selector.select(pool, call.client, time.monotonic(), [*tried, first])
+        if not isinstance(second, Upstream):
+            return first, await primary, []
+        self._metrics.hedged(call.service)
+        racing = {
+            primary: first,
+            asyncio.ensure_future(self._forward(second, call, timeout_s - delay)): second,
+        }
+        failed: list[tuple[Upstream, Reply | Failure]] = []
+        try:
+            while racing:
+                finished, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    upstream, outcome = racing.pop(task), task.result()
+                    if isinstance(outcome, Reply) and outcome.status < 500:
+                        return upstream, outcome, failed
+                    failed.append((upstream, outcome))
+        finally:
+            for task in racing:
+                task.cancel()  # the slower copy (or every copy, when the client went away)
+        upstream, outcome = failed.pop()
+        return upstream, outcome, failed
+
+    def _select(self, pool: ServicePool, call: Call, now: float, tried: list[Upstream]) -> Upstream | NoRoute:
+        """During a canary the first attempt draws its revision by weight (the other revision serves
+        when the drawn one has no replica to offer); retries may go to any replica."""
+        if tried or pool.tracks is None:
+            return self._selector.select(pool, call.client, now, tried)
+        choice = self._selector.select(pool.track(self._rng.random()), call.client, now, tried)
+        if isinstance(choice, NoRoute):
+            return self._selector.select(pool, call.client, now, tried)
+        return choice
 
     def _failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
         kind: str = outcome.kind if isinstance(outcome, Failure) else "5xx"

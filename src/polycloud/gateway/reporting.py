@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from polycloud.errors import PolycloudError
+from polycloud.gateway.canary import RevisionCounter, RevisionSink
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.upstreams import UpstreamRegistry
+from polycloud.state.rollout_records import RevisionCounts
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,7 @@ class LoadReporter:
         interval_s: float = 1.0,
         sample_interval_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        revisions: RevisionCounter | None = None,
     ) -> None:
         """Create the reporter; `run` it as a task.
 
@@ -187,6 +190,7 @@ class LoadReporter:
             interval_s: Seconds per report window.
             sample_interval_s: Seconds between in-flight samples.
             clock: Monotonic seconds (a fake one in tests).
+            revisions: Per-revision attempt counts, also reported when `sink` is a `RevisionSink`.
         """
         self.gateway_id = gateway_id
         self._sink = sink
@@ -198,6 +202,7 @@ class LoadReporter:
         self._started = clock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-load")
         self._last_error: str | None = None
+        self._revisions = revisions if isinstance(sink, RevisionSink) else None
 
     def sample(self) -> None:
         """Take one in-flight sample now."""
@@ -214,9 +219,10 @@ class LoadReporter:
     async def report(self) -> bool:
         """Close the window and hand its samples to the sink in the worker thread; False on failure."""
         samples = self.collect()
+        revisions = self._revisions.rows() if self._revisions is not None else None
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._sink.report, self.gateway_id, samples)
+            await loop.run_in_executor(self._executor, self._write, samples, revisions)
         except PolycloudError as e:
             message = str(e)
             if message != self._last_error:
@@ -227,6 +233,11 @@ class LoadReporter:
             log.info("load reports written again")
             self._last_error = None
         return True
+
+    def _write(self, samples: list[LoadSample], revisions: list[RevisionCounts] | None) -> None:
+        self._sink.report(self.gateway_id, samples)
+        if revisions is not None and isinstance(self._sink, RevisionSink):
+            self._sink.report_revisions(self.gateway_id, revisions)
 
     async def run(self) -> None:
         """Sample and report forever (cancel the task to stop)."""

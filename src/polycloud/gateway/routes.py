@@ -54,6 +54,11 @@ class ServiceRoutes:
     pattern: str = "single"
     """"single", "active-active", "active-passive" or "burst" (informational: roles decide routing)."""
     replicas: tuple[ReplicaRoute, ...] = ()
+    canary: tuple[int, int] | None = None
+    """(revision, percent) during a canary rollout: that share of requests goes to replicas of that
+    revision first (a retry may go anywhere), the rest to the others."""
+    hedge: float | None = None
+    """The percentile of recent attempt times after which an attempt is hedged; None: never."""
 
     def clusters(self) -> dict[str, list[ReplicaRoute]]:
         """The replicas grouped by cluster, clusters in order of first appearance."""

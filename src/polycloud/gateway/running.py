@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from polycloud.catalog import load_catalog
 from polycloud.errors import UserError
 from polycloud.gateway.app import GatewayApp, create_app
+from polycloud.gateway.keystore import StoreKeySource
 from polycloud.gateway.policies import routing_policies
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.sourcing import StoreLoadSink, StoreRouteSource
@@ -106,7 +108,12 @@ def inherited_socket(fd: int) -> socket.socket:
 
 
 def serve(
-    app: GatewayApp, settings: GatewaySettings, host: str, port: int, sockets: list[socket.socket] | None
+    app: GatewayApp,
+    settings: GatewaySettings,
+    host: str,
+    port: int,
+    sockets: list[socket.socket] | None,
+    tls: tuple[Path, Path] | None = None,
 ) -> DrainingServer:
     """Serve `app` with uvicorn until a stop signal has been handled; returns the stopped server."""
     config = uvicorn.Config(
@@ -118,6 +125,8 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = DrainingServer(config, app)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -146,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             max_in_flight=args.max_in_flight,
             drain_timeout_s=args.drain_timeout,
         )
+        tls = defaults.tls
         store = Store.open(args.database_url or defaults.resolved_database_url)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
@@ -163,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             catalog=catalog,
             load_sink=StoreLoadSink(store),
             gateway_id=f"{args.addr}/{os.getpid()}",
+            keys=StoreKeySource(store),
         )
-        server = serve(app, settings, host, port, sockets)
+        server = serve(app, settings, host, port, sockets, tls)
     except UserError as e:
         print(f"polycloud gateway: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,8 +1,9 @@
 """`StoreRouteSource`: routes read from the state store that the control plane's reconciler keeps current.
 
-A snapshot is three short reads: the observed replicas (`Store.replicas`), the live workloads
-(`Store.current`, for each Service's pattern) and the Cluster documents (for where each cluster is: its
-`location`, else the catalog's coordinates of its provider/region). A service is listed when it is a
+A snapshot is four short reads: the observed replicas (`Store.replicas`), the live workloads
+(`Store.current`, for each Service's pattern), the Cluster documents (for where each cluster is: its
+`location`, else the catalog's coordinates of its provider/region) and the active canary rollouts (for
+each one's revision and share of traffic). A service is listed when it is a
 live Service or still has replicas (a deleted one whose replicas are stopping); a Job's replicas are
 not routes.
 
@@ -20,7 +21,7 @@ from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
 from polycloud.gateway.reporting import LoadSample
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
-from polycloud.state import LoadReport, ReplicaRecord, Store
+from polycloud.state import LoadReport, ReplicaRecord, RevisionCounts, Store
 
 
 def _number(value: Any) -> float | None:
@@ -58,6 +59,12 @@ def _pattern(spec: dict[str, Any]) -> str:
     return pattern if isinstance(pattern, str) else "single"
 
 
+def _hedge(spec: dict[str, Any]) -> float | None:
+    inner = spec.get("spec")
+    hedging = inner.get("hedging") if isinstance(inner, dict) else None
+    return _number(hedging.get("afterPercentile", 95)) if isinstance(hedging, dict) else None
+
+
 def _replica(record: ReplicaRecord) -> ReplicaRoute:
     return ReplicaRoute(
         id=record.id,
@@ -88,16 +95,20 @@ class StoreRouteSource:
             replicas = store.replicas()
             workloads = store.current()
             documents = store.documents("Cluster")
+            rollouts = {r.service: (r.canary, r.weight) for r in store.active_rollouts()}
         except SQLAlchemyError as e:
             raise TransientError(f"cannot read routes from the state store: {e}") from e
         patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
+        hedges = {w.name: _hedge(w.spec) for w in workloads if w.kind == "Service"}
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
         for record in replicas:
             if record.workload not in jobs:
                 grouped.setdefault(record.workload, []).append(_replica(record))
         services = [
-            ServiceRoutes(name, patterns.get(name, "single"), tuple(routes))
+            ServiceRoutes(
+                name, patterns.get(name, "single"), tuple(routes), rollouts.get(name), hedges.get(name)
+            )
             for name, routes in grouped.items()
         ]
         clusters = [cluster_route(d.name, d.spec, self._catalog) for d in documents]
@@ -133,3 +144,14 @@ class StoreLoadSink:
             self._store.report_load(gateway_id, rows)
         except SQLAlchemyError as e:
             raise TransientError(f"cannot write load reports to the state store: {e}") from e
+
+    def report_revisions(self, gateway_id: str, rows: list[RevisionCounts]) -> None:
+        """Replace this gateway's per-revision attempt counts (for judging canaries).
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        try:
+            self._store.report_revision_counts(gateway_id, rows)
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot write revision counts to the state store: {e}") from e

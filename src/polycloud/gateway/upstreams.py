@@ -114,18 +114,53 @@ class Upstream:
 
 
 class ServicePool:
-    """The upstreams of one service, split by role."""
+    """The upstreams of one service, split by role (and by revision during a canary rollout)."""
 
-    __slots__ = ("active", "burst", "name", "pattern", "standby", "upstreams")
+    __slots__ = (
+        "active",
+        "burst",
+        "canary_weight",
+        "hedge",
+        "name",
+        "pattern",
+        "standby",
+        "tracks",
+        "upstreams",
+    )
 
-    def __init__(self, name: str, pattern: str, upstreams: list[Upstream]) -> None:
-        """Group `upstreams` by role; unknown roles count as active."""
+    def __init__(
+        self,
+        name: str,
+        pattern: str,
+        upstreams: list[Upstream],
+        canary: tuple[int, int] | None = None,
+        hedge: float | None = None,
+    ) -> None:
+        """Group `upstreams` by role; unknown roles count as active. With `canary` (revision, percent),
+        `tracks` holds the pools of the baseline's and of the canary's replicas."""
         self.name = name
         self.pattern = pattern
         self.upstreams = upstreams
         self.standby = [u for u in upstreams if u.role == "standby"]
         self.burst = [u for u in upstreams if u.role == "burst"]
         self.active = [u for u in upstreams if u.role not in ("standby", "burst")]
+        self.hedge = hedge
+        """Hedge attempts slower than this percentile of recent ones; None: never."""
+        self.canary_weight = canary[1] if canary else 0
+        self.tracks: tuple[ServicePool, ServicePool] | None = None
+        if canary is not None:
+            baseline = [u for u in upstreams if u.revision != canary[0]]
+            new = [u for u in upstreams if u.revision == canary[0]]
+            self.tracks = (
+                ServicePool(name, pattern, baseline, hedge=hedge),
+                ServicePool(name, pattern, new, hedge=hedge),
+            )
+
+    def track(self, draw: float) -> ServicePool:
+        """The pool a request's first attempt picks from, given a uniform `draw` in [0, 1)."""
+        if self.tracks is None:
+            return self
+        return self.tracks[1] if draw * 100 < self.canary_weight else self.tracks[0]
 
 
 class UpstreamRegistry:
@@ -189,7 +224,9 @@ class UpstreamRegistry:
                     upstream.update(route, site)
                 by_key[key] = upstream
                 members.append(upstream)
-            pools[service.name] = ServicePool(service.name, service.pattern, members)
+            pools[service.name] = ServicePool(
+                service.name, service.pattern, members, service.canary, service.hedge
+            )
         self._by_key = by_key
         self._pools = pools
         self._table = table

@@ -20,6 +20,7 @@ from polycloud.placement.sites import (
     traffic_point,
     transfer_usd_per_gb,
 )
+from polycloud.policy.scope import selects
 from polycloud.spec.fleet import Fleet
 from polycloud.spec.models import Job, PlacementRules, Policy, Resources, Service, TrafficSource
 
@@ -86,7 +87,7 @@ class ProblemBuilder:
         self.policies: list[Policy] = list(fleet.policies.values())
         self._offerings: dict[tuple[str, str | None, float, float, float, bool], Offering | None] = {}
         self._rtts: dict[tuple[Point, Point], float] = {}
-        self._policy_verdicts: dict[str, list[str]] = {}
+        self._policy_verdicts: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     def build(self, workload: Service | Job) -> Problem:
         if isinstance(workload, Service):
@@ -182,8 +183,9 @@ class ProblemBuilder:
             for d in datasets
             if self.fleet.datasets[d].spec.residency
         }
+        governing = tuple(p for p in self.policies if selects(p, workload))
         for site in self.sites.values():
-            reasons = [*self._rule_reasons(site, rules), *self._policy_reasons(site)]
+            reasons = [*self._rule_reasons(site, rules), *self._policy_reasons(site, governing)]
             for jurisdiction, dataset in residencies.items():
                 if site.jurisdiction != jurisdiction:
                     reasons.append(
@@ -229,15 +231,17 @@ class ProblemBuilder:
             reasons.append(f"jurisdiction {site.jurisdiction or 'unknown'} not in placement.jurisdictions")
         return reasons
 
-    def _policy_reasons(self, site: Site) -> list[str]:
-        """What the fleet's policies say against `site` (the same for every workload, so remembered)."""
-        if site.name not in self._policy_verdicts:
-            self._policy_verdicts[site.name] = self._judge(site)
-        return self._policy_verdicts[site.name]
+    def _policy_reasons(self, site: Site, policies: tuple[Policy, ...]) -> list[str]:
+        """What the policies governing a workload say against `site` (shared by workloads, so remembered)."""
+        key = (site.name, tuple(p.metadata.name for p in policies))
+        if key not in self._policy_verdicts:
+            self._policy_verdicts[key] = self._judge(site, policies)
+        return self._policy_verdicts[key]
 
-    def _judge(self, site: Site) -> list[str]:
+    @staticmethod
+    def _judge(site: Site, policies: tuple[Policy, ...]) -> list[str]:
         reasons = []
-        for policy in self.policies:
+        for policy in policies:
             rules, name = policy.spec, policy.metadata.name
             if rules.providers is not None and site.provider not in rules.providers:
                 reasons.append(f"policy {name} does not allow provider {site.provider}")

@@ -14,12 +14,15 @@ import uvicorn
 from polycloud.api.app import create_app
 from polycloud.api.context import ApiContext
 from polycloud.catalog import Catalog, load_catalog
+from polycloud.controller.jobs import JobController
 from polycloud.controller.reconciler import Reconciler
 from polycloud.drivers.base import ClusterDriver, Fault, SupportsFaults
 from polycloud.drivers.registry import create_driver
-from polycloud.errors import NotFoundError, PermanentError, UserError
+from polycloud.errors import NotFoundError, PermanentError, PolycloudError, UserError
 from polycloud.placement.sites import Point
+from polycloud.secrets import LocalKeyWrapper, Vault
 from polycloud.server.children import GatewayProcess
+from polycloud.server.declared import StoreSpecs
 from polycloud.server.runfile import RunInfo, exclusive, remove_runinfo, write_runinfo, write_token
 from polycloud.services.applying import FleetService
 from polycloud.services.inspecting import Endpoints
@@ -27,6 +30,7 @@ from polycloud.settings import Settings
 from polycloud.state import Store
 
 STOP_ALL_TIMEOUT_S = 20.0
+JOB_STOP_TIMEOUT_S = 15.0
 GATEWAY_START_TIMEOUT_S = 15.0
 
 
@@ -91,16 +95,22 @@ class ControlPlane:
 
     def _serve_locked(self) -> None:
         settings, home = self.settings, self.home
+        tls = settings.tls  # a half-configured TLS fails here, before anything starts
+        scheme = "https" if tls else "http"
         store = Store.open(settings.resolved_database_url)
         catalog = load_catalog()
         token_path = self._first_token(store)
+        master_key = settings.master_key.get_secret_value() if settings.master_key else None
+        vault = Vault(store, LocalKeyWrapper.load(master_key, home))
         reconciler = Reconciler(
             store=store,
             catalog=catalog,
             home=home,
             origin=origin_point(settings.gateway_region, catalog),
-            make_driver=lambda kind, cluster, h: create_driver(kind, cluster, h),
+            secrets=vault.lookup,
+            make_driver=lambda kind, cluster, h: create_driver(kind, cluster, h, StoreSpecs(store)),
         )
+        jobs = JobController(store, catalog, home, reconciler.make_driver, secrets=reconciler.secrets)
         free_addr(settings.gateway_addr)
         gateway = GatewayProcess(
             addr=settings.gateway_addr,
@@ -110,7 +120,9 @@ class ControlPlane:
         )
         api_sock = bind(settings.api_addr, fallback_to_free=True)
         host, port = api_sock.getsockname()[:2]
-        endpoints = Endpoints(api_url=f"http://{host}:{port}", gateway_url=f"http://{settings.gateway_addr}")
+        endpoints = Endpoints(
+            api_url=f"{scheme}://{host}:{port}", gateway_url=f"{scheme}://{settings.gateway_addr}"
+        )
         context = ApiContext(
             store=store,
             fleet=FleetService(store, catalog, on_change=reconciler.wake),
@@ -119,10 +131,22 @@ class ControlPlane:
             inject_fault=lambda cluster, fault: self._fault(reconciler, cluster, fault),
             shutdown=self.request_shutdown,
         )
-        config = uvicorn.Config(create_app(context), log_level="warning", access_log=False, lifespan="off")
+        app = create_app(context)
+        app.state.vault = vault
+        app.state.jobs = jobs  # api/jobs.py
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
         self._server = uvicorn.Server(config)
         loop = threading.Thread(target=reconciler.run, name="reconciler", daemon=True)
         loop.start()
+        job_loop = threading.Thread(target=jobs.run, name="jobs", daemon=True)
+        job_loop.start()
         gateway.start()
         wait_listening(settings.gateway_addr, GATEWAY_START_TIMEOUT_S)
         info = RunInfo(pid=os.getpid(), api_url=endpoints.api_url, gateway_url=endpoints.gateway_url)
@@ -133,6 +157,7 @@ class ControlPlane:
         finally:
             reconciler.stop()
             loop.join(timeout=10)
+            stop_jobs(jobs, job_loop, stop_running=self._stop_replicas)
             gateway.stop()
             if self._stop_replicas:
                 stop_everything(reconciler)
@@ -164,6 +189,19 @@ class ControlPlane:
         else:
             driver.inject(fault)
         reconciler.wake()
+
+
+def stop_jobs(jobs: JobController, loop: threading.Thread, *, stop_running: bool) -> None:
+    """Stop the job controller; with `stop_running`, its jobs too (they resume at the next start)."""
+    jobs.stop()
+    loop.join(timeout=10)
+    try:
+        if stop_running:
+            jobs.stop_jobs(JOB_STOP_TIMEOUT_S)
+    except PolycloudError:
+        pass  # shutting down regardless; the next control plane adopts or restarts what is left
+    finally:
+        jobs.close()
 
 
 def stop_everything(reconciler: Reconciler) -> None:

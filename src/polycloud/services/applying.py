@@ -1,11 +1,12 @@
 """Plan and apply a fleet: the diff against what is recorded, model checks, one atomic revision write.
 
-Nothing is written unless every workload can be placed and every model loads: apply is all or nothing.
+Nothing is written unless every workload can be placed, every model loads and no policy is violated:
+apply is all or nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from polycloud.catalog import Catalog
 from polycloud.errors import PermanentError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
+from polycloud.policy import PolicyViolationError, evaluate
 from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet
@@ -57,10 +59,17 @@ class Preview:
 class FleetService:
     """Plan, preview and apply fleets against the state store."""
 
-    def __init__(self, store: Store, catalog: Catalog, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        on_change: Callable[[], None] = lambda: None,
+        secret_names: Callable[[], Collection[str]] | None = None,
+    ) -> None:
         self.store = store
         self.catalog = catalog
         self.on_change = on_change
+        self.secret_names = secret_names or (lambda: {s.name for s in store.secrets()})
 
     def plan(self, documents: list[dict[str, Any]]) -> Plan:
         return plan_fleet(documents_to_fleet(documents, self.catalog), self.catalog)
@@ -69,10 +78,11 @@ class FleetService:
         """Diff `documents` against the recorded state; unless `dry_run`, record it in one transaction."""
         fleet = documents_to_fleet(documents, self.catalog)
         plan = plan_fleet(fleet, self.catalog)
+        pin_model_digests(fleet)  # before policies: approved-model rules judge the pinned digests
+        self.enforce_policies(fleet, plan)
         if plan.infeasible:
             lines = [f"{i.kind} {i.workload}: " + "; ".join(i.reasons) for i in plan.infeasible]
             raise UserError("cannot apply, some workloads cannot be placed:\n  " + "\n  ".join(lines))
-        pin_model_digests(fleet)
         inputs = workload_inputs(fleet, plan)
         changes = diff(self.store.current(), inputs, plan)
         if dry_run:
@@ -89,6 +99,16 @@ class FleetService:
             for c in changes
         ]
         return Preview(changes, plan, applied=True)
+
+    def enforce_policies(self, fleet: Fleet, plan: Plan) -> None:
+        """Raise `PolicyViolationError` (HTTP 422) when the fleet or its plan breaks a policy rule."""
+        if not fleet.policies:
+            return
+        needed = any(p.spec.requiredSecrets for p in fleet.policies.values())
+        secrets = self.secret_names() if needed else frozenset[str]()
+        report = evaluate(fleet, self.catalog, plan=plan.placements, secrets=secrets)
+        if report.violations:
+            raise PolicyViolationError(report.violations)
 
 
 def pin_model_digests(fleet: Fleet) -> None:

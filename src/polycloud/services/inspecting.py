@@ -22,6 +22,7 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
     for r in store.replicas():
         replicas[(r.workload, r.cluster)].append(r)
     services = []
+    canaries = {r.service: r for r in store.active_rollouts()}
     for w in store.current():
         if w.kind != "Service":
             continue
@@ -36,7 +37,10 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
         for (service, cluster), reps in sorted(replicas.items()):
             if service == w.name and cluster not in seen:
                 clusters.append(_cluster(cluster, reps[0].role, 0, reps))
-        services.append({"name": w.name, "revision": f"r{w.number}", "clusters": clusters})
+        entry: dict[str, Any] = {"name": w.name, "revision": f"r{w.number}", "clusters": clusters}
+        if w.name in canaries:
+            entry["rollout"] = canaries[w.name].to_json()
+        services.append(entry)
     return {
         "gateway": {"url": endpoints.gateway_url},
         "api": {"url": endpoints.api_url},

@@ -137,6 +137,24 @@ def check_sha256(path: Path, expected: str | None) -> str:
     return actual
 
 
+def _read_checked(path: Path, expected: str | None) -> tuple[bytes, str]:
+    """The file's bytes and their sha256, checked against `expected` like `check_sha256`."""
+    if expected is not None and not _SHA256.fullmatch(expected):
+        raise PermanentError(f"model {path}: expected sha256 {expected!r} is not 64 hexadecimal digits")
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError as e:
+        raise PermanentError(f"model {path}: file not found") from e
+    except IsADirectoryError as e:
+        raise PermanentError(f"model {path}: is a directory, not an ONNX file") from e
+    except OSError as e:
+        raise PermanentError(f"model {path}: cannot read: {e.strerror or e}") from e
+    actual = hashlib.sha256(content).hexdigest()
+    if expected is not None and actual != expected.lower():
+        raise PermanentError(f"model {path}: sha256 mismatch: expected {expected.lower()}, file has {actual}")
+    return content, actual
+
+
 def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -219,9 +237,10 @@ def load_model(path: Path, sha256: str | None = None) -> Model:
         PermanentError: The file is missing, unreadable, corrupt, not what `sha256` says, or has an
             input or output that cannot be served; the one-line message names the file.
     """
-    actual = check_sha256(path, sha256)
+    content, actual = _read_checked(path, sha256)
     try:
-        session = ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
+        # From the bytes that were hashed, not the path again: a file swapped in between is never loaded.
+        session = ort.InferenceSession(content, _session_options(), providers=["CPUExecutionProvider"])
     except ORT_ERRORS as e:
         raise PermanentError(f"model {path}: not a valid ONNX model: {_one_line(e)}") from e
     try:

@@ -17,9 +17,12 @@ from polycloud.spec.references import check_references
 __all__ = ["Fleet", "Positions", "dotted", "load_fleet", "spec_files"]
 
 
-def load_fleet(paths: Iterable[str | Path], catalog: Catalog) -> Fleet:
-    """Read, validate and cross-check every document in `paths` (files or folders)."""
-    fleet, issues = read_documents(paths)
+def load_fleet(paths: Iterable[str | Path], catalog: Catalog, *, model_roots: tuple[Path, ...] = ()) -> Fleet:
+    """Read, validate and cross-check every document in `paths` (files or folders).
+
+    Model files must lie under their spec file's folder or one of `model_roots` (POLYCLOUD_MODEL_ROOTS).
+    """
+    fleet, issues = read_documents(paths, model_roots)
     issues.extend(check_references(fleet, catalog))
     raise_if(issues)
     return fleet

@@ -18,6 +18,8 @@ class Positions:
 
     file: str
     base_dir: Path
+    model_roots: tuple[Path, ...] = ()
+    """Folders a model file of this document must lie under; empty: anywhere."""
     keys: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
     values: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
 

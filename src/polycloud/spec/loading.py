@@ -38,20 +38,27 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_documents(paths: Iterable[str | Path]) -> tuple[Fleet, list[SpecIssue]]:
-    """Parse and validate every document; return the fleet of valid ones and the problems found."""
+def read_documents(
+    paths: Iterable[str | Path], model_roots: tuple[Path, ...] = ()
+) -> tuple[Fleet, list[SpecIssue]]:
+    """Parse and validate every document; return the fleet of valid ones and the problems found.
+
+    A Service's model file must lie under its spec file's folder or one of `model_roots`.
+    """
     fleet = Fleet()
     issues: list[SpecIssue] = []
     files = spec_files(paths)
     if not files:
         issues.append(SpecIssue("<args>", 1, 1, "", "no spec files given"))
     for file in files:
-        for data, positions in _documents_in(file, issues):
+        for data, positions in _documents_in(file, issues, model_roots):
             add_document(data, positions, fleet, issues)
     return fleet, issues
 
 
-def _documents_in(file: Path, issues: list[SpecIssue]) -> Iterator[tuple[Any, Positions]]:
+def _documents_in(
+    file: Path, issues: list[SpecIssue], model_roots: tuple[Path, ...]
+) -> Iterator[tuple[Any, Positions]]:
     name = str(file)
     try:
         text = file.read_text(encoding="utf-8")
@@ -81,7 +88,8 @@ def _documents_in(file: Path, issues: list[SpecIssue]) -> Iterator[tuple[Any, Po
                     )
                 )
                 continue
-            positions = Positions(file=name, base_dir=file.resolve().parent)
+            folder = file.resolve().parent
+            positions = Positions(file=name, base_dir=folder, model_roots=(folder, *model_roots))
             _record_positions(node, (), positions, set())
             data = loader.construct_document(node)
             if data is None:
@@ -148,6 +156,7 @@ def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[Spe
         issues.append(positions.issue(("kind",), f"unknown kind {kind!r}{hint}; one of {', '.join(KINDS)}"))
         return
     _resolve_model_path(data, positions.base_dir)
+    _resolve_command_paths(data, positions.base_dir)
     try:
         doc = model.model_validate(data)
     except ValidationError as e:
@@ -182,6 +191,23 @@ def _resolve_model_path(data: dict[str, Any], base_dir: Path) -> None:
         model["path"] = str((base_dir / path).resolve())
 
 
+def _resolve_command_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Make a Job's argv entries that name files next to its spec file absolute (`train.py`).
+
+    Only existing files are rewritten, so flags, numbers and names found on PATH (`python`) stay as
+    written; the job runs elsewhere than the spec file, so a relative script would not be found.
+    """
+    spec = data.get("spec")
+    command = spec.get("command") if isinstance(spec, dict) and data.get("kind") == "Job" else None
+    if not isinstance(command, list):
+        return
+    for i, arg in enumerate(command):
+        if isinstance(arg, str) and arg and not arg.startswith("-") and not Path(arg).is_absolute():
+            candidate = base_dir / arg
+            if candidate.is_file():
+                command[i] = str(candidate.resolve())
+
+
 def _issue_for(err: ErrorDetails, model: type[BaseModel], positions: Positions) -> SpecIssue:
     loc: FieldPath = tuple(err["loc"])
     kind = err["type"]
@@ -205,7 +231,7 @@ def _fields_at(model: type[BaseModel], path: FieldPath) -> list[str]:
         current = _step(current, part)
         if current is None:
             return []
-    return list(current.model_fields) if _is_model(current) else []
+    return next((list(c.model_fields) for c in _unwrap(current) if _is_model(c)), [])  # Optional too
 
 
 def _step(annotation: Any, part: str | int) -> Any:

@@ -67,9 +67,19 @@ class Driver(Strict):
     context: str | None = Field(default=None, description="kubeconfig context (kubernetes).")
     namespace: str | None = Field(default=None, description="Namespace for workloads (kubernetes).")
     kubeconfig: str | None = Field(default=None, description="Path of a kubeconfig file (kubernetes).")
+    image: str | None = Field(
+        default=None, description="Container image of the model server (kubernetes; required there)."
+    )
     delayMs: NonNegative | None = Field(
         default=None, description="Simulated network delay of local replicas; default from the latency model."
     )
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_label(cls, v: str | None) -> str | None:
+        if v is not None and not DNS_LABEL.match(v):
+            raise ValueError(f"namespace {v!r} is not a DNS-1123 label")
+        return v
 
 
 class ClusterSpec(Strict):
@@ -178,6 +188,13 @@ class Rollout(Strict):
     maxP99Ms: Positive | None = None
 
 
+class Hedging(Strict):
+    """Send a second copy of a request to another replica when the first is slower than the service's
+    recent `afterPercentile` latency; the first answer wins. Only for idempotent models."""
+
+    afterPercentile: Annotated[float, Field(ge=50, le=99.9)] = 95
+
+
 class EnvVar(Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     value: str | None = None
@@ -210,8 +227,24 @@ class ServiceSpec(Strict):
     placement: PlacementRules = Field(default_factory=PlacementRules)
     autoscaling: Autoscaling | None = None
     rollout: Rollout | None = None
+    hedging: Hedging | None = None
     env: list[EnvVar] = Field(default_factory=list)
     slo: Slo | None = None
+
+
+class Checkpoint(Strict):
+    everySeconds: Positive = Field(
+        default=60, description="How often the job should commit a checkpoint (passed to it)."
+    )
+
+
+class Recovery(Strict):
+    strategy: Literal["same-cluster", "next-cheapest"] = Field(
+        default="same-cluster", description="Where a preempted or failed job restarts."
+    )
+    maxRestarts: Annotated[int, Field(ge=0)] = Field(
+        default=3, description="Restarts allowed after the first attempt; then the job fails."
+    )
 
 
 class JobSpec(Strict):
@@ -221,7 +254,15 @@ class JobSpec(Strict):
     spot: bool = False
     reads: list[JobRead] = Field(default_factory=list)
     placement: PlacementRules = Field(default_factory=PlacementRules)
-    command: list[str] | None = Field(default=None, description="What the job runs (runtime only).")
+    command: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="argv the job runs; absent = plan only. Relative paths of existing files are made "
+        "relative to the spec file's folder.",
+    )
+    env: list[EnvVar] = Field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+    recovery: Recovery = Field(default_factory=Recovery)
 
 
 class Budget(Strict):
@@ -230,9 +271,16 @@ class Budget(Strict):
     maxMonthlyUSD: NonNegative
 
 
-class PolicySpec(Strict):
-    """Organisation rules, evaluated at validate, plan and apply."""
+class Selector(Strict):
+    matchLabels: dict[str, str] = Field(
+        default_factory=dict, description="Labels a workload must all carry for the policy to apply."
+    )
 
+
+class PolicySpec(Strict):
+    """Organisation rules, evaluated at validate, plan and apply (see polycloud.policy)."""
+
+    selector: Selector | None = Field(default=None, description="Workloads it applies to; absent = all.")
     providers: list[str] | None = Field(default=None, description="Allowed providers.")
     regions: list[str] | None = Field(default=None, description='Allowed "<provider>/<region>".')
     jurisdictions: list[str] | None = Field(default=None, description="Allowed jurisdictions.")
@@ -241,6 +289,9 @@ class PolicySpec(Strict):
     requiredSecrets: list[str] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
     maxEgressUSDPerMonth: NonNegative | None = None
+    enforceResidency: bool = Field(
+        default=True, description="Report placements and pins that contradict a dataset's residency."
+    )
 
 
 class _Document(Strict):

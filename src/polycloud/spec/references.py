@@ -10,6 +10,7 @@ from polycloud.errors import SpecIssue
 from polycloud.spec.fleet import FieldPath, Fleet
 from polycloud.spec.hints import did_you_mean
 from polycloud.spec.models import Job, PlacementRules, Service
+from polycloud.spec.roots import outside_roots
 
 SHARE_TOLERANCE = 1e-6
 
@@ -63,6 +64,8 @@ def _check_service(fleet: Fleet, service: Service, catalog: Catalog) -> list[Spe
     issues.extend(_check_rules(fleet, service, spec.placement))
     if spec.model.path is not None and not Path(spec.model.path).is_file():
         issues.append(where.issue(("spec", "model", "path"), f"model file not found: {spec.model.path}"))
+    elif spec.model.path is not None and (outside := outside_roots(spec.model.path, where.model_roots)):
+        issues.append(where.issue(("spec", "model", "path"), outside))
     if spec.traffic:
         total = sum(t.share for t in spec.traffic)
         if abs(total - 1.0) > SHARE_TOLERANCE:

@@ -26,6 +26,7 @@ from polycloud.state.records import (
     WorkloadKind,
     WorkloadState,
 )
+from polycloud.state.rollout_records import RevisionCounts, RolloutRecord, RolloutState
 from polycloud.state.store import Clock, Store
 
 __all__ = [
@@ -41,7 +42,10 @@ __all__ = [
     "LoadReport",
     "ReplicaRecord",
     "ReplicaState",
+    "RevisionCounts",
     "RevisionRecord",
+    "RolloutRecord",
+    "RolloutState",
     "Store",
     "TokenRecord",
     "TokenRole",

@@ -318,3 +318,131 @@ class ApplyResult:
         return any(w.action != "unchanged" for w in self.workloads) or any(
             d.action != "unchanged" for d in self.documents
         )
+
+
+AuditOutcome = Literal["ok", "denied", "failed"]
+AUDIT_OUTCOMES: tuple[AuditOutcome, ...] = get_args(AuditOutcome)
+TamperKind = Literal["edited", "deleted", "inserted", "reordered"]
+
+
+@dataclass(frozen=True)
+class AuditInput:
+    """One audit entry as a caller describes it; the store adds its sequence number, time and hashes."""
+
+    actor: str
+    """Who: a token as "NAME#ID", or "anonymous" for a failed authentication."""
+    action: str
+    """What, as "noun.verb": "apply", "token.create", "auth.denied", "secret.set"..."""
+    target: str = ""
+    """What it was done to: a workload, a token id, a cluster, a request path."""
+    outcome: AuditOutcome = "ok"
+    revision: int | None = None
+    """The workload revision the action produced or restored, when there is one."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Plain JSON context (never a secret's value)."""
+
+    def __post_init__(self) -> None:
+        _require_name(self.actor, "audit actor")
+        _require_name(self.action, "audit action")
+        one_of(self.outcome, AUDIT_OUTCOMES, "audit outcome")
+        canonical_json(self.detail)  # a detail that cannot be hashed must fail here, not in a transaction
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the audit hash chain as stored."""
+
+    seq: int
+    time: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: AuditOutcome
+    revision: int | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditBreak:
+    """The first place where the stored audit chain differs from what was appended."""
+
+    seq: int
+    """The sequence number of the first bad (or missing) entry."""
+    kind: TamperKind
+    reason: str
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """The result of walking the whole audit chain."""
+
+    entries: int
+    head_seq: int
+    head_hash: str
+    broken: AuditBreak | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
+@dataclass(frozen=True)
+class SealedSecret:
+    """A secret as stored: ciphertext only (see `polycloud.secrets` for the envelope)."""
+
+    name: str
+    project: str | None
+    """None for a fleet-wide secret."""
+    wrapped_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+    key_id: str
+    version: int = 0
+    """Set by the store (0 on input)."""
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """What may be shown about a secret: never its value, nor its ciphertext."""
+
+    name: str
+    project: str | None
+    version: int
+    key_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class InferenceKeyRecord:
+    """A gateway inference key without its secret (only a sha256 of it is ever stored)."""
+
+    id: int
+    service: str
+    name: str
+    prefix: str
+    rps: float
+    burst: int
+    monthly_quota: int | None
+    created_at: datetime
+    revoked: bool
+    used_this_month: int = 0
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a gateway needs to admit requests with one live key: its hash, limits and usage so far."""
+
+    id: int
+    service: str
+    key_hash: str
+    rps: float
+    burst: int
+    monthly_quota: int | None
+    used: int
+    """Requests counted in `month` by every gateway, as flushed to the store."""
+    month: str
+    revoked: bool = False
+    """A revoked key admits nothing, but still marks its service as one that needs a key."""

@@ -11,28 +11,42 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from polycloud.errors import ConflictError, TransientError, UserError
-from polycloud.state import desired, loads, observed, tokens
+from polycloud.state import audit as audit_chain
+from polycloud.state import desired, loads, observed, rollouts, tokens
+from polycloud.state import jobs as job_runs
+from polycloud.state import keys as inference_keys
+from polycloud.state import secrets as sealed
 from polycloud.state.connecting import lock, make_engine, mask_url, writer
+from polycloud.state.job_records import AttemptInput, AttemptState, JobRunRecord, JobRunState
 from polycloud.state.migrating import upgrade
 from polycloud.state.records import (
     ApplyResult,
+    AuditInput,
+    AuditRecord,
+    AuditVerdict,
     DocumentInput,
     DocumentState,
     EventInput,
     EventRecord,
+    InferenceKeyRecord,
+    KeyGrant,
     LoadReport,
     ReplicaRecord,
     RevisionRecord,
+    SealedSecret,
+    SecretRecord,
     TokenRecord,
     WorkloadInput,
     WorkloadState,
 )
+from polycloud.state.rollout_records import RevisionCounts, RolloutRecord, RolloutState
 from polycloud.state.tables import DocumentRow
 
 Clock = Callable[[], datetime]
@@ -302,3 +316,203 @@ class Store:
         now = self._clock()
         with self._session(write=False) as session:
             return tokens.authenticate(session, token, now)
+
+    # canary rollouts
+
+    def start_rollout(self, service: str, *, baseline: int, canary: int, steps: list[int]) -> RolloutRecord:
+        """Begin a canary rollout of revision `canary` from `baseline`, superseding an active one."""
+        with self._session(write=True, lock_name="desired") as session:
+            return rollouts.start(session, service, baseline, canary, steps, self._clock())
+
+    def rollouts(self, service: str | None = None, *, limit: int = 50) -> list[RolloutRecord]:
+        """Rollouts newest first, optionally of one service."""
+        with self._session(write=False) as session:
+            return rollouts.listing(session, service, limit)
+
+    def active_rollouts(self) -> list[RolloutRecord]:
+        """Every progressing or paused rollout."""
+        with self._session(write=False) as session:
+            return rollouts.active(session)
+
+    def progress_rollout(self, rollout_id: int, **changes: Any) -> RolloutRecord | None:
+        """Record the controller's progress on an active rollout; None when it is no longer active."""
+        now = self._clock()
+        with self._session(write=True, lock_name="desired") as session:
+            return rollouts.progress(session, rollout_id, changes, now)
+
+    def control_rollout(self, service: str, *, to: RolloutState, message: str) -> RolloutRecord:
+        """Pause (`to="paused"`) or resume (`to="progressing"`) the active rollout of `service`."""
+        with self._session(write=True, lock_name="desired") as session:
+            return rollouts.control(session, service, to, message, self._clock())
+
+    def end_rollout(
+        self,
+        service: str,
+        *,
+        state: RolloutState,
+        message: str,
+        author: str,
+        rollout_id: int | None = None,
+    ) -> RolloutRecord:
+        """End the active rollout; "rolled-back" and "aborted" also restore the baseline revision."""
+        authorship = desired.Authorship(author, message, self._clock())
+        with self._session(write=True, lock_name="desired") as session:
+            return rollouts.end(session, service, rollout_id, state, message, authorship)
+
+    def report_revision_counts(self, gateway_id: str, rows: list[RevisionCounts]) -> None:
+        """Make `rows` gateway `gateway_id`'s whole current per-revision counts."""
+        now = self._clock()
+        with self._session(write=True, lock_name="load") as session:
+            rollouts.replace_counts(session, gateway_id, rows, now)
+
+    def revision_counts(self, service: str, max_age_s: float) -> list[RevisionCounts]:
+        """Per-revision counts of `service` from gateways that reported in the last `max_age_s` s."""
+        since = self._clock() - timedelta(seconds=max_age_s)
+        with self._session(write=False) as session:
+            return rollouts.counts(session, service, since)
+
+    # secrets (ciphertext only: `polycloud.secrets` encrypts and decrypts)
+
+    def put_secret(self, secret: SealedSecret) -> SecretRecord:
+        """Store a sealed secret, replacing the value of one with the same (project, name)."""
+        now = self._clock()
+        with self._session(write=True, lock_name="secrets") as session:
+            return sealed.put_secret(session, secret, now)
+
+    def secrets(self) -> list[SecretRecord]:
+        """Every secret's name, scope and version (never a value), by (project, name)."""
+        with self._session(write=False) as session:
+            return sealed.list_secrets(session)
+
+    def sealed_secrets(self) -> list[SealedSecret]:
+        """Every secret's ciphertext, for the process that holds the master key."""
+        with self._session(write=False) as session:
+            return sealed.sealed_secrets(session)
+
+    def delete_secret(self, name: str, project: str | None) -> None:
+        """Delete a secret. Raises NotFoundError when there is none."""
+        with self._session(write=True, lock_name="secrets") as session:
+            sealed.delete_secret(session, name, project)
+
+    def rewrap_secrets(self, rewrap: sealed.Rewrap) -> int:
+        """Re-wrap every data key in one transaction (all or none); returns how many."""
+        now = self._clock()
+        with self._session(write=True, lock_name="secrets") as session:
+            return sealed.rewrap_all(session, rewrap, now)
+
+    # gateway inference keys
+
+    def create_inference_key(
+        self, *, service: str, name: str, rps: float, burst: int, monthly_quota: int | None
+    ) -> tuple[str, InferenceKeyRecord]:
+        """Create a key of `service`; it is returned here once and only its sha256 is kept."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            return inference_keys.create_key(
+                session,
+                service=service,
+                name=name,
+                rps=rps,
+                burst=burst,
+                monthly_quota=monthly_quota,
+                now=now,
+            )
+
+    def inference_keys(self, service: str | None = None) -> list[InferenceKeyRecord]:
+        """Keys (revoked ones too) with this month's usage, oldest first."""
+        now = self._clock()
+        with self._session(write=False) as session:
+            return inference_keys.list_keys(session, service, now)
+
+    def revoke_inference_key(self, key_id: int) -> InferenceKeyRecord:
+        """Revoke a key for good. Raises NotFoundError when there is none."""
+        with self._session(write=True) as session:
+            return inference_keys.revoke_key(session, key_id)
+
+    def key_grants(self) -> list[KeyGrant]:
+        """Every key (revoked ones marked) with its limits and this month's usage, for the gateways."""
+        now = self._clock()
+        with self._session(write=False) as session:
+            return inference_keys.grants(session, now)
+
+    def add_key_usage(self, month: str, counts: dict[int, int]) -> None:
+        """Add a gateway's request counts per key id to `month` ("YYYY-MM")."""
+        now = self._clock()
+        with self._session(write=True, lock_name="key_usage") as session:
+            inference_keys.add_usage(session, month, counts, now)
+
+    # training jobs
+
+    def job_run(self, job: str, revision: int, cluster: str) -> JobRunRecord:
+        """The run of (`job`, `revision`), created `pending` on `cluster` if there is none yet."""
+        now = self._clock()
+        with self._session(write=True, lock_name="jobs") as session:
+            return job_runs.create_run(session, job, revision, cluster, now)
+
+    def job_runs(self, job: str | None = None) -> list[JobRunRecord]:
+        """Every job run (of `job`, when given) with its attempts, sorted by (job, revision)."""
+        with self._session(write=False) as session:
+            return job_runs.list_runs(session, job)
+
+    def add_job_attempt(self, run_id: int, attempt: AttemptInput) -> None:
+        """Record a started attempt; the run becomes `running` there and its egress grows, atomically.
+
+        Raises:
+            NotFoundError: No such run.
+            ConflictError: The run is final already, or the attempt number is taken.
+        """
+        now = self._clock()
+        with self._session(write=True, lock_name="jobs") as session:
+            job_runs.add_attempt(session, run_id, attempt, now)
+
+    def end_job_attempt(
+        self,
+        run_id: int,
+        number: int,
+        *,
+        state: AttemptState,
+        run_state: JobRunState,
+        exit_code: int | None = None,
+        message: str = "",
+    ) -> None:
+        """End attempt `number` as `state` and move its run to `run_state` (unless final), atomically."""
+        now = self._clock()
+        with self._session(write=True, lock_name="jobs") as session:
+            job_runs.end_attempt(
+                session,
+                run_id,
+                number,
+                state=state,
+                exit_code=exit_code,
+                message=message,
+                run=run_state,
+                now=now,
+            )
+
+    def set_job_state(self, run_id: int, state: JobRunState, message: str = "") -> bool:
+        """Move a run that is not final to `state`; False when it was final already."""
+        now = self._clock()
+        with self._session(write=True, lock_name="jobs") as session:
+            return job_runs.set_state(session, run_id, state, message, now)
+
+    # audit trail
+
+    def audit(self, entry: AuditInput) -> AuditRecord:
+        """Append `entry` to the audit hash chain, stamped with now; safe from several processes at once."""
+        now = self._clock()
+        with self._session(write=True, lock_name="audit") as session:
+            return audit_chain.append(session, entry, now)
+
+    def audit_log(self, *, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
+        """The newest `limit` audit entries (those below sequence number `before`), newest first.
+
+        Raises:
+            UserError: `limit` is outside 1..10000.
+        """
+        with self._session(write=False) as session:
+            return audit_chain.entries(session, limit, before)
+
+    def verify_audit(self) -> AuditVerdict:
+        """Walk the whole audit chain; the verdict names the first edited, deleted, inserted or moved entry."""
+        with self._session(write=False) as session:
+            return audit_chain.verify(session)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -28,11 +29,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from polycloud.errors import UserError
+from polycloud.state.job_records import ATTEMPT_STATES, JOB_RUN_STATES
 from polycloud.state.records import (
+    AUDIT_OUTCOMES,
     EVENT_LEVELS,
     REPLICA_STATES,
     TOKEN_ROLES,
     WORKLOAD_KINDS,
+    AuditRecord,
     DocumentState,
     EventRecord,
     LoadReport,
@@ -42,6 +46,7 @@ from polycloud.state.records import (
     WorkloadState,
     stored,
 )
+from polycloud.state.rollout_records import ROLLOUT_STATES, RevisionCounts, RolloutRecord
 
 NAME = 253
 """Room for any DNS-1123 subdomain; the spec layer enforces the stricter label rules."""
@@ -310,3 +315,229 @@ class LoadReportRow(Base):
             gateway_id=self.gateway_id,
             updated_at=self.updated_at,
         )
+
+
+class RolloutRow(Base):
+    """One canary rollout; the controller updates it as steps pass, and it stays as history."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (CheckConstraint(_in("state", ROLLOUT_STATES), name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(NAME), index=True)
+    baseline: Mapped[int]
+    canary: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))
+    steps: Mapped[list[int]] = mapped_column(JSON)
+    step: Mapped[int]
+    step_started_at: Mapped[datetime | None]
+    window: Mapped[dict[str, Any]] = mapped_column(JSON)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    def to_record(self) -> RolloutRecord:
+        """This row as a detached record."""
+        return RolloutRecord(
+            id=self.id,
+            service=self.service,
+            baseline=self.baseline,
+            canary=self.canary,
+            state=stored(self.state, ROLLOUT_STATES, "rollout state"),
+            steps=tuple(int(s) for s in self.steps),
+            step=self.step,
+            step_started_at=self.step_started_at,
+            window=dict(self.window),
+            figures=dict(self.figures),
+            message=self.message,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class RevisionCountsRow(Base):
+    """One gateway's cumulative attempt counts for one (service, revision); replaced every report."""
+
+    __tablename__ = "revision_counts"
+
+    gateway_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    revision: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    attempts: Mapped[int]
+    failures: Mapped[int]
+    buckets: Mapped[list[int]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+
+    def to_record(self) -> RevisionCounts:
+        """This row as a detached record."""
+        return RevisionCounts(
+            service=self.service,
+            revision=self.revision,
+            attempts=self.attempts,
+            failures=self.failures,
+            buckets=tuple(int(b) for b in self.buckets),
+            gateway_id=self.gateway_id,
+            updated_at=self.updated_at,
+        )
+
+
+class AuditRow(Base):
+    """One entry of the audit hash chain: `hash` = sha256(`prev_hash` + canonical JSON of the entry).
+
+    `seq` numbers entries 1, 2, 3... and is part of the hashed entry, so no entry can be moved, dropped
+    or slipped in without breaking a hash or a link (see `polycloud.state.audit`).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", AUDIT_OUTCOMES), name="outcome"),
+        Index(None, "time"),
+    )
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(NAME))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int | None]
+    detail: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def to_record(self) -> AuditRecord:
+        """This row as a detached record."""
+        return AuditRecord(
+            seq=self.seq,
+            time=self.time,
+            actor=self.actor,
+            action=self.action,
+            target=self.target,
+            outcome=stored(self.outcome, AUDIT_OUTCOMES, "audit outcome"),
+            revision=self.revision,
+            detail=self.detail,
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+        )
+
+
+class AuditHeadRow(Base):
+    """The chain's newest (seq, hash), written with every append: a cut-off tail shows up against it."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class SecretRow(Base):
+    """An envelope-encrypted secret: the value sealed by its own data key, the data key by a master key.
+
+    Nothing here is plaintext: `wrapped_key` opens only with the master key named by `key_id`, and both
+    layers are bound to (project, name), so a row copied over another does not decrypt.
+    """
+
+    __tablename__ = "secrets"
+    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
+
+    project: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    """'' for a fleet-wide secret (a primary key column cannot be NULL)."""
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    wrapped_key: Mapped[bytes]
+    nonce: Mapped[bytes]
+    ciphertext: Mapped[bytes]
+    """AES-GCM ciphertext of the value, tag included."""
+    key_id: Mapped[str] = mapped_column(String(64))
+    """Which master key wrapped `wrapped_key`."""
+    version: Mapped[int]
+    """1 at creation, + 1 at each new value (a new value rolls the replicas that use it)."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InferenceKeyRow(Base):
+    """A gateway inference key of one service. Only `key_hash` (sha256 hex of the key) is kept."""
+
+    __tablename__ = "inference_keys"
+    __table_args__ = (
+        UniqueConstraint("key_hash"),
+        Index(None, "service"),
+        CheckConstraint("rps > 0", name="rps_positive"),
+        CheckConstraint("burst >= 1", name="burst_positive"),
+        CheckConstraint("monthly_quota IS NULL OR monthly_quota >= 1", name="quota_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(NAME))
+    name: Mapped[str] = mapped_column(String(NAME))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The key's first characters, so that people can tell keys apart without the secret."""
+    rps: Mapped[float] = mapped_column(Float)
+    """Token-bucket refill rate, requests per second."""
+    burst: Mapped[int]
+    """Token-bucket size: requests allowed at once after a quiet spell."""
+    monthly_quota: Mapped[int | None]
+    """Requests per calendar month (UTC); None for no quota."""
+    created_at: Mapped[datetime]
+    revoked: Mapped[bool]
+
+
+class KeyUsageRow(Base):
+    """Requests counted by the gateways for one inference key in one calendar month (UTC)."""
+
+    __tablename__ = "key_usage"
+    __table_args__ = (ForeignKeyConstraint(["key_id"], ["inference_keys.id"]),)
+
+    key_id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    """"YYYY-MM"."""
+    requests: Mapped[int]
+    updated_at: Mapped[datetime]
+
+
+class JobRunRow(Base):
+    """One run of a job revision; `state` moves pending → running → succeeded | failed | cancelled."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "revision"),
+        CheckConstraint(_in("state", JOB_RUN_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(NAME))
+    revision: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))
+    cluster: Mapped[str | None] = mapped_column(String(NAME))
+    bytes_moved: Mapped[int] = mapped_column(BigInteger)
+    """Checkpoint bytes carried between clusters, over every attempt."""
+    egress_usd: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class JobAttemptRow(Base):
+    """One process start of a run on one cluster; `ended_at` is set once, when it ends."""
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        ForeignKeyConstraint(["run_id"], ["job_runs.id"]),
+        CheckConstraint(_in("state", ATTEMPT_STATES), name="state"),
+    )
+
+    run_id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    cluster: Mapped[str] = mapped_column(String(NAME))
+    pid: Mapped[int | None]
+    state: Mapped[str] = mapped_column(String(16))
+    hourly_usd: Mapped[float] = mapped_column(Float)
+    nodes: Mapped[int]
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None]
+    message: Mapped[str] = mapped_column(Text)

@@ -28,6 +28,7 @@ from polycloud.drivers.local import probing, spawning
 from polycloud.drivers.local.children import CHILDREN
 from polycloud.drivers.local.faulting import sync_faults
 from polycloud.drivers.local.faultstate import FaultState, FaultStore
+from polycloud.drivers.local.jobs import LocalJobs, LocalJobsMixin
 from polycloud.drivers.local.processes import (
     ReplicaProcess,
     pid_running,
@@ -50,11 +51,11 @@ MAX_FAULT_DELAY_MS = 600_000.0
 _log = logging.getLogger(__name__)
 
 
-class LocalDriver:
+class LocalDriver(LocalJobsMixin):
     """Runs one cluster's replicas as local processes of `python -m polycloud.serving`.
 
-    Thread-safe: the reconciler and API threads may share one object. Implements `ClusterDriver` and
-    `SupportsFaults`.
+    Thread-safe: the reconciler and API threads may share one object. Implements `ClusterDriver`,
+    `SupportsFaults` and `SupportsJobs`.
     """
 
     def __init__(self, cluster: str, home: Path, *, python: str = sys.executable) -> None:
@@ -71,6 +72,7 @@ class LocalDriver:
         self._python = python
         self._records = RecordStore(self.home, cluster)
         self._faults = FaultStore(self.home, cluster)
+        self._jobs = LocalJobs(self.home, cluster, python)  # training jobs: drivers.local.jobs
         self._lock = threading.Lock()
         self._ready: set[tuple[int, float]] = set()  # guarded by _lock
         self._http = probing.new_client()

@@ -1,0 +1,44 @@
+"""`StoreKeySource`: inference keys and their monthly totals from the state store, counts back to it."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from polycloud.errors import TransientError
+from polycloud.gateway.keys import KeyLimits
+from polycloud.state import Store
+
+
+class StoreKeySource:
+    """A `KeySource` over a `polycloud.state.Store` (called from the gateway's worker thread)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def snapshot(self) -> list[KeyLimits]:
+        """Every key with its limits and this month's total.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        try:
+            grants = self._store.key_grants()
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot read inference keys from the state store: {e}") from e
+        return [
+            KeyLimits(
+                g.id, g.service, g.key_hash, g.rps, g.burst, g.monthly_quota, g.used, g.month, g.revoked
+            )
+            for g in grants
+        ]
+
+    def flush(self, month: str, counts: dict[int, int]) -> None:
+        """Add `counts` (requests per key id) to `month`'s totals.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        try:
+            self._store.add_key_usage(month, counts)
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot write inference key usage to the state store: {e}") from e

@@ -1,0 +1,23 @@
+"""Cost ledger: accrued compute, egress and job cost, and budget alerts.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-23 00:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Placeholder: filled in by the change that owns this migration."""
+
+
+def downgrade() -> None:
+    """Placeholder."""

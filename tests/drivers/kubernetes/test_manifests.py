@@ -1,0 +1,177 @@
+"""Every manifest the driver applies or export writes is valid against Kubernetes' own OpenAPI schemas."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from polycloud.drivers.kubernetes import jobs, manifests
+from polycloud.drivers.kubernetes.manifests import Serving, Target
+from polycloud.spec.models import EnvVar, Job, ModelRef, Resources
+
+TARGET = Target(
+    cluster="gke-euw4", namespace="ml", image="europe-docker.pkg.dev/acme/ml/polycloud-server:0.1.0"
+)
+K8S_VERSION = "1.30.0"
+
+
+def valid(manifest: dict[str, Any]) -> None:
+    """Strict validation: unknown fields are errors too, as with `kubectl apply --validate=strict`."""
+    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def serving(**changes: Any) -> Serving:
+    base: dict[str, Any] = {
+        "service": "diagnosis",
+        "revision": 3,
+        "role": "active",
+        "spec_hash": "0123456789abcdef",
+        "model": ModelRef(path="models/cancer.onnx", sha256="b" * 64),
+        "resources": Resources(accelerator="T4", acceleratorCount=2, vcpus=3.5, memoryGiB=12),
+        "env": (EnvVar(name="LOG_LEVEL", value="info"), EnvVar(name="API_TOKEN", secret="Diagnosis_Token")),
+    }
+    return Serving(**(base | changes))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"resources": Resources()},
+        {"resources": Resources(accelerator="tpu-v5p-8", acceleratorCount=4)},
+        {"resources": Resources(accelerator="MI300X", acceleratorCount=0.5, memoryGiB=0.5)},
+        {"model": ModelRef(uri="https://models.example.com/cancer.onnx?sig=x", sha256="c" * 64)},
+        {"env": ()},
+        {"role": "standby"},
+    ],
+)
+def test_deployment_is_valid(variant: dict[str, Any]) -> None:
+    valid(manifests.deployment(TARGET, serving(**variant), ["diagnosis-gke-euw4-1", "diagnosis-gke-euw4-0"]))
+
+
+def test_deployment_carries_probes_labels_resources_and_secret_refs() -> None:
+    dep = manifests.deployment(TARGET, serving(), ["diagnosis-gke-euw4-1", "diagnosis-gke-euw4-0"])
+    labels = dep["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "polycloud"
+    assert (labels["polycloud.dev/service"], labels["polycloud.dev/revision"]) == ("diagnosis", "3")
+    assert (labels["polycloud.dev/cluster"], labels["polycloud.dev/spec-hash"]) == (
+        "gke-euw4",
+        "0123456789abcdef",
+    )
+    assert dep["spec"]["replicas"] == 2
+    assert json.loads(dep["metadata"]["annotations"]["polycloud.dev/replica-ids"]) == [
+        "diagnosis-gke-euw4-0",
+        "diagnosis-gke-euw4-1",
+    ]
+    pod = dep["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert server["resources"] == {
+        "requests": {"cpu": "3500m", "memory": "12288Mi", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "12288Mi", "nvidia.com/gpu": "2"},
+    }
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    secret_env = next(e for e in server["env"] if e["name"] == "API_TOKEN")
+    ref = secret_env["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == "value" and ref["name"].startswith("polycloud-diagnosis-token-")  # made DNS-safe
+    assert "value" not in secret_env
+    assert server["args"][:2] == ["--model", "/models/cancer.onnx"] and "b" * 64 in server["args"]
+
+
+def test_a_uri_model_is_fetched_into_a_shared_volume() -> None:
+    uri = ModelRef(uri="https://models.example.com/cancer.onnx?sig=x")
+    pod = manifests.deployment(TARGET, serving(model=uri), ["a"])["spec"]["template"]["spec"]
+    fetch = pod["initContainers"][0]
+    assert fetch["command"][-2:] == ["https://models.example.com/cancer.onnx?sig=x", "/models/cancer.onnx"]
+    assert pod["volumes"] == [{"name": "models", "emptyDir": {}}]
+    assert pod["containers"][0]["volumeMounts"][0]["readOnly"] is True
+
+
+def test_service_and_secret_are_valid() -> None:
+    svc = manifests.service(TARGET, "diagnosis")
+    valid(svc)
+    assert svc["spec"]["selector"]["polycloud.dev/service"] == "diagnosis"
+    assert "polycloud.dev/spec-hash" not in svc["spec"]["selector"]  # old and new pods serve during a roll
+    secret = manifests.secret(TARGET, "Diagnosis_Token", "hunter2")
+    valid(secret)
+    assert secret["metadata"]["name"] == manifests.secret_name("Diagnosis_Token")
+    assert manifests.secret_name("plain-name") == "polycloud-plain-name"
+
+
+def job(**spec: Any) -> Job:
+    doc = {
+        "apiVersion": "polycloud/v1",
+        "kind": "Job",
+        "metadata": {"name": "pretrain"},
+        "spec": {"hours": 4, **spec},
+    }
+    return Job.model_validate(doc)
+
+
+MANAGED = {
+    "resources": {"accelerator": "H100", "acceleratorCount": 8, "vcpus": 96, "memoryGiB": 1024},
+    "nodes": 2,
+    "spot": True,
+    "command": ["python", "train.py", "--epochs", "3"],
+    "env": [{"name": "WANDB_KEY", "secret": "wandb"}, {"name": "SEED", "value": "7"}],
+    "checkpoint": {"everySeconds": 120},
+    "recovery": {"strategy": "next-cheapest", "maxRestarts": 5},
+}
+
+
+@pytest.mark.parametrize("provider", ["aws", "gcp", "azure", "onprem"])
+@pytest.mark.parametrize("spec", [{}, MANAGED], ids=["plain", "managed"])
+def test_jobs_and_claims_are_valid(provider: str, spec: dict[str, Any]) -> None:
+    batch = jobs.batch_job(TARGET, job(**spec), provider)
+    valid(batch)
+    claim = jobs.checkpoint_claim(TARGET, job(**spec))
+    if claim is not None:
+        valid(claim)
+    workflow = jobs.argo_workflow(TARGET, job(**spec), provider)
+    assert workflow["kind"] == "Workflow" and workflow["apiVersion"] == "argoproj.io/v1alpha1"
+    # kubernetes-validate knows no CRDs: check the Workflow's pod parts as the Pod they become.
+    train = workflow["spec"]["templates"][1]
+    pod = {"containers": [train["container"]]}
+    pod |= {k: train[k] for k in ("nodeSelector", "tolerations", "volumes") if k in train}
+    valid(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "pretrain-node-0"},
+            "spec": copy.deepcopy(pod),
+        }
+    )
+
+
+def test_a_managed_job_maps_every_field() -> None:
+    batch = jobs.batch_job(TARGET, job(**MANAGED), "azure")
+    spec = batch["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (2, 2, 5)
+    pod = spec["template"]["spec"]
+    train = pod["containers"][0]
+    assert train["command"] == ["python", "train.py", "--epochs", "3"]
+    env = {e["name"]: e for e in train["env"]}
+    assert env["WANDB_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "polycloud-wandb"
+    assert env["POLYCLOUD_CHECKPOINT_DIR"]["value"] == "/checkpoint"
+    assert env["POLYCLOUD_CHECKPOINT_EVERY_SECONDS"]["value"] == "120"
+    assert train["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert pod["nodeSelector"] == {"kubernetes.azure.com/scalesetpriority": "spot"}
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "pretrain-checkpoint"
+    workflow = jobs.argo_workflow(TARGET, job(**MANAGED), "gcp")
+    train_template = workflow["spec"]["templates"][1]
+    assert train_template["retryStrategy"]["limit"] == "5"
+    assert {"name": "POLYCLOUD_JOB_ATTEMPT", "value": "{{retries}}"} in train_template["container"]["env"]
+    assert workflow["spec"]["templates"][0]["steps"][0][0]["withSequence"] == {"count": "2"}
+
+
+def test_invalid_manifests_are_caught() -> None:
+    """The validator is not a rubber stamp: a typo'd field fails it."""
+    bad = manifests.service(TARGET, "diagnosis")
+    bad["spec"]["portz"] = bad["spec"].pop("ports")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        valid(bad)
