@@ -201,3 +201,16 @@ def test_bad_key_requests_are_refused(
     answer = api.client.post("/api/v1/keys", json=body, headers=api.auth("deployer", project))
     assert answer.status_code == status, answer.text
     assert api.store.inference_keys() == []
+
+
+def test_secret_and_key_changes_are_audited_without_values(api: Api) -> None:
+    deployer = api.auth("deployer")
+    api.client.put("/api/v1/secrets/db", json={"value": VALUE}, headers=deployer)
+    made = api.client.post("/api/v1/keys", json={"service": "scorer"}, headers=deployer).json()
+    api.client.delete(f"/api/v1/keys/{made['id']}", headers=deployer)
+    api.client.delete("/api/v1/secrets/db", headers=deployer)
+    entries = api.store.audit_log(limit=20)
+    actions = [(e.action, e.outcome) for e in entries]
+    for action in ("secret.set", "key.create", "key.revoke", "secret.delete"):
+        assert (action, "ok") in actions
+    assert VALUE not in repr(entries) and made["key"] not in repr(entries)

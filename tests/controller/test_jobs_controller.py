@@ -28,7 +28,7 @@ from polycloud.state import Store
 from polycloud.state.job_records import JobRunRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
-import train_sgd  # noqa: E402  (the job's own module, for its reference weights)
+import train_sgd  # the job's own module, for its reference weights
 
 SCRIPT = Path(__file__).with_name("train_sgd.py")
 EGRESS_USD_PER_GB = 0.09
@@ -174,7 +174,7 @@ def test_exhausted_restarts_fail_the_job(harness: Harness) -> None:
     run = h.wait_final("flaky")
     assert run.state == "failed" and [a.state for a in run.attempts] == ["failed", "failed"]
     assert "no restarts left" in run.message
-    assert [e.reason for e in h.store.events(workload="flaky")][0] == "JobFailed"
+    assert h.store.events(workload="flaky")[0].reason == "JobFailed"
 
 
 def test_a_cancelled_job_stops_and_is_not_restarted(harness: Harness) -> None:
@@ -202,3 +202,22 @@ def test_status_document_has_exactly_the_promised_fields(harness: Harness) -> No
     seconds = (attempt.ended_at - attempt.started_at).total_seconds()
     assert entry["costUSD"] == pytest.approx(seconds / 3600 * 0.10 * 2, abs=1e-6)
     assert "done after 10 steps" in "\n".join(h.controller.log_lines("quick", 5))
+
+
+def test_a_new_revision_replaces_the_running_one_and_starts_from_scratch(harness: Harness) -> None:
+    h = harness
+    h.flag("pause-a1-at-7")
+    h.apply(job("evolving", h.control, steps=20, every=5, strategy="same-cluster", max_restarts=1))
+    h.wait_file("paused-a1-7")  # checkpointed at step 5
+    h.apply(job("evolving", h.control, steps=12, every=5, strategy="same-cluster", max_restarts=1))
+
+    def two_runs() -> list[JobRunRecord] | None:
+        runs = h.store.job_runs("evolving")
+        return runs if len(runs) == 2 and runs[1].state == "succeeded" else None
+
+    old, new = wait_until(two_runs, 60, "the new revision to finish")
+    assert old.state == "cancelled" and old.attempts[0].state == "cancelled"
+    new_attempt = new.attempts[0]
+    assert old.attempts[0].ended_at is not None and new_attempt.started_at >= old.attempts[0].ended_at
+    starts = [t["resumed_from"] for t in h.trace() if t["event"] == "start"]
+    assert starts == [0, 0]  # the old revision's step-5 checkpoint is not the new one's

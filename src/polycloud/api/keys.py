@@ -11,6 +11,8 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
+from polycloud.services import audit
+from polycloud.services.governance import ForbiddenError
 from polycloud.state import Store, TokenRecord
 from polycloud.state.records import InferenceKeyRecord
 
@@ -56,7 +58,7 @@ def _check_service(store: Store, who: TokenRecord, service: str) -> None:
     if service not in projects:
         raise HTTPException(404, f"no live Service named {service!r}")
     if who.project is not None and projects[service] != who.project:
-        raise HTTPException(403, f"token of project {who.project!r} may not manage keys of {service!r}")
+        raise ForbiddenError(f"a token of project {who.project!r} may not manage keys of {service!r}")
 
 
 @router.post("")
@@ -64,9 +66,16 @@ def create_key(body: KeyBody, request: Request, who: Deployer) -> dict[str, Any]
     """Create an inference key; `key` in the answer is the only copy (only its sha256 is stored)."""
     store = _store(request)
     _check_service(store, who, body.service)
-    key, record = store.create_inference_key(
-        service=body.service, name=body.name, rps=body.rps, burst=body.burst, monthly_quota=body.monthlyQuota
-    )
+    actor = audit.actor_of(who)
+    with audit.audited(store, actor, "key.create", body.service, rps=body.rps, burst=body.burst) as entry:
+        key, record = store.create_inference_key(
+            service=body.service,
+            name=body.name,
+            rps=body.rps,
+            burst=body.burst,
+            monthly_quota=body.monthlyQuota,
+        )
+        entry.target = f"{body.service}#{record.id}"
     return {"key": key, **as_json(record)}
 
 
@@ -88,5 +97,7 @@ def revoke_key(key_id: int, request: Request, who: Deployer) -> dict[str, Any]:
     if found is None:
         raise HTTPException(404, f"no inference key with id {key_id}")
     if who.project is not None and _projects(store).get(found.service) != who.project:
-        raise HTTPException(403, f"token of project {who.project!r} may not revoke key {key_id}")
-    return as_json(store.revoke_inference_key(key_id))
+        raise ForbiddenError(f"a token of project {who.project!r} may not revoke key {key_id}")
+    with audit.audited(store, audit.actor_of(who), "key.revoke", str(key_id), service=found.service):
+        record = store.revoke_inference_key(key_id)
+    return as_json(record)

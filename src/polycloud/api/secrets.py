@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.secrets import Vault
+from polycloud.services import audit
+from polycloud.services.governance import ForbiddenError
 from polycloud.state import TokenRecord
 from polycloud.state.records import SecretRecord
 
@@ -35,7 +37,7 @@ def in_scope(who: TokenRecord, project: str | None) -> None:
     """403 unless `who` may manage secrets of `project` (None: the fleet-wide scope)."""
     if who.project is not None and who.project != project:
         scope = f"project {project!r}" if project else "the fleet-wide scope"
-        raise HTTPException(403, f"token of project {who.project!r} may not manage secrets of {scope}")
+        raise ForbiddenError(f"a token of project {who.project!r} may not manage secrets of {scope}")
 
 
 def as_json(record: SecretRecord) -> dict[str, Any]:
@@ -62,7 +64,10 @@ def set_secret(
 ) -> dict[str, Any]:
     """Create a secret or give it a new value; replicas that use it are replaced with the new value."""
     in_scope(who, project)
-    record = vault(request).set(name, body.value, project)
+    store = request.app.state.ctx.store
+    with audit.audited(store, audit.actor_of(who), "secret.set", name, project=project) as entry:
+        record = vault(request).set(name, body.value, project)
+        entry.detail["version"] = record.version
     request.app.state.ctx.wake()
     return as_json(record)
 
@@ -71,13 +76,20 @@ def set_secret(
 def delete_secret(name: str, request: Request, who: Deployer, project: str | None = None) -> dict[str, str]:
     """Delete a secret; services that use it are blocked until it exists again."""
     in_scope(who, project)
-    vault(request).delete(name, project)
+    store = request.app.state.ctx.store
+    with audit.audited(store, audit.actor_of(who), "secret.delete", name, project=project):
+        vault(request).delete(name, project)
     return {"status": "deleted"}
 
 
 @router.post("/rotate-master")
-def rotate_master(request: Request, _: Admin) -> dict[str, Any]:
-    """Re-wrap every data key under a new master key, in one transaction."""
+def rotate_master(request: Request, who: Admin) -> dict[str, Any]:
+    """Re-wrap every data key under a new master key, in one transaction (fleet-wide admins only)."""
+    if who.project is not None:
+        raise ForbiddenError(f"a token of project {who.project} may not rotate the master key")
     found = vault(request)
-    count = found.rotate_master()
+    store = request.app.state.ctx.store
+    with audit.audited(store, audit.actor_of(who), "secret.rotate-master", "master-key") as entry:
+        count = found.rotate_master()
+        entry.detail |= {"rewrapped": count, "keyId": found.wrapper.key_id}
     return {"rewrapped": count, "keyId": found.wrapper.key_id}

@@ -132,6 +132,14 @@ def prepare(root: Path) -> str | None:
     return None if ok else "the carried checkpoint did not match its manifest; discarded"
 
 
+def clear(root: Path) -> None:
+    """Empty `root` (created when missing): a run's first attempt starts from nothing."""
+    discard_staging(root)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+
+
 def discard_staging(dst: Path) -> None:
     """Delete copies cut short (staging folders) next to `dst`."""
     if dst.parent.is_dir():

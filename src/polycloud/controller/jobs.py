@@ -206,54 +206,71 @@ class JobController:
     ) -> None:
         last = run.latest
         number = 1 if last is None else last.number + 1
-        ranked = ranked_choices(job, view.clusters, view.datasets, view.policies, self.catalog)
-        prices = {c.cluster: c.hourly_usd for c in ranked}
-        if last is None:
-            cluster = _planned(w)
-        else:
-            cluster = next_cluster(
-                job.spec.recovery.strategy, last.cluster, last.state, [c.cluster for c in ranked]
-            )
-        if cluster not in view.clusters:
-            self.store.set_job_state(run.id, "failed", f"cluster {cluster!r} is no longer declared")
+        if any(not s.ended and (s.revision, s.attempt) != (run.revision, number) for s in _of(run.job, obs)):
+            return  # an earlier attempt or revision still exits: never two processes of one job
+        cluster, hourly = self._where(run, w, job, view)
+        if cluster is None:
             return
-        hourly = prices.get(cluster, _planned_hourly(w))
         adopted = obs.get((run.job, cluster))
-        if (
-            adopted is not None
-            and not adopted.ended
-            and adopted.attempt == number
-            and adopted.revision == run.revision
-        ):
-            self._record_start(
-                run, job, number, cluster, adopted.pid, hourly, 0, view
-            )  # started before a crash
+        if adopted is not None and not adopted.ended:  # started before a crash, never recorded
+            self._record_start(run, job, number, cluster, adopted.pid, hourly, 0, view)
             return
         env, missing = self._env(job, w.project)
         if missing is not None:
             self.store.set_job_state(run.id, "pending", f"secret {missing!r} does not exist")
             return
-        self._driver(cluster, view.clusters[cluster])
-        target = self._jobs_driver(cluster)
-        moved = self._carry(run.job, last.cluster if last else None, cluster)
-        why = checkpoints.prepare(target.checkpoint_dir(run.job))
-        if why:
-            self._event("warning", "CheckpointDiscarded", why, run.job, cluster)
-        launch = JobLaunch(
-            job=run.job,
-            cluster=cluster,
-            revision=run.revision,
-            attempt=number,
-            command=tuple(job.spec.command or ()),
-            env=env,
-            checkpoint_every_s=job.spec.checkpoint.everySeconds if job.spec.checkpoint else None,
-        )
+        target = self._driver(cluster, view.clusters[cluster])
+        if not isinstance(target, SupportsJobs):
+            self._fail(run, f"cluster {cluster}'s driver cannot run jobs", cluster)
+            return
+        moved = self._stage_checkpoint(run, target, last, cluster)
         try:
-            status = target.start_job(launch)
+            status = target.start_job(_launch(run, job, number, cluster, env))
         except TransientError as e:
             self.store.set_job_state(run.id, "pending", str(e))
             return
+        except PermanentError as e:
+            self._fail(run, str(e), cluster)
+            return
         self._record_start(run, job, number, cluster, status.pid, hourly, moved, view, source=last)
+
+    def _where(
+        self, run: JobRunRecord, w: WorkloadState, job: Job, view: Fleetview
+    ) -> tuple[str | None, float]:
+        """The cluster of the next attempt and its hourly price; None (run failed) when it is gone."""
+        ranked = ranked_choices(job, view.clusters, view.datasets, view.policies, self.catalog)
+        last = run.latest
+        if last is None:
+            cluster = _planned(w)
+        else:
+            names = [c.cluster for c in ranked]
+            cluster = next_cluster(job.spec.recovery.strategy, last.cluster, last.state, names)
+        if cluster not in view.clusters:
+            self._fail(run, f"cluster {cluster!r} is no longer declared", cluster)
+            return None, 0.0
+        prices = {c.cluster: c.hourly_usd for c in ranked}
+        return cluster, prices.get(cluster, _planned_hourly(w))
+
+    def _stage_checkpoint(
+        self, run: JobRunRecord, target: SupportsJobs, last: AttemptRecord | None, cluster: str
+    ) -> int:
+        """Put the checkpoint the attempt resumes from in place; the bytes carried between clusters.
+
+        A run's first attempt starts from nothing: a new revision never resumes an older one's state.
+        """
+        root = target.checkpoint_dir(run.job)
+        if last is None:
+            checkpoints.clear(root)
+            return 0
+        moved = self._carry(run.job, last.cluster, cluster)
+        why = checkpoints.prepare(root)
+        if why:
+            self._event("warning", "CheckpointDiscarded", why, run.job, cluster)
+        return moved
+
+    def _fail(self, run: JobRunRecord, message: str, cluster: str | None) -> None:
+        self.store.set_job_state(run.id, "failed", message)
+        self._event("error", "JobFailed", message, run.job, cluster)
 
     def _record_start(
         self,
@@ -274,10 +291,8 @@ class JobController:
         attempt = AttemptInput(number, cluster, pid, hourly, job.spec.nodes, datetime.now(UTC), moved, egress)
         try:
             self.store.add_job_attempt(run.id, attempt)
-        except ConflictError:
-            self._jobs_driver(cluster).stop_job(
-                run.job, self.stop_grace_s, "cancelled"
-            )  # cancelled meanwhile
+        except ConflictError:  # cancelled meanwhile: what was just started must not run on
+            self._jobs_driver(cluster).stop_job(run.job, self.stop_grace_s, "cancelled")
             return
         verb = "started" if number == 1 else "restarted"
         carried = f", carried {moved:,} checkpoint bytes (${egress:.6f} egress)" if moved else ""
@@ -396,6 +411,16 @@ class JobController:
         self, level: EventLevel, reason: str, message: str, job: str | None = None, cluster: str | None = None
     ) -> None:
         self.store.add_events([EventInput(level, reason, message, workload=job, cluster=cluster)])
+
+
+def _of(job: str, obs: Observed) -> list[JobStatus]:
+    return [status for (name, _), status in obs.items() if name == job]
+
+
+def _launch(run: JobRunRecord, job: Job, number: int, cluster: str, env: dict[str, str]) -> JobLaunch:
+    every = job.spec.checkpoint.everySeconds if job.spec.checkpoint else None
+    command = tuple(job.spec.command or ())
+    return JobLaunch(run.job, cluster, run.revision, number, command, env, checkpoint_every_s=every)
 
 
 def _planned(w: WorkloadState) -> str:

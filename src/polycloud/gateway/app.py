@@ -44,6 +44,7 @@ from polycloud.gateway.reporting import (
 from polycloud.gateway.routes import RouteSource
 from polycloud.gateway.selecting import Selector
 from polycloud.gateway.settings import GatewaySettings
+from polycloud.gateway.tracing import GatewayTracer
 from polycloud.gateway.upstreams import UpstreamRegistry
 from polycloud.gateway.wire import Receive, Scope, Send, send_bytes, send_error, send_json
 
@@ -228,6 +229,7 @@ def create_app(
     load_sink: LoadSink | None = None,
     gateway_id: str | None = None,
     keys: KeySource | None = None,
+    tracer: GatewayTracer | None = None,
 ) -> GatewayApp:
     """Build the gateway's ASGI application.
 
@@ -240,6 +242,7 @@ def create_app(
             None reports nothing.
         gateway_id: This gateway's id in load reports; `host:pid` by default.
         keys: Where inference keys come from (and usage goes to); None leaves every service open.
+        tracer: Spans (and request logs) per request; None traces nothing.
 
     Raises:
         UserError: `settings` names an unknown routing or ejection policy.
@@ -247,4 +250,5 @@ def create_app(
     load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
     app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load)
     app.keys = None if keys is None else KeyGuard(keys)
+    app.proxy.tracer = tracer
     return app

@@ -39,9 +39,11 @@ DROP_REQUEST_HEADERS = frozenset(
         "expect",
         "x-request-id",
         "x-polycloud-timeout-ms",
+        "traceparent",
     }
 )
-"""Client headers not forwarded: hop-by-hop ones, those aiohttp sets, and those the gateway sets."""
+"""Client headers not forwarded: hop-by-hop ones, those aiohttp sets, and those the gateway sets (a
+client's `traceparent` is continued by the gateway's own span, whose `traceparent` goes on)."""
 
 DROP_RESPONSE_HEADERS = frozenset(
     {

@@ -7,10 +7,14 @@
                                                                 timeout, broken
     polycloud_gateway_retries_total{service}                   attempts after the first
     polycloud_gateway_ejections_total{service, cluster}        passive outlier ejections
+    polycloud_gateway_upstream_bytes_total{service, cluster, direction}  bytes of successful attempts'
+                                                                bodies, sent to and received from a cluster
     polycloud_gateway_in_flight                                requests being proxied
     polycloud_gateway_routes_version                           route tables applied
 
-Labelled children are cached in dicts so the request path does one dict lookup per metric.
+Names follow `polycloud_<component>_<what>_<unit>`; the control plane's `/metrics` adds the cluster's
+provider and region (`polycloud.obs.federation`). Labelled children are cached in dicts so the request
+path does one dict lookup per metric.
 """
 
 from __future__ import annotations
@@ -55,11 +59,18 @@ class GatewayMetrics:
         self._ejections = Counter(
             "polycloud_gateway_ejections", "Passive outlier ejections.", ["service", "cluster"], registry=r
         )
+        self._bytes = Counter(
+            "polycloud_gateway_upstream_bytes",
+            "Bytes of request and answer bodies moved to and from a cluster by successful attempts.",
+            ["service", "cluster", "direction"],
+            registry=r,
+        )
         self.in_flight = Gauge("polycloud_gateway_in_flight", "Requests being proxied.", registry=r)
         self.routes_version = Gauge("polycloud_gateway_routes_version", "Route tables applied.", registry=r)
         self._request_children: dict[tuple[str, str, int], Counter] = {}
         self._duration_children: dict[str, Histogram] = {}
         self._attempt_children: dict[tuple[str, str, str], Counter] = {}
+        self._bytes_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
 
     def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
         """Count one answer to a client and its duration."""
@@ -83,6 +94,19 @@ class GatewayMetrics:
             counter = self._attempts.labels(service, cluster, outcome)
             self._attempt_children[key] = counter
         counter.inc()
+
+    def moved(self, service: str, cluster: str, sent: int, received: int) -> None:
+        """Count the body bytes of one successful attempt."""
+        key = (service, cluster)
+        pair = self._bytes_children.get(key)
+        if pair is None:
+            pair = (
+                self._bytes.labels(service, cluster, "sent"),
+                self._bytes.labels(service, cluster, "received"),
+            )
+            self._bytes_children[key] = pair
+        pair[0].inc(sent)
+        pair[1].inc(received)
 
     def retried(self, service: str) -> None:
         """Count one retry."""

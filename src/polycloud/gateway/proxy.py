@@ -25,6 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from opentelemetry.trace import Span
+
 from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.ejection import EjectionPolicy
 from polycloud.gateway.forwarding import DROP_REQUEST_HEADERS, Failure, Forwarder, Reply
@@ -33,6 +35,7 @@ from polycloud.gateway.locality import Locator, Point
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.selecting import NoRoute, Selector
 from polycloud.gateway.settings import GatewaySettings
+from polycloud.gateway.tracing import GatewayTracer
 from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 from polycloud.gateway.wire import Receive, Scope, Send, send_error, send_response
 
@@ -84,6 +87,8 @@ class Call:
     deadline: float
     """`time.monotonic()` value after which no attempt starts."""
     id_header: tuple[bytes, bytes]
+    span: Span | None = None
+    """The request's trace span, when the gateway traces."""
 
 
 class Proxy:
@@ -99,8 +104,11 @@ class Proxy:
         locator: Locator,
         metrics: GatewayMetrics,
         revisions: RevisionCounter | None = None,
+        tracer: GatewayTracer | None = None,
     ) -> None:
         """Wire the request path's parts together (see `polycloud.gateway.app.create_app`)."""
+        self.tracer = tracer
+        """Spans and request logs; None: neither."""
         self.revisions = revisions or RevisionCounter()
         """Attempts per (service, revision), for judging canaries."""
         self._rng = selector.policy.rng
@@ -121,7 +129,7 @@ class Proxy:
         """Serve one request for `service`, whose path and query are `target` (forwarded as they are)."""
         start = time.perf_counter()
         settings = self._settings
-        request_id = region = timeout_text = None
+        request_id = region = timeout_text = parent = None
         forward: list[tuple[str, str]] = []
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1")
@@ -132,9 +140,15 @@ class Proxy:
                 region = value
             elif name == "x-polycloud-timeout-ms":
                 timeout_text = value
+            elif name == "traceparent":
+                parent = value
             if name not in DROP_REQUEST_HEADERS:
                 forward.append((name, value))
-        request_id = request_id or uuid.uuid4().hex
+        tracer, span = self.tracer, None
+        if tracer is not None:
+            span, request_id = tracer.start(request_id, parent, scope["method"], service)
+        else:
+            request_id = request_id or uuid.uuid4().hex
         forward.append(("x-request-id", request_id))
         id_header = (b"x-request-id", request_id.encode("latin-1"))
 
@@ -161,11 +175,16 @@ class Proxy:
                 else:
                     client = self._home if region is None else self._locator.point(region)
                     deadline = time.monotonic() + timeout_s
-                    call = Call(service, scope["method"], target, forward, body, client, deadline, id_header)
+                    call = Call(
+                        service, scope["method"], target, forward, body, client, deadline, id_header, span
+                    )
                     status, cluster = await self._attempts(send, call)
             finally:
                 self.in_flight -= 1
-        self._metrics.answered(service, cluster, status, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self._metrics.answered(service, cluster, status, elapsed)
+        if span is not None and tracer is not None:
+            tracer.finish(span, request_id, service, cluster, status, elapsed)
 
     def _timeout(self, text: str | None) -> float | None:
         if text is None:
@@ -209,6 +228,7 @@ class Proxy:
                 self._ejection.succeeded(winner, now)
                 winner.observe(outcome.elapsed_ms, settings.ewma_alpha)
                 metrics.attempted(call.service, winner.cluster, "ok")
+                metrics.moved(call.service, winner.cluster, len(call.body), len(outcome.body))
                 await send_response(
                     send, outcome.status, outcome.headers, outcome.body, call.id_header, winner
                 )
@@ -220,14 +240,25 @@ class Proxy:
 
     async def _forward(self, upstream: Upstream, call: Call, timeout_s: float) -> Reply | Failure:
         """One attempt on `upstream`, counted against its revision (a cancelled one is not counted)."""
+        headers, attempt, tracer = call.headers, None, self.tracer
+        if call.span is not None and tracer is not None:
+            attempt, header = tracer.attempt(call.span, upstream)
+            headers = [*headers, header]
         upstream.outstanding += 1
         sent = time.perf_counter()
+        outcome: Reply | Failure | None = None
         try:
             outcome = await self._forwarder.send(
-                upstream, call.method, call.target, call.headers, call.body, timeout_s
+                upstream, call.method, call.target, headers, call.body, timeout_s
             )
         finally:
             upstream.outstanding -= 1
+            if attempt is not None:
+                GatewayTracer.attempted(
+                    attempt,
+                    outcome.status if isinstance(outcome, Reply) else None,
+                    outcome.kind if isinstance(outcome, Failure) else None,
+                )
         elapsed = time.perf_counter() - sent
         ok = isinstance(outcome, Reply) and outcome.status < 500
         self.revisions.attempted(upstream.service, upstream.revision, ok, elapsed * 1e3)

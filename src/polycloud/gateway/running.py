@@ -31,8 +31,10 @@ from polycloud.gateway.keystore import StoreKeySource
 from polycloud.gateway.policies import routing_policies
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.sourcing import StoreLoadSink, StoreRouteSource
+from polycloud.gateway.tracing import GatewayTracer
 from polycloud.settings import Settings
 from polycloud.state import Store
+from polycloud.telemetry import logs, tracing
 
 log = logging.getLogger("polycloud.gateway")
 
@@ -164,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"polycloud gateway: {e}", file=sys.stderr)
         return EXIT_USAGE
+    provider = tracing.make_provider(
+        "polycloud-gateway", tracing.make_exporter("gateway", defaults.resolved_home, os.environ)
+    )
+    logs.configure(sys.stderr, component="gateway")
     try:
         sockets = None if args.fd is None else [inherited_socket(args.fd)]
         catalog = load_catalog()
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             load_sink=StoreLoadSink(store),
             gateway_id=f"{args.addr}/{os.getpid()}",
             keys=StoreKeySource(store),
+            tracer=GatewayTracer(provider.get_tracer("polycloud.gateway"), logs.request_logger("gateway")),
         )
         server = serve(app, settings, host, port, sockets, tls)
     except UserError as e:
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     finally:
         store.close()
+        provider.shutdown()  # exports the spans still batched
     if not server.started:
         return EXIT_STARTUP
     log.info("gateway stopped")

@@ -10,6 +10,7 @@ Routes (a `{version}` segment is optional after the model name, `/v2/models/{nam
     POST /v2/models/{name}/infer      inference on JSON tensors
     GET  /metrics                     Prometheus text format
     GET  /_polycloud/faults           the injected extra delay and error rate
+    GET  /_polycloud/predictions      sampled output values, for drift detection
     POST /_polycloud/faults           change them: {"delayMs": float, "errorRate": float}
 
 Errors are JSON `{"error": "..."}`: 400 for a request that does not fit the model, 404 for another
@@ -39,6 +40,7 @@ from polycloud.errors import PermanentError
 from polycloud.serving.faults import Faults, InvalidFaults
 from polycloud.serving.metrics import ReplicaMetrics
 from polycloud.serving.model import Model
+from polycloud.serving.predictions import PredictionSampler
 from polycloud.serving.protocol import (
     InvalidRequest,
     encode_infer_response,
@@ -47,6 +49,7 @@ from polycloud.serving.protocol import (
     parse_infer_request,
     server_metadata,
 )
+from polycloud.serving.tracing import ReplicaTracer
 
 JSON = "application/json"
 INFER_WORKERS = 2
@@ -81,6 +84,7 @@ class Replica:
         faults: Faults,
         metrics: ReplicaMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        tracer: ReplicaTracer | None = None,
     ) -> None:
         """Create the replica's application state.
 
@@ -89,12 +93,15 @@ class Replica:
             faults: Simulated delay and error rate.
             metrics: Where requests are counted.
             sleep: How the simulated delay is waited (tests pass a fake).
+            tracer: Spans and request logs of inferences; None: neither.
         """
         self.served = served
         self.faults = faults
         self.metrics = metrics
         self.sleep = sleep
         self.ready = True
+        self.tracer = tracer
+        self.predictions = PredictionSampler()
         self._executor = ThreadPoolExecutor(max_workers=INFER_WORKERS, thread_name_prefix="infer")
 
     def close(self) -> None:
@@ -159,11 +166,16 @@ class Replica:
             outputs = served.model.run(request.inputs, request.outputs)
         except ValueError as e:
             raise InvalidRequest(f"the model rejected the inputs: {e}") from e
+        self.predictions.observe(outputs)
         return encode_infer_response(served.name, served.version, request.id, outputs)
 
     async def metrics_text(self, request: Request) -> Response:
         """`GET /metrics`."""
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def sampled_predictions(self, request: Request) -> Response:
+        """`GET /_polycloud/predictions`."""
+        return _json({"revision": self.served.version, "values": self.predictions.snapshot()})
 
     async def fault_settings(self, request: Request) -> Response:
         """`GET` and `POST /_polycloud/faults`."""
@@ -211,6 +223,8 @@ class SimulatedNetwork:
                 status = message["status"]
             await send(message)
 
+        tracer = self.replica.tracer
+        span, request_id = tracer.start(scope["headers"], path=scope["path"]) if tracer else (None, "")
         metrics.started()
         try:
             await self._delay()
@@ -221,7 +235,10 @@ class SimulatedNetwork:
             else:
                 await self.app(scope, receive, send_status)
         finally:
-            metrics.finished(status, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            metrics.finished(status, elapsed)
+            if span is not None and tracer is not None:
+                tracer.finish(span, request_id, status, elapsed)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -242,6 +259,7 @@ def create_app(replica: Replica) -> ASGIApp:
         Route("/v2/health/ready", replica.health_ready, methods=["GET"]),
         Route("/metrics", replica.metrics_text, methods=["GET"]),
         Route("/_polycloud/faults", replica.fault_settings, methods=["GET", "POST"]),
+        Route("/_polycloud/predictions", replica.sampled_predictions, methods=["GET"]),
     ]
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [

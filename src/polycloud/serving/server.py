@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
 
 from polycloud.errors import PermanentError, PolycloudError
 from polycloud.serving.app import Replica, ServedModel, create_app
@@ -32,6 +34,8 @@ from polycloud.serving.events import EventLog
 from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
 from polycloud.serving.model import load_model
+from polycloud.serving.tracing import ReplicaTracer
+from polycloud.telemetry import logs, tracing
 
 BACKLOG = 1024
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -164,6 +168,23 @@ async def _serve(server: _Server, sock: socket.socket, replica: Replica, events:
     await server.serve(sockets=[sock])
 
 
+def _tracing(options: ServerOptions) -> TracerProvider | None:
+    """Spans to OTLP or `<home>/traces/` and JSON request logs on stdout; none without a home."""
+    if not options.home:
+        return None
+    identity = options.identity()
+    identity.pop("home", None)
+    logs.configure(sys.stdout, component="replica", **identity)
+    exporter = tracing.make_exporter(f"replica-{options.replica_id or 'x'}", Path(options.home), os.environ)
+    return tracing.make_provider("polycloud-replica", exporter, {"polycloud.replica": options.replica_id})
+
+
+def _tracer(provider: TracerProvider | None) -> ReplicaTracer | None:
+    if provider is None:
+        return None
+    return ReplicaTracer(provider.get_tracer("polycloud.serving"), logs.request_logger("replica"))
+
+
 def run(options: ServerOptions, events: EventLog | None = None) -> int:
     """Serve a model until a stop signal, then drain and return.
 
@@ -191,7 +212,8 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         served = ServedModel(options.name, options.revision or "1", model)
         faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
         labels = ReplicaLabels(options.name, options.cluster, options.revision)
-        replica = Replica(served, faults, ReplicaMetrics(labels))
+        provider = _tracing(options)
+        replica = Replica(served, faults, ReplicaMetrics(labels), tracer=_tracer(provider))
         config = uvicorn.Config(
             create_app(replica),
             lifespan="off",
@@ -212,6 +234,8 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_IGN)
             replica.close()
+            if provider is not None:
+                provider.shutdown()  # exports the spans still batched
     except _StopRequested:
         log.emit("stopped", reason="signal before ready")
         return 0

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from polycloud.errors import ConflictError, TransientError, UserError
 from polycloud.state import audit as audit_chain
-from polycloud.state import desired, loads, observed, rollouts, tokens
+from polycloud.state import desired, ledger, loads, observed, rollouts, tokens
 from polycloud.state import jobs as job_runs
 from polycloud.state import keys as inference_keys
 from polycloud.state import secrets as sealed
@@ -516,3 +516,24 @@ class Store:
         """Walk the whole audit chain; the verdict names the first edited, deleted, inserted or moved entry."""
         with self._session(write=False) as session:
             return audit_chain.verify(session)
+
+    # cost ledger (the accountant writes; reports read; see `polycloud.state.ledger`)
+
+    def accrue_cost(
+        self, rates: list[ledger.RateAccrual], totals: list[ledger.TotalAccrual], *, max_gap_s: float
+    ) -> float:
+        """Accrue `rates` since the shared cursor (at most `max_gap_s` s) and the growth of `totals`."""
+        now = self._clock()
+        with self._session(write=True, lock_name="ledger") as session:
+            return ledger.accrue(session, rates, totals, now, max_gap_s)
+
+    def cost_lines(self, since: datetime | None = None) -> list[ledger.LedgerLine]:
+        """Accrued cost per (workload, revision, cluster, category, source) from `since`'s hour on."""
+        with self._session(write=False) as session:
+            return ledger.lines(session, since)
+
+    def record_budget_alerts(self, alerts: list[ledger.BudgetAlertInput]) -> list[ledger.BudgetAlertInput]:
+        """Record alerts not recorded before, each with its event, atomically; returns the new ones."""
+        now = self._clock()
+        with self._session(write=True, lock_name="ledger") as session:
+            return ledger.record_alerts(session, alerts, now)

@@ -541,3 +541,67 @@ class JobAttemptRow(Base):
     ended_at: Mapped[datetime | None]
     exit_code: Mapped[int | None]
     message: Mapped[str] = mapped_column(Text)
+
+
+LEDGER_CATEGORIES = ("compute", "egress")
+LEDGER_SOURCES = ("replicas", "dataset-reads", "job-attempts", "job-datasets", "checkpoints")
+
+
+class LedgerRow(Base):
+    """Cost accrued in one UTC hour by one (workload, revision, cluster, category, source).
+
+    The accountant adds to the row of the current hour on each pass, so the table grows by a few rows
+    per workload and hour, never by one per request or per pass (see `polycloud.state.ledger`).
+    """
+
+    __tablename__ = "cost_ledger"
+    __table_args__ = (
+        UniqueConstraint("hour", "workload", "revision", "cluster", "category", "source"),
+        CheckConstraint(_in("category", LEDGER_CATEGORIES), name="category"),
+        CheckConstraint(_in("source", LEDGER_SOURCES), name="source"),
+        Index(None, "hour"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    hour: Mapped[datetime]
+    """Start of the UTC hour the cost accrued in."""
+    workload: Mapped[str] = mapped_column(String(NAME))
+    kind: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int]
+    cluster: Mapped[str] = mapped_column(String(NAME))
+    provider: Mapped[str] = mapped_column(String(NAME))
+    category: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[str] = mapped_column(Text)
+    """The revision's `metadata.labels` as canonical JSON (text, so that it can be grouped on)."""
+    project: Mapped[str | None] = mapped_column(String(NAME))
+    quantity: Mapped[float] = mapped_column(Float)
+    """Replica-seconds (services), node-seconds (jobs) or GB (egress)."""
+    usd: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+
+
+class LedgerCursorRow(Base):
+    """Until when time-based costs have been accrued; shared by every accountant of the database."""
+
+    __tablename__ = "cost_cursor"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accrued_until: Mapped[datetime]
+
+
+class BudgetAlertRow(Base):
+    """A budget threshold crossed in a month: recorded once, with its BudgetAlert event."""
+
+    __tablename__ = "budget_alerts"
+
+    policy: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    label: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    value: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    """"YYYY-MM" (UTC)."""
+    threshold: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    """50, 80 or 100 (% of the budget)."""
+    spend_usd: Mapped[float] = mapped_column(Float)
+    limit_usd: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]

@@ -1,19 +1,21 @@
 """A RECORDED STAND-IN for the Kubernetes API server — not a Kubernetes, and not a general fake.
 
 The real API server is a boundary these tests cannot reach (DEVELOPERS.md allows a faithful stand-in
-there). This one speaks real HTTP on 127.0.0.1 to the real `kubernetes` client, and answers the few
-endpoints the driver uses the way kube-apiserver 1.30 does, with the bodies copied from a recorded
-conversation: list objects (items without kind/apiVersion, a list resourceVersion), watch streams
-(newline-delimited events, BOOKMARKs, the stream closed by the server after `timeoutSeconds`, an
-ERROR event with a 410 Status for an expired resourceVersion), server-side apply
-(`PATCH` with `application/apply-patch+yaml`, `fieldManager` required, 201 on create, a 409 Conflict
-Status when a given resourceVersion is stale), JSON merge patch, delete (a Success Status; a 404
-NotFound Status when gone), a 404 for a missing namespace and a 403 Forbidden "exceeded quota" Status
-from a ResourceQuota on `count/deployments.apps`. A pod quota makes the ReplicaSet fail to create pods,
-which shows, as on a real cluster, as a `ReplicaFailure` condition on the Deployment.
+there). This one speaks real HTTP on 127.0.0.1 to the real `kubernetes` client (through a generated
+kubeconfig) and plays back the conversation kube-apiserver 1.30 has with it for the endpoints the
+driver uses — request shapes and response bodies in the API server's own formats and wording
+(`recorded.py`), written from its API conventions, not captured from a live cluster here:
+lists (items without kind/apiVersion, a list resourceVersion), watch streams (newline-delimited
+events, BOOKMARKs, the stream closed by the server after `timeoutSeconds`, an ERROR event carrying a
+410 Expired Status for a compacted resourceVersion), server-side apply (`PATCH` with
+`application/apply-patch+yaml`, `fieldManager` required, 201 on create, 409 Conflict when a given
+resourceVersion is stale), JSON merge patch, delete (a Success Status; 404 NotFound when gone), 404
+for a missing namespace, 403 Forbidden for RBAC and for a full ResourceQuota on
+`count/deployments.apps`. A pod quota makes the ReplicaSet fail to create pods, which shows — as on a
+real cluster — as a `ReplicaFailure` condition on the Deployment.
 
-The Deployment controller and the kubelet are played by `_sync_pods` (pods appear Pending and
-unscheduled-free; `set_ready` flips their Ready condition as a passing readiness probe would).
+The Deployment controller and the kubelet are played by `_sync_pods` (pods appear Pending; `set_ready`
+flips their Ready condition as a passing readiness probe would; `crash` puts one in CrashLoopBackOff).
 Every request is logged in `requests` (method, path, query, content type, body) for assertions.
 """
 

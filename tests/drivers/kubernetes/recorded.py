@@ -1,7 +1,8 @@
 """Answers of kube-apiserver as recorded: Status objects, pod statuses, routing and selectors.
 
-Part of the recorded stand-in (`fake_api`): the bodies below are copied from a real API server's
-responses (1.30), only names and numbers changed.
+Part of the recorded stand-in (`fake_api`): the bodies below follow kube-apiserver 1.30's formats and
+messages (Status objects with reason, message, details and code; pod status blocks as the kubelet
+reports them), with our names and numbers.
 """
 
 from __future__ import annotations

@@ -264,9 +264,13 @@ def test_unreachable_api_is_transient(
 ) -> None:
     driver = make_driver()
     driver.list_replicas()
+    driver.start_replica(spec(0))
     fake.stop()
     with pytest.raises(TransientError, match="unreachable"):
-        driver.start_replica(spec(0))
+        driver.start_replica(spec(1))
+    driver.stop_replica("fraud-eks-use1-0")  # quiet: the id stays listed and is stopped next pass
+    with pytest.raises(TransientError, match=r"cannot observe replicas.*unreachable"):
+        wait_until(lambda: driver.list_replicas() and None, 10, "the informers to notice")
 
 
 def test_rbac_refusal_and_missing_namespace_are_permanent(
@@ -291,6 +295,9 @@ def test_unknown_revision_and_missing_image_are_permanent(
     specs.add_cluster("bare", {"type": "kubernetes", "namespace": "ml"})
     with pytest.raises(PermanentError, match=r"driver.image is required"):
         make_driver("bare")
+    specs.add_cluster("lost", {"type": "kubernetes", "kubeconfig": "/nonexistent/kubeconfig", "image": "x"})
+    with pytest.raises(PermanentError, match=r"kubeconfig /nonexistent/kubeconfig, context \(current\)"):
+        make_driver("lost")
 
 
 def test_the_registry_builds_it_from_the_declared_cluster(specs: MemorySpecs, tmp_path: object) -> None:

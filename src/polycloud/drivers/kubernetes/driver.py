@@ -136,8 +136,12 @@ class KubernetesDriver:
         return statuses
 
     def _maybe_collect(self) -> None:
-        if time.monotonic() - self._last_gc >= self._gc_interval_s:
+        if time.monotonic() - self._last_gc < self._gc_interval_s:
+            return
+        try:
             self.collect_garbage()
+        except TransientError as e:  # garbage can wait; the listing itself is still good
+            _log.warning("cluster %s: garbage collection postponed: %s", self.cluster, e)
 
     def collect_garbage(self) -> list[tuple[str, str]]:
         """Delete this cluster's objects that nothing declares any more (see `collecting`) now."""
@@ -215,12 +219,20 @@ class KubernetesDriver:
         """Remove `replica_id` from its Deployment and scale it down (deleting it at zero).
 
         Pods get the template's termination grace period (`manifests.GRACE_S`), not `grace_s`: a
-        Deployment cannot give one pod a grace of its own. Never raises because the replica is gone.
+        Deployment cannot give one pod a grace of its own. Never raises because the replica is gone,
+        nor when the API is unreachable: the id stays listed, so the next reconcile pass stops it again
+        (raising would abort the whole pass, starts included).
+
+        Raises:
+            PermanentError: The API refuses the change (RBAC).
         """
         with self._lock:
             for dep in self.deployments.snapshot() or []:
                 if replica_id in m.replica_ids(dep):
-                    self._remove(dep["metadata"]["name"], replica_id)
+                    try:
+                        self._remove(dep["metadata"]["name"], replica_id)
+                    except TransientError as e:
+                        _log.warning("stop %s: %s (retried next pass)", replica_id, e)
 
     def _remove(self, name: str, replica_id: str) -> None:
         current = self._api.get("Deployment", name)
