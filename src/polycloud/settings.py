@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         default="",
         description="Folders (os.pathsep-separated) model files may come from, besides the spec's.",
     )
+    alert_webhook: str | None = Field(
+        default=None, description="URL that anomalies, incidents and SLO burn alerts are POSTed to."
+    )
+    probe_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between synthetic probes of each service and cluster."
+    )
 
     @property
     def resolved_home(self) -> Path:

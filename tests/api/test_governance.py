@@ -153,6 +153,12 @@ def test_mutations_and_refusals_are_in_the_audit_trail(governed: Governed) -> No
     assert seen[0] == ("apply", "ok", "fleet")
     assert ("auth.failed", "denied", "GET /api/v1/status") in seen
     assert ("auth.forbidden", "denied", "POST /api/v1/shutdown") in seen
+    refused = next(e for e in entries if e["action"] == "auth.forbidden")
+    assert (
+        refused["actor"].startswith("admin-alpha#")
+        and "stop the control plane" in refused["detail"]["reason"]
+    )
+    assert refused["detail"]["project"] == "alpha" and governed.shutdowns == 0
     assert ("apply", "ok", "alpha") in seen and ("fault.inject", "ok", "west") in seen
     applied = next(e for e in entries if e["target"] == "alpha")
     assert applied["actor"].startswith("deployer-alpha#") and applied["revision"] == 2
@@ -179,3 +185,27 @@ def test_verify_reports_tampering(governed: Governed) -> None:
         connection.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     verdict = governed.client.get("/api/v1/audit/verify", headers=governed.token("admin")).json()
     assert not verdict["intact"] and verdict["broken"]["kind"] == "deleted" and verdict["broken"]["seq"] == 2
+
+
+def test_policy_refusals_are_audited_as_denied(governed: Governed) -> None:
+    policy = {
+        "apiVersion": "polycloud/v1",
+        "kind": "Policy",
+        "metadata": {"name": "labels"},
+        "spec": {"requiredLabels": ["team"]},
+    }
+    deployer = governed.token("deployer")
+    for dry_run in (True, False):
+        refused = governed.apply(deployer, CLUSTER, policy, service("alpha-svc", "alpha"), dry_run=dry_run)
+        assert refused.status_code == 422, refused.text
+    entries = audit_log(governed)[-2:]
+    assert [(e["action"], e["outcome"], e["detail"].get("dryRun")) for e in entries] == [
+        ("apply", "denied", True),
+        ("apply", "denied", None),
+    ]
+    assert entries[1]["detail"]["violations"][0] == {
+        "policy": "labels",
+        "rule": "requiredLabels[0]",
+        "kind": "Service",
+        "document": "alpha-svc",
+    }

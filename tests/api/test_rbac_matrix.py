@@ -105,6 +105,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/keys"): Rule("viewer", "any", _static("/api/v1/keys")),
     ("DELETE", "/api/v1/keys/{key_id}"): Rule("deployer", "project", _alpha_key),
     ("GET", "/api/v1/jobs"): Rule("viewer", "any", _static("/api/v1/jobs")),
+    ("GET", "/api/v1/cost"): Rule("viewer", "any", _static("/api/v1/cost")),
+    ("GET", "/api/v1/cost/export"): Rule("viewer", "any", _static("/api/v1/cost/export")),
+    ("GET", "/api/v1/cost/budgets"): Rule("viewer", "any", _static("/api/v1/cost/budgets")),
+    ("GET", "/api/v1/advice"): Rule("viewer", "any", _static("/api/v1/advice")),
     ("GET", "/api/v1/jobs/{name}/logs"): Rule("viewer", "project", _static("/api/v1/jobs/alpha-svc/logs")),
     ("POST", "/api/v1/jobs/{name}/cancel"): Rule(
         "deployer", "project", _static("/api/v1/jobs/alpha-svc/cancel")
@@ -119,8 +123,6 @@ GAPS = {
     ("GET", "/api/v1/jobs/{name}/logs"),
     ("POST", "/api/v1/jobs/{name}/cancel"),
     ("POST", "/api/v1/jobs/{name}/preempt"),
-    ("GET", "/api/v1/rollouts/{service}"),
-    ("POST", "/api/v1/rollouts/{service}/{action}"),
 }
 """Operations whose routes do not check the token's project yet (one line each: `governance.check_workload`
 or `governance.require_fleet_wide`). Strict: fixing one makes its case fail until it leaves this set."""

@@ -208,7 +208,8 @@ def test_a_new_revision_replaces_the_running_one_and_starts_from_scratch(harness
     h = harness
     h.flag("pause-a1-at-7")
     h.apply(job("evolving", h.control, steps=20, every=5, strategy="same-cluster", max_restarts=1))
-    h.wait_file("paused-a1-7")  # checkpointed at step 5
+    h.wait_file("paused-a1-7").unlink()  # checkpointed at step 5; the paused process idles on
+    (h.control / "pause-a1-at-7").unlink()  # the new revision's first attempt must not pause too
     h.apply(job("evolving", h.control, steps=12, every=5, strategy="same-cluster", max_restarts=1))
 
     def two_runs() -> list[JobRunRecord] | None:

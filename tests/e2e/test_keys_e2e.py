@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import Fleet, Polycloud, ServiceDecl
+from tests.e2e.conftest import Polycloud
+from tests.e2e.fleets import Fleet, ServiceDecl
 
 pytestmark = pytest.mark.e2e
 

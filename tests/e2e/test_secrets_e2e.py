@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.e2e.conftest import POLYCLOUD, CliResult, Fleet, Polycloud, ServiceDecl, home_processes
+from tests.e2e.conftest import POLYCLOUD, CliResult, Polycloud, home_processes
+from tests.e2e.fleets import Fleet, ServiceDecl
 
 pytestmark = pytest.mark.e2e
 

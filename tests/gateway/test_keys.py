@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,7 +17,7 @@ from polycloud.errors import TransientError
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
 from polycloud.gateway.keys import KeyGuard, KeyLimits, hash_key, seconds_to_next_month, utc_month
 
-from .support import FAST, INFER_BODY, Gateway, MakeStub, ServerThread, replica, table
+from .support import FAST, INFER_BODY, Gateway, MakeStub, ServerThread, Stub, replica, table
 
 KEY = "pk_test-key-1"
 OTHER = "pk_test-key-2"
@@ -164,7 +164,7 @@ def test_months_are_utc_calendar_months() -> None:
 
 
 @pytest.fixture
-def keyed_gateway(make_stub: MakeStub) -> tuple[Gateway, FakeSource, object]:
+def keyed_gateway(make_stub: MakeStub) -> Iterator[tuple[Gateway, FakeSource, Stub]]:
     stub = make_stub("c1")
     source = FakeSource([limits(burst=3, rps=0.5)])
     routes = StaticRouteSource(table([replica(stub.server, "c1")]))
@@ -175,7 +175,7 @@ def keyed_gateway(make_stub: MakeStub) -> tuple[Gateway, FakeSource, object]:
 
 
 def test_the_gateway_answers_401_then_serves_then_429(
-    keyed_gateway: tuple[Gateway, FakeSource, object], client: httpx.Client
+    keyed_gateway: tuple[Gateway, FakeSource, Stub], client: httpx.Client
 ) -> None:
     gateway, _, stub = keyed_gateway
     url = f"{gateway.url}/v2/models/m/infer"
@@ -188,7 +188,7 @@ def test_the_gateway_answers_401_then_serves_then_429(
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert int(answers[-1].headers["retry-after"]) >= 1
     assert "rate limit" in answers[-1].json()["error"]
-    seen = stub.replica.seen_headers  # type: ignore[attr-defined]
+    seen = stub.replica.seen_headers
     assert len(seen) == 3
     assert all("authorization" not in h and "x-api-key" not in h for h in seen)
     assert client.get(f"{gateway.url}/v2/health/ready").status_code == 200  # health stays open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,9 @@ from polycloud.state import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened  # type: ignore[misc]
-    opened.close()
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as opened:
+        yield opened
 
 
 def test_only_the_hash_and_a_prefix_of_a_key_are_stored(store: Store) -> None:

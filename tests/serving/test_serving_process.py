@@ -185,6 +185,11 @@ def test_replica_serves_on_an_inherited_socket_and_drains_on_sigterm(
         thread.join(timeout=DEADLINE_S)
     assert slow["answer"].status_code == 200
     assert slow["answer"].json()["outputs"][0]["data"] == [2]
-    events = [json.loads(line)["event"] for line in (tmp_path / "out.log").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "out.log").read_text().splitlines()]
+    events = [line["event"] for line in lines if line["event"] != "request"]
     assert events == ["loading", "ready", "stopping", "stopped"]
+    requests = [line for line in lines if line["event"] == "request"]
+    assert len(requests) == 2 and all(r["status"] == 200 for r in requests)
+    assert all(len(r["trace_id"]) == 32 and r["request_id"] == r["trace_id"] for r in requests)
+    assert {r["replica"] for r in requests} == {identity[identity.index("--replica-id") + 1]}
     assert (tmp_path / "err.log").read_text() == ""

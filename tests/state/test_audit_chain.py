@@ -163,3 +163,20 @@ def test_two_processes_append_without_forking_the_chain(db_url: str, open_store:
     verdict = store.verify_audit()
     assert verdict.intact and verdict.entries == verdict.head_seq == 50
     assert {e.actor for e in store.audit_log(limit=50)} == {"p0#1", "p1#1"}
+
+
+def test_appends_go_on_after_tampering_and_keep_it_visible(store: Store, clock: FakeClock) -> None:
+    fill(store, clock)
+    sql(store, "DELETE FROM audit_log WHERE seq = 8")
+    assert store.audit(AuditInput("a#1", "apply")).seq == 9
+    broken = store.verify_audit().broken
+    assert broken is not None and (broken.seq, broken.kind) == (8, "deleted")
+
+    sql(store, "DELETE FROM audit_head")
+    assert store.audit(AuditInput("a#1", "apply")).seq == 10
+    sql(
+        store,
+        "INSERT INTO audit_log SELECT 11, time, actor, action, target, outcome, revision, detail, hash, hash"
+        " FROM audit_log WHERE seq = 10",
+    )
+    assert store.audit(AuditInput("a#1", "apply")).seq == 12

@@ -8,10 +8,12 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api import audit as audit_routes
-from polycloud.api import auth, errors, jobs, keys, limits, openapi, rollouts, secrets, tokens
+from polycloud.api import auth, errors, jobs, keys, limits, observe, openapi, rollouts, secrets, tokens
+from polycloud.api import cost as cost_routes
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.api.context import ApiContext
 from polycloud.drivers.base import Fault
+from polycloud.policy import PolicyViolationError
 from polycloud.services import audit, governance, inspecting
 
 router = APIRouter(prefix="/api/v1")
@@ -66,7 +68,19 @@ def plan(body: DocumentsBody, request: Request, who: Viewer) -> dict[str, Any]:
 def apply(body: ApplyBody, request: Request, who: Deployer) -> dict[str, Any]:
     fleet, scope = ctx(request).fleet, who.project or "fleet"
     if body.dryRun:
-        return governance.apply_as(fleet, who, body.documents, message=body.message, dry_run=True)
+        try:
+            return governance.apply_as(fleet, who, body.documents, message=body.message, dry_run=True)
+        except PolicyViolationError as e:  # a policy decision is audited even when only previewed
+            detail = {"dryRun": True, "violations": audit.violations(e)}
+            audit.record(
+                fleet.store,
+                actor=audit.actor_of(who),
+                action="apply",
+                target=scope,
+                outcome="denied",
+                detail=detail,
+            )
+            raise
     with audit.audited(fleet.store, audit.actor_of(who), "apply", scope, message=body.message) as entry:
         preview = governance.apply_as(fleet, who, body.documents, message=body.message, dry_run=False)
         changed = {c["workload"]: c for c in preview["changes"] if c["action"] != "="}
@@ -144,6 +158,8 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(keys.router)
     app.include_router(jobs.router)
+    app.include_router(observe.router)
+    app.include_router(cost_routes.router)
     limits.install(app)
     errors.install(app)
     auth.install(app)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from polycloud.api.auth import Deployer, Viewer
 from polycloud.api.context import ApiContext
-from polycloud.services import rollouts
+from polycloud.services import audit, governance, rollouts
 from polycloud.services.rollouts import Action
 
 router = APIRouter(prefix="/api/v1")
@@ -21,17 +21,28 @@ def _ctx(request: Request) -> ApiContext:
 
 @router.get("/rollouts")
 def list_rollouts(
-    request: Request, _: Viewer, service: str | None = None, limit: int = 20
+    request: Request, who: Viewer, service: str | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    return rollouts.rollouts(_ctx(request).store, service, min(max(limit, 1), 200))
+    store = _ctx(request).store
+    if service is not None:
+        governance.check_workload(store, who, service)
+    found = rollouts.rollouts(store, service, min(max(limit, 1), 200))
+    own = governance.own_workloads(store, who)
+    return found if own is None else [r for r in found if r["service"] in own]
 
 
 @router.get("/rollouts/{service}")
-def get_rollout(service: str, request: Request, _: Viewer) -> dict[str, Any]:
-    return rollouts.rollout(_ctx(request).store, service)
+def get_rollout(service: str, request: Request, who: Viewer) -> dict[str, Any]:
+    store = _ctx(request).store
+    governance.check_workload(store, who, service)
+    return rollouts.rollout(store, service)
 
 
 @router.post("/rollouts/{service}/{action}")
 def control_rollout(service: str, action: Action, request: Request, who: Deployer) -> dict[str, Any]:
     c = _ctx(request)
-    return rollouts.control(c.store, service, action, who.name, c.wake)
+    governance.check_workload(c.store, who, service)
+    with audit.audited(c.store, audit.actor_of(who), f"rollout.{action}", service) as entry:
+        record = rollouts.control(c.store, service, action, who.name, c.wake)
+        entry.detail["state"] = record["state"]
+    return record

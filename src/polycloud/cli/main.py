@@ -7,11 +7,13 @@ import typer
 from polycloud.cli import (
     audit,
     catalog,
+    cost,
     demo,
     drill,
     export,
     jobs,
     keys,
+    observe,
     planning,
     policy,
     rollout,
@@ -42,6 +44,8 @@ for module in (
     keys,
     tokens,
     audit,
+    cost,
+    observe,
 ):
     module.register(app)
 

@@ -138,6 +138,38 @@ class ApiClient:
     def verify_audit(self) -> dict[str, Any]:
         return self._call("GET", "/audit/verify")  # type: ignore[no-any-return]
 
+    # cost showback and advice
+
+    def cost(self, by: str = "service", since: str | None = None) -> dict[str, Any]:
+        params = {"by": by, **({"since": since} if since else {})}
+        return self._call("GET", "/cost", params=params)  # type: ignore[no-any-return]
+
+    def cost_export(self, label: str, since: str | None = None) -> dict[str, Any]:
+        params = {"label": label, **({"since": since} if since else {})}
+        return self._call("GET", "/cost/export", params=params)  # type: ignore[no-any-return]
+
+    def budgets(self) -> dict[str, Any]:
+        return self._call("GET", "/cost/budgets")  # type: ignore[no-any-return]
+
+    def advice(self) -> dict[str, Any]:
+        return self._call("GET", "/advice")  # type: ignore[no-any-return]
+
+    def slo(self) -> dict[str, Any]:
+        """Every service's SLO report (`GET /api/v1/slo`)."""
+        result: dict[str, Any] = self._call("GET", "/slo")
+        return result
+
+    def incidents(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Incidents, newest first, with their timelines (`GET /api/v1/incidents`)."""
+        params: dict[str, Any] = {"limit": limit} if state is None else {"limit": limit, "state": state}
+        result: list[dict[str, Any]] = self._call("GET", "/incidents", params=params)
+        return result
+
+    def anomalies(self, minutes: int = 60) -> list[dict[str, Any]]:
+        """Anomalies of the last `minutes`, newest first (`GET /api/v1/anomalies`)."""
+        result: list[dict[str, Any]] = self._call("GET", "/anomalies", params={"minutes": minutes})
+        return result
+
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self._http.request(method, path, json=body, params=params)

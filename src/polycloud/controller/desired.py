@@ -7,14 +7,19 @@ a replica whose hash differs is outdated and gets rolled.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from polycloud.catalog import Catalog
 from polycloud.placement.sites import Point, Site, rtt_ms
 from polycloud.spec.models import Service
-from polycloud.state import WorkloadState, content_hash
+from polycloud.state import WorkloadState, canonical_json, content_hash
 
 SecretLookup = Callable[[str, str | None], str | None]
 """(secret name, project) → value, or None when no such secret exists."""
@@ -70,13 +75,16 @@ def desired_state(
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None = None,
     canaries: Mapping[str, Canary] | None = None,
+    env_key: bytes = b"",
 ) -> DesiredState:
     """Replica groups for every service; `scale` overrides a (service, cluster)'s count.
 
     Overrides come from failover and autoscaling; a count of 0 is a group that runs nothing (an idle
     burst cluster) and stops whatever it still has. A service in `canaries` runs its baseline's groups
     and, in each cluster where the current revision runs something different, a canary group sized to
-    the canary's share of traffic (at least one replica).
+    the canary's share of traffic (at least one replica). `env_key` keys the digest of each template's
+    environment, which holds secret values and shows in replica ids and command lines: without the
+    key, a weak secret could be guessed from its digest.
     """
     state = DesiredState()
     for workload in workloads:
@@ -84,9 +92,9 @@ def desired_state(
             continue
         canary = (canaries or {}).get(workload.name)
         if canary is not None:
-            _add_canary(state, workload, canary, delays, secrets, scale)
+            _add_canary(state, workload, canary, delays, secrets, scale, env_key)
             continue
-        _add_service(state, workload, delays, secrets, scale)
+        _add_service(state, workload, delays, secrets, scale, env_key)
     return state
 
 
@@ -97,10 +105,11 @@ def _add_canary(
     delays: Mapping[str, float],
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None,
+    env_key: bytes,
 ) -> None:
-    _add_service(state, canary.baseline, delays, secrets, scale)
+    _add_service(state, canary.baseline, delays, secrets, scale, env_key)
     new = DesiredState()
-    _add_service(new, workload, delays, secrets, scale)
+    _add_service(new, workload, delays, secrets, scale, env_key)
     if workload.name in new.blocked:
         state.blocked[workload.name] = new.blocked[workload.name]
         return
@@ -118,6 +127,7 @@ def _add_service(
     delays: Mapping[str, float],
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None,
+    env_key: bytes,
 ) -> None:
     service = Service.model_validate(workload.spec)
     env, missing = _env(service, workload.project, secrets)
@@ -133,7 +143,7 @@ def _add_service(
         count = int(assignment["replicas"])
         if scale and (workload.name, cluster) in scale:
             count = max(0, scale[(workload.name, cluster)])
-        template = _template(workload, service, cluster, str(assignment["role"]), env, delay)
+        template = _template(workload, service, cluster, str(assignment["role"]), env, delay, env_key)
         state.groups[(workload.name, cluster)] = ReplicaGroup(workload.name, cluster, count, template)
 
 
@@ -157,13 +167,14 @@ def _template(
     role: str,
     env: dict[str, str],
     delay: float,
+    env_key: bytes,
 ) -> ReplicaTemplate:
     model = service.spec.model
     digest = model.sha256 or ""
     fingerprint = {
         "model": model.path or model.uri,
         "digest": digest,
-        "env": content_hash(env),
+        "env": hmac.new(env_key, canonical_json(env).encode(), hashlib.sha256).hexdigest(),
         "role": role,
         "delay": round(delay, 3),
     }
@@ -191,3 +202,18 @@ def cluster_delays(
         or 0.0
         for name, site in sites.items()
     }
+
+
+def fingerprint_key(home: Path) -> bytes:
+    """The key of environment digests for `home`: made once (0600), the same across restarts so that a
+    restarted control plane recognises the replicas it started."""
+    path = home / "fingerprint.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+    return path.read_bytes()

@@ -106,13 +106,12 @@ class JobController:
             view = self._load()
             observed = self._observe(view.clusters)
             runs = {(r.job, r.revision): r for r in self.store.job_runs()}
+            self._stop_stale(runs, view, observed)  # first: what ended is recorded before any restart
             for name, (workload, job) in view.jobs.items():
                 run = runs.get((name, workload.number))
                 if run is None:
                     run = self.store.job_run(name, workload.number, _planned(workload))
-                    runs[(name, workload.number)] = run
                 self._advance(run, workload, job, view, observed)
-            self._stop_stale(runs, view, observed)
 
     def _load(self) -> Fleetview:
         jobs: dict[str, tuple[WorkloadState, Job]] = {}

@@ -21,6 +21,7 @@ from polycloud.catalog import Catalog
 from polycloud.controller.autoscaling import Autoscaler
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
 from polycloud.controller.failover import Failover
+from polycloud.controller.metrics import ControllerMetrics
 from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
@@ -63,8 +64,12 @@ class Reconciler:
     """Active-passive failover: scales a standby to full size while its primary is down."""
     autoscaler: Autoscaler = field(default_factory=Autoscaler)
     """Autoscaling and burst: active and burst clusters sized from the gateways' load reports."""
+    env_key: bytes = b""
+    """Keys the digests of replica environments (see `desired.fingerprint_key`)."""
     load_max_age_s: float = 5.0
     """Load reports older than this are ignored (their gateway stopped reporting)."""
+    metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
+    """Replicas desired and ready, failovers, rollouts, pass durations (Prometheus)."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
@@ -82,10 +87,13 @@ class Reconciler:
     def run(self) -> None:
         """Reconcile until `stop()`; errors of one pass become events, never end the loop."""
         while not self._stop.is_set():
+            started = time.perf_counter()
             try:
                 self.step()
             except PolycloudError as e:
+                self.metrics.errors.inc()
                 self._say("loop", "error", "ReconcileFailed", str(e))
+            self.metrics.duration.observe(time.perf_counter() - started)
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
@@ -120,14 +128,18 @@ class Reconciler:
             autoscale, autoscale_events = self.autoscaler.decide(workloads, observed, load, now)
             failover, failover_events = self.failover.decide(workloads, observed, now)
             scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
-            canaries = self.rollouts.canaries(workloads, self._serving, delays, self.secrets)
-            desired = desired_state(workloads, delays, secrets=self.secrets, scale=scale, canaries=canaries)
+            canaries = self.rollouts.canaries(workloads, self._serving, delays, self.secrets, self.env_key)
+            desired = desired_state(
+                workloads, delays, secrets=self.secrets, scale=scale, canaries=canaries, env_key=self.env_key
+            )
             self._report_blocked(desired)
             actions = plan_step(desired, observed, self._backoff, now)
             actions.events.extend(failover_events + autoscale_events)
             actions.events.extend(self.rollouts.advance(workloads, desired, observed))
             started = self._act(actions)
             self._record(observed, started, actions, desired)
+            self.metrics.observed(desired, observed)
+            self.metrics.events(actions.events)
             return actions
 
     def _refresh_drivers(self, clusters: dict[str, Cluster]) -> None:

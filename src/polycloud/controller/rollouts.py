@@ -26,7 +26,7 @@ from polycloud.drivers.base import ReplicaStatus
 from polycloud.errors import PolycloudError
 from polycloud.spec.models import Rollout, Service
 from polycloud.state import EventInput, RevisionCounts, RolloutRecord, RolloutState, Store, WorkloadState
-from polycloud.state.records import EventLevel
+from polycloud.state.records import AuditInput, EventLevel
 
 READY_TIMEOUT_S = 180.0
 """A step whose canary replicas are not all ready after this long is rolled back."""
@@ -67,6 +67,7 @@ class RolloutManager:
         serving: Mapping[str, int],
         delays: Mapping[str, float],
         secrets: SecretLookup,
+        env_key: bytes = b"",
     ) -> dict[str, Canary]:
         """Start, supersede and list the rollouts in progress; `serving` is the revision each service's
         ready replicas run, for the baseline of a new rollout."""
@@ -77,7 +78,7 @@ class RolloutManager:
                 self._end(gone, "superseded", "the service is no longer declared")
         result: dict[str, Canary] = {}
         for name, workload in current.items():
-            row = self._rollout_for(workload, active.get(name), serving, delays, secrets)
+            row = self._rollout_for(workload, active.get(name), serving, delays, (secrets, env_key))
             if row is None:
                 continue
             baseline = self._state_of(name, row.baseline)
@@ -91,7 +92,7 @@ class RolloutManager:
         row: RolloutRecord | None,
         serving: Mapping[str, int],
         delays: Mapping[str, float],
-        secrets: SecretLookup,
+        env: tuple[SecretLookup, bytes],
     ) -> RolloutRecord | None:
         if row is not None and row.canary == workload.number:
             return row
@@ -102,7 +103,7 @@ class RolloutManager:
                 self._end(row, "superseded", f"superseded by r{workload.number}")
             return None
         old = self._state_of(workload.name, baseline)
-        if old is None or not _differs(old, workload, delays, secrets):
+        if old is None or not _differs(old, workload, delays, *env):
             if row is not None:
                 self._end(row, "superseded", f"superseded by r{workload.number}")
             return None
@@ -111,6 +112,7 @@ class RolloutManager:
             workload.name, baseline=baseline, canary=workload.number, steps=sorted(set(steps))
         )
         self._say("info", "RolloutStarted", started, f"canary r{started.canary} against r{baseline}")
+        self._audit("rollout.start", started, started.message)
         return started
 
     def _done(self, workload: WorkloadState) -> bool:
@@ -257,6 +259,18 @@ class RolloutManager:
             state, "RolloutSuperseded"
         )
         self._say(level, reason, ended, message)
+        self._audit(f"rollout.{'promote' if state == 'succeeded' else state}", ended, message)
+
+    def _audit(self, action: str, row: RolloutRecord, message: str) -> None:
+        """The controller's decisions change the desired state too: they go on the audit trail."""
+        detail = {"baseline": row.baseline, "canary": row.canary, "message": message}
+        entry = AuditInput(AUTHOR, action, row.service, "ok", row.canary, detail)
+        try:
+            self.store.audit(entry)
+        except PolycloudError as e:
+            self._events.append(
+                EventInput(level="warning", reason="AuditFailed", message=str(e), workload=row.service)
+            )
 
     def _say(self, level: EventLevel, reason: str, row: RolloutRecord, message: str) -> None:
         self._events.append(EventInput(level=level, reason=reason, message=message, workload=row.service))
@@ -271,11 +285,11 @@ def _numbers(workloads: list[WorkloadState], name: str) -> set[int]:
 
 
 def _differs(
-    old: WorkloadState, new: WorkloadState, delays: Mapping[str, float], secrets: SecretLookup
+    old: WorkloadState, new: WorkloadState, delays: Mapping[str, float], secrets: SecretLookup, key: bytes
 ) -> bool:
     """Whether `new` runs anything other than `old` does in some cluster (else no canary is needed)."""
-    before = desired_state([old], delays, secrets=secrets)
-    after = desired_state([new], delays, secrets=secrets)
+    before = desired_state([old], delays, secrets=secrets, env_key=key)
+    after = desired_state([new], delays, secrets=secrets, env_key=key)
     if new.name in after.blocked:
         return False  # it cannot start at all: the reconciler reports it as blocked
     hashes = {k: g.template.spec_hash for k, g in before.groups.items()}

@@ -14,11 +14,14 @@ import uvicorn
 from polycloud.api.app import create_app
 from polycloud.api.context import ApiContext
 from polycloud.catalog import Catalog, load_catalog
+from polycloud.controller.accounting import Accountant
+from polycloud.controller.desired import fingerprint_key
 from polycloud.controller.jobs import JobController
 from polycloud.controller.reconciler import Reconciler
 from polycloud.drivers.base import ClusterDriver, Fault, SupportsFaults
 from polycloud.drivers.registry import create_driver
 from polycloud.errors import NotFoundError, PermanentError, PolycloudError, UserError
+from polycloud.obs.observer import start_observer
 from polycloud.placement.sites import Point
 from polycloud.secrets import LocalKeyWrapper, Vault
 from polycloud.server.children import GatewayProcess
@@ -108,6 +111,7 @@ class ControlPlane:
             home=home,
             origin=origin_point(settings.gateway_region, catalog),
             secrets=vault.lookup,
+            env_key=fingerprint_key(home),
             make_driver=lambda kind, cluster, h: create_driver(kind, cluster, h, StoreSpecs(store)),
         )
         jobs = JobController(store, catalog, home, reconciler.make_driver, secrets=reconciler.secrets)
@@ -147,6 +151,13 @@ class ControlPlane:
         loop.start()
         job_loop = threading.Thread(target=jobs.run, name="jobs", daemon=True)
         job_loop.start()
+        observer, observer_loop = start_observer(
+            store, webhook_url=settings.alert_webhook, probe_every_s=settings.probe_interval_s
+        )
+        app.state.registries = [reconciler.metrics.registry, observer.metrics.registry]  # GET /metrics
+        accountant = Accountant(store, catalog)  # the cost ledger, off the request path
+        accounting = threading.Thread(target=accountant.run, name="accountant", daemon=True)
+        accounting.start()
         gateway.start()
         wait_listening(settings.gateway_addr, GATEWAY_START_TIMEOUT_S)
         info = RunInfo(pid=os.getpid(), api_url=endpoints.api_url, gateway_url=endpoints.gateway_url)
@@ -155,9 +166,14 @@ class ControlPlane:
         try:
             self._server.run(sockets=[api_sock])
         finally:
+            accountant.stop()
+            accounting.join(timeout=10)
             reconciler.stop()
             loop.join(timeout=10)
             stop_jobs(jobs, job_loop, stop_running=self._stop_replicas)
+            observer.stop()
+            observer_loop.join(timeout=10)
+            observer.close()
             gateway.stop()
             if self._stop_replicas:
                 stop_everything(reconciler)

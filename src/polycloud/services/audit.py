@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polycloud.errors import PolycloudError
+from polycloud.policy import PolicyViolationError
 from polycloud.services.governance import ForbiddenError
 from polycloud.state import Store
 from polycloud.state.records import AuditInput, AuditOutcome, AuditRecord, AuditVerdict, TokenRecord
@@ -67,7 +68,8 @@ class Pending:
 
 @contextmanager
 def audited(store: Store, actor: str, action: str, target: str = "", **detail: object) -> Iterator[Pending]:
-    """Record the block as one entry: "ok" when it returns, "failed" (with the reason) when it raises.
+    """Record the block as one entry: "ok" when it returns, "failed" (with the reason) when it raises,
+    "denied" (with each broken rule) when a policy forbids it.
 
     A `ForbiddenError` is left to the API, which records every refusal the same way.
     """
@@ -76,6 +78,10 @@ def audited(store: Store, actor: str, action: str, target: str = "", **detail: o
         yield pending
     except ForbiddenError:
         raise
+    except PolicyViolationError as e:
+        pending.detail["violations"] = violations(e)
+        _finish(store, actor, action, pending, "denied", f"{len(e.violations)} policy violation(s)")
+        raise
     except PolycloudError as e:
         _finish(store, actor, action, pending, "failed", str(e))
         raise
@@ -83,6 +89,13 @@ def audited(store: Store, actor: str, action: str, target: str = "", **detail: o
         _finish(store, actor, action, pending, "failed", f"internal error: {type(e).__name__}")
         raise
     _finish(store, actor, action, pending, "ok", None)
+
+
+def violations(error: PolicyViolationError) -> list[dict[str, str]]:
+    """A policy refusal as an entry's detail keeps it: which rule each document broke."""
+    return [
+        {"policy": v.policy, "rule": v.rule, "kind": v.kind, "document": v.document} for v in error.violations
+    ]
 
 
 def _finish(

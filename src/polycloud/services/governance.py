@@ -12,6 +12,7 @@ apply when the joint plan would change anything outside it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from polycloud.services.applying import FleetService, document_inputs
 from polycloud.services.documents import documents_to_fleet
 from polycloud.state import Store, TokenRecord
 
+_APPLYING = threading.Lock()
 RANK = {"viewer": 0, "deployer": 1, "admin": 2}
 """Roles in order: each may do everything the ones before it may."""
 WORKLOAD_KINDS = ("Service", "Job")
@@ -94,7 +96,9 @@ def visible_status(store: Store, token: TokenRecord, status: dict[str, Any]) -> 
     names = own_workloads(store, token)
     if names is None:
         return status
-    return {**status, "services": [s for s in status["services"] if s["name"] in names]}
+    services = [s for s in status["services"] if s["name"] in names]
+    anomalies = [a for a in status.get("anomalies", []) if a["service"] in names]
+    return {**status, "services": services, "anomalies": anomalies}
 
 
 def visible_events(
@@ -133,8 +137,19 @@ def _mapping(value: object) -> dict[str, Any]:
 def apply_as(
     fleet: FleetService, token: TokenRecord, documents: list[dict[str, Any]], *, message: str, dry_run: bool
 ) -> dict[str, Any]:
-    """Apply (or preview) `documents` with `token`'s rights; the preview JSON it may see."""
+    """Apply (or preview) `documents` with `token`'s rights; the preview JSON it may see.
+
+    Applies through this control plane run one at a time: a project apply re-declares the other
+    projects' workloads as it read them, and must not undo an apply that lands in between.
+    """
     check_declared(documents, token)
+    with _APPLYING:
+        return _apply_as(fleet, token, documents, message=message, dry_run=dry_run)
+
+
+def _apply_as(
+    fleet: FleetService, token: TokenRecord, documents: list[dict[str, Any]], *, message: str, dry_run: bool
+) -> dict[str, Any]:
     author = token.name
     if token.project is None:
         return fleet.apply(documents, author=author, message=message, dry_run=dry_run).to_json()

@@ -16,6 +16,10 @@ class Endpoints:
     gateway_url: str
 
 
+ANOMALY_WINDOW_S = 900.0
+"""Status shows the anomalies of the last 15 minutes."""
+
+
 def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
     """`polycloud status --json`: every service, its clusters in plan order, and their replicas."""
     replicas: dict[tuple[str, str], list[ReplicaRecord]] = defaultdict(list)
@@ -45,6 +49,7 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
         "gateway": {"url": endpoints.gateway_url},
         "api": {"url": endpoints.api_url},
         "services": services,
+        "anomalies": [a.to_json() for a in store.anomalies(ANOMALY_WINDOW_S, limit=20)],
     }
 
 

@@ -175,7 +175,8 @@ class Replica:
 
     async def sampled_predictions(self, request: Request) -> Response:
         """`GET /_polycloud/predictions`."""
-        return _json({"revision": self.served.version, "values": self.predictions.snapshot()})
+        values, total = self.predictions.snapshot()
+        return _json({"revision": self.served.version, "total": total, "values": values})
 
     async def fault_settings(self, request: Request) -> Response:
         """`GET` and `POST /_polycloud/faults`."""

@@ -33,6 +33,8 @@ class PredictionSampler:
         self._seen = 0
         self.sampled = 0
         """Inferences sampled so far."""
+        self.total = 0
+        """Values kept so far, the ones the ring has dropped included."""
 
     def observe(self, outputs: Sequence[OutputTensor]) -> None:
         """Consider one inference's outputs (called on an inference thread)."""
@@ -46,9 +48,10 @@ class PredictionSampler:
                 with self._lock:
                     self._values.extend(values)
                     self.sampled += 1
+                    self.total += len(values)
                 return
 
-    def snapshot(self) -> list[float]:
-        """The values kept, oldest first."""
+    def snapshot(self) -> tuple[list[float], int]:
+        """The values kept, oldest first, and `total`."""
         with self._lock:
-            return list(self._values)
+            return list(self._values), self.total

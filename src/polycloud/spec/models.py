@@ -210,6 +210,7 @@ class EnvVar(Strict):
 class Slo(Strict):
     availability: Annotated[float, Field(gt=0, lt=1)] = 0.999
     p99Ms: Positive | None = None
+    windowDays: Annotated[int, Field(ge=1, le=90, description="The SLO window (error budget period).")] = 30
 
 
 Pattern = Literal["single", "active-active", "active-passive", "burst"]

@@ -60,7 +60,11 @@ def _content(seq: int, time: datetime, *fields: Any) -> dict[str, Any]:
 def append(session: Session, entry: AuditInput, now: datetime) -> AuditRecord:
     """Append `entry` at the end of the chain; the caller holds the "audit" lock."""
     head = session.get(AuditHeadRow, 1)
-    seq, prev = (head.seq + 1, head.hash) if head is not None else (1, GENESIS)
+    last = session.execute(select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)).first()
+    # Link to the head, not to the last row: entries cut off the end stay missing for `verify`. A tampered
+    # table (a row past the head, a lost head) must not stop appends, so never reuse a number.
+    seq = max(head.seq if head else 0, int(last[0]) if last else 0) + 1
+    prev = head.hash if head is not None else str(last[1]) if last else GENESIS
     row = AuditRow(
         seq=seq,
         time=now,

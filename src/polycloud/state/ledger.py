@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,8 +28,6 @@ from polycloud.state.hashing import canonical_json
 from polycloud.state.observed import add_events
 from polycloud.state.records import EventInput, WorkloadKind, one_of
 from polycloud.state.tables import (
-    LEDGER_CATEGORIES,
-    LEDGER_SOURCES,
     BudgetAlertRow,
     LedgerCursorRow,
     LedgerRow,
@@ -37,6 +35,8 @@ from polycloud.state.tables import (
 
 Category = Literal["compute", "egress"]
 Source = Literal["replicas", "dataset-reads", "job-attempts", "job-datasets", "checkpoints"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+SOURCES: tuple[Source, ...] = get_args(Source)
 CURSOR = "time"
 RowKey = tuple[str, int, str, str, str]
 """(workload, revision, cluster, category, source)."""
@@ -59,8 +59,8 @@ class LedgerTag:
     def __post_init__(self) -> None:
         if not self.workload or not self.cluster:
             raise UserError("a ledger entry needs a workload and a cluster")
-        one_of(self.category, LEDGER_CATEGORIES, "ledger category")
-        one_of(self.source, LEDGER_SOURCES, "ledger source")
+        one_of(self.category, CATEGORIES, "ledger category")
+        one_of(self.source, SOURCES, "ledger source")
 
     @property
     def key(self) -> RowKey:
@@ -275,8 +275,8 @@ def _line(row: tuple[object, ...]) -> LedgerLine:
         revision=int(str(revision)),
         cluster=str(cluster),
         provider=str(provider),
-        category=one_of(str(category), LEDGER_CATEGORIES, "ledger category"),
-        source=one_of(str(source), LEDGER_SOURCES, "ledger source"),
+        category=one_of(str(category), CATEGORIES, "ledger category"),
+        source=one_of(str(source), SOURCES, "ledger source"),
         labels={str(k): str(v) for k, v in json.loads(str(labels)).items()},
         project=None if project is None else str(project),
     )

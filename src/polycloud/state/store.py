@@ -22,10 +22,12 @@ from polycloud.state import audit as audit_chain
 from polycloud.state import desired, ledger, loads, observed, rollouts, tokens
 from polycloud.state import jobs as job_runs
 from polycloud.state import keys as inference_keys
+from polycloud.state import observability as obs_state
 from polycloud.state import secrets as sealed
 from polycloud.state.connecting import lock, make_engine, mask_url, writer
 from polycloud.state.job_records import AttemptInput, AttemptState, JobRunRecord, JobRunState
 from polycloud.state.migrating import upgrade
+from polycloud.state.obs_records import AnomalyInput, AnomalyRecord, IncidentRecord, SliMinute
 from polycloud.state.records import (
     ApplyResult,
     AuditInput,
@@ -513,7 +515,7 @@ class Store:
             return audit_chain.entries(session, limit, before)
 
     def verify_audit(self) -> AuditVerdict:
-        """Walk the whole audit chain; the verdict names the first edited, deleted, inserted or moved entry."""
+        """Walk the whole audit chain; the verdict names the first tampered entry and how."""
         with self._session(write=False) as session:
             return audit_chain.verify(session)
 
@@ -537,3 +539,89 @@ class Store:
         now = self._clock()
         with self._session(write=True, lock_name="ledger") as session:
             return ledger.record_alerts(session, alerts, now)
+
+    # observability (the observer writes; /slo, /incidents and /status read; `polycloud.state.observability`)
+
+    def put_sli_minutes(self, rows: list[SliMinute]) -> None:
+        """Insert or replace per-minute SLI rows.
+
+        Raises:
+            UserError: A row off a whole minute, of an unknown source, or with errors above requests.
+        """
+        with self._session(write=True, lock_name="sli") as session:
+            obs_state.put_sli_minutes(session, rows)
+
+    def sli_minutes(self, since: datetime) -> list[SliMinute]:
+        """SLI rows of minutes at or after `since`, sorted by (service, cluster, source, minute)."""
+        with self._session(write=False) as session:
+            return obs_state.sli_minutes(session, since)
+
+    def forget_observations(self, older_than_s: float) -> None:
+        """Delete SLI minutes and anomalies older than `older_than_s` seconds."""
+        before = self._clock() - timedelta(seconds=older_than_s)
+        with self._session(write=True, lock_name="sli") as session:
+            obs_state.forget_before(session, before)
+
+    def events_after(self, after_id: int, *, limit: int = 500) -> list[EventRecord]:
+        """Events with an id above `after_id`, oldest first (the observer's cursor)."""
+        with self._session(write=False) as session:
+            return obs_state.events_after(session, after_id, limit)
+
+    def last_event_id(self) -> int:
+        """The highest event id, 0 without events."""
+        with self._session(write=False) as session:
+            return obs_state.last_event_id(session)
+
+    def open_incident(
+        self, kind: str, title: str, event_ids: list[int], *, service: str | None, cluster: str | None
+    ) -> int:
+        """Open an incident with `event_ids` on its timeline; returns its id."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            incident_id = obs_state.open_incident(session, kind, service, cluster, title, now)
+            obs_state.attach_events(session, incident_id, event_ids, now)
+            return incident_id
+
+    def attach_incident_events(
+        self, incident_id: int, event_ids: list[int], *, resolve: bool = False
+    ) -> None:
+        """Add events to an incident's timeline, and resolve it with `resolve`.
+
+        Raises:
+            NotFoundError: No such incident.
+        """
+        now = self._clock()
+        with self._session(write=True) as session:
+            obs_state.attach_events(session, incident_id, event_ids, now)
+            if resolve:
+                obs_state.resolve_incident(session, incident_id, now)
+
+    def incidents(self, *, state: str | None = None, limit: int = 50) -> list[IncidentRecord]:
+        """The newest incidents with their timelines, newest first.
+
+        Raises:
+            UserError: `limit` below 1.
+        """
+        with self._session(write=False) as session:
+            return obs_state.incidents(session, state=state, limit=limit)
+
+    def add_anomalies(self, anomalies: list[AnomalyInput]) -> None:
+        """Append anomalies (stamped with now when they carry no time)."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            obs_state.add_anomalies(session, anomalies, now)
+
+    def anomalies(self, since_s: float, *, limit: int = 50) -> list[AnomalyRecord]:
+        """Anomalies of the last `since_s` seconds, newest first."""
+        since = self._clock() - timedelta(seconds=since_s)
+        with self._session(write=False) as session:
+            return obs_state.anomalies(session, since, limit)
+
+    def sli_totals(
+        self, since_s: float, objectives: dict[str, float]
+    ) -> list[tuple[str, str, str, float, float, float]]:
+        """Per (service, cluster, source) over the last `since_s` seconds: requests, errors, and requests
+        in minutes whose p99 met the service's objective (`objectives`: service → milliseconds)."""
+        since = self._clock() - timedelta(seconds=since_s)
+        with self._session(write=False) as session:
+            return obs_state.sli_totals(session, since, objectives)

@@ -605,3 +605,66 @@ class BudgetAlertRow(Base):
     spend_usd: Mapped[float] = mapped_column(Float)
     limit_usd: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime]
+
+
+class SliMinuteRow(Base):
+    """Requests, errors and p99 of one (service, cluster, source) in one UTC minute, written by the
+    control plane's observer from the gateways' load reports ("traffic") and synthetic probes ("probe")."""
+
+    __tablename__ = "sli_minutes"
+    __table_args__ = (CheckConstraint("source IN ('traffic', 'probe')", name="source"), Index(None, "minute"))
+
+    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    requests: Mapped[float] = mapped_column(Float)
+    errors: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+
+
+class IncidentRow(Base):
+    """An incident opened by a failover, a rollback, an SLO alert or a budget alert."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (CheckConstraint("state IN ('open', 'resolved')", name="state"), Index(None, "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    service: Mapped[str | None] = mapped_column(String(NAME))
+    cluster: Mapped[str | None] = mapped_column(String(NAME))
+    state: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class IncidentEventRow(Base):
+    """An event on an incident's timeline."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (
+        ForeignKeyConstraint(["incident_id"], ["incidents.id"]),
+        ForeignKeyConstraint(["event_id"], ["events.id"]),
+    )
+
+    incident_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
+class AnomalyRow(Base):
+    """A signal of one (service, cluster) that left its robust baseline."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (Index(None, "time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    time: Mapped[datetime]
+    service: Mapped[str] = mapped_column(String(NAME))
+    cluster: Mapped[str] = mapped_column(String(NAME))
+    signal: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)

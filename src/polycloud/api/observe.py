@@ -1,0 +1,60 @@
+"""Observability routes: the fleet's `GET /metrics` (outside /api/v1, unauthenticated like most
+Prometheus scrape targets), `GET /api/v1/slo` and `GET /api/v1/incidents`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from polycloud.api.auth import Viewer
+from polycloud.api.context import ApiContext
+from polycloud.obs.federation import federate, fleet_sources
+from polycloud.obs.report import slo_report
+
+router = APIRouter()
+
+
+def _ctx(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.ctx
+    return context
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Every metric of the fleet in the Prometheus text format (see `polycloud.obs.federation`)."""
+    c = _ctx(request)
+    registries: list[CollectorRegistry] = list(getattr(request.app.state, "registries", []))
+    sources, clusters = await run_in_threadpool(fleet_sources, c.store, c.endpoints.gateway_url)
+    body = await federate(registries, sources, clusters)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/slo")
+def slo(request: Request, _: Viewer) -> dict[str, Any]:
+    """Each service's SLO: availability, error budget left, burn rates and alerts, per cluster and
+    overall."""
+    return slo_report(_ctx(request).store, datetime.now(UTC))
+
+
+@router.get("/api/v1/incidents")
+def incidents(
+    request: Request, _: Viewer, state: Literal["open", "resolved"] | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Incidents, newest first, each with its timeline of events."""
+    found = _ctx(request).store.incidents(state=state, limit=min(max(limit, 1), 500))
+    return [i.to_json() for i in found]
+
+
+@router.get("/api/v1/anomalies")
+def anomalies(request: Request, _: Viewer, minutes: int = 60, limit: int = 100) -> list[dict[str, Any]]:
+    """Anomalies of the last `minutes`, newest first."""
+    found = _ctx(request).store.anomalies(
+        min(max(minutes, 1), 60 * 24 * 35) * 60.0, limit=min(max(limit, 1), 1000)
+    )
+    return [a.to_json() for a in found]

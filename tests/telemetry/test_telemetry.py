@@ -1,0 +1,72 @@
+"""Trace ids from request ids, W3C traceparent, the JSON-lines span exporter and JSON logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import structlog
+from opentelemetry.trace import SpanKind, set_span_in_context
+
+from polycloud.telemetry import logs, tracing
+
+
+def test_trace_ids_come_from_32_hex_digit_request_ids() -> None:
+    assert tracing.trace_id_of("4bf92f3577b34da6a3ce929d0e0e4736") == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    assert tracing.trace_id_of("0" * 32) == 0
+    assert tracing.trace_id_of("order-17") == 0 and tracing.trace_id_of(None) == 0
+    assert tracing.new_trace_id() != 0
+
+
+def test_traceparent_round_trip_and_garbage() -> None:
+    header = tracing.traceparent(0xABC, 0xDEF)
+    assert header == "00-00000000000000000000000000000abc-0000000000000def-01"
+    parent = tracing.parse_traceparent(header)
+    assert parent is not None and (parent.trace_id, parent.span_id, parent.is_remote) == (0xABC, 0xDEF, True)
+    for bad in (
+        None,
+        "",
+        "00-xyz",
+        "01-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        "00-" + "0" * 32 + "-" + "b" * 16 + "-01",
+    ):
+        assert tracing.parse_traceparent(bad) is None
+
+
+def test_spans_go_to_a_json_lines_file_under_home(tmp_path: Path) -> None:
+    exporter = tracing.make_exporter("gateway", tmp_path, {})
+    provider = tracing.make_provider("polycloud-gateway", exporter)
+    tracer = provider.get_tracer("t")
+    tracing.use_trace_id(0x1234)
+    root = tracer.start_span("POST m", kind=SpanKind.SERVER)
+    tracer.start_span("attempt", context=set_span_in_context(root)).end()
+    root.end()
+    provider.shutdown()
+    spans = tracing.read_spans(tmp_path / "traces")
+    assert {s["traceId"] for s in spans} == {f"{0x1234:032x}"}
+    assert {s["name"] for s in spans} == {"POST m", "attempt"}
+    assert all(s["service"] == "polycloud-gateway" for s in spans)
+
+
+def test_otlp_is_used_when_its_endpoint_is_set(tmp_path: Path) -> None:
+    exporter = tracing.make_exporter("g", tmp_path, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert type(exporter).__name__ == "OTLPSpanExporter"
+    exporter.shutdown()
+
+
+def test_json_logs_carry_the_fields_and_static_identity() -> None:
+    stream = io.StringIO()
+    writer = logs.configure(stream, component="gateway")
+    try:
+        logs.request_logger("gateway").info("request", request_id="r1", trace_id="t1", status=200)
+        deadline = time.monotonic() + 5
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        line = json.loads(stream.getvalue().splitlines()[0])
+        assert line["event"] == "request" and line["request_id"] == "r1" and line["trace_id"] == "t1"
+        assert line["component"] == "gateway" and line["level"] == "info" and "timestamp" in line
+    finally:
+        writer.close()
+        structlog.reset_defaults()
