@@ -109,6 +109,7 @@ class Fleet:
         self.children: list[Child] = []
         self.others: list[subprocess.Popen[bytes]] = []  # not restarted: nginx
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("POLYCLOUD_")}
+        self.env["POLYCLOUD_HOME"] = str(work)  # traces under work/traces (OTEL_SDK_DISABLED=true: none)
 
     def start(self, child: Child) -> Child:
         sock = listener(child.port)
@@ -342,7 +343,8 @@ async def added_latency(
 def start_fleet(args: argparse.Namespace, work: Path) -> tuple[Fleet, list[Child], Child, str | None]:
     """Start the replicas, record their routes, start the gateway and nginx (its URL, or None)."""
     fleet = Fleet(work)
-    serve = ["polycloud.serving", "--model", str(build_model(work / "tiny.onnx")), "--name", SERVICE]
+    model = build_model(work / "tiny.onnx")
+    serve = ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--home", str(work)]
     replicas = [
         fleet.start(Child(f"{'ab'[i % 2]}-{i}", [*serve, "--cluster", "ab"[i % 2]], 0))
         for i in range(args.replicas)

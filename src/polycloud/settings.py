@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         description="Folders (os.pathsep-separated) model files may come from, besides the spec's.",
     )
     alert_webhook: str | None = Field(
-        default=None, description="URL that anomalies, incidents and SLO burn alerts are POSTed to."
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="http(s) URL that anomalies, incidents and SLO burn alerts are POSTed to.",
     )
     probe_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between synthetic probes of each service and cluster."

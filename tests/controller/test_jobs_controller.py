@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -76,6 +77,7 @@ class Harness:
     fleet: FleetService
     home: Path
     control: Path
+    thread: threading.Thread
 
     def apply(self, *jobs: dict[str, Any]) -> None:
         docs = [cluster(name, i) for i, name in enumerate(SITES)] + list(jobs)
@@ -119,7 +121,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     thread = threading.Thread(target=controller.run, daemon=True)
     thread.start()
     try:
-        yield Harness(store, controller, FleetService(store, catalog), home, control)
+        yield Harness(store, controller, FleetService(store, catalog), home, control, thread)
     finally:
         controller.stop()
         thread.join(10)
@@ -222,3 +224,48 @@ def test_a_new_revision_replaces_the_running_one_and_starts_from_scratch(harness
     assert old.attempts[0].ended_at is not None and new_attempt.started_at >= old.attempts[0].ended_at
     starts = [t["resumed_from"] for t in h.trace() if t["event"] == "start"]
     assert starts == [0, 0]  # the old revision's step-5 checkpoint is not the new one's
+
+
+def test_a_new_control_plane_adopts_running_jobs_and_learns_how_they_ended(harness: Harness) -> None:
+    h = harness
+    h.flag("pause-a1-at-4")
+    h.apply(job("orphan", h.control, steps=12, every=2, strategy="next-cheapest", max_restarts=2))
+    h.wait_file("paused-a1-4")
+    h.controller.stop()  # the old control plane dies; its job keeps running in a session of its own
+    h.thread.join(10)
+    successor = JobController(
+        h.store,
+        load_catalog(),
+        h.home,
+        lambda kind, name, home: create_driver(kind, name, home),
+        interval_s=0.05,
+    )
+    for _ in range(3):
+        successor.step()
+    assert [(a.number, a.state) for a in h.run("orphan").attempts] == [(1, "running")]  # adopted, not doubled
+    successor.preempt("orphan", grace_s=30)
+    thread = threading.Thread(target=successor.run, daemon=True)
+    thread.start()
+    try:
+        run = h.wait_final("orphan")
+    finally:
+        successor.stop()
+        thread.join(10)
+        successor.close()
+    assert run.state == "succeeded" and [a.cluster for a in run.attempts] == ["spot-a", "spot-b"]
+    assert [t["resumed_from"] for t in h.trace() if t["event"] == "start"] == [0, 4]
+
+
+def test_an_attempt_its_cluster_no_longer_reports_counts_as_a_failure(harness: Harness) -> None:
+    h = harness
+    h.controller.lost_after_s = 0.0
+    h.flag("pause-a1-at-2")
+    h.apply(job("vanishing", h.control, steps=6, every=2, strategy="same-cluster", max_restarts=1))
+    h.wait_file("paused-a1-2")
+    for proc in scan_jobs(h.home, "spot-a").values():  # the node and its disk are gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(h.home / "jobs" / "spot-a" / "vanishing")
+    run = h.wait_final("vanishing")
+    assert run.state == "succeeded" and [a.state for a in run.attempts] == ["failed", "succeeded"]
+    lost = [e for e in h.store.events(workload="vanishing") if e.reason == "JobAttemptLost"]
+    assert len(lost) == 1 and "no longer reported" in lost[0].message

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from tests.support import build_model, wait_until
@@ -23,7 +22,7 @@ from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
 from polycloud.serving.model import load_model
 from polycloud.serving.tracing import ReplicaTracer
-from polycloud.telemetry.tracing import RequestIdGenerator
+from polycloud.telemetry.recording import SpanRecorder
 
 from .support import FAST, ServerThread, replica, table
 
@@ -34,14 +33,13 @@ BODY = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1
 def traced(tmp_path: Path) -> Iterator[tuple[str, InMemorySpanExporter]]:
     """A gateway and a real replica, both tracing into one in-memory exporter; yields the gateway URL."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(id_generator=RequestIdGenerator())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = SpanRecorder(exporter, "polycloud-test", interval_s=0.05)
     model = load_model(build_model(tmp_path / "tiny.onnx"), None)
     served = Replica(
         ServedModel("m", "1", model),
         Faults(FaultSettings(0.0, 0.0)),
         ReplicaMetrics(ReplicaLabels("m", "c1", "1")),
-        tracer=ReplicaTracer(provider.get_tracer("replica")),
+        tracer=ReplicaTracer(recorder),
     )
     replica_server = ServerThread(create_replica_app(served)).start()
     source = StaticRouteSource(table([replica(replica_server, "c1")]))
@@ -49,7 +47,7 @@ def traced(tmp_path: Path) -> Iterator[tuple[str, InMemorySpanExporter]]:
         source,
         GatewaySettings(**FAST),
         rng=random.Random(7),
-        tracer=GatewayTracer(provider.get_tracer("gateway")),
+        tracer=GatewayTracer(recorder),
     )
     gateway = ServerThread(app, lifespan="on").start()
     try:
@@ -58,6 +56,7 @@ def traced(tmp_path: Path) -> Iterator[tuple[str, InMemorySpanExporter]]:
         gateway.stop()
         replica_server.stop()
         served.close()
+        recorder.shutdown()
 
 
 def _spans_of(exporter: InMemorySpanExporter, trace_id: int, count: int) -> list[ReadableSpan]:

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import structlog
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.trace import SpanKind
 
 from polycloud.telemetry import logs, tracing
+from polycloud.telemetry.recording import SpanRecorder
 
 
 def test_trace_ids_come_from_32_hex_digit_request_ids() -> None:
@@ -36,18 +37,31 @@ def test_traceparent_round_trip_and_garbage() -> None:
 
 
 def test_spans_go_to_a_json_lines_file_under_home(tmp_path: Path) -> None:
-    exporter = tracing.make_exporter("gateway", tmp_path, {})
-    provider = tracing.make_provider("polycloud-gateway", exporter)
-    tracer = provider.get_tracer("t")
-    tracing.use_trace_id(0x1234)
-    root = tracer.start_span("POST m", kind=SpanKind.SERVER)
-    tracer.start_span("attempt", context=set_span_in_context(root)).end()
-    root.end()
-    provider.shutdown()
-    spans = tracing.read_spans(tmp_path / "traces")
-    assert {s["traceId"] for s in spans} == {f"{0x1234:032x}"}
-    assert {s["name"] for s in spans} == {"POST m", "attempt"}
-    assert all(s["service"] == "polycloud-gateway" for s in spans)
+    recorder = SpanRecorder(tracing.make_exporter("gateway", tmp_path, {}), "polycloud-gateway")
+    root = recorder.start("POST m", SpanKind.SERVER, 0x1234, attributes={"polycloud.service": "m"})
+    child = recorder.start("attempt", SpanKind.CLIENT, root.trace_id, root.span_id)
+    recorder.end(child, error=True)
+    recorder.end(root)
+    recorder.shutdown()
+    spans = {s["name"]: s for s in tracing.read_spans(tmp_path / "traces")}
+    assert {s["traceId"] for s in spans.values()} == {f"{0x1234:032x}"}
+    assert (
+        spans["attempt"]["parentSpanId"] == spans["POST m"]["spanId"]
+        and spans["POST m"]["parentSpanId"] is None
+    )
+    assert spans["attempt"]["status"] == "ERROR" and spans["POST m"]["attributes"] == {
+        "polycloud.service": "m"
+    }
+    assert all(s["service"] == "polycloud-gateway" for s in spans.values())
+
+
+def test_a_full_queue_drops_spans_instead_of_waiting(tmp_path: Path) -> None:
+    recorder = SpanRecorder(tracing.make_exporter("g", tmp_path, {}), "g", interval_s=60, max_queue=2)
+    for _ in range(5):
+        recorder.end(recorder.start("s", SpanKind.INTERNAL, 1))
+    assert recorder.dropped == 3
+    assert recorder.flush() == 2
+    recorder.shutdown()
 
 
 def test_otlp_is_used_when_its_endpoint_is_set(tmp_path: Path) -> None:

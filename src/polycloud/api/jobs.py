@@ -11,7 +11,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
+from polycloud.api.context import ApiContext
 from polycloud.errors import TransientError
+from polycloud.services import governance
+from polycloud.state import TokenRecord
 
 router = APIRouter(prefix="/api/v1/jobs")
 DEFAULT_GRACE_S = 5.0
@@ -33,33 +36,43 @@ class PreemptBody(BaseModel):
     )
 
 
-def ops(request: Request) -> JobOps:
+def ops(request: Request, who: TokenRecord, name: str | None = None) -> JobOps:
+    """The job controller, once `who` may act on job `name` (a project token: only its own jobs)."""
+    if name is not None:
+        governance.check_workload(context(request).store, who, name)
     found: JobOps | None = getattr(request.app.state, "jobs", None)
     if found is None:
         raise TransientError("this control plane runs no job controller")
     return found
 
 
+def context(request: Request) -> ApiContext:
+    found: ApiContext = request.app.state.ctx
+    return found
+
+
 @router.get("")
-def status(request: Request, _: Viewer) -> dict[str, Any]:
-    """`{"jobs": [...]}`, as `polycloud jobs status --json` prints it."""
-    return ops(request).status()
+def status(request: Request, who: Viewer) -> dict[str, Any]:
+    """`{"jobs": [...]}`, as `polycloud jobs status --json` prints it (a project token: its own jobs)."""
+    data = ops(request, who).status()
+    own = governance.own_workloads(context(request).store, who)
+    return data if own is None else {"jobs": [j for j in data["jobs"] if j["name"] in own]}
 
 
 @router.get("/{name}/logs")
-def logs(name: str, request: Request, _: Viewer, tail: int = 100) -> dict[str, Any]:
+def logs(name: str, request: Request, who: Viewer, tail: int = 100) -> dict[str, Any]:
     """The last `tail` lines the job wrote, over every attempt."""
-    return {"lines": ops(request).log_lines(name, min(max(tail, 0), MAX_LOG_LINES))}
+    return {"lines": ops(request, who, name).log_lines(name, min(max(tail, 0), MAX_LOG_LINES))}
 
 
 @router.post("/{name}/cancel")
-def cancel(name: str, request: Request, _: Deployer) -> dict[str, str]:
-    ops(request).cancel(name)
+def cancel(name: str, request: Request, who: Deployer) -> dict[str, str]:
+    ops(request, who, name).cancel(name)
     return {"status": "cancelled"}
 
 
 @router.post("/{name}/preempt")
-def preempt(name: str, body: PreemptBody, request: Request, _: Deployer) -> dict[str, Any]:
+def preempt(name: str, body: PreemptBody, request: Request, who: Deployer) -> dict[str, Any]:
     """Spot-preemption drill: SIGTERM the job now and SIGKILL it after the grace period."""
-    cluster = ops(request).preempt(name, body.graceSeconds)
+    cluster = ops(request, who, name).preempt(name, body.graceSeconds)
     return {"status": "preempted", "cluster": cluster, "graceSeconds": body.graceSeconds}

@@ -240,6 +240,8 @@ def status(
                 svc["name"], svc["revision"], c["cluster"], c["role"], f"{ready}/{c['desired']}", reps
             )
     out.print(table)
+    for a in data.get("anomalies", []):  # the last 15 minutes' (polycloud.obs)
+        out.print(f"anomaly {a['time'][:19]} {a['message']}", markup=False)
 
 
 @friendly

@@ -35,8 +35,6 @@ from polycloud.state.records import EventLevel
 DriverMaker = Callable[[str, str, Path], ClusterDriver]
 Observed = dict[tuple[str, str], JobStatus]
 """(job, cluster) → the latest attempt the cluster's driver knows of."""
-LOST_AFTER_S = 30.0
-"""An attempt recorded as running that no driver reports for this long is counted as failed."""
 
 
 def no_secrets(name: str, project: str | None) -> str | None:
@@ -65,6 +63,8 @@ class JobController:
     interval_s: float = 0.2
     stop_grace_s: float = 10.0
     """Grace a cancelled or superseded job gets to exit after SIGTERM."""
+    lost_after_s: float = 30.0
+    """An attempt recorded as running that no driver reports, this long after its start, has failed."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
@@ -159,7 +159,7 @@ class JobController:
             return
         status = obs.get((run.job, attempt.cluster))
         if status is None or status.attempt != attempt.number:
-            self._maybe_lost(run, attempt)
+            self._lost(run, attempt, job.spec.recovery.maxRestarts)
             return
         if status.ended:
             result = outcome(run, status, job.spec.recovery.maxRestarts)
@@ -178,27 +178,37 @@ class JobController:
             self._wake.set()  # start the next attempt without waiting a pass
 
     def _settle(self, run: JobRunRecord, obs: Observed) -> None:
-        """A final run: record how its last attempt ended, and stop whatever of it still runs."""
+        """A final run: stop whatever of it still runs, and close its last attempt once it has ended."""
+        for other in _of(run.job, obs):
+            if other.revision == run.revision and other.state == "running":  # `stopping`: told already
+                self._jobs_driver(other.cluster).stop_job(run.job, self.stop_grace_s, "cancelled")
         attempt = run.latest
-        for (job, cluster), status in obs.items():
-            if job != run.job or status.revision != run.revision:
-                continue
-            if status.state == "running":  # `stopping` has been told already
-                self._jobs_driver(cluster).stop_job(job, self.stop_grace_s, "cancelled")
-            elif attempt is not None and attempt.ended_at is None and status.attempt == attempt.number:
+        if attempt is None or attempt.ended_at is not None:
+            return
+        status = obs.get((run.job, attempt.cluster))
+        if status is not None and status.attempt == attempt.number:
+            if status.ended:
                 state: AttemptState = "succeeded" if status.state == "succeeded" else "cancelled"
                 self.store.end_job_attempt(
                     run.id, attempt.number, state=state, run_state=run.state, exit_code=status.exit_code
                 )
-
-    def _maybe_lost(self, run: JobRunRecord, attempt: AttemptRecord) -> None:
-        age = (datetime.now(UTC) - attempt.started_at).total_seconds()
-        if age > LOST_AFTER_S:
-            message = f"attempt {attempt.number} on {attempt.cluster} is no longer reported by its driver"
+        elif _age_s(attempt) > self.lost_after_s:  # its cluster no longer reports it: stop paying for it
+            message = "no longer reported by its driver"
             self.store.end_job_attempt(
-                run.id, attempt.number, state="failed", run_state="pending", message=message
+                run.id, attempt.number, state="cancelled", run_state=run.state, message=message
             )
-            self._event("warning", "JobAttemptLost", message, run.job, attempt.cluster)
+
+    def _lost(self, run: JobRunRecord, attempt: AttemptRecord, max_restarts: int) -> None:
+        """An attempt no driver reports any more (cluster gone, process lost): a failure once it is old."""
+        if _age_s(attempt) <= self.lost_after_s:
+            return
+        message = f"attempt {attempt.number} on {attempt.cluster} is no longer reported by its driver"
+        status = JobStatus(run.job, attempt.cluster, run.revision, attempt.number, "failed", message=message)
+        result = outcome(run, status, max_restarts)
+        self.store.end_job_attempt(
+            run.id, attempt.number, state=result.attempt, run_state=result.run, message=result.message
+        )
+        self._event("warning", "JobAttemptLost", result.message, run.job, attempt.cluster)
 
     def _start_next(
         self, run: JobRunRecord, w: WorkloadState, job: Job, view: Fleetview, obs: Observed
@@ -258,11 +268,14 @@ class JobController:
         A run's first attempt starts from nothing: a new revision never resumes an older one's state.
         """
         root = target.checkpoint_dir(run.job)
-        if last is None:
-            checkpoints.clear(root)
-            return 0
-        moved = self._carry(run.job, last.cluster, cluster)
-        why = checkpoints.prepare(root)
+        try:
+            if last is None:
+                checkpoints.clear(root)
+                return 0
+            moved = self._carry(run.job, last.cluster, cluster)
+            why = checkpoints.prepare(root)
+        except OSError as e:  # a full or failing disk: retried next pass, nothing started meanwhile
+            raise TransientError(f"job {run.job}: cannot stage its checkpoint on {cluster}: {e}") from e
         if why:
             self._event("warning", "CheckpointDiscarded", why, run.job, cluster)
         return moved
@@ -410,6 +423,10 @@ class JobController:
         self, level: EventLevel, reason: str, message: str, job: str | None = None, cluster: str | None = None
     ) -> None:
         self.store.add_events([EventInput(level, reason, message, workload=job, cluster=cluster)])
+
+
+def _age_s(attempt: AttemptRecord) -> float:
+    return (datetime.now(UTC) - attempt.started_at).total_seconds()
 
 
 def _of(job: str, obs: Observed) -> list[JobStatus]:

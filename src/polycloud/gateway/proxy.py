@@ -25,8 +25,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from opentelemetry.trace import Span
-
 from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.ejection import EjectionPolicy
 from polycloud.gateway.forwarding import DROP_REQUEST_HEADERS, Failure, Forwarder, Reply
@@ -38,6 +36,7 @@ from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.tracing import GatewayTracer
 from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 from polycloud.gateway.wire import Receive, Scope, Send, send_error, send_response
+from polycloud.telemetry.recording import SpanData
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class Call:
     deadline: float
     """`time.monotonic()` value after which no attempt starts."""
     id_header: tuple[bytes, bytes]
-    span: Span | None = None
+    span: SpanData | None = None
     """The request's trace span, when the gateway traces."""
 
 
@@ -253,8 +252,8 @@ class Proxy:
             )
         finally:
             upstream.outstanding -= 1
-            if attempt is not None:
-                GatewayTracer.attempted(
+            if attempt is not None and tracer is not None:
+                tracer.attempted(
                     attempt,
                     outcome.status if isinstance(outcome, Reply) else None,
                     outcome.kind if isinstance(outcome, Failure) else None,

@@ -35,6 +35,7 @@ from polycloud.gateway.tracing import GatewayTracer
 from polycloud.settings import Settings
 from polycloud.state import Store
 from polycloud.telemetry import logs, tracing
+from polycloud.telemetry.recording import SpanRecorder
 
 log = logging.getLogger("polycloud.gateway")
 
@@ -166,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"polycloud gateway: {e}", file=sys.stderr)
         return EXIT_USAGE
-    provider = tracing.make_provider(
-        "polycloud-gateway", tracing.make_exporter("gateway", defaults.resolved_home, os.environ)
-    )
-    logs.configure(sys.stderr, component="gateway")
+    recorder = None
+    if not tracing.disabled(os.environ):
+        exporter = tracing.make_exporter("gateway", defaults.resolved_home, os.environ)
+        recorder = SpanRecorder(exporter, "polycloud-gateway")
+        logs.configure(sys.stderr, component="gateway")
     try:
         sockets = None if args.fd is None else [inherited_socket(args.fd)]
         catalog = load_catalog()
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             load_sink=StoreLoadSink(store),
             gateway_id=f"{args.addr}/{os.getpid()}",
             keys=StoreKeySource(store),
-            tracer=GatewayTracer(provider.get_tracer("polycloud.gateway"), logs.request_logger("gateway")),
+            tracer=None if recorder is None else GatewayTracer(recorder, logs.request_logger("gateway")),
         )
         server = serve(app, settings, host, port, sockets, tls)
     except UserError as e:
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     finally:
         store.close()
-        provider.shutdown()  # exports the spans still batched
+        if recorder is not None:
+            recorder.shutdown()  # exports the spans still queued
     if not server.started:
         return EXIT_STARTUP
     log.info("gateway stopped")

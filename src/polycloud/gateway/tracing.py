@@ -1,40 +1,34 @@
-"""Request tracing and request logs of the gateway (see `polycloud.telemetry.tracing`).
+"""Request tracing and request logs of the gateway (see `polycloud.telemetry`).
 
 `GatewayTracer.start` picks the request's trace id (from a 32-hex-digit `x-request-id`, else from a
 valid incoming `traceparent`, else a new one, which then is the request id too) and opens the server
 span; `attempt` opens a client span per upstream attempt and returns the `traceparent` header that
 carries it to the replica; `finish` closes the request span and queues one JSON log line. Spans are
-exported in batches from a background thread; nothing here does I/O.
+plain records here, exported in batches by the recorder's thread; nothing here does I/O.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import SpanKind
 
 from polycloud.gateway.upstreams import Upstream
-from polycloud.telemetry.tracing import (
-    new_trace_id,
-    parse_traceparent,
-    remote_context,
-    trace_id_of,
-    traceparent,
-    use_trace_id,
-)
+from polycloud.telemetry.recording import SpanData, SpanRecorder
+from polycloud.telemetry.tracing import new_trace_id, parse_traceparent, trace_id_of, traceparent
 
 
 class GatewayTracer:
     """Spans and request logs of one gateway."""
 
-    def __init__(self, tracer: Tracer, log: Any | None = None) -> None:
-        """Trace with `tracer`; `log` (a structlog logger) gets one line per request when given."""
-        self._tracer = tracer
+    def __init__(self, recorder: SpanRecorder, log: Any | None = None) -> None:
+        """Record spans with `recorder`; `log` (a structlog logger) gets one line per request when given."""
+        self.recorder = recorder
         self._log = log
 
     def start(
         self, request_id: str | None, parent_header: str | None, method: str, service: str
-    ) -> tuple[Span, str]:
+    ) -> tuple[SpanData, str]:
         """Open the request's span; returns it and the request id to use and send on."""
         trace_id = trace_id_of(request_id)
         parent = parse_traceparent(parent_header)
@@ -44,64 +38,52 @@ class GatewayTracer:
             trace_id = parent.trace_id if parent is not None else new_trace_id()
         if request_id is None:
             request_id = f"{trace_id:032x}"
-        use_trace_id(trace_id)
-        span = self._tracer.start_span(
-            f"{method} {service}",
-            context=remote_context(parent),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "polycloud.service": service,
-                "polycloud.request_id": request_id,
-            },
+        attributes: dict[str, str | bool | int | float] = {
+            "http.request.method": method,
+            "polycloud.service": service,
+            "polycloud.request_id": request_id,
+        }
+        parent_id = parent.span_id if parent is not None else 0
+        span = self.recorder.start(
+            f"{method} {service}", SpanKind.SERVER, trace_id, parent_id, True, attributes
         )
         return span, request_id
 
-    def attempt(self, request: Span, upstream: Upstream) -> tuple[Span, tuple[str, str]]:
+    def attempt(self, request: SpanData, upstream: Upstream) -> tuple[SpanData, tuple[str, str]]:
         """Open the span of one upstream attempt; returns it and the `traceparent` header to send."""
-        span = self._tracer.start_span(
-            "attempt",
-            context=set_span_in_context(request),
-            kind=SpanKind.CLIENT,
-            attributes={
-                "polycloud.cluster": upstream.cluster,
-                "polycloud.replica": upstream.id,
-                "polycloud.revision": upstream.revision,
-                "polycloud.role": upstream.role,
-            },
+        attributes: dict[str, str | bool | int | float] = {
+            "polycloud.cluster": upstream.cluster,
+            "polycloud.replica": upstream.id,
+            "polycloud.revision": upstream.revision,
+            "polycloud.role": upstream.role,
+        }
+        span = self.recorder.start(
+            "attempt", SpanKind.CLIENT, request.trace_id, request.span_id, False, attributes
         )
-        context = span.get_span_context()
-        return span, ("traceparent", traceparent(context.trace_id, context.span_id))
+        return span, ("traceparent", traceparent(span.trace_id, span.span_id))
 
-    @staticmethod
-    def attempted(span: Span, status: int | None, failure: str | None) -> None:
+    def attempted(self, span: SpanData, status: int | None, failure: str | None) -> None:
         """Close an attempt's span with its HTTP status or failure kind (both None: cancelled)."""
         if status is not None:
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(StatusCode.ERROR)
+            span.attributes["http.response.status_code"] = status
         elif failure is not None:
-            span.set_attribute("polycloud.failure", failure)
-            span.set_status(StatusCode.ERROR)
+            span.attributes["polycloud.failure"] = failure
         else:
-            span.set_attribute("polycloud.cancelled", True)
-        span.end()
+            span.attributes["polycloud.cancelled"] = True
+        self.recorder.end(span, error=failure is not None or (status is not None and status >= 500))
 
     def finish(
-        self, span: Span, request_id: str, service: str, cluster: str, status: int, seconds: float
+        self, span: SpanData, request_id: str, service: str, cluster: str, status: int, seconds: float
     ) -> None:
         """Close the request's span and log the request."""
-        span.set_attribute("http.response.status_code", status)
-        span.set_attribute("polycloud.cluster", cluster)
-        if status >= 500:
-            span.set_status(StatusCode.ERROR)
-        span.end()
+        span.attributes["http.response.status_code"] = status
+        span.attributes["polycloud.cluster"] = cluster
+        self.recorder.end(span, error=status >= 500)
         if self._log is not None:
-            context = span.get_span_context()
             self._log.info(
                 "request",
                 request_id=request_id,
-                trace_id=f"{context.trace_id:032x}",
+                trace_id=f"{span.trace_id:032x}",
                 service=service,
                 cluster=cluster,
                 status=status,

@@ -93,7 +93,10 @@ class Observer:
     def run(self) -> None:
         """Observe until `stop()`."""
         while not self._stop.wait(self.settings.interval_s):
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug in one pass must not end observation for good
+                log.exception("observer pass failed")
 
     def stop(self) -> None:
         """Stop after the current pass."""

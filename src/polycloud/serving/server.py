@@ -26,7 +26,6 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from opentelemetry.sdk.trace import TracerProvider
 
 from polycloud.errors import PermanentError, PolycloudError
 from polycloud.serving.app import Replica, ServedModel, create_app
@@ -36,6 +35,7 @@ from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
 from polycloud.serving.model import load_model
 from polycloud.serving.tracing import ReplicaTracer
 from polycloud.telemetry import logs, tracing
+from polycloud.telemetry.recording import SpanRecorder
 
 BACKLOG = 1024
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -168,21 +168,20 @@ async def _serve(server: _Server, sock: socket.socket, replica: Replica, events:
     await server.serve(sockets=[sock])
 
 
-def _tracing(options: ServerOptions) -> TracerProvider | None:
-    """Spans to OTLP or `<home>/traces/` and JSON request logs on stdout; none without a home."""
-    if not options.home:
+def _tracing(options: ServerOptions) -> SpanRecorder | None:
+    """Spans to OTLP or `<home>/traces/` and JSON request logs on stdout; none without a home, or with
+    `OTEL_SDK_DISABLED=true`."""
+    if not options.home or tracing.disabled(os.environ):
         return None
     identity = options.identity()
     identity.pop("home", None)
     logs.configure(sys.stdout, component="replica", **identity)
     exporter = tracing.make_exporter(f"replica-{options.replica_id or 'x'}", Path(options.home), os.environ)
-    return tracing.make_provider("polycloud-replica", exporter, {"polycloud.replica": options.replica_id})
+    return SpanRecorder(exporter, "polycloud-replica", {"polycloud.replica": options.replica_id})
 
 
-def _tracer(provider: TracerProvider | None) -> ReplicaTracer | None:
-    if provider is None:
-        return None
-    return ReplicaTracer(provider.get_tracer("polycloud.serving"), logs.request_logger("replica"))
+def _tracer(recorder: SpanRecorder | None) -> ReplicaTracer | None:
+    return None if recorder is None else ReplicaTracer(recorder, logs.request_logger("replica"))
 
 
 def run(options: ServerOptions, events: EventLog | None = None) -> int:
@@ -212,8 +211,8 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         served = ServedModel(options.name, options.revision or "1", model)
         faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
         labels = ReplicaLabels(options.name, options.cluster, options.revision)
-        provider = _tracing(options)
-        replica = Replica(served, faults, ReplicaMetrics(labels), tracer=_tracer(provider))
+        recorder = _tracing(options)
+        replica = Replica(served, faults, ReplicaMetrics(labels), tracer=_tracer(recorder))
         config = uvicorn.Config(
             create_app(replica),
             lifespan="off",
@@ -234,8 +233,8 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_IGN)
             replica.close()
-            if provider is not None:
-                provider.shutdown()  # exports the spans still batched
+            if recorder is not None:
+                recorder.shutdown()  # exports the spans still queued
     except _StopRequested:
         log.emit("stopped", reason="signal before ready")
         return 0

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
+from opentelemetry.trace import SpanKind
 
-from polycloud.telemetry.tracing import (
-    new_trace_id,
-    parse_traceparent,
-    remote_context,
-    trace_id_of,
-    use_trace_id,
-)
+from polycloud.telemetry.recording import SpanData, SpanRecorder
+from polycloud.telemetry.tracing import new_trace_id, parse_traceparent, trace_id_of
 
 
 class ReplicaTracer:
     """Spans and request logs of one replica."""
 
-    def __init__(self, tracer: Tracer, log: Any | None = None) -> None:
-        """Trace with `tracer`; `log` (a structlog logger) gets a line per inference when given."""
-        self._tracer = tracer
+    def __init__(self, recorder: SpanRecorder, log: Any | None = None) -> None:
+        """Record spans with `recorder`; `log` (a structlog logger) gets a line per inference when given."""
+        self.recorder = recorder
         self._log = log
 
-    def start(self, headers: list[tuple[bytes, bytes]], path: str) -> tuple[Span, str]:
+    def start(self, headers: list[tuple[bytes, bytes]], path: str) -> tuple[SpanData, str]:
         """Open the server span of one inference; returns it and the request id."""
         parent_header = request_id = None
         for name, value in headers:
@@ -33,24 +28,25 @@ class ReplicaTracer:
             elif name == b"x-request-id":
                 request_id = value.decode("latin-1")
         parent = parse_traceparent(parent_header)
-        if parent is None:
-            use_trace_id(trace_id_of(request_id) or new_trace_id())
-        span = self._tracer.start_span(
-            "infer", context=remote_context(parent), kind=SpanKind.SERVER, attributes={"url.path": path}
-        )
-        if request_id is None:
-            request_id = f"{span.get_span_context().trace_id:032x}"
-        span.set_attribute("polycloud.request_id", request_id)
-        return span, request_id
+        if parent is not None:
+            trace_id, parent_id = parent.trace_id, parent.span_id
+        else:
+            trace_id, parent_id = trace_id_of(request_id) or new_trace_id(), 0
+        request_id = request_id or f"{trace_id:032x}"
+        attributes: dict[str, str | bool | int | float] = {
+            "url.path": path,
+            "polycloud.request_id": request_id,
+        }
+        return self.recorder.start(
+            "infer", SpanKind.SERVER, trace_id, parent_id, True, attributes
+        ), request_id
 
-    def finish(self, span: Span, request_id: str, status: int, seconds: float) -> None:
+    def finish(self, span: SpanData, request_id: str, status: int, seconds: float) -> None:
         """Close the span and log the inference."""
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_status(StatusCode.ERROR)
-        span.end()
+        span.attributes["http.response.status_code"] = status
+        self.recorder.end(span, error=status >= 500)
         if self._log is not None:
-            trace_id = f"{span.get_span_context().trace_id:032x}"
+            trace_id = f"{span.trace_id:032x}"
             self._log.info(
                 "request", request_id=request_id, trace_id=trace_id, status=status, ms=round(seconds * 1e3, 3)
             )

@@ -181,7 +181,9 @@ def _held(
             func.sum(LedgerRow.quantity),
             func.sum(LedgerRow.usd),
         )
-        .where(LedgerRow.source.in_(sources))
+        .where(
+            LedgerRow.source.in_(sources), LedgerRow.workload.in_(sorted({t.tag.workload for t in totals}))
+        )
         .group_by(
             LedgerRow.workload, LedgerRow.revision, LedgerRow.cluster, LedgerRow.category, LedgerRow.source
         )

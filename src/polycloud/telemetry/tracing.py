@@ -5,46 +5,29 @@ incoming `traceparent`, else a random one that then becomes the request id), sta
 one client span per upstream attempt, and sends each attempt's W3C `traceparent` to the replica, which
 continues the trace with a server span of its own.
 
-Spans are batched (`BatchSpanProcessor`) and exported from a background thread: over OTLP/HTTP when
-`OTEL_EXPORTER_OTLP_ENDPOINT` is set, else as JSON lines to `$POLYCLOUD_HOME/traces/<component>-<pid>.jsonl`
-(one file per process, so that processes never interleave writes).
+Spans are recorded cheaply on the request path and exported in batches from a background thread
+(`polycloud.telemetry.recording`): over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else as
+JSON lines to `$POLYCLOUD_HOME/traces/<component>-<pid>.jsonl` (one file per process, so that
+processes never interleave writes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, set_span_in_context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext, TraceFlags
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_wanted_trace_id: ContextVar[int] = ContextVar("polycloud_trace_id", default=0)
-
-
-class RequestIdGenerator(RandomIdGenerator):
-    """Random ids, except that a root span takes the trace id chosen with `use_trace_id`."""
-
-    def generate_trace_id(self) -> int:
-        """The trace id set for this context, else a random one."""
-        wanted = _wanted_trace_id.get()
-        return wanted if wanted else super().generate_trace_id()
-
-
-def use_trace_id(trace_id: int) -> None:
-    """Make the next root span started in this context take `trace_id`."""
-    _wanted_trace_id.set(trace_id)
 
 
 def trace_id_of(request_id: str | None) -> int:
@@ -56,7 +39,7 @@ def trace_id_of(request_id: str | None) -> int:
 
 def new_trace_id() -> int:
     """A random, valid (non-zero) 128-bit trace id."""
-    return RandomIdGenerator().generate_trace_id()
+    return random.getrandbits(128) or 1
 
 
 def parse_traceparent(value: str | None) -> SpanContext | None:
@@ -70,11 +53,6 @@ def parse_traceparent(value: str | None) -> SpanContext | None:
     if not trace_id or not span_id:
         return None
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(match[3], 16)))
-
-
-def remote_context(parent: SpanContext | None) -> Context | None:
-    """An OpenTelemetry context whose current span is the remote `parent` (None for a root span)."""
-    return None if parent is None else set_span_in_context(NonRecordingSpan(parent))
 
 
 def traceparent(trace_id: int, span_id: int, sampled: bool = True) -> str:
@@ -126,6 +104,11 @@ class JsonLinesExporter(SpanExporter):
             self._file.close()
 
 
+def disabled(environ: Mapping[str, str]) -> bool:
+    """True when `OTEL_SDK_DISABLED=true` (OpenTelemetry's own switch): no spans, no request logs."""
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def make_exporter(component: str, home: Path, environ: Mapping[str, str]) -> SpanExporter:
     """OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set in `environ`, else a JSON-lines file."""
     if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
@@ -133,21 +116,6 @@ def make_exporter(component: str, home: Path, environ: Mapping[str, str]) -> Spa
 
         return OTLPSpanExporter()  # reads the endpoint, headers and timeout from the OTEL_* variables
     return JsonLinesExporter(home / "traces" / f"{component}-{os.getpid()}.jsonl")
-
-
-def make_provider(
-    component: str, exporter: SpanExporter, attributes: Mapping[str, str] | None = None
-) -> TracerProvider:
-    """A tracer provider for `component` ("polycloud-gateway", ...) exporting in batches to `exporter`."""
-    resource = Resource.create({"service.name": component, **(attributes or {})})
-    provider = TracerProvider(resource=resource, id_generator=RequestIdGenerator())
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
-    return provider
-
-
-def tracer_of(provider: TracerProvider, name: str) -> Tracer:
-    """A tracer of `provider`."""
-    return provider.get_tracer(name)
 
 
 def read_spans(folder: Path) -> list[dict[str, Any]]:

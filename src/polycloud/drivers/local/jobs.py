@@ -212,9 +212,11 @@ class LocalJobs:
 
     @staticmethod
     def _note_exit(exit_path: Path, code: int) -> None:
-        """Keep the exit status of a wrapper that could not write it (killed)."""
-        if not exit_path.exists():
-            exit_path.write_text(f"{code}\n", encoding="utf-8")
+        """Keep the exit status of a wrapper that could not write it (killed). Never raises: it runs
+        inside whichever listing reaps the child, and a job folder deleted meanwhile is no error."""
+        with contextlib.suppress(OSError):
+            if not exit_path.exists():
+                exit_path.write_text(f"{code}\n", encoding="utf-8")
 
     # ------------------------------------------------------------------------------- listing
     def list(self) -> list[JobStatus]:
