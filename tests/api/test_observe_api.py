@@ -66,3 +66,15 @@ def test_slo_incidents_and_anomalies(api: tuple[TestClient, Store, dict[str, str
     store.add_anomalies([AnomalyInput("s", "a", "rps", 0, 100, -9, "traffic fell")])
     [anomaly] = client.get("/api/v1/anomalies", headers=viewer).json()
     assert anomaly["message"] == "traffic fell"
+
+
+def test_a_project_token_sees_only_its_services(api: tuple[TestClient, Store, dict[str, str]]) -> None:
+    client, store, _ = api
+    secret, _ = store.create_token(name="p", role="viewer", project="alpha", expires_at=None)
+    project = {"authorization": f"Bearer {secret}"}
+    store.add_events([EventInput("warning", "FailoverStarted", "down", workload="s", cluster="a")])
+    store.open_incident("failover", "failover of s", [store.last_event_id()], service="s", cluster="a")
+    store.add_anomalies([AnomalyInput("s", "a", "rps", 0, 100, -9, "traffic fell")])
+    assert client.get("/api/v1/incidents", headers=project).json() == []
+    assert client.get("/api/v1/anomalies", headers=project).json() == []
+    assert client.get("/api/v1/slo", headers=project).json()["services"] == []

@@ -4,6 +4,7 @@ webhook and status."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,7 +49,7 @@ def hook() -> Hook:
 
 
 @pytest.fixture
-def observer(store: Store, hook: Hook) -> Observer:
+def observer(store: Store, hook: Hook) -> Iterator[Observer]:
     webhook = Webhook("http://alerts.example/hook", client=httpx.Client(transport=httpx.MockTransport(hook)))
     made = Observer(store, ObserverSettings(), webhook=webhook, now=lambda: NOW)
     yield made
@@ -116,3 +117,19 @@ def test_anomalies_are_recorded_shown_in_status_and_posted(
 def test_a_bad_webhook_url_is_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         Webhook("ftp://x")
+
+
+def test_a_pass_reads_load_writes_minutes_and_evaluates(store: Store) -> None:
+    store.apply(workloads=[_service("fraud", {"availability": 0.99})], documents=[], author="t", message="")
+    observer = Observer(store, ObserverSettings(tick_every=1, slo_every_s=0.0), now=lambda: NOW)
+    try:
+        store.report_load("gw", [_report("fraud", "a", 50.0, 0.0, 12.0)])
+        observer.step()
+        observer.step()
+        [row] = store.sli_minutes(NOW - timedelta(minutes=1))
+        assert row.service == "fraud" and row.requests > 0 and row.errors == 0
+        assert observer.metrics.registry.get_sample_value(
+            "polycloud_slo_budget_left_ratio", {"service": "fraud", "cluster": ""}
+        ) == pytest.approx(1.0)
+    finally:
+        observer.close()

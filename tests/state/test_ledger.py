@@ -16,7 +16,7 @@ from polycloud.state.ledger import (
     RateAccrual,
     TotalAccrual,
 )
-from polycloud.state.tables import LEDGER_CATEGORIES, LEDGER_SOURCES
+from polycloud.state.tables_accounting import LEDGER_CATEGORIES, LEDGER_SOURCES
 
 from .support import FakeClock
 

@@ -16,6 +16,7 @@ from polycloud.api.auth import Viewer
 from polycloud.api.context import ApiContext
 from polycloud.obs.federation import federate, fleet_sources
 from polycloud.obs.report import slo_report
+from polycloud.services import governance
 
 router = APIRouter()
 
@@ -36,25 +37,35 @@ async def metrics(request: Request) -> Response:
 
 
 @router.get("/api/v1/slo")
-def slo(request: Request, _: Viewer) -> dict[str, Any]:
+def slo(request: Request, who: Viewer) -> dict[str, Any]:
     """Each service's SLO: availability, error budget left, burn rates and alerts, per cluster and
-    overall."""
-    return slo_report(_ctx(request).store, datetime.now(UTC))
+    overall (a project token sees its project's services only)."""
+    store = _ctx(request).store
+    report = slo_report(store, datetime.now(UTC))
+    names = governance.own_workloads(store, who)
+    if names is None:
+        return report
+    services = [s for s in report["services"] if s["service"] in names]
+    alerts = [a for a in report["alerts"] if a["service"] in names]
+    return {**report, "services": services, "alerts": alerts}
 
 
 @router.get("/api/v1/incidents")
 def incidents(
-    request: Request, _: Viewer, state: Literal["open", "resolved"] | None = None, limit: int = 50
+    request: Request, who: Viewer, state: Literal["open", "resolved"] | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Incidents, newest first, each with its timeline of events."""
-    found = _ctx(request).store.incidents(state=state, limit=min(max(limit, 1), 500))
-    return [i.to_json() for i in found]
+    """Incidents, newest first, each with its timeline of events (a project token sees those of its
+    project's services)."""
+    store = _ctx(request).store
+    found = store.incidents(state=state, limit=min(max(limit, 1), 500))
+    names = governance.own_workloads(store, who)
+    return [i.to_json() for i in found if names is None or i.service in names]
 
 
 @router.get("/api/v1/anomalies")
-def anomalies(request: Request, _: Viewer, minutes: int = 60, limit: int = 100) -> list[dict[str, Any]]:
-    """Anomalies of the last `minutes`, newest first."""
-    found = _ctx(request).store.anomalies(
-        min(max(minutes, 1), 60 * 24 * 35) * 60.0, limit=min(max(limit, 1), 1000)
-    )
-    return [a.to_json() for a in found]
+def anomalies(request: Request, who: Viewer, minutes: int = 60, limit: int = 100) -> list[dict[str, Any]]:
+    """Anomalies of the last `minutes`, newest first (a project token sees its project's services')."""
+    store = _ctx(request).store
+    found = store.anomalies(min(max(minutes, 1), 60 * 24 * 35) * 60.0, limit=min(max(limit, 1), 1000))
+    names = governance.own_workloads(store, who)
+    return [a.to_json() for a in found if names is None or a.service in names]

@@ -119,7 +119,7 @@ class Observer:
         self._passes += 1
         if self._passes % self.settings.tick_every == 0:
             self._guard("anomalies", lambda: self.detect(self.series.close_tick(), now))
-            self._guard("minutes", lambda: self.store.put_sli_minutes(self.series.flush(now)))
+            self._guard("minutes", lambda: self._write_minutes(now))
         if self._is_due("slo", self.settings.slo_every_s, mono):
             self._guard("slo", lambda: self.evaluate(now))
             self._guard("incidents", lambda: self.read_events(now))
@@ -131,6 +131,11 @@ class Observer:
             self._guard(
                 "retention", lambda: self.store.forget_observations(self.settings.retention_days * 86400)
             )
+
+    def _write_minutes(self, now: datetime) -> None:
+        rows = self.series.flush(now)
+        if rows:  # no traffic, no probes: no write transaction
+            self.store.put_sli_minutes(rows)
 
     def _is_due(self, what: str, every_s: float, mono: float) -> bool:
         if mono < self._due.get(what, 0.0):

@@ -5,6 +5,7 @@ records are frozen dataclasses from `polycloud.state.records`; `content_hash` gi
 that decides whether a workload changed.
 """
 
+from polycloud.state import tables_accounting, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
 from polycloud.state.hashing import canonical_json, content_hash
 from polycloud.state.records import (
     ApplyResult,

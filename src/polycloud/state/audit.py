@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from polycloud.errors import PolycloudError, UserError
 from polycloud.state.hashing import canonical_json
 from polycloud.state.records import AuditBreak, AuditInput, AuditRecord, AuditVerdict
-from polycloud.state.tables import AuditHeadRow, AuditRow
+from polycloud.state.tables_governance import AuditHeadRow, AuditRow
 
 GENESIS = "0" * 64
 """The `prev_hash` of entry 1."""

@@ -25,7 +25,7 @@ from polycloud.state.job_records import (
     run_state,
 )
 from polycloud.state.records import stored
-from polycloud.state.tables import JobAttemptRow, JobRunRow
+from polycloud.state.tables_runtime import JobAttemptRow, JobRunRow
 
 
 def create_run(session: Session, job: str, revision: int, cluster: str, now: datetime) -> JobRunRecord:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from polycloud.errors import NotFoundError, UserError
 from polycloud.state.records import InferenceKeyRecord, KeyGrant
-from polycloud.state.tables import InferenceKeyRow, KeyUsageRow
+from polycloud.state.tables_governance import InferenceKeyRow, KeyUsageRow
 
 KEY_PREFIX = "pk_"
 """Every inference key starts with this (API tokens start with "pc_")."""

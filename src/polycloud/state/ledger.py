@@ -27,11 +27,7 @@ from polycloud.errors import UserError
 from polycloud.state.hashing import canonical_json
 from polycloud.state.observed import add_events
 from polycloud.state.records import EventInput, WorkloadKind, one_of
-from polycloud.state.tables import (
-    BudgetAlertRow,
-    LedgerCursorRow,
-    LedgerRow,
-)
+from polycloud.state.tables_accounting import BudgetAlertRow, LedgerCursorRow, LedgerRow
 
 Category = Literal["compute", "egress"]
 Source = Literal["replicas", "dataset-reads", "job-attempts", "job-datasets", "checkpoints"]

@@ -23,7 +23,8 @@ from polycloud.state.obs_records import (
     SliMinute,
 )
 from polycloud.state.records import EventRecord, stored
-from polycloud.state.tables import AnomalyRow, EventRow, IncidentEventRow, IncidentRow, SliMinuteRow
+from polycloud.state.tables import EventRow
+from polycloud.state.tables_accounting import AnomalyRow, IncidentEventRow, IncidentRow, SliMinuteRow
 
 
 def put_sli_minutes(session: Session, rows: list[SliMinute]) -> None:

@@ -23,7 +23,7 @@ from polycloud.state.rollout_records import (
     RolloutRecord,
     RolloutState,
 )
-from polycloud.state.tables import RevisionCountsRow, RolloutRow
+from polycloud.state.tables_runtime import RevisionCountsRow, RolloutRow
 
 FORGET_AFTER_S = 3600.0
 """Counts of a gateway silent this long are deleted by any report."""

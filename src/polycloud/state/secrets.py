@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from polycloud.errors import NotFoundError, UserError
 from polycloud.state.records import SealedSecret, SecretRecord
-from polycloud.state.tables import SecretRow
+from polycloud.state.tables_governance import SecretRow
 
 Rewrap = Callable[[SealedSecret], tuple[bytes, str]]
 """A sealed secret → (its data key wrapped anew, the id of the master key that wrapped it)."""

@@ -3,7 +3,9 @@
 Desired state is `revisions` (immutable history) plus `workloads` (which revision is current) and
 `documents` (other declared objects). Observed state is `replicas` (a snapshot replaced wholesale),
 `events` (append-only) and `load_reports` (each gateway's latest load figures). `tokens` holds API
-credentials as sha256 digests only.
+credentials as sha256 digests only. The tables of later features live beside this module:
+`tables_runtime` (rollouts, jobs), `tables_governance` (audit, secrets, inference keys) and
+`tables_accounting` (cost ledger, budgets, SLI series, incidents, anomalies); all share `Base`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -29,14 +30,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from polycloud.errors import UserError
-from polycloud.state.job_records import ATTEMPT_STATES, JOB_RUN_STATES
 from polycloud.state.records import (
-    AUDIT_OUTCOMES,
     EVENT_LEVELS,
     REPLICA_STATES,
     TOKEN_ROLES,
     WORKLOAD_KINDS,
-    AuditRecord,
     DocumentState,
     EventRecord,
     LoadReport,
@@ -46,7 +44,6 @@ from polycloud.state.records import (
     WorkloadState,
     stored,
 )
-from polycloud.state.rollout_records import ROLLOUT_STATES, RevisionCounts, RolloutRecord
 
 NAME = 253
 """Room for any DNS-1123 subdomain; the spec layer enforces the stricter label rules."""
@@ -72,7 +69,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
+def in_list(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
@@ -102,7 +99,7 @@ class RevisionRow(Base):
     __table_args__ = (
         UniqueConstraint("workload", "number"),
         CheckConstraint("number >= 1", name="number_positive"),
-        CheckConstraint(_in("kind", WORKLOAD_KINDS), name="kind"),
+        CheckConstraint(in_list("kind", WORKLOAD_KINDS), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -141,7 +138,7 @@ class WorkloadRow(Base):
     __tablename__ = "workloads"
     __table_args__ = (
         ForeignKeyConstraint(["name", "revision"], ["revisions.workload", "revisions.number"]),
-        CheckConstraint(_in("kind", WORKLOAD_KINDS), name="kind"),
+        CheckConstraint(in_list("kind", WORKLOAD_KINDS), name="kind"),
     )
 
     name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
@@ -194,7 +191,7 @@ class ReplicaRow(Base):
     """One replica in the observed snapshot; the whole table is replaced at once by the observer."""
 
     __tablename__ = "replicas"
-    __table_args__ = (CheckConstraint(_in("state", REPLICA_STATES), name="state"),)
+    __table_args__ = (CheckConstraint(in_list("state", REPLICA_STATES), name="state"),)
 
     id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
     workload: Mapped[str] = mapped_column(String(NAME))
@@ -228,7 +225,7 @@ class EventRow(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        CheckConstraint(_in("level", EVENT_LEVELS), name="level"),
+        CheckConstraint(in_list("level", EVENT_LEVELS), name="level"),
         Index(None, "time"),
         Index(None, "workload", "time"),
     )
@@ -260,7 +257,7 @@ class TokenRow(Base):
     __tablename__ = "tokens"
     __table_args__ = (
         UniqueConstraint("token_hash"),
-        CheckConstraint(_in("role", TOKEN_ROLES), name="role"),
+        CheckConstraint(in_list("role", TOKEN_ROLES), name="role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -315,356 +312,3 @@ class LoadReportRow(Base):
             gateway_id=self.gateway_id,
             updated_at=self.updated_at,
         )
-
-
-class RolloutRow(Base):
-    """One canary rollout; the controller updates it as steps pass, and it stays as history."""
-
-    __tablename__ = "rollouts"
-    __table_args__ = (CheckConstraint(_in("state", ROLLOUT_STATES), name="state"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    service: Mapped[str] = mapped_column(String(NAME), index=True)
-    baseline: Mapped[int]
-    canary: Mapped[int]
-    state: Mapped[str] = mapped_column(String(16))
-    steps: Mapped[list[int]] = mapped_column(JSON)
-    step: Mapped[int]
-    step_started_at: Mapped[datetime | None]
-    window: Mapped[dict[str, Any]] = mapped_column(JSON)
-    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
-    message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-
-    def to_record(self) -> RolloutRecord:
-        """This row as a detached record."""
-        return RolloutRecord(
-            id=self.id,
-            service=self.service,
-            baseline=self.baseline,
-            canary=self.canary,
-            state=stored(self.state, ROLLOUT_STATES, "rollout state"),
-            steps=tuple(int(s) for s in self.steps),
-            step=self.step,
-            step_started_at=self.step_started_at,
-            window=dict(self.window),
-            figures=dict(self.figures),
-            message=self.message,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
-
-
-class RevisionCountsRow(Base):
-    """One gateway's cumulative attempt counts for one (service, revision); replaced every report."""
-
-    __tablename__ = "revision_counts"
-
-    gateway_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    revision: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    attempts: Mapped[int]
-    failures: Mapped[int]
-    buckets: Mapped[list[int]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(index=True)
-
-    def to_record(self) -> RevisionCounts:
-        """This row as a detached record."""
-        return RevisionCounts(
-            service=self.service,
-            revision=self.revision,
-            attempts=self.attempts,
-            failures=self.failures,
-            buckets=tuple(int(b) for b in self.buckets),
-            gateway_id=self.gateway_id,
-            updated_at=self.updated_at,
-        )
-
-
-class AuditRow(Base):
-    """One entry of the audit hash chain: `hash` = sha256(`prev_hash` + canonical JSON of the entry).
-
-    `seq` numbers entries 1, 2, 3... and is part of the hashed entry, so no entry can be moved, dropped
-    or slipped in without breaking a hash or a link (see `polycloud.state.audit`).
-    """
-
-    __tablename__ = "audit_log"
-    __table_args__ = (
-        CheckConstraint(_in("outcome", AUDIT_OUTCOMES), name="outcome"),
-        Index(None, "time"),
-    )
-
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    time: Mapped[datetime]
-    actor: Mapped[str] = mapped_column(String(NAME))
-    action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(String(16))
-    revision: Mapped[int | None]
-    detail: Mapped[dict[str, Any]]
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-    def to_record(self) -> AuditRecord:
-        """This row as a detached record."""
-        return AuditRecord(
-            seq=self.seq,
-            time=self.time,
-            actor=self.actor,
-            action=self.action,
-            target=self.target,
-            outcome=stored(self.outcome, AUDIT_OUTCOMES, "audit outcome"),
-            revision=self.revision,
-            detail=self.detail,
-            prev_hash=self.prev_hash,
-            hash=self.hash,
-        )
-
-
-class AuditHeadRow(Base):
-    """The chain's newest (seq, hash), written with every append: a cut-off tail shows up against it."""
-
-    __tablename__ = "audit_head"
-    __table_args__ = (CheckConstraint("id = 1", name="single"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    seq: Mapped[int]
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class SecretRow(Base):
-    """An envelope-encrypted secret: the value sealed by its own data key, the data key by a master key.
-
-    Nothing here is plaintext: `wrapped_key` opens only with the master key named by `key_id`, and both
-    layers are bound to (project, name), so a row copied over another does not decrypt.
-    """
-
-    __tablename__ = "secrets"
-    __table_args__ = (CheckConstraint("version >= 1", name="version_positive"),)
-
-    project: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    """'' for a fleet-wide secret (a primary key column cannot be NULL)."""
-    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    wrapped_key: Mapped[bytes]
-    nonce: Mapped[bytes]
-    ciphertext: Mapped[bytes]
-    """AES-GCM ciphertext of the value, tag included."""
-    key_id: Mapped[str] = mapped_column(String(64))
-    """Which master key wrapped `wrapped_key`."""
-    version: Mapped[int]
-    """1 at creation, + 1 at each new value (a new value rolls the replicas that use it)."""
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-
-
-class InferenceKeyRow(Base):
-    """A gateway inference key of one service. Only `key_hash` (sha256 hex of the key) is kept."""
-
-    __tablename__ = "inference_keys"
-    __table_args__ = (
-        UniqueConstraint("key_hash"),
-        Index(None, "service"),
-        CheckConstraint("rps > 0", name="rps_positive"),
-        CheckConstraint("burst >= 1", name="burst_positive"),
-        CheckConstraint("monthly_quota IS NULL OR monthly_quota >= 1", name="quota_positive"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    service: Mapped[str] = mapped_column(String(NAME))
-    name: Mapped[str] = mapped_column(String(NAME))
-    key_hash: Mapped[str] = mapped_column(String(64))
-    prefix: Mapped[str] = mapped_column(String(16))
-    """The key's first characters, so that people can tell keys apart without the secret."""
-    rps: Mapped[float] = mapped_column(Float)
-    """Token-bucket refill rate, requests per second."""
-    burst: Mapped[int]
-    """Token-bucket size: requests allowed at once after a quiet spell."""
-    monthly_quota: Mapped[int | None]
-    """Requests per calendar month (UTC); None for no quota."""
-    created_at: Mapped[datetime]
-    revoked: Mapped[bool]
-
-
-class KeyUsageRow(Base):
-    """Requests counted by the gateways for one inference key in one calendar month (UTC)."""
-
-    __tablename__ = "key_usage"
-    __table_args__ = (ForeignKeyConstraint(["key_id"], ["inference_keys.id"]),)
-
-    key_id: Mapped[int] = mapped_column(primary_key=True)
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
-    """"YYYY-MM"."""
-    requests: Mapped[int]
-    updated_at: Mapped[datetime]
-
-
-class JobRunRow(Base):
-    """One run of a job revision; `state` moves pending → running → succeeded | failed | cancelled."""
-
-    __tablename__ = "job_runs"
-    __table_args__ = (
-        UniqueConstraint("job", "revision"),
-        CheckConstraint(_in("state", JOB_RUN_STATES), name="state"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    job: Mapped[str] = mapped_column(String(NAME))
-    revision: Mapped[int]
-    state: Mapped[str] = mapped_column(String(16))
-    cluster: Mapped[str | None] = mapped_column(String(NAME))
-    bytes_moved: Mapped[int] = mapped_column(BigInteger)
-    """Checkpoint bytes carried between clusters, over every attempt."""
-    egress_usd: Mapped[float] = mapped_column(Float)
-    message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-
-
-class JobAttemptRow(Base):
-    """One process start of a run on one cluster; `ended_at` is set once, when it ends."""
-
-    __tablename__ = "job_attempts"
-    __table_args__ = (
-        ForeignKeyConstraint(["run_id"], ["job_runs.id"]),
-        CheckConstraint(_in("state", ATTEMPT_STATES), name="state"),
-    )
-
-    run_id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    cluster: Mapped[str] = mapped_column(String(NAME))
-    pid: Mapped[int | None]
-    state: Mapped[str] = mapped_column(String(16))
-    hourly_usd: Mapped[float] = mapped_column(Float)
-    nodes: Mapped[int]
-    started_at: Mapped[datetime]
-    ended_at: Mapped[datetime | None]
-    exit_code: Mapped[int | None]
-    message: Mapped[str] = mapped_column(Text)
-
-
-LEDGER_CATEGORIES = ("compute", "egress")
-LEDGER_SOURCES = ("replicas", "dataset-reads", "job-attempts", "job-datasets", "checkpoints")
-
-
-class LedgerRow(Base):
-    """Cost accrued in one UTC hour by one (workload, revision, cluster, category, source).
-
-    The accountant adds to the row of the current hour on each pass, so the table grows by a few rows
-    per workload and hour, never by one per request or per pass (see `polycloud.state.ledger`).
-    """
-
-    __tablename__ = "cost_ledger"
-    __table_args__ = (
-        UniqueConstraint("hour", "workload", "revision", "cluster", "category", "source"),
-        CheckConstraint(_in("category", LEDGER_CATEGORIES), name="category"),
-        CheckConstraint(_in("source", LEDGER_SOURCES), name="source"),
-        Index(None, "hour"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    hour: Mapped[datetime]
-    """Start of the UTC hour the cost accrued in."""
-    workload: Mapped[str] = mapped_column(String(NAME))
-    kind: Mapped[str] = mapped_column(String(16))
-    revision: Mapped[int]
-    cluster: Mapped[str] = mapped_column(String(NAME))
-    provider: Mapped[str] = mapped_column(String(NAME))
-    category: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(32))
-    labels: Mapped[str] = mapped_column(Text)
-    """The revision's `metadata.labels` as canonical JSON (text, so that it can be grouped on)."""
-    project: Mapped[str | None] = mapped_column(String(NAME))
-    quantity: Mapped[float] = mapped_column(Float)
-    """Replica-seconds (services), node-seconds (jobs) or GB (egress)."""
-    usd: Mapped[float] = mapped_column(Float)
-    updated_at: Mapped[datetime]
-
-
-class LedgerCursorRow(Base):
-    """Until when time-based costs have been accrued; shared by every accountant of the database."""
-
-    __tablename__ = "cost_cursor"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    accrued_until: Mapped[datetime]
-
-
-class BudgetAlertRow(Base):
-    """A budget threshold crossed in a month: recorded once, with its BudgetAlert event."""
-
-    __tablename__ = "budget_alerts"
-
-    policy: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    label: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    value: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)
-    """"YYYY-MM" (UTC)."""
-    threshold: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    """50, 80 or 100 (% of the budget)."""
-    spend_usd: Mapped[float] = mapped_column(Float)
-    limit_usd: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime]
-
-
-class SliMinuteRow(Base):
-    """Requests, errors and p99 of one (service, cluster, source) in one UTC minute, written by the
-    control plane's observer from the gateways' load reports ("traffic") and synthetic probes ("probe")."""
-
-    __tablename__ = "sli_minutes"
-    __table_args__ = (CheckConstraint("source IN ('traffic', 'probe')", name="source"), Index(None, "minute"))
-
-    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    cluster: Mapped[str] = mapped_column(String(NAME), primary_key=True)
-    source: Mapped[str] = mapped_column(String(16), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(primary_key=True)
-    requests: Mapped[float] = mapped_column(Float)
-    errors: Mapped[float] = mapped_column(Float)
-    p99_ms: Mapped[float] = mapped_column(Float)
-
-
-class IncidentRow(Base):
-    """An incident opened by a failover, a rollback, an SLO alert or a budget alert."""
-
-    __tablename__ = "incidents"
-    __table_args__ = (CheckConstraint("state IN ('open', 'resolved')", name="state"), Index(None, "state"))
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    service: Mapped[str | None] = mapped_column(String(NAME))
-    cluster: Mapped[str | None] = mapped_column(String(NAME))
-    state: Mapped[str] = mapped_column(String(16))
-    title: Mapped[str] = mapped_column(Text)
-    opened_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    resolved_at: Mapped[datetime | None]
-
-
-class IncidentEventRow(Base):
-    """An event on an incident's timeline."""
-
-    __tablename__ = "incident_events"
-    __table_args__ = (
-        ForeignKeyConstraint(["incident_id"], ["incidents.id"]),
-        ForeignKeyConstraint(["event_id"], ["events.id"]),
-    )
-
-    incident_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    event_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-
-
-class AnomalyRow(Base):
-    """A signal of one (service, cluster) that left its robust baseline."""
-
-    __tablename__ = "anomalies"
-    __table_args__ = (Index(None, "time"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    time: Mapped[datetime]
-    service: Mapped[str] = mapped_column(String(NAME))
-    cluster: Mapped[str] = mapped_column(String(NAME))
-    signal: Mapped[str] = mapped_column(String(32))
-    value: Mapped[float] = mapped_column(Float)
-    baseline: Mapped[float] = mapped_column(Float)
-    score: Mapped[float] = mapped_column(Float)
-    message: Mapped[str] = mapped_column(Text)

@@ -10,6 +10,7 @@ counted rather than slowing requests down.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -23,9 +24,13 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from polycloud.telemetry.tracing import JsonLinesExporter
+
 Attribute = str | bool | int | float
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _OK, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
+CHUNK = 64
+"""Spans exported at once before the thread yields the GIL."""
 
 
 def new_span_id() -> int:
@@ -66,6 +71,7 @@ class SpanRecorder:
         """Export to `exporter` as service `component` (the resource's `service.name`)."""
         self.exporter = exporter
         self._resource = Resource.create({"service.name": component, **(attributes or {})})
+        self._service = component
         self._scope = InstrumentationScope("polycloud")
         self._queue: deque[SpanData] = deque()
         self._interval = interval_s
@@ -105,14 +111,38 @@ class SpanRecorder:
             self._wake.set()
 
     def flush(self) -> int:
-        """Export every queued span now; returns how many."""
+        """Export every queued span now, `CHUNK` at a time; returns how many.
+
+        Between chunks the thread sleeps for 0 s, which hands the GIL back to the event loop: one long
+        export would otherwise hold it for a switch interval (5 ms) while requests wait.
+        """
+        total = 0
         with self._lock:
-            spans = []
             while self._queue:
-                spans.append(self._readable(self._queue.popleft()))
-            if spans:
-                self.exporter.export(spans)
-            return len(spans)
+                chunk = [self._queue.popleft() for _ in range(min(CHUNK, len(self._queue)))]
+                if isinstance(self.exporter, JsonLinesExporter):
+                    self.exporter.write_lines("".join(self._line(s) for s in chunk))
+                else:
+                    self.exporter.export([self._readable(s) for s in chunk])
+                total += len(chunk)
+                time.sleep(0)
+        return total
+
+    def _line(self, s: SpanData) -> str:
+        """One span as `span_json` renders it, without building a `ReadableSpan` first."""
+        record = {
+            "traceId": f"{s.trace_id:032x}",
+            "spanId": f"{s.span_id:016x}",
+            "parentSpanId": f"{s.parent_id:016x}" if s.parent_id else None,
+            "name": s.name,
+            "kind": s.kind.name,
+            "start": s.start_ns,
+            "end": s.end_ns,
+            "status": "ERROR" if s.error else "UNSET",
+            "attributes": s.attributes,
+            "service": self._service,
+        }
+        return json.dumps(record, separators=(",", ":")) + "\n"
 
     def _readable(self, s: SpanData) -> ReadableSpan:
         parent = SpanContext(s.trace_id, s.parent_id, s.remote_parent, SAMPLED) if s.parent_id else None

@@ -98,6 +98,13 @@ class JsonLinesExporter(SpanExporter):
             self._file.flush()
         return SpanExportResult.SUCCESS
 
+    def write_lines(self, lines: str) -> None:
+        """Append already rendered lines (the recorder's fast path, which skips `ReadableSpan`)."""
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(lines)
+                self._file.flush()
+
     def shutdown(self) -> None:
         """Close the file."""
         with self._lock:
