@@ -138,3 +138,13 @@ def test_audit_log_shows_changes_and_verify_finds_tampering(server: Server) -> N
     assert tampered.exit_code == 1 and "entry 1 edited" in tampered.stderr
     verdict = json.loads(server.cli("audit", "verify", "--json").stdout)
     assert verdict["broken"] == {"seq": 1, "kind": "edited", "reason": "entry 1 does not match its hash"}
+
+
+def test_server_and_token_options_reach_a_remote_control_plane(server: Server, tmp_path: Path) -> None:
+    elsewhere = {"POLYCLOUD_HOME": str(tmp_path / "no-home"), "POLYCLOUD_SERVER": "", "POLYCLOUD_TOKEN": ""}
+    args = ["--server", server.url, "--token", server.admin, "status", "--json"]
+    result = CliRunner().invoke(app, args, env=elsewhere)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["api"]["url"] == "http://api"
+    refused = CliRunner().invoke(app, ["--server", server.url, "--token", "nope", "status"], env=elsewhere)
+    assert refused.exit_code == 1 and "token" in refused.output, refused.output

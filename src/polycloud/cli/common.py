@@ -26,9 +26,18 @@ EXIT_INFEASIBLE = 2
 EXIT_VIOLATION = 2
 
 
+_OVERRIDES: dict[str, str] = {}
+
+
+def connect_to(server: str | None, token: str | None) -> None:
+    """Take `--server` and `--token` for this invocation (they win over the environment)."""
+    _OVERRIDES.clear()
+    _OVERRIDES.update({k: v for k, v in (("server", server), ("token", token)) if v})
+
+
 def settings() -> Settings:
-    """Settings from the environment, read at the edge of the process."""
-    return Settings()
+    """Settings from the environment (and `--server`/`--token`), read at the edge of the process."""
+    return Settings(**_OVERRIDES)  # type: ignore[arg-type]
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:

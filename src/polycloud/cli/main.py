@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from polycloud.cli import (
@@ -21,6 +23,7 @@ from polycloud.cli import (
     secrets,
     tokens,
 )
+from polycloud.cli.common import connect_to
 
 app = typer.Typer(
     name="polycloud",
@@ -29,6 +32,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback(epilog="Example: polycloud --server https://polycloud.example.com:8700 status")
+def connection(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server", help="URL of a remote control plane (else $POLYCLOUD_SERVER, else this home's)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="API token (else $POLYCLOUD_TOKEN, else this home's admin token)."),
+    ] = None,
+) -> None:
+    """Run AI inference and training across clouds and on-prem sites as one fleet."""
+    connect_to(server, token)
+
 
 for module in (
     catalog,
