@@ -29,6 +29,7 @@ from polycloud.catalog import Catalog, load_catalog
 from polycloud.gateway.background import HealthChecker, RouteRefresher
 from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.forwarding import Forwarder
+from polycloud.gateway.keyload import KeyWindow
 from polycloud.gateway.keys import KeyGuard, KeySource
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.metrics import GatewayMetrics
@@ -89,8 +90,14 @@ class GatewayApp:
         self.reporter: LoadReporter | None = None
         """Reports load per (service, cluster) every second; None without a load sink."""
         if load is not None and window is not None:
+            self.proxy.key_window = KeyWindow()
             self.reporter = LoadReporter(
-                load[0], self.registry, window, load[1], revisions=self.proxy.revisions
+                load[0],
+                self.registry,
+                window,
+                load[1],
+                revisions=self.proxy.revisions,
+                keys=self.proxy.key_window,
             )
         self.draining = False
         """Set by `drain()`: readiness answers 503 so that load balancers stop sending."""

@@ -13,7 +13,8 @@ For each key the gateway keeps, in its own memory:
 it adds this gateway's counts to the store (`KeySource.flush`) and reads keys and totals back
 (`KeySource.snapshot`) in a worker thread. Several gateways thus share one quota, each seeing the
 others' requests within a sync interval (a quota may be overshot by that much, never by more).
-Credentials are stripped before a request is forwarded: replicas never see the keys.
+Credentials are stripped before a request is forwarded: replicas never see the keys. The admitted key's id
+is left in the ASGI scope (`polycloud.gateway.keyload.KEY_ID_SCOPE`) for per-key load reports.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from polycloud.errors import PolycloudError
+from polycloud.gateway.keyload import KEY_ID_SCOPE
 
 log = logging.getLogger(__name__)
 
@@ -161,26 +163,33 @@ class KeyGuard:
 
     def guard(self, service: str, scope: MutableMapping[str, Any]) -> Denial | None:
         """Check an ASGI request: None lets it through, its credentials removed; else the refusal."""
-        denial = self.check(service, scope["headers"])
+        denial, key_id = self._verdict(service, scope["headers"])
         if denial is None and service in self._keys:
             scope["headers"] = without_credentials(scope["headers"])
+            scope[KEY_ID_SCOPE] = key_id  # for per-key load reports, without a second lookup
         return denial
 
     def check(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> Denial | None:
         """None to let the request through (and count it); else the answer that refuses it."""
+        return self._verdict(service, headers)[0]
+
+    def _verdict(
+        self, service: str, headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[Denial | None, int | None]:
+        """`check`'s answer, and the id of the key that was admitted (None for an open service)."""
         if not self.loaded:
-            return Denial(503, "inference keys are not loaded yet; retry shortly", [_retry_after(1)])
+            return Denial(503, "inference keys are not loaded yet; retry shortly", [_retry_after(1)]), None
         keys = self._keys.get(service)
         if not keys:
-            return None
+            return None, None
         key = presented_key(headers)
         if key is None:
             message = f"service {service!r} needs an inference key: Authorization: Bearer <key>, or x-api-key"
-            return Denial(401, message, [(b"www-authenticate", b'Bearer realm="polycloud"')])
+            return Denial(401, message, [(b"www-authenticate", b'Bearer realm="polycloud"')]), None
         limits = keys.get(hash_key(key))
         if limits is None or limits.revoked:
-            return Denial(401, f"unknown or revoked inference key for service {service!r}", [])
-        return self._admit(limits)
+            return Denial(401, f"unknown or revoked inference key for service {service!r}", []), None
+        return self._admit(limits), limits.id
 
     def _admit(self, limits: KeyLimits) -> Denial | None:
         month = utc_month(self._wall())

@@ -29,6 +29,7 @@ from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.ejection import EjectionPolicy
 from polycloud.gateway.forwarding import DROP_REQUEST_HEADERS, Failure, Forwarder, Reply
 from polycloud.gateway.hedging import Hedger
+from polycloud.gateway.keyload import KEY_ID_SCOPE, KeyWindow
 from polycloud.gateway.locality import Locator, Point
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.selecting import NoRoute, Selector
@@ -110,6 +111,8 @@ class Proxy:
         """Spans and request logs; None: neither."""
         self.revisions = revisions or RevisionCounter()
         """Attempts per (service, revision), for judging canaries."""
+        self.key_window: KeyWindow | None = None
+        """Answers per inference key (`polycloud.gateway.keyload`); None: not counted."""
         self._rng = selector.policy.rng
         self._hedger = Hedger()
         self._settings = settings
@@ -182,6 +185,9 @@ class Proxy:
                 self.in_flight -= 1
         elapsed = time.perf_counter() - start
         self._metrics.answered(service, cluster, status, elapsed)
+        key_id = scope.get(KEY_ID_SCOPE)
+        if key_id is not None and service and self.key_window is not None:
+            self.key_window.answered(key_id, service, status, elapsed)
         if span is not None and tracer is not None:
             tracer.finish(span, request_id, service, cluster, status, elapsed)
 

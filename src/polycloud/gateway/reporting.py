@@ -27,6 +27,7 @@ from typing import Protocol
 
 from polycloud.errors import PolycloudError
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
+from polycloud.gateway.keyload import KeySample, KeySink, KeyWindow
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.upstreams import UpstreamRegistry
 from polycloud.state.rollout_records import RevisionCounts
@@ -179,6 +180,7 @@ class LoadReporter:
         sample_interval_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         revisions: RevisionCounter | None = None,
+        keys: KeyWindow | None = None,
     ) -> None:
         """Create the reporter; `run` it as a task.
 
@@ -191,6 +193,7 @@ class LoadReporter:
             sample_interval_s: Seconds between in-flight samples.
             clock: Monotonic seconds (a fake one in tests).
             revisions: Per-revision attempt counts, also reported when `sink` is a `RevisionSink`.
+            keys: Answers per inference key, also reported when `sink` is a `KeySink`.
         """
         self.gateway_id = gateway_id
         self._sink = sink
@@ -203,6 +206,7 @@ class LoadReporter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-load")
         self._last_error: str | None = None
         self._revisions = revisions if isinstance(sink, RevisionSink) else None
+        self._keys = keys if isinstance(sink, KeySink) else None
 
     def sample(self) -> None:
         """Take one in-flight sample now."""
@@ -218,11 +222,13 @@ class LoadReporter:
 
     async def report(self) -> bool:
         """Close the window and hand its samples to the sink in the worker thread; False on failure."""
+        elapsed = self._clock() - self._started
         samples = self.collect()
         revisions = self._revisions.rows() if self._revisions is not None else None
+        keys = self._keys.close(elapsed) if self._keys is not None else None
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._write, samples, revisions)
+            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys)
         except PolycloudError as e:
             message = str(e)
             if message != self._last_error:
@@ -234,10 +240,17 @@ class LoadReporter:
             self._last_error = None
         return True
 
-    def _write(self, samples: list[LoadSample], revisions: list[RevisionCounts] | None) -> None:
+    def _write(
+        self,
+        samples: list[LoadSample],
+        revisions: list[RevisionCounts] | None,
+        keys: list[KeySample] | None,
+    ) -> None:
         self._sink.report(self.gateway_id, samples)
         if revisions is not None and isinstance(self._sink, RevisionSink):
             self._sink.report_revisions(self.gateway_id, revisions)
+        if keys is not None and isinstance(self._sink, KeySink):
+            self._sink.report_keys(self.gateway_id, keys)
 
     async def run(self) -> None:
         """Sample and report forever (cancel the task to stop)."""

@@ -19,9 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
+from polycloud.gateway.keyload import KeySample
 from polycloud.gateway.reporting import LoadSample
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
 from polycloud.state import LoadReport, ReplicaRecord, RevisionCounts, Store
+from polycloud.state.obs_records import KeyLoad
 
 
 def _number(value: Any) -> float | None:
@@ -155,3 +157,25 @@ class StoreLoadSink:
             self._store.report_revision_counts(gateway_id, rows)
         except SQLAlchemyError as e:
             raise TransientError(f"cannot write revision counts to the state store: {e}") from e
+
+    def report_keys(self, gateway_id: str, samples: list[KeySample]) -> None:
+        """Replace this gateway's per-inference-key figures (for the observer's anomaly detection).
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        rows = [
+            KeyLoad(
+                key_id=s.key_id,
+                service=s.service,
+                rps=s.rps,
+                error_rate=min(1.0, max(0.0, s.error_rate)),
+                p99_ms=s.p99_ms,
+                mean_ms=s.mean_ms,
+            )
+            for s in samples
+        ]
+        try:
+            self._store.report_key_loads(gateway_id, rows)
+        except SQLAlchemyError as e:
+            raise TransientError(f"cannot write per-key load to the state store: {e}") from e

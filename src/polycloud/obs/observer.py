@@ -3,7 +3,8 @@ SLO alerts, anomalies and incidents.
 
 Every `interval_s` (1 s) it reads the gateways' fresh load reports into the current minute. Every
 `tick_every` passes it scores each (service, cluster)'s rate, error rate and p99 against its robust
-baseline and writes the minutes so far. Every `slo_every_s` it evaluates the SLOs (burn-rate alerts
+baseline, does the same per inference key (from the gateways' per-key reports, every cluster
+together) and writes the minutes so far. Every `slo_every_s` it evaluates the SLOs (burn-rate alerts
 and exhausted budgets become events) and reads new events into incidents. Probes and drift checks run
 at their own intervals. Alerts (anomalies, incidents, burn alerts) go to the webhook when one is set.
 One failing part is logged and retried next time; it never stops the others.
@@ -20,13 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from polycloud.errors import PolycloudError, UserError
-from polycloud.obs.detect import RobustDetector
+from polycloud.obs.detect import RobustDetector, Score
 from polycloud.obs.drift import DriftWatch
 from polycloud.obs.incidents import IncidentTracker
 from polycloud.obs.metrics import ObserverMetrics
 from polycloud.obs.probes import Prober
 from polycloud.obs.report import slo_report
-from polycloud.obs.series import MinuteSeries, TickValues
+from polycloud.obs.series import KeyTicks, MinuteSeries, TickValues
 from polycloud.obs.webhook import Webhook
 from polycloud.state import EventInput, Store
 from polycloud.state.obs_records import AnomalyInput
@@ -78,10 +79,13 @@ class Observer:
         self.prober = prober or Prober()
         self.drift = drift or DriftWatch()
         self.series = MinuteSeries()
+        self.key_ticks = KeyTicks()
+        self._key_names: dict[int, str] = {}
         self.incidents = IncidentTracker(store)
         self._now = now
         self._cursor = store.last_event_id()
         self._detectors: dict[tuple[str, str], dict[str, RobustDetector]] = {}
+        self._key_detectors: dict[int, dict[str, RobustDetector]] = {}
         self._anomalous: set[tuple[str, str, str]] = set()
         self._alerting: dict[str, set[str]] = {}
         self._exhausted: set[str] = set()
@@ -116,9 +120,13 @@ class Observer:
         self._guard(
             "load", lambda: self.series.add_load(self.store.load(self.settings.load_max_age_s), now, dt)
         )
+        self._guard(
+            "key load", lambda: self.key_ticks.add(self.store.key_loads(self.settings.load_max_age_s), dt)
+        )
         self._passes += 1
         if self._passes % self.settings.tick_every == 0:
             self._guard("anomalies", lambda: self.detect(self.series.close_tick(), now))
+            self._guard("key anomalies", lambda: self.detect_keys(self.key_ticks.close(), now))
             self._guard("minutes", lambda: self._write_minutes(now))
         if self._is_due("slo", self.settings.slo_every_s, mono):
             self._guard("slo", lambda: self.evaluate(now))
@@ -155,25 +163,65 @@ class Observer:
         found = []
         for key, values in sorted(ticks.items()):
             detectors = self._detectors.setdefault(key, _detectors())
-            signals = {"rps": values.rps}
-            if values.rps > 0:
-                signals |= {"latency": values.p99_ms, "error_rate": values.error_rate}
-            for signal, value in signals.items():
-                score = detectors[signal].update(value)
-                mark = (*key, signal)
-                if not score.anomalous:
-                    self._anomalous.discard(mark)
-                elif mark not in self._anomalous:
-                    self._anomalous.add(mark)
-                    message = (
-                        f"{signal} of {key[0]} in {key[1]} is {value:.4g}, "
-                        f"baseline {score.baseline:.4g} (score {score.score:.1f})"
-                    )
-                    found.append(
-                        AnomalyInput(key[0], key[1], signal, value, score.baseline, score.score, message, now)
-                    )
+            for signal, value, score in self._starting(detectors, values, key):
+                message = (
+                    f"{signal} of {key[0]} in {key[1]} is {value:.4g}, "
+                    f"baseline {score.baseline:.4g} (score {score.score:.1f})"
+                )
+                found.append(
+                    AnomalyInput(key[0], key[1], signal, value, score.baseline, score.score, message, now)
+                )
         self._record(found)
         return found
+
+    def detect_keys(self, ticks: dict[tuple[str, int], TickValues], now: datetime) -> list[AnomalyInput]:
+        """Score one tick per inference key (every cluster together); record and alert the anomalies
+        that start now. They name the key by id and name, never by anything secret."""
+        found = []
+        live = {key_id for _, key_id in ticks}
+        self._key_detectors = {k: d for k, d in self._key_detectors.items() if k in live}
+        for (service, key_id), values in sorted(ticks.items()):
+            detectors = self._key_detectors.setdefault(key_id, _detectors())
+            for signal, value, score in self._starting(detectors, values, (service, f"key:{key_id}")):
+                name = self._key_name(key_id)
+                message = (
+                    f"{signal} of {service} for key #{key_id} ({name}) is {value:.4g}, "
+                    f"baseline {score.baseline:.4g} (score {score.score:.1f})"
+                )
+                found.append(
+                    AnomalyInput(
+                        service, "*", signal, value, score.baseline, score.score, message, now, key_id, name
+                    )
+                )
+        self._record(found)
+        return found
+
+    def _starting(
+        self, detectors: dict[str, RobustDetector], values: TickValues, mark: tuple[str, str]
+    ) -> list[tuple[str, float, Score]]:
+        """Feed one tick to `detectors`; the (signal, value, score) of episodes that start now."""
+        signals = {"rps": values.rps}
+        if values.rps > 0:
+            signals |= {"latency": values.p99_ms, "error_rate": values.error_rate}
+        starting = []
+        for signal, value in signals.items():
+            score = detectors[signal].update(value)
+            episode = (*mark, signal)
+            if not score.anomalous:
+                self._anomalous.discard(episode)
+            elif episode not in self._anomalous:
+                self._anomalous.add(episode)
+                starting.append((signal, value, score))
+        return starting
+
+    def _key_name(self, key_id: int) -> str:
+        """The key's name (read again from the store when unknown; "?" when it cannot be read)."""
+        if key_id not in self._key_names:
+            try:
+                self._key_names = {k.id: k.name for k in self.store.inference_keys()}
+            except PolycloudError as e:
+                log.warning("observer: cannot read inference key names: %s", e)
+        return self._key_names.get(key_id, "?")
 
     def _record(self, anomalies: list[AnomalyInput]) -> None:
         if not anomalies:
@@ -191,6 +239,7 @@ class Observer:
                     "value": a.value,
                     "baseline": a.baseline,
                     "score": a.score,
+                    **({"key": {"id": a.key_id, "name": a.key_name}} if a.key_id is not None else {}),
                 },
             )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from polycloud.state.obs_records import SliMinute, SliSource
+from polycloud.state.obs_records import KeyLoad, SliMinute, SliSource
 from polycloud.state.records import LoadReport
 
 Key = tuple[str, str]
@@ -106,3 +106,44 @@ class MinuteSeries:
         ]
         self._minutes = {key: t for key, t in self._minutes.items() if key[3] >= current}
         return rows
+
+
+class KeyTicks:
+    """Per inference key (summed over gateways and clusters), the current detection tick."""
+
+    def __init__(self, forget_after: int = 720) -> None:
+        """Start empty; a key silent for `forget_after` ticks (an hour of 5 s ticks) is forgotten."""
+        self._tick: dict[int, Tally] = {}
+        self._services: dict[int, str] = {}
+        self._silent: dict[int, int] = {}
+        self._forget_after = forget_after
+        self._tick_s = 0.0
+
+    def add(self, loads: list[KeyLoad], dt: float) -> None:
+        """Add `dt` seconds of the traffic `loads` describe (p99: the worst gateway's)."""
+        self._tick_s += dt
+        merged: dict[int, tuple[float, float, float]] = {}
+        for r in loads:
+            rps, eps, p99 = merged.get(r.key_id, (0.0, 0.0, 0.0))
+            merged[r.key_id] = (rps + r.rps, eps + r.rps * r.error_rate, max(p99, r.p99_ms))
+            self._services[r.key_id] = r.service
+        for key_id, (rps, eps, p99) in merged.items():
+            self._tick.setdefault(key_id, Tally()).add(rps * dt, eps * dt, p99)
+
+    def close(self) -> dict[tuple[str, int], TickValues]:
+        """The tick's values per (service, key id); a new tick begins. A key seen before but silent in
+        this tick reads 0 requests/s, so that traffic stopping is scored too."""
+        seconds, tick = self._tick_s, self._tick
+        self._tick, self._tick_s = {}, 0.0
+        if seconds <= 0:
+            return {}
+        values = {}
+        for key_id in list(self._services):
+            self._silent[key_id] = 0 if key_id in tick else self._silent.get(key_id, 0) + 1
+            if self._silent[key_id] > self._forget_after:
+                del self._services[key_id], self._silent[key_id]
+                continue
+            service, t = self._services[key_id], tick.get(key_id) or Tally()
+            error_rate = t.errors / t.requests if t.requests else 0.0
+            values[(service, key_id)] = TickValues(t.requests / seconds, error_rate, t.p99_ms)
+        return values

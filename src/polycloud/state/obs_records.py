@@ -42,6 +42,22 @@ class AnomalyInput:
     score: float
     message: str
     time: datetime | None = None
+    key_id: int | None = None
+    """The inference key whose traffic this is (its cluster is then "*": every cluster)."""
+    key_name: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyLoad:
+    """One gateway's figures for one inference key over its last report window (no secret, only the id)."""
+
+    key_id: int
+    service: str
+    rps: float
+    error_rate: float
+    p99_ms: float
+    mean_ms: float
+    gateway_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class AnomalyRecord(AnomalyInput):
             "baseline": round(self.baseline, 6),
             "score": round(self.score, 3),
             "message": self.message,
+            **({"key": {"id": self.key_id, "name": self.key_name}} if self.key_id is not None else {}),
         }
 
 

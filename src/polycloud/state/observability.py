@@ -177,6 +177,8 @@ def add_anomalies(session: Session, anomalies: list[AnomalyInput], now: datetime
             baseline=a.baseline,
             score=a.score,
             message=a.message,
+            key_id=a.key_id,
+            key_name=a.key_name,
         )
         for a in anomalies
     )
@@ -195,6 +197,8 @@ def anomalies(session: Session, since: datetime, limit: int) -> list[AnomalyReco
             score=r.score,
             message=r.message,
             time=r.time,
+            key_id=r.key_id,
+            key_name=r.key_name,
             id=r.id,
         )
         for r in session.scalars(query)

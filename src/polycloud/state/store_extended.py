@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from polycloud.state import audit as audit_chain
-from polycloud.state import desired, ledger, rollouts
+from polycloud.state import desired, key_loads, ledger, rollouts
 from polycloud.state import jobs as job_runs
 from polycloud.state import keys as inference_keys
 from polycloud.state import observability as obs_state
 from polycloud.state import secrets as sealed
 from polycloud.state.job_records import AttemptInput, AttemptState, JobRunRecord, JobRunState
-from polycloud.state.obs_records import AnomalyInput, AnomalyRecord, IncidentRecord, SliMinute
+from polycloud.state.obs_records import AnomalyInput, AnomalyRecord, IncidentRecord, KeyLoad, SliMinute
 from polycloud.state.records import (
     AuditInput,
     AuditRecord,
@@ -322,6 +322,22 @@ class ExtendedStore(StoreCore):
         now = self._clock()
         with self._session(write=True) as session:
             obs_state.add_anomalies(session, anomalies, now)
+
+    def report_key_loads(self, gateway_id: str, rows: list[KeyLoad]) -> None:
+        """Make `rows` gateway `gateway_id`'s whole current per-inference-key report, stamped with now.
+
+        Raises:
+            UserError: Empty `gateway_id`, or two rows for one key.
+        """
+        now = self._clock()
+        with self._session(write=True, lock_name="load") as session:
+            key_loads.replace_key_loads(session, gateway_id, rows, now)
+
+    def key_loads(self, max_age_s: float) -> list[KeyLoad]:
+        """Every gateway's per-key rows reported within the last `max_age_s` seconds."""
+        since = self._clock() - timedelta(seconds=max_age_s)
+        with self._session(write=False) as session:
+            return key_loads.fresh_key_loads(session, since)
 
     def anomalies(self, since_s: float, *, limit: int = 50) -> list[AnomalyRecord]:
         """Anomalies of the last `since_s` seconds, newest first."""

@@ -1,5 +1,6 @@
 """Tables of accounting and observation: the cost ledger (and its cursor), budget alerts, per-minute SLI
-series, incidents with their events, and anomalies. Migrations must match these exactly."""
+series, incidents with their events, anomalies, and the gateways' per-inference-key load reports.
+Migrations must match these exactly."""
 
 from __future__ import annotations
 
@@ -143,3 +144,22 @@ class AnomalyRow(Base):
     baseline: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[int | None]
+    """The inference key of a per-key anomaly (cluster "*"); None for a cluster's."""
+    key_name: Mapped[str | None] = mapped_column(String(NAME))
+
+
+class KeyLoadRow(Base):
+    """One gateway's latest figures for one inference key (id only, never the key); replaced every report."""
+
+    __tablename__ = "key_loads"
+    __table_args__ = (Index(None, "updated_at"),)
+
+    gateway_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    key_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    service: Mapped[str] = mapped_column(String(NAME))
+    rps: Mapped[float] = mapped_column(Float)
+    error_rate: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
