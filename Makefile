@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2  # two workers: the end-to-end tests mostly wait on processes
 
 demo: install
 	$(BIN)/polycloud demo --once

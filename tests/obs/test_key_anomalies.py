@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from polycloud.gateway.keyload import KeyWindow
 from polycloud.gateway.sourcing import StoreLoadSink
@@ -19,7 +20,11 @@ from polycloud.state.obs_records import KeyLoad
 
 from .test_observer import Hook
 
-NOW = datetime.now(UTC).replace(second=30, microsecond=0)
+
+@pytest.fixture
+def now() -> datetime:
+    """The observer's clock: this test's own now, so that anomalies it records are fresh for the store."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def test_key_ticks_sum_gateways_and_read_silent_keys_as_zero() -> None:
@@ -34,15 +39,15 @@ def test_key_ticks_sum_gateways_and_read_silent_keys_as_zero() -> None:
     assert ticks.close() == {}  # silent for more than one tick: forgotten
 
 
-def test_a_key_whose_traffic_spikes_is_flagged_once_per_episode(store: Store) -> None:
+def test_a_key_whose_traffic_spikes_is_flagged_once_per_episode(store: Store, now: datetime) -> None:
     secret, record = store.create_inference_key(
         service="m", name="mobile", rps=100, burst=100, monthly_quota=None
     )
-    observer = Observer(store, now=lambda: NOW)
+    observer = Observer(store, now=lambda: now)
     try:
         for _ in range(20):
-            assert observer.detect_keys({("m", record.id): TickValues(5.0, 0.0, 10.0)}, NOW) == []
-        [anomaly] = observer.detect_keys({("m", record.id): TickValues(80.0, 0.0, 10.0)}, NOW)
+            assert observer.detect_keys({("m", record.id): TickValues(5.0, 0.0, 10.0)}, now) == []
+        [anomaly] = observer.detect_keys({("m", record.id): TickValues(80.0, 0.0, 10.0)}, now)
         assert (anomaly.signal, anomaly.key_id, anomaly.key_name, anomaly.cluster) == (
             "rps",
             record.id,
@@ -50,13 +55,13 @@ def test_a_key_whose_traffic_spikes_is_flagged_once_per_episode(store: Store) ->
             "*",
         )
         assert f"key #{record.id} (mobile)" in anomaly.message
-        assert observer.detect_keys({("m", record.id): TickValues(85.0, 0.0, 10.0)}, NOW) == []
+        assert observer.detect_keys({("m", record.id): TickValues(85.0, 0.0, 10.0)}, now) == []
         assert secret not in json.dumps([a.to_json() for a in store.anomalies(60)])
     finally:
         observer.close()
 
 
-def test_per_key_errors_from_the_gateway_to_status_and_webhook(store: Store) -> None:
+def test_per_key_errors_from_the_gateway_to_status_and_webhook(store: Store, now: datetime) -> None:
     """Gateway window → store (the gateway's sink) → observer passes → anomaly in status and webhook."""
     secret, quiet = store.create_inference_key(
         service="m", name="batch", rps=100, burst=100, monthly_quota=None
@@ -64,7 +69,7 @@ def test_per_key_errors_from_the_gateway_to_status_and_webhook(store: Store) -> 
     _, noisy = store.create_inference_key(service="m", name="partner", rps=100, burst=100, monthly_quota=None)
     hook = Hook()
     webhook = Webhook("http://alerts.example/hook", client=httpx.Client(transport=httpx.MockTransport(hook)))
-    observer = Observer(store, ObserverSettings(tick_every=1), webhook=webhook, now=lambda: NOW)
+    observer = Observer(store, ObserverSettings(tick_every=1), webhook=webhook, now=lambda: now)
     sink, window = StoreLoadSink(store), KeyWindow()
 
     def second(noisy_answers: int, errors: int) -> None:

@@ -143,6 +143,7 @@ class ControlPlane:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_graceful_shutdown=5,  # a client that never finishes (a half-open TLS handshake) cannot hold `down`
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )
