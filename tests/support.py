@@ -13,6 +13,21 @@ from onnx import TensorProto, helper
 
 T = TypeVar("T")
 
+EXAMPLE_MODEL = Path(__file__).resolve().parents[1] / "examples" / "fleet" / "models" / "iris.onnx"
+"""A real ONNX model (iris) that API and policy tests can declare."""
+WEST_SITE = """\
+apiVersion: polycloud/v1
+kind: Cluster
+metadata: {name: west}
+spec:
+  provider: acme
+  region: lisbon
+  location: {lat: 38.7, lon: -9.1, jurisdiction: EU}
+  instances: [{name: cpu4, vcpus: 4, memoryGiB: 16, hourlyUSD: 0.12}]
+---
+"""
+"""A private site in Lisbon, as the first document of a fleet."""
+
 WEIGHTS = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
 """Y = X @ WEIGHTS, so [1, 2, 3, 4] gives [4, 6]."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.support import EXAMPLE_MODEL, WEST_SITE
 
 from polycloud.api.app import create_app
 from polycloud.api.context import ApiContext
@@ -19,18 +20,11 @@ from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
 from polycloud.state import Store
 
-MODEL = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "models" / "iris.onnx"
+MODEL = EXAMPLE_MODEL
 
-FLEET = """\
-apiVersion: polycloud/v1
-kind: Cluster
-metadata: {name: west}
-spec:
-  provider: acme
-  region: lisbon
-  location: {lat: 38.7, lon: -9.1, jurisdiction: EU}
-  instances: [{name: cpu4, vcpus: 4, memoryGiB: 16, hourlyUSD: 0.12}]
----
+FLEET = (
+    WEST_SITE
+    + """\
 apiVersion: polycloud/v1
 kind: Service
 metadata: {name: scorer, labels: {team: t}}
@@ -39,6 +33,7 @@ spec:
   resources: {vcpus: 2, memoryGiB: 4}
   replicas: REPLICAS
 """
+)
 
 
 class Recorder:

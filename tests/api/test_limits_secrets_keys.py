@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.support import EXAMPLE_MODEL, WEST_SITE
 
 from polycloud.api.app import create_app
 from polycloud.api.context import ApiContext
@@ -21,18 +22,11 @@ from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
 from polycloud.state import Store
 
-MODEL = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "models" / "iris.onnx"
+MODEL = EXAMPLE_MODEL
 VALUE = "planted-7d1e0c55"
-FLEET = """\
-apiVersion: polycloud/v1
-kind: Cluster
-metadata: {name: west}
-spec:
-  provider: acme
-  region: lisbon
-  location: {lat: 38.7, lon: -9.1, jurisdiction: EU}
-  instances: [{name: cpu4, vcpus: 4, memoryGiB: 16, hourlyUSD: 0.12}]
----
+FLEET = (
+    WEST_SITE
+    + """\
 apiVersion: polycloud/v1
 kind: Service
 metadata: {name: scorer, labels: {project: risk}}
@@ -40,6 +34,7 @@ spec:
   model: {path: iris.onnx}
   resources: {vcpus: 2, memoryGiB: 4}
 """
+)
 
 
 @dataclass

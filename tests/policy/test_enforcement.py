@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from tests.support import EXAMPLE_MODEL, WEST_SITE
 
 from polycloud.api.errors import install
 from polycloud.catalog import Catalog
@@ -21,17 +22,10 @@ from polycloud.state import Store
 
 from .support import line_of, load, policy, write
 
-MODEL = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "models" / "iris.onnx"
-FLEET = """\
-apiVersion: polycloud/v1
-kind: Cluster
-metadata: {name: west}
-spec:
-  provider: acme
-  region: lisbon
-  location: {lat: 38.7, lon: -9.1, jurisdiction: EU}
-  instances: [{name: cpu4, vcpus: 4, memoryGiB: 16, hourlyUSD: 0.12}]
----
+MODEL = EXAMPLE_MODEL
+FLEET = (
+    WEST_SITE
+    + """\
 apiVersion: polycloud/v1
 kind: Service
 metadata: {name: scorer, labels: {team: t}}
@@ -39,6 +33,7 @@ spec:
   model: {path: iris.onnx}
   resources: {vcpus: 2, memoryGiB: 4}
 """
+)
 
 
 @pytest.fixture
