@@ -54,6 +54,7 @@ def test_a_drilled_outage_is_an_incident_with_slo_metrics_and_traces(
     polycloud: Polycloud, tmp_path: Path
 ) -> None:
     polycloud.env["POLYCLOUD_PROBE_INTERVAL_S"] = "1"
+    polycloud.env["POLYCLOUD_REQUEST_LOG_SAMPLE"] = "1"  # every request logged, to find ours
     polycloud.ok("apply", _write_fleet(tmp_path), "--yes")
     polycloud.eventually(lambda: _ready_everywhere(polycloud.api_status()), "a ready replica in each cluster")
 

@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("polycloud").setLevel(args.log_level.upper())
     try:
         host, port = split_addr(args.addr)
+        log_sample = request_log_sample(os.environ.get("POLYCLOUD_REQUEST_LOG_SAMPLE", ""))
+        request_log = logs.request_logger("gateway")
         settings = GatewaySettings(
             region=args.region or None,
             routing_policy=args.routing_policy,
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             load_sink=StoreLoadSink(store),
             gateway_id=f"{args.addr}/{os.getpid()}",
             keys=StoreKeySource(store),
-            tracer=None if recorder is None else GatewayTracer(recorder, logs.request_logger("gateway")),
+            tracer=None if recorder is None else GatewayTracer(recorder, request_log, log_sample),
         )
         server = serve(app, settings, host, port, sockets, tls)
     except UserError as e:
@@ -196,3 +198,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STARTUP
     log.info("gateway stopped")
     return 0
+
+
+def request_log_sample(text: str) -> float:
+    """`POLYCLOUD_REQUEST_LOG_SAMPLE`: the share of successful requests logged (default 0.01; errors
+    are always logged).
+
+    Raises:
+        UserError: Not a number in [0, 1].
+    """
+    if not text.strip():
+        return 0.01
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"POLYCLOUD_REQUEST_LOG_SAMPLE must be a number in [0, 1], not {text!r}")
+    return value
