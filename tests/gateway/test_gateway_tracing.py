@@ -14,7 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from tests.support import build_model, wait_until
 
+from polycloud.errors import UserError
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
+from polycloud.gateway.running import request_log_sample
 from polycloud.gateway.tracing import GatewayTracer
 from polycloud.serving.app import Replica, ServedModel
 from polycloud.serving.app import create_app as create_replica_app
@@ -22,6 +24,7 @@ from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
 from polycloud.serving.model import load_model
 from polycloud.serving.tracing import ReplicaTracer
+from polycloud.telemetry import tracing
 from polycloud.telemetry.recording import SpanRecorder
 
 from .support import FAST, ServerThread, replica, table
@@ -121,3 +124,32 @@ def test_a_request_id_that_is_not_hex_is_kept_and_recorded(traced: tuple[str, In
     span = wait_until(server_span, 10, "the request's span")
     assert span.context is not None
     _spans_of(exporter, span.context.trace_id, 3)
+
+
+class Lines:
+    """A stand-in for the structlog request logger: keeps what would be written."""
+
+    def __init__(self) -> None:
+        self.logged: list[dict[str, object]] = []
+
+    def info(self, event: str, **fields: object) -> None:
+        self.logged.append(fields)
+
+
+def test_errors_are_always_logged_and_successes_by_sample(tmp_path: Path) -> None:
+    recorder = SpanRecorder(tracing.make_exporter("g", tmp_path, {}), "g", interval_s=60)
+    lines = Lines()
+    tracer = GatewayTracer(recorder, lines, log_sample=0.0)
+    for status in (200, 200, 404, 503):
+        span, request_id = tracer.start(None, None, "POST", "m")
+        tracer.finish(span, request_id, "m", "c", status, 0.001)
+    assert [line["status"] for line in lines.logged] == [404, 503]
+    everything = GatewayTracer(recorder, lines, log_sample=1.0)
+    span, request_id = everything.start(None, None, "POST", "m")
+    everything.finish(span, request_id, "m", "c", 200, 0.001)
+    assert lines.logged[-1]["request_id"] == request_id
+    recorder.shutdown()
+    assert request_log_sample("") == 0.01 and request_log_sample("0.5") == 0.5
+    for bad in ("2", "-0.1", "half"):
+        with pytest.raises(UserError, match="POLYCLOUD_REQUEST_LOG_SAMPLE"):
+            request_log_sample(bad)
