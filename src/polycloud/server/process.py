@@ -143,7 +143,7 @@ class ControlPlane:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=5,  # a client that never finishes (a half-open TLS handshake) cannot hold `down`
+            timeout_graceful_shutdown=5,  # a half-open TLS handshake must not hold `down` for 30 s
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )
