@@ -122,16 +122,8 @@ RULES: dict[tuple[str, str], Rule] = {
 }
 
 
-GAPS: set[tuple[str, str]] = set()
-"""Operations whose routes do not check the token's project yet (one line each: `governance.check_workload`
-or `governance.require_fleet_wide`). Strict: fixing one makes its case fail until it leaves this set."""
-
-
 def _case(operation: tuple[str, str]) -> Any:
-    marks = (
-        [pytest.mark.xfail(strict=True, reason="project scope not checked yet")] if operation in GAPS else []
-    )
-    return pytest.param(operation, marks=marks, id=f"{operation[0]} {operation[1]}")
+    return pytest.param(operation, id=f"{operation[0]} {operation[1]}")
 
 
 def operations(gov: Governed) -> set[tuple[str, str]]:
