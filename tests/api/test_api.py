@@ -20,8 +20,6 @@ from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
 from polycloud.state import Store
 
-MODEL = EXAMPLE_MODEL
-
 FLEET = (
     WEST_SITE
     + """\
@@ -45,7 +43,7 @@ class Recorder:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[TestClient, Store, Recorder, Path]:
-    shutil.copy(MODEL, tmp_path / "iris.onnx")
+    shutil.copy(EXAMPLE_MODEL, tmp_path / "iris.onnx")
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     rec = Recorder()
 

@@ -22,7 +22,6 @@ from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
 from polycloud.state import Store
 
-MODEL = EXAMPLE_MODEL
 VALUE = "planted-7d1e0c55"
 FLEET = (
     WEST_SITE
@@ -50,7 +49,7 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    shutil.copy(MODEL, tmp_path / "iris.onnx")
+    shutil.copy(EXAMPLE_MODEL, tmp_path / "iris.onnx")
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     context = ApiContext(
         store=store,

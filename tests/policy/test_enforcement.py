@@ -22,7 +22,6 @@ from polycloud.state import Store
 
 from .support import line_of, load, policy, write
 
-MODEL = EXAMPLE_MODEL
 FLEET = (
     WEST_SITE
     + """\
@@ -38,7 +37,7 @@ spec:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    shutil.copy(MODEL, tmp_path / "iris.onnx")
+    shutil.copy(EXAMPLE_MODEL, tmp_path / "iris.onnx")
     return Store.open(f"sqlite:///{tmp_path / 'state.db'}")
 
 
@@ -58,7 +57,7 @@ def test_a_violation_blocks_apply_and_records_nothing(store: Store, catalog: Cat
 
 
 def test_apply_judges_the_digest_it_pins(store: Store, catalog: Catalog, tmp_path: Path) -> None:
-    digest = (MODEL.parent / "SHA256SUMS").read_text().split()[0]
+    digest = (EXAMPLE_MODEL.parent / "SHA256SUMS").read_text().split()[0]
     ok = fleet_to_documents(load(catalog, write(tmp_path, FLEET, policy(f"approvedModels: [{digest}]"))))
     assert service(store, catalog).apply(ok, author="me", message="", dry_run=False).applied
     bad = fleet_to_documents(load(catalog, write(tmp_path, FLEET, policy(f"approvedModels: [{'c' * 64}]"))))

@@ -13,6 +13,7 @@ to the store's load reports, for the controller's autoscaler.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -117,6 +118,14 @@ class StoreRouteSource:
         return RouteTable.of(services, clusters)
 
 
+def _written(what: str, write: Callable[[], None]) -> None:
+    """Run one store write of the reporter's worker; a database error becomes a `TransientError`."""
+    try:
+        write()
+    except SQLAlchemyError as e:
+        raise TransientError(f"cannot write {what} to the state store: {e}") from e
+
+
 class StoreLoadSink:
     """A `LoadSink` writing to a `polycloud.state.Store` (`Store.report_load`)."""
 
@@ -142,10 +151,7 @@ class StoreLoadSink:
             )
             for s in samples
         ]
-        try:
-            self._store.report_load(gateway_id, rows)
-        except SQLAlchemyError as e:
-            raise TransientError(f"cannot write load reports to the state store: {e}") from e
+        _written("load reports", lambda: self._store.report_load(gateway_id, rows))
 
     def report_revisions(self, gateway_id: str, rows: list[RevisionCounts]) -> None:
         """Replace this gateway's per-revision attempt counts (for judging canaries).
@@ -153,10 +159,7 @@ class StoreLoadSink:
         Raises:
             TransientError: The database is unreachable, busy or answers with an error.
         """
-        try:
-            self._store.report_revision_counts(gateway_id, rows)
-        except SQLAlchemyError as e:
-            raise TransientError(f"cannot write revision counts to the state store: {e}") from e
+        _written("revision counts", lambda: self._store.report_revision_counts(gateway_id, rows))
 
     def report_keys(self, gateway_id: str, samples: list[KeySample]) -> None:
         """Replace this gateway's per-inference-key figures (for the observer's anomaly detection).
@@ -175,7 +178,4 @@ class StoreLoadSink:
             )
             for s in samples
         ]
-        try:
-            self._store.report_key_loads(gateway_id, rows)
-        except SQLAlchemyError as e:
-            raise TransientError(f"cannot write per-key load to the state store: {e}") from e
+        _written("per-key load", lambda: self._store.report_key_loads(gateway_id, rows))
