@@ -8,7 +8,21 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api import audit as audit_routes
-from polycloud.api import auth, errors, jobs, keys, limits, observe, openapi, rollouts, secrets, tokens
+from polycloud.api import (
+    auth,
+    dashboard,
+    errors,
+    jobs,
+    keys,
+    limits,
+    observe,
+    openapi,
+    rollouts,
+    secrets,
+    sessions,
+    tokens,
+    web,
+)
 from polycloud.api import cost as cost_routes
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.api.context import ApiContext
@@ -160,8 +174,12 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(observe.router)
     app.include_router(cost_routes.router)
+    app.include_router(sessions.router)
+    app.include_router(dashboard.router)
+    dashboard.install(app, context)
     limits.install(app)
     errors.install(app)
     auth.install(app)
     openapi.document_errors(app)
+    web.mount(app)  # last: it answers every path no route above took
     return app

@@ -21,7 +21,17 @@ from polycloud.services import audit
 from polycloud.services.governance import RANK, ForbiddenError, UnauthenticatedError, require_role
 from polycloud.state import Store, TokenRecord
 
-__all__ = ["RANK", "Admin", "Deployer", "Viewer", "caller", "install", "require"]
+__all__ = [
+    "CSRF_HEADER",
+    "RANK",
+    "SESSION_COOKIE",
+    "Admin",
+    "Deployer",
+    "Viewer",
+    "caller",
+    "install",
+    "require",
+]
 
 log = logging.getLogger(__name__)
 REFUSED = {401: "auth.failed", 403: "auth.forbidden"}
@@ -33,15 +43,33 @@ def _store(request: Request) -> Store:
     return store
 
 
+SESSION_COOKIE = "polycloud_session"
+"""The dashboard's browser session (HttpOnly, SameSite=Strict); see `polycloud.api.sessions`."""
+CSRF_HEADER = "x-polycloud-dashboard"
+"""A change made with the session cookie must carry this header, which no other site's page can set
+without a CORS preflight this API never grants."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def caller(request: Request) -> TokenRecord:
-    """The token record of the caller; 401 when the token is missing, unknown, revoked or expired."""
+    """The token record of the caller, from the bearer token or else the dashboard's session cookie;
+    401 when neither is valid (missing, unknown, revoked or expired)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if header:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError("malformed Authorization header (Authorization: Bearer <token>)")
+        record = _store(request).authenticate(token.strip())
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+            raise UnauthenticatedError(
+                f"a change made with the session cookie needs the {CSRF_HEADER} header"
+            )
+        record = _store(request).authenticate_web_session(cookie)
+    else:
         raise UnauthenticatedError("missing bearer token (Authorization: Bearer <token>)")
-    record = _store(request).authenticate(token.strip())
     if record is None:
-        raise UnauthenticatedError("unknown, revoked or expired token")
+        raise UnauthenticatedError("unknown, revoked or expired token or session")
     request.state.caller = record
     return record
 

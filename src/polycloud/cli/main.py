@@ -10,6 +10,7 @@ from polycloud.cli import (
     audit,
     catalog,
     cost,
+    dashboard,
     demo,
     drill,
     export,
@@ -67,6 +68,7 @@ for module in (
     audit,
     cost,
     observe,
+    dashboard,
 ):
     module.register(app)
 

@@ -123,6 +123,10 @@ class ApiClient:
         body = {"role": role, "project": project, "expires": expires, "name": name}
         return self._call("POST", "/tokens", body)  # type: ignore[no-any-return]
 
+    def login_code(self) -> dict[str, Any]:
+        """A single-use dashboard login code standing for this client's token."""
+        return self._call("POST", "/session/codes")  # type: ignore[no-any-return]
+
     def tokens(self) -> list[dict[str, Any]]:
         return self._call("GET", "/tokens")  # type: ignore[no-any-return]
 

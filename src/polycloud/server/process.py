@@ -148,6 +148,8 @@ class ControlPlane:
             ssl_keyfile=tls[1] if tls else None,
         )
         self._server = uvicorn.Server(config)
+        server = self._server
+        app.state.feed.stopping = lambda: server.should_exit  # open dashboard streams end at once
         loop = threading.Thread(target=reconciler.run, name="reconciler", daemon=True)
         loop.start()
         job_loop = threading.Thread(target=jobs.run, name="jobs", daemon=True)

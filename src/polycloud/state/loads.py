@@ -45,6 +45,7 @@ def replace_reports(session: Session, gateway_id: str, rows: list[LoadReport], n
             rps=r.rps,
             error_rate=r.error_rate,
             p99_ms=r.p99_ms,
+            p50_ms=r.p50_ms,
             updated_at=now,
         )
         for r in rows

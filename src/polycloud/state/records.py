@@ -176,13 +176,15 @@ class LoadReport:
     """Share of the window's answers that were 5xx, in [0, 1]."""
     p99_ms: float
     """99th percentile of answer times over the window; 0 when there were none."""
+    p50_ms: float = 0.0
+    """Median answer time over the window; 0 when there were none."""
     gateway_id: str = ""
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _require_name(self.service, "load report service")
         _require_name(self.cluster, "load report cluster")
-        for what in ("in_flight", "in_flight_mean", "rps", "p99_ms"):
+        for what in ("in_flight", "in_flight_mean", "rps", "p99_ms", "p50_ms"):
             value = getattr(self, what)
             if not math.isfinite(value) or value < 0:
                 raise UserError(f"load report {what} must be a finite number >= 0, not {value!r}")

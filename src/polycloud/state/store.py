@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from polycloud.state import desired, loads, observed, tokens
+from polycloud.state import desired, loads, observed, tokens, web_sessions
 from polycloud.state.records import (
     ApplyResult,
     DocumentInput,
@@ -222,6 +222,41 @@ class Store(ExtendedStore):
         now = self._clock()
         with self._session(write=False) as session:
             return tokens.authenticate(session, token, now)
+
+    # ---------------------------------------------------------------------- dashboard sessions
+
+    def issue_login_code(self, token_id: int, ttl: timedelta) -> str:
+        """A single-use dashboard login code for token `token_id`, valid for `ttl`.
+
+        Raises:
+            NotFoundError: No such token, or it is revoked or expired.
+        """
+        now = self._clock()
+        with self._session(write=True) as session:
+            return web_sessions.issue(session, token_id, "code", ttl, now)
+
+    def open_web_session(self, token_id: int, ttl: timedelta) -> str:
+        """A browser session for token `token_id` (a token typed into the login form)."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            return web_sessions.issue(session, token_id, "session", ttl, now)
+
+    def redeem_login_code(self, code: str, ttl: timedelta) -> tuple[str, TokenRecord] | None:
+        """Trade a login code for a browser session once; None when the code is not valid."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            return web_sessions.redeem(session, code, ttl, now)
+
+    def authenticate_web_session(self, secret: str) -> TokenRecord | None:
+        """The token a valid browser session stands for; None when unknown, expired or its token is."""
+        now = self._clock()
+        with self._session(write=False) as session:
+            return web_sessions.authenticate(session, secret, now)
+
+    def end_web_session(self, secret: str) -> None:
+        """Log a browser session out."""
+        with self._session(write=True) as session:
+            web_sessions.end(session, secret)
 
 
 __all__ = ["Clock", "Store", "StoreCore"]

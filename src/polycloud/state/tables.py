@@ -296,6 +296,7 @@ class LoadReportRow(Base):
     rps: Mapped[float] = mapped_column(Float)
     error_rate: Mapped[float] = mapped_column(Float)
     p99_ms: Mapped[float] = mapped_column(Float)
+    p50_ms: Mapped[float] = mapped_column(Float, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(index=True)
     """The store clock's time of the report; readers ignore rows older than they care for."""
 
@@ -309,6 +310,7 @@ class LoadReportRow(Base):
             rps=self.rps,
             error_rate=self.error_rate,
             p99_ms=self.p99_ms,
+            p50_ms=self.p50_ms,
             gateway_id=self.gateway_id,
             updated_at=self.updated_at,
         )

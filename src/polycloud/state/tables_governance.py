@@ -140,3 +140,26 @@ class KeyUsageRow(Base):
     """"YYYY-MM"."""
     requests: Mapped[int]
     updated_at: Mapped[datetime]
+
+
+class WebSessionRow(Base):
+    """A dashboard login code or browser session standing for an API token; only a sha256 is kept.
+
+    A `code` is single-use and short-lived: `polycloud dashboard` prints it in the address it opens,
+    and the page trades it for a `session` (kept in an HttpOnly cookie). Both die with their token.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        UniqueConstraint("secret_hash"),
+        ForeignKeyConstraint(["token_id"], ["tokens.id"]),
+        CheckConstraint(in_list("kind", ("code", "session")), name="kind"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    token_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
