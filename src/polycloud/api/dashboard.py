@@ -24,6 +24,7 @@ from polycloud.api.feed import CLOSED, Feed, Message
 from polycloud.drivers.base import Fault
 from polycloud.errors import NotFoundError, PolycloudError, UserError
 from polycloud.services import audit, governance, overview
+from polycloud.state import EventInput
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ async def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, A
         c.store, audit.actor_of(who), "drill.start", body.cluster, kind=body.kind, seconds=body.seconds
     ):
         await run_in_threadpool(c.inject_fault, body.cluster, fault)
+    message = f"{body.kind} drill by {who.name}: fault injected for {body.seconds:g} s"
+    await run_in_threadpool(_event, c, "DrillStarted", body.cluster, message)
     timer = threading.Timer(body.seconds, _end_drill, (c, body.cluster, audit.actor_of(who)))
     timer.daemon = True
     drills[body.cluster] = timer
@@ -150,8 +153,14 @@ def _end_drill(c: ApiContext, cluster: str, actor: str) -> None:
     try:
         with audit.audited(c.store, actor, "drill.end", cluster):
             c.inject_fault(cluster, None)
+        _event(c, "DrillEnded", cluster, "drill over: fault cleared")
     except PolycloudError as e:  # audited as failed; clear it with DELETE /api/v1/faults/CLUSTER
         log.error("could not end the drill on cluster %s: %s", cluster, e)
+
+
+def _event(c: ApiContext, reason: str, cluster: str, message: str) -> None:
+    """Drills are on the incident timeline like the failovers they cause."""
+    c.store.add_events([EventInput(level="warning", reason=reason, cluster=cluster, message=message)])
 
 
 def install(app: Any, context: ApiContext) -> None:
