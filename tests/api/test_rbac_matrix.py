@@ -62,6 +62,17 @@ def _alpha_key(gov: Governed) -> Call:
     return (f"/api/v1/keys/{record.id}", None)
 
 
+def _login(gov: Governed) -> Call:
+    secret, _ = gov.store.create_token(name="typed", role="viewer", project=None, expires_at=None)
+    return ("/api/v1/session", {"token": secret})
+
+
+def _closed_stream(gov: Governed) -> Call:
+    """The stream of a closing feed answers at once (503) instead of streaming forever."""
+    gov.client.app.state.feed.close()  # type: ignore[attr-defined]
+    return ("/api/v1/dashboard/stream", None)
+
+
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/health"): Rule("viewer", "public", _static("/api/v1/health")),
     ("GET", "/api/v1/status"): Rule("viewer", "any", _static("/api/v1/status")),
@@ -118,6 +129,20 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/api/v1/jobs/{name}/preempt"): Rule(
         "deployer", "project", _static("/api/v1/jobs/alpha-svc/preempt", {"graceSeconds": 0})
+    ),
+    ("POST", "/api/v1/session/codes"): Rule("viewer", "any", _static("/api/v1/session/codes")),
+    ("POST", "/api/v1/session"): Rule("viewer", "public", _login),
+    ("GET", "/api/v1/session"): Rule("viewer", "any", _static("/api/v1/session")),
+    ("DELETE", "/api/v1/session"): Rule("viewer", "any", _static("/api/v1/session")),
+    ("GET", "/api/v1/dashboard/overview"): Rule("viewer", "any", _static("/api/v1/dashboard/overview")),
+    ("GET", "/api/v1/dashboard/series"): Rule("viewer", "any", _static("/api/v1/dashboard/series")),
+    ("GET", "/api/v1/dashboard/stream"): Rule("viewer", "any", _closed_stream),
+    ("GET", "/api/v1/dashboard/spend"): Rule("viewer", "any", _static("/api/v1/dashboard/spend")),
+    ("GET", "/api/v1/dashboard/services/{name}/explain"): Rule(
+        "viewer", "project", _static("/api/v1/dashboard/services/alpha-svc/explain")
+    ),
+    ("POST", "/api/v1/dashboard/drills"): Rule(
+        "deployer", "fleet", _static("/api/v1/dashboard/drills", {"cluster": "west", "seconds": 2})
     ),
 }
 

@@ -20,6 +20,7 @@ from polycloud.api import (
     rollouts,
     secrets,
     sessions,
+    spending,
     tokens,
     web,
 )
@@ -176,6 +177,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(cost_routes.router)
     app.include_router(sessions.router)
     app.include_router(dashboard.router)
+    app.include_router(spending.router)
     dashboard.install(app, context)
     limits.install(app)
     errors.install(app)

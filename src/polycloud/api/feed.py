@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from polycloud.errors import PolycloudError
+from polycloud.errors import PolycloudError, TransientError
 from polycloud.services.overview import visible, workload_names
 from polycloud.state import TokenRecord
 
@@ -74,11 +74,18 @@ class Feed:
 
     # ------------------------------------------------------------------ subscribers (event loop)
 
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
     def subscribe(self, who: TokenRecord) -> Subscription:
+        """A queue of this caller's messages, until `unsubscribe` (TransientError once closed)."""
+        if self.closed:
+            raise TransientError("the control plane is shutting down")
         sub = Subscription(who, asyncio.get_running_loop())
         with self._lock:
             self._subs.add(sub)
-            self._start()
+        self.start()
         self._wake.set()  # a page that just opened gets a fresh sample now, not in 5 s
         return sub
 
@@ -93,7 +100,6 @@ class Feed:
     def series(self, who: TokenRecord) -> dict[str, Any]:
         """The ring buffer as columns: `t` (unix seconds), then per cluster and per service, each
         figure's values aligned with `t` (null where it had no sample)."""
-        self._start()
         with self._lock:
             times, points = list(self._times), list(self._points)
         allowed: set[str] | None = None
@@ -114,10 +120,13 @@ class Feed:
 
     # ---------------------------------------------------------------------------- the sampler
 
-    def _start(self) -> None:
-        if self._thread is None and not self._stop.is_set():
+    def start(self) -> None:
+        """Start sampling (the server does at start, so that charts have a history when a page opens)."""
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
             self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
-            self._thread.start()
+        self._thread.start()
 
     def close(self) -> None:
         """End every open stream and stop sampling."""

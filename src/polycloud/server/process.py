@@ -150,6 +150,7 @@ class ControlPlane:
         self._server = uvicorn.Server(config)
         server = self._server
         app.state.feed.stopping = lambda: server.should_exit  # open dashboard streams end at once
+        app.state.feed.start()
         loop = threading.Thread(target=reconciler.run, name="reconciler", daemon=True)
         loop.start()
         job_loop = threading.Thread(target=jobs.run, name="jobs", daemon=True)
@@ -169,6 +170,7 @@ class ControlPlane:
         try:
             self._server.run(sockets=[api_sock])
         finally:
+            app.state.feed.close()
             accountant.stop()
             accounting.join(timeout=10)
             reconciler.stop()

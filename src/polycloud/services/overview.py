@@ -5,8 +5,8 @@ Health of a cluster, from the replicas the controller observed there:
 `down` — replicas are wanted there and none is ready; `degraded` — fewer ready than wanted, or more than
 5 % of its answers were 5xx over the last load window; `up` — all ready; `idle` — nothing runs there.
 Traffic flows follow the cost model's rule (each source is served by its nearest active cluster, by RTT)
-over the clusters that have a ready replica, which is where the gateway sends requests, so an arc moves
-when a cluster goes down.
+over the active clusters that have a ready replica (else any cluster with one: a standby that took
+over), which is where the gateway sends requests, so an arc moves when a cluster goes down.
 """
 
 from __future__ import annotations
@@ -195,7 +195,9 @@ def _service(
                 **t.load.to_json(),
             }
         )
-    serving = [r["cluster"] for r in rows if r["ready"] > 0 and r["cluster"] in sites]
+    ready = [r for r in rows if r["ready"] > 0 and r["cluster"] in sites]
+    # The gateway prefers active clusters; standby and burst ones serve only when no active one can.
+    serving = [r["cluster"] for r in ready if r["role"] == "active"] or [r["cluster"] for r in ready]
     return {
         "name": w.name,
         "project": w.project,

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import UserError
@@ -228,18 +228,37 @@ def _new_row(tag: LedgerTag, hour: datetime, quantity: float, usd: float, now: d
     )
 
 
+_KEY_COLUMNS = (
+    LedgerRow.workload,
+    LedgerRow.kind,
+    LedgerRow.revision,
+    LedgerRow.cluster,
+    LedgerRow.provider,
+    LedgerRow.category,
+    LedgerRow.source,
+    LedgerRow.labels,
+    LedgerRow.project,
+)
+_ORDER = (LedgerRow.workload, LedgerRow.revision, LedgerRow.cluster, LedgerRow.category, LedgerRow.source)
+
+
 def lines(session: Session, since: datetime | None, until: datetime | None = None) -> list[LedgerLine]:
     """Accrued cost per ledger key in the hours from `since`'s hour (all, when None) to `until`."""
+    query = _summed(since, until).group_by(*_KEY_COLUMNS).order_by(*_ORDER)
+    return [_line(row) for row in session.execute(query)]
+
+
+def hourly_lines(session: Session, since: datetime | None, until: datetime | None = None) -> list[LedgerLine]:
+    """As `lines`, but one line per ledger key and hour (its `first_hour` and `last_hour` are that hour),
+    ordered by hour: what charts of spend over time need."""
+    query = _summed(since, until).group_by(LedgerRow.hour, *_KEY_COLUMNS).order_by(LedgerRow.hour, *_ORDER)
+    return [_line(row) for row in session.execute(query)]
+
+
+def _summed(since: datetime | None, until: datetime | None) -> Select[*tuple[Any, ...]]:
+    """Sums over the rows from `since`'s hour to `until`; the caller says what to group them by."""
     query = select(
-        LedgerRow.workload,
-        LedgerRow.kind,
-        LedgerRow.revision,
-        LedgerRow.cluster,
-        LedgerRow.provider,
-        LedgerRow.category,
-        LedgerRow.source,
-        LedgerRow.labels,
-        LedgerRow.project,
+        *_KEY_COLUMNS,
         func.sum(LedgerRow.quantity),
         func.sum(LedgerRow.usd),
         func.min(LedgerRow.hour),
@@ -249,20 +268,7 @@ def lines(session: Session, since: datetime | None, until: datetime | None = Non
         query = query.where(LedgerRow.hour >= hour_of(since))
     if until is not None:
         query = query.where(LedgerRow.hour <= until)
-    groups = query.group_by(
-        LedgerRow.workload,
-        LedgerRow.kind,
-        LedgerRow.revision,
-        LedgerRow.cluster,
-        LedgerRow.provider,
-        LedgerRow.category,
-        LedgerRow.source,
-        LedgerRow.labels,
-        LedgerRow.project,
-    ).order_by(
-        LedgerRow.workload, LedgerRow.revision, LedgerRow.cluster, LedgerRow.category, LedgerRow.source
-    )
-    return [_line(row) for row in session.execute(groups)]
+    return query
 
 
 def _line(row: tuple[object, ...]) -> LedgerLine:

@@ -246,6 +246,11 @@ class ExtendedStore(StoreCore):
         with self._session(write=False) as session:
             return ledger.lines(session, since)
 
+    def cost_hours(self, since: datetime | None = None) -> list[ledger.LedgerLine]:
+        """Accrued cost per ledger key and hour from `since`'s hour on, ordered by hour."""
+        with self._session(write=False) as session:
+            return ledger.hourly_lines(session, since)
+
     def record_budget_alerts(self, alerts: list[ledger.BudgetAlertInput]) -> list[ledger.BudgetAlertInput]:
         """Record alerts not recorded before, each with its event, atomically; returns the new ones."""
         now = self._clock()
