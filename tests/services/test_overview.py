@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.support import EXAMPLE_MODEL
 
 from polycloud.catalog import load_catalog
 from polycloud.services.applying import FleetService
@@ -15,8 +16,6 @@ from polycloud.services.documents import fleet_to_documents
 from polycloud.services.overview import overview, visible
 from polycloud.spec import load_fleet
 from polycloud.state import ReplicaRecord, Store, TokenRecord
-
-from tests.support import EXAMPLE_MODEL
 
 
 def site(name: str, lat: float, lon: float) -> dict[str, object]:
