@@ -114,21 +114,24 @@ def test_recording_metrics_feed_the_window() -> None:
     window = LoadWindow()
     metrics = RecordingMetrics(window)
     metrics.answered("m", "east", 200, 0.010)
-    assert [(s.cluster, s.rps, s.p99_ms) for s in window.close(1.0)] == [("east", 1.0, 10.0)]
-    assert b'polycloud_gateway_requests_total{cluster="east",code="200",service="m"} 1.0' in metrics.render()
+    metrics.answered("m", "east", 200, 0.002)
+    metrics.answered("m", "east", 200, 0.004)
+    assert [(s.cluster, s.rps, s.p50_ms, s.p99_ms) for s in window.close(1.0)] == [("east", 3.0, 4.0, 10.0)]
+    assert b'polycloud_gateway_requests_total{cluster="east",code="200",service="m"} 3.0' in metrics.render()
     assert percentile([], 0.99) == 0.0 and percentile([3.0, 1.0, 2.0], 0.5) == 2.0
 
 
 def test_store_load_sink_writes_load_reports(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        StoreLoadSink(store).report("gw-1", [LoadSample("m", "east", 3.0, 2.5, 40.0, 0.1, 12.0)])
+        StoreLoadSink(store).report("gw-1", [LoadSample("m", "east", 3.0, 2.5, 40.0, 0.1, 12.0, 4.0)])
         [row] = store.load(max_age_s=60)
-    assert (row.gateway_id, row.service, row.cluster, row.in_flight_mean, row.rps) == (
+    assert (row.gateway_id, row.service, row.cluster, row.in_flight_mean, row.rps, row.p50_ms) == (
         "gw-1",
         "m",
         "east",
         2.5,
         40.0,
+        4.0,
     )
 
 

@@ -55,6 +55,8 @@ class LoadSample:
     """Share of 5xx answers, 0 without answers."""
     p99_ms: float
     """0 without answers."""
+    p50_ms: float = 0.0
+    """0 without answers."""
 
 
 class LoadSink(Protocol):
@@ -130,6 +132,7 @@ class LoadWindow:
                     rps=answers.count / elapsed_s if elapsed_s > 0 else 0.0,
                     error_rate=answers.errors / answers.count if answers.count else 0.0,
                     p99_ms=percentile(answers.times_ms, 0.99),
+                    p50_ms=percentile(answers.times_ms, 0.5),
                 )
             )
         self._answers = {}

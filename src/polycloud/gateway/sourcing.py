@@ -148,6 +148,7 @@ class StoreLoadSink:
                 rps=s.rps,
                 error_rate=min(1.0, max(0.0, s.error_rate)),
                 p99_ms=s.p99_ms,
+                p50_ms=s.p50_ms,
             )
             for s in samples
         ]
