@@ -6,7 +6,7 @@ import { html, num, ms, pct, HEALTH_LABEL, rowsOr } from "../format.js";
 
 const W = 960;
 const H = 500;
-let el, ctx, svg, projection, path, selected = null;
+let el, ctx, svg, projection, path, land = null, selected = null, zoomed = false;
 
 function spread(clusters) {
   // Clusters within 18 px of each other on screen (one metro, neighbouring regions) are fanned out on
@@ -142,11 +142,34 @@ function select(name) {
   if (ctx.overview) render(ctx.overview);
 }
 
+function fit(o) {
+  // The whole world, or (zoomed) the box around every cluster and user region, padded so that a fleet
+  // in one metro still shows its country.
+  if (zoomed && o && o.clusters.length) {
+    const points = [...o.clusters.map((c) => [c.lon, c.lat]), ...o.flows.filter((f) => f.kind === "traffic").map((f) => [f.from.lon, f.from.lat])];
+    const lons = points.map((p) => p[0]);
+    const lats = points.map((p) => p[1]);
+    const pad = 6;
+    const box = {
+      type: "MultiPoint",
+      coordinates: [
+        [Math.max(-180, Math.min(...lons) - pad), Math.max(-85, Math.min(...lats) - pad)],
+        [Math.min(180, Math.max(...lons) + pad), Math.min(85, Math.max(...lats) + pad)],
+      ],
+    };
+    projection = d3.geoNaturalEarth1().fitExtent([[40, 30], [W - 40, H - 30]], box);
+  } else {
+    projection = d3.geoNaturalEarth1().fitExtent([[8, 8], [W - 8, H - 8]], { type: "Sphere" });
+  }
+  path = d3.geoPath(projection);
+  if (land) svg.querySelector("path.land").setAttribute("d", path(land));
+  svg.querySelector("path.graticule").setAttribute("d", path(d3.geoGraticule10()));
+}
+
 async function drawLand() {
   const topo = await fetch("vendor/land-110m.json").then((r) => r.json());
-  const land = topojson.feature(topo, topo.objects.land);
+  land = topojson.feature(topo, topo.objects.land);
   svg.querySelector("path.land").setAttribute("d", path(land));
-  svg.querySelector("path.graticule").setAttribute("d", path(d3.geoGraticule10()));
 }
 
 export default {
@@ -162,12 +185,13 @@ export default {
           <path class="graticule"></path><path class="land"></path>
           <g class="flows"></g><g class="clusters"></g>
         </svg>
-        <div class="legend" aria-hidden="true">
+        <div class="legend">
           <span><i class="dot-up"></i>up</span><span><i class="dot-degraded"></i>degraded</span>
           <span><i class="dot-down"></i>down</span><span><i class="dot-idle"></i>idle</span>
           <span><i class="line line-traffic"></i>traffic from users (width = req/s)</span>
           <span><i class="line line-data"></i>data read across clusters</span>
           <span>□ user region · circle size = req/s</span>
+          <button type="button" class="link zoom" aria-pressed="false">Zoom to the fleet</button>
         </div>
       </div>
       <div class="panel">
@@ -177,9 +201,15 @@ export default {
         <div class="cluster-detail"></div>
       </div></div>`.text;
     svg = el.querySelector("svg");
-    projection = d3.geoNaturalEarth1().fitExtent([[8, 8], [W - 8, H - 8]], { type: "Sphere" });
-    path = d3.geoPath(projection);
+    fit(null);
     drawLand().catch((e) => ctx.toast(`map data: ${e.message}`, "error"));
+    el.querySelector("button.zoom").addEventListener("click", (e) => {
+      zoomed = !zoomed;
+      e.target.setAttribute("aria-pressed", String(zoomed));
+      e.target.textContent = zoomed ? "Show the whole world" : "Zoom to the fleet";
+      fit(ctx.overview);
+      if (ctx.overview) render(ctx.overview);
+    });
     el.addEventListener("click", (e) => {
       const target = e.target.closest("[data-cluster], [data-select]");
       if (target && (target.matches("circle") || target.dataset.select)) select(target.dataset.select || target.dataset.cluster);
