@@ -152,11 +152,8 @@ function render() {
   const all = [...state.entries.values()].sort((a, b) => b.seq - a.seq);
   const f = filters();
   const shown = all.filter((e) => matches(e, f));
-  part("rows").innerHTML = rowsOr(
-    shown.map(row),
-    8,
-    all.length ? "No entry matches the filters." : "The audit trail is empty.",
-  ).toString();
+  const empty = all.length ? "No entry matches the filters." : "The audit trail is empty.";
+  part("rows").innerHTML = html`${rowsOr(shown.map(row), 8, empty)}`.text;
   part("count").textContent = `${shown.length} of ${all.length} loaded entries`;
   fillChoices("audit-actors", all.map((e) => e.actor));
   fillChoices("audit-actions", all.map((e) => e.action));

@@ -26,6 +26,7 @@ const state = {
   resize: null,
   commands: [],
   keys: [],
+  drawn: { columns: [], hours: 0 },
 };
 
 function mount(el, ctx) {
@@ -35,14 +36,14 @@ function mount(el, ctx) {
     <h2>Cost</h2>
     <form class="toolbar" data-role="controls">
       <label for="cost-by">Group by</label>
-      <select id="cost-by">${GROUPS.map((g) => html`<option value="${g}">${g}</option>`)}</select>
+      <select id="cost-by" data-role="by">${GROUPS.map((g) => html`<option value="${g}">${g}</option>`)}</select>
       <label for="cost-since">Window</label>
-      <select id="cost-since">${WINDOWS.map(([v, label]) => html`<option value="${v}">${label}</option>`)}</select>
+      <select id="cost-since" data-role="since">${WINDOWS.map(([v, label]) => html`<option value="${v}">${label}</option>`)}</select>
       <span class="muted" data-role="updated" aria-live="polite"></span>
     </form>
     <section class="panel chart cost-chart" aria-labelledby="cost-chart-title">
       <h3 id="cost-chart-title">Spend per hour</h3>
-      <div data-role="chart"></div>
+      <div data-role="chart" role="img" aria-label="Stacked spend per hour; the Totals table has the figures"></div>
       <p class="muted" data-role="chart-note"></p>
     </section>
     <div class="cost-grid">
@@ -74,7 +75,6 @@ function mount(el, ctx) {
 }
 
 function part(name) {
-  if (name === "by" || name === "since") return state.el.querySelector(`#cost-${name}`);
   return state.el.querySelector(`[data-role="${name}"]`);
 }
 
@@ -149,13 +149,15 @@ function densify(spend) {
 
 function drawChart(spend) {
   const { xs, keys, columns, hours } = densify(spend);
+  const sameKeys = keys.length === state.keys.length && keys.every((k, i) => k === state.keys[i]);
   state.keys = keys;
+  state.drawn = { columns, hours };
   const holder = part("chart");
-  if (state.chart) {
+  if (state.chart && !(sameKeys && xs.length)) {
     state.chart.destroy();
     state.chart = null;
+    holder.replaceChildren();
   }
-  holder.replaceChildren();
   const egress = Object.values(spend.egress).flat().reduce((a, b) => a + b, 0);
   if (!xs.length) {
     part("chart-note").textContent = "No cost accrued in this window yet.";
@@ -167,6 +169,10 @@ function drawChart(spend) {
   // Stack: each series draws its running sum, and a band fills it down to the series below it.
   const sums = xs.map(() => 0);
   const stacked = columns.map((col) => col.map((v, i) => (sums[i] += v)));
+  if (state.chart) {
+    state.chart.setData([xs, ...stacked]); // same keys: keep the chart (and the reader's cursor)
+    return;
+  }
   const series = [
     { label: "hour" },
     ...keys.map((k) => ({
@@ -174,8 +180,9 @@ function drawChart(spend) {
       stroke: colour(k, keys),
       fill: `${colour(k, keys)}40`,
       width: 1.5,
+      points: { show: false },
       paths: uPlot.paths.stepped({ align: 1 }),
-      value: (u, v, si, idx) => (idx === null || idx === undefined || idx >= hours ? "—" : usd(columns[si - 1][idx])),
+      value: (u, v, si, idx) => legendValue(si, idx),
     })),
   ];
   const bands = keys.slice(1).map((_, i) => ({ series: [i + 2, i + 1] }));
@@ -192,6 +199,12 @@ function drawChart(spend) {
     [xs, ...stacked],
     holder,
   );
+}
+
+/** A key's own spend in the hour under the cursor (the plotted values are running sums). */
+function legendValue(seriesIdx, idx) {
+  const { columns, hours } = state.drawn;
+  return idx === null || idx === undefined || idx >= hours ? "—" : usd(columns[seriesIdx - 1][idx]);
 }
 
 function fitChart() {
