@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench lint clean
+.PHONY: install browser test demo bench lint clean
 
 install: $(STAMP)
 
@@ -14,16 +14,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: install
+# The dashboard's browser tests drive Debian's Chromium (never a browser Playwright downloads). Missing, it
+# is installed here; when that fails, stop with the reason: the browser tests must never be skipped.
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the dashboard's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	  else echo "ERROR: $(CHROMIUM) is missing and installing it needs root (apt-get install -y chromium)" >&2; exit 1; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	    || { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	    || { echo "ERROR: could not install chromium with apt-get; the dashboard's browser tests need $(CHROMIUM)" >&2; exit 1; }; \
+	}
+	@test -x $(CHROMIUM) || { echo "ERROR: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
+
+test: install browser
 	$(BIN)/python -m pytest -n 2  # two workers: the end-to-end tests mostly wait on processes
 
 demo: install
 	$(BIN)/polycloud demo --once
 
-bench: install
+bench: install browser
 	$(BIN)/python bench/plan_bench.py
 	$(BIN)/python bench/apply_bench.py
 	$(BIN)/python bench/gateway_bench.py
+	$(BIN)/python bench/dashboard_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
