@@ -135,3 +135,11 @@ def test_a_project_token_sees_its_own_services_and_every_cluster(store: Store) -
         revoked=False,
     )
     assert visible(view, own)["services"][0]["team"] == "web"
+
+
+def test_a_replica_in_an_undeclared_cluster_is_listed_under_its_service_only(store: Store) -> None:
+    store.replace_replicas([replica("lisbon", "ready"), replica("gone", "ready")])
+    view = overview(store, load_catalog())
+    assert [c["name"] for c in view["clusters"]] == ["lisbon", "warsaw"]
+    shop = view["services"][0]
+    assert [c["cluster"] for c in shop["clusters"]] == ["lisbon", "warsaw", "gone"]

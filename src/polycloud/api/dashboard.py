@@ -63,6 +63,9 @@ def make_feed(context: ApiContext) -> Feed:
 def fleet_overview(request: Request, who: Viewer) -> dict[str, Any]:
     """Clusters (location, health, load), services (placement, replicas, rollout, load), jobs and
     the traffic and data flows between them; the same document the stream pushes."""
+    fresh = _feed(request).latest(who, max_age_s=1.0)  # a page opening its stream gets it anyway
+    if fresh is not None:
+        return fresh
     c = _ctx(request)
     return overview.visible(overview.overview(c.store, c.fleet.catalog), who)
 

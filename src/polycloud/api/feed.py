@@ -93,9 +93,13 @@ class Feed:
         with self._lock:
             self._subs.discard(sub)
 
-    def latest(self, who: TokenRecord) -> dict[str, Any] | None:
-        view = self._latest
-        return visible(view, who) if view is not None else None
+    def latest(self, who: TokenRecord, max_age_s: float | None = None) -> dict[str, Any] | None:
+        """The last sample as `who` may see it; None before the first, or when older than `max_age_s`."""
+        with self._lock:
+            view, at = self._latest, self._times[-1] if self._times else 0.0
+        if view is None or (max_age_s is not None and time.time() - at > max_age_s):
+            return None
+        return visible(view, who)
 
     def series(self, who: TokenRecord) -> dict[str, Any]:
         """The ring buffer as columns: `t` (unix seconds), then per cluster and per service, each
@@ -144,6 +148,8 @@ class Feed:
                 self.tick()
             except PolycloudError as e:  # the store is briefly unreachable: try again next tick
                 log.warning("dashboard feed could not sample the fleet: %s", e)
+            except Exception:  # a bug in one sample must not freeze every open page
+                log.exception("dashboard feed failed to sample the fleet")
             with self._lock:
                 every = self._every_s if self._subs else self._idle_every_s
             self._wake.wait(max(0.0, every - (time.monotonic() - started)))

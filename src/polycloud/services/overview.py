@@ -91,7 +91,8 @@ def overview(store: Store, catalog: Catalog, now: datetime | None = None) -> dic
     datasets = {d.name: d.spec.get("spec", {}) for d in store.documents("Dataset")}
     return {
         "at": (now or datetime.now(UTC)).isoformat(),
-        "clusters": [_cluster(sites[name], tally) for name, tally in clusters.items()],
+        # A replica may name a cluster without a (valid) document: it is counted, not drawn.
+        "clusters": [_cluster(sites[name], tally) for name, tally in clusters.items() if name in sites],
         "services": services,
         "jobs": [_job(w) for w in workloads if w.kind == "Job"],
         "flows": [f for s in services for f in s.pop("_flows")] + _data_flows(workloads, datasets),

@@ -29,10 +29,12 @@ function render(v) {
   return String(v).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
-export const usd = (v, digits = 2) =>
-  v === null || v === undefined
-    ? "—"
-    : `$${Number(v).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+export function usd(v, digits = 2) {
+  if (v === null || v === undefined) return "—";
+  // Cents hide what a few minutes of a small fleet cost: below 10 cents, show four decimals.
+  const places = digits === 2 && v !== 0 && Math.abs(v) < 0.1 ? 4 : digits;
+  return `$${Number(v).toLocaleString("en-US", { minimumFractionDigits: places, maximumFractionDigits: places })}`;
+}
 
 export const num = (v, digits = 1) =>
   v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US", { maximumFractionDigits: digits });

@@ -164,7 +164,7 @@ function drawChart(spend) {
     return;
   }
   part("chart-note").textContent =
-    `${usd(spend.totalUSD)} in ${num(spend.hours.length, 0)} hours with cost, of which ${usd(egress)} egress. ` +
+    `${usd(spend.totalUSD)} in ${num(spend.hours.length, 0)} ${spend.hours.length === 1 ? "hour" : "hours"} with cost, of which ${usd(egress)} egress. ` +
     "Areas are stacked; the legend shows each key's own spend in the hour under the cursor.";
   // Stack: each series draws its running sum, and a band fills it down to the series below it.
   const sums = xs.map(() => 0);
@@ -193,7 +193,11 @@ function drawChart(spend) {
       series,
       bands,
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
-      axes: [{}, { values: (u, ticks) => ticks.map((t) => usd(t)), size: 70 }],
+      // Hourly data: ticks no closer than an hour, and dollar labels with the digits their spacing needs.
+      axes: [
+        { space: 80, incrs: [3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400] },
+        { values: (u, ticks) => ticks.map((t) => usd(t, tickDigits(ticks))), size: 80 },
+      ],
       cursor: { drag: { x: false, y: false } },
     },
     [xs, ...stacked],
@@ -283,11 +287,18 @@ function drawBudgets(data) {
     .forEach((bar) => (bar.style.width = `${Math.min(100, Math.max(0, Number(bar.dataset.percent)))}%`));
 }
 
+function tickDigits(ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  return step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
+}
+
 // ------------------------------------------------------------------------------------------ advice
+
+const ADVICE_SHOWN = 10;
 
 function drawAdvice(data) {
   const per = { month: "/ month", run: "per run" };
-  const items = data.advice.map(
+  const items = data.advice.slice(0, ADVICE_SHOWN).map(
     (a, i) => html`<li>
       <div class="cost-saving"><strong>${usd(a.savingUSD)}</strong> <span class="muted">${per[a.per] || a.per}</span>
         <span class="chip role">${a.kind}</span> <span>${a.target}</span></div>
@@ -302,7 +313,8 @@ function drawAdvice(data) {
       data.perRunSavingUSD > 0 ? html` and <strong>${usd(data.perRunSavingUSD)}</strong> per job run` : ""
     }.</p>
     ${data.notes.map((n) => html`<p class="banner">${n}</p>`)}
-    ${items.length ? html`<ol class="cost-advice-list">${items}</ol>` : html`<p class="muted">No savings found.</p>`}`
+    ${items.length ? html`<ol class="cost-advice-list">${items}</ol>` : html`<p class="muted">No savings found.</p>`}
+    ${data.advice.length > ADVICE_SHOWN ? html`<p class="muted">The ${ADVICE_SHOWN} largest of ${data.advice.length}; all of them: <code>polycloud advise</code>.</p>` : ""}`
     .text;
 }
 

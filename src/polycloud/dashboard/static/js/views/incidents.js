@@ -23,16 +23,31 @@ function kindOf(e) {
 function renderTimeline() {
   const items = [...events, ...anomalies.map((a) => ({ ...a, reason: `Anomaly ${a.signal}`, level: "warning", workload: a.service }))]
     .filter((e) => filter === "all" || kindOf(e) === filter)
-    .sort((a, b) => Date.parse(b.time) - Date.parse(a.time))
-    .slice(0, 200);
-  el.querySelector(".timeline").innerHTML = items.length
-    ? html`${items.map(
-        (e) => html`<li data-level="${e.level}" data-kind="${kindOf(e)}"><time datetime="${e.time}">${time(e.time)}</time>
+    .sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+  const grouped = collapse(items).slice(0, 200);
+  el.querySelector(".timeline").innerHTML = grouped.length
+    ? html`${grouped.map(
+        ({ e, count, first }) => html`<li data-level="${e.level}" data-kind="${kindOf(e)}"><time datetime="${e.time}">${time(e.time)}</time>
           <strong>${e.reason}</strong> ${e.workload ? html`<span class="chip role">${e.workload}</span>` : ""}
-          ${e.cluster ? html`<span class="chip role">${e.cluster}</span>` : ""}<div>${e.message}</div></li>`,
+          ${e.cluster ? html`<span class="chip role">${e.cluster}</span>` : ""}
+          ${count > 1 ? html`<span class="muted">× ${count} since ${time(first)}</span>` : ""}<div>${e.message}</div></li>`,
       )}`.text
     : html`<li class="muted">Nothing of this kind yet.</li>`.text;
   el.querySelectorAll(".filters button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.filter === filter)));
+}
+
+function collapse(items) {
+  // A controller retrying in a downed cluster repeats the same event every pass: show it once, counted.
+  const out = [];
+  for (const e of items) {
+    const last = out[out.length - 1];
+    const key = `${e.reason}|${e.workload}|${e.cluster}|${e.message}`;
+    if (last && last.key === key) {
+      last.count += 1;
+      last.first = e.time;
+    } else out.push({ e, key, count: 1, first: e.time });
+  }
+  return out;
 }
 
 function renderIncidents() {

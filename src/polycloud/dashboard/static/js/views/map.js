@@ -80,7 +80,8 @@ function render(o) {
   const marks = o.clusters.map((c) => {
     const { xy: [x, y], angle } = at.get(c.name);
     const r = radius(c);
-    const left = Math.cos(angle) < -0.2; // labels point away from their group's centre
+    // Labels point away from their group's centre, and inwards near the map's right edge.
+    const left = Math.cos(angle) < -0.2 || x > W - 130;
     const lx = x + (left ? -(r + 3) : r + 3);
     const ly = y + 4 + (Math.abs(Math.sin(angle)) > 0.8 ? Math.sign(Math.sin(angle)) * (r + 2) : 0);
     const label = `${c.name}: ${HEALTH_LABEL[c.health]}, ${c.ready}/${c.desired} replicas ready, ${num(c.rps)} req/s`;

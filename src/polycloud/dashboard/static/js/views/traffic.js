@@ -75,8 +75,13 @@ function build() {
       width,
       height: 220,
       series: [{}, ...defs.map(({ label, stroke, dash, width, value }) => ({ label, stroke, dash, width, value, points: { show: false } }))],
-      axes: [{}, { values: (u, vals) => vals.map((v) => (figure.key === "errorRate" ? pct(v, 1) : num(v, 1))), size: 64 }],
-      scales: { x: { time: true } },
+      axes: [{}, { values: (u, vals) => vals.map((v) => (figure.key === "errorRate" ? pct(v, 1) : num(v, 1))), size: 72 }],
+      scales: {
+        x: { time: true },
+        // A flat zero must not stretch the 5xx axis to 100 %; other figures start at zero too.
+        y: { range: (u, min, max) => [0, figure.key === "errorRate" ? Math.max(max, 0.01) : Math.max(max * 1.1, 1)] },
+      },
+      legend: { show: defs.length <= 12 }, // 20 clusters' legends would dwarf the chart: hover shows values
     };
     charts.push({ figure, defs, chart: new uPlot(opts, dataOf(defs), box) });
   }
