@@ -84,3 +84,27 @@ def test_a_new_tracker_picks_up_open_incidents(store: Store) -> None:
     again = IncidentTracker(store)
     _feed(store, again, [EventInput("info", "SloBurnResolved", "ok", workload="s")], cursor, now)
     assert store.incidents(state="open") == []
+
+
+def test_a_drill_is_an_incident_of_its_cluster_from_start_to_end(store: Store) -> None:
+    tracker = IncidentTracker(store)
+    now = datetime.now(UTC)
+    cursor = _feed(
+        store,
+        tracker,
+        [
+            EventInput("warning", "DrillStarted", "outage drill", cluster="a"),
+            EventInput("warning", "DrillStarted", "brownout drill", cluster="b"),
+            EventInput("warning", "ReplicaFailed", "shop-a-0 died", workload="shop", cluster="a"),
+            EventInput("info", "ReplicaStarted", "elsewhere", workload="shop", cluster="c"),
+        ],
+        0,
+        now,
+    )
+    by_cluster = {i.cluster: i for i in store.incidents(state="open")}
+    assert set(by_cluster) == {"a", "b"} and by_cluster["a"].title == "drill of a: outage drill"
+    assert [e.reason for e in by_cluster["a"].timeline] == ["DrillStarted", "ReplicaFailed"]
+    _feed(store, tracker, [EventInput("warning", "DrillEnded", "cleared", cluster="a")], cursor, now)
+    assert [i.cluster for i in store.incidents(state="open")] == ["b"]
+    [done] = store.incidents(state="resolved")
+    assert done.timeline[-1].reason == "DrillEnded"

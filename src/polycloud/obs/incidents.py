@@ -6,11 +6,12 @@
     SloBurnAlert               slo-burn     service            SloBurnResolved of the service
     SloBudgetExhausted         slo-budget   service            quiet for `quiet_s`
     BudgetAlert                budget       workload or none   quiet for `quiet_s`
+    DrillStarted               drill        cluster            DrillEnded of the cluster
 
 An opening event takes with it the events of the same service (or cluster) of the `lead_s` seconds
 before (the replica failures that led to a failover, say). While open, every event of the incident's
-service, or of its cluster, joins the timeline; an event that opens an incident of a kind already open
-for that service joins that incident instead of opening another.
+service, or of its cluster, joins the timeline (for a drill, every event of its cluster); an event that
+opens an incident of a kind already open for that service (cluster) joins it instead of opening another.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ OPENERS = {
     "SloBurnAlert": "slo-burn",
     "SloBudgetExhausted": "slo-budget",
     "BudgetAlert": "budget",
+    "DrillStarted": "drill",
 }
-RESOLVERS = {"FailbackCompleted": "failover", "SloBurnResolved": "slo-burn"}
+RESOLVERS = {"FailbackCompleted": "failover", "SloBurnResolved": "slo-burn", "DrillEnded": "drill"}
+BY_CLUSTER = {"drill"}
+"""Kinds keyed by cluster rather than by service."""
 MAX_TIMELINE = 200
 
 
@@ -63,7 +67,7 @@ class IncidentTracker:
         self.opened = []
         for e in events:
             kind = OPENERS.get(e.reason)
-            target = self._find(kind, e.workload) if kind else None
+            target = self._find(kind, e) if kind else None
             if kind and target is None:
                 self._start(kind, e)
                 continue
@@ -72,22 +76,26 @@ class IncidentTracker:
             resolved = RESOLVERS.get(e.reason)
             if resolved:
                 for incident in [
-                    i for i in self._open.values() if i.kind == resolved and i.service == e.workload
+                    i for i in self._open.values() if i.kind == resolved and _same(i, resolved, e)
                 ]:
                     self._finish(incident)
         self._flush()
         for incident in [i for i in self._open.values() if now - i.last >= self._quiet]:
             self._finish(incident)
 
-    def _find(self, kind: str, service: str | None) -> _Open | None:
-        return next((i for i in self._open.values() if i.kind == kind and i.service == service), None)
+    def _find(self, kind: str, e: EventRecord) -> _Open | None:
+        return next((i for i in self._open.values() if i.kind == kind and _same(i, kind, e)), None)
 
     def _related(self, e: EventRecord) -> list[_Open]:
         return [
             i
             for i in self._open.values()
             if (i.service is not None and e.workload == i.service)
-            or (i.cluster is not None and e.cluster == i.cluster and e.workload in (None, i.service))
+            or (
+                i.cluster is not None
+                and e.cluster == i.cluster
+                and (i.kind in BY_CLUSTER or e.workload in (None, i.service))
+            )
         ]
 
     def _start(self, kind: str, e: EventRecord) -> None:
@@ -100,7 +108,8 @@ class IncidentTracker:
             if e.workload
             else []
         )
-        title = f"{kind} of {e.workload or 'the fleet'}: {e.message}"
+        subject = e.cluster if kind in BY_CLUSTER else e.workload
+        title = f"{kind} of {subject or 'the fleet'}: {e.message}"
         incident_id = self._store.open_incident(
             kind, title, [*lead, e.id], service=e.workload, cluster=e.cluster
         )
@@ -122,3 +131,10 @@ class IncidentTracker:
     def _finish(self, incident: _Open) -> None:
         self._store.attach_incident_events(incident.id, incident.pending, resolve=True)
         del self._open[incident.id]
+
+
+def _same(incident: _Open, kind: str, e: EventRecord) -> bool:
+    """Whether `e` is about what `incident` is keyed by (its cluster for a drill, else its service)."""
+    if kind in BY_CLUSTER:
+        return incident.cluster == e.cluster
+    return incident.service == e.workload
