@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from polycloud.gateway import GatewaySettings, RouteSource, create_app
+from polycloud.gateway.running import SERVER_OPTIONS
 
 from .support import FAST, Gateway, MakeGateway, MakeStub, ServerThread, Stub, StubReplica
 
@@ -42,7 +43,8 @@ def make_gateway() -> Iterator[MakeGateway]:
     def make(source: RouteSource, **overrides: Any) -> Gateway:
         settings = GatewaySettings(**{**FAST, **overrides})
         app = create_app(source, settings, rng=random.Random(7))
-        gateway = Gateway(app, ServerThread(app, lifespan="on").start(), source)
+        server = ServerThread(app, lifespan="on", **SERVER_OPTIONS)  # as `python -m polycloud.gateway`
+        gateway = Gateway(app, server.start(), source)
         gateways.append(gateway)
         return gateway
 

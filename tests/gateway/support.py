@@ -127,14 +127,16 @@ def bind(port: int = 0) -> socket.socket:
 
 
 class ServerThread:
-    """uvicorn serving `app` on 127.0.0.1 in a daemon thread."""
+    """uvicorn serving `app` on 127.0.0.1 in a daemon thread (`options`: more `uvicorn.Config` options)."""
 
-    def __init__(self, app: Any, *, port: int = 0, lifespan: Literal["on", "off"] = "off") -> None:
+    def __init__(
+        self, app: Any, *, port: int = 0, lifespan: Literal["on", "off"] = "off", **options: Any
+    ) -> None:
         self.app = app
         self._sock = bind(port)
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+        config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 

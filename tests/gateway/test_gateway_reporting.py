@@ -15,6 +15,7 @@ from polycloud.errors import TransientError
 from polycloud.gateway import GatewaySettings, ReplicaRoute, StaticRouteSource, create_app
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow, RecordingMetrics, percentile
+from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.gateway.upstreams import UpstreamRegistry
 from polycloud.state import Store
@@ -149,7 +150,7 @@ def test_a_running_gateway_reports_its_load(stub: Stub) -> None:
     app = create_app(
         source, GatewaySettings(**FAST), rng=random.Random(7), load_sink=sink, gateway_id="gw-test"
     )
-    server = ServerThread(app, lifespan="on").start()
+    server = ServerThread(app, lifespan="on", **SERVER_OPTIONS).start()
     try:
         with httpx.Client(trust_env=False, timeout=30.0) as client:
             answer = client.post(f"{server.url}/v2/models/m/infer", json=INFER_BODY)

@@ -16,7 +16,7 @@ from tests.support import build_model, wait_until
 
 from polycloud.errors import UserError
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
-from polycloud.gateway.running import request_log_sample
+from polycloud.gateway.running import SERVER_OPTIONS, request_log_sample
 from polycloud.gateway.tracing import GatewayTracer
 from polycloud.serving.app import Replica, ServedModel
 from polycloud.serving.app import create_app as create_replica_app
@@ -52,7 +52,7 @@ def traced(tmp_path: Path) -> Iterator[tuple[str, InMemorySpanExporter]]:
         rng=random.Random(7),
         tracer=GatewayTracer(recorder),
     )
-    gateway = ServerThread(app, lifespan="on").start()
+    gateway = ServerThread(app, lifespan="on", **SERVER_OPTIONS).start()
     try:
         yield gateway.url, exporter
     finally:

@@ -15,6 +15,7 @@ import pytest
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
 from polycloud.gateway.keyload import BUCKETS_MS, KEY_ID_SCOPE, KeySample, KeyWindow, histogram_p99
 from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow
+from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.state import Store
 
@@ -108,7 +109,7 @@ def test_a_keyed_gateway_reports_per_key_load_to_the_store(make_stub: MakeStub, 
         load_sink=StoreLoadSink(store),
         gateway_id="gw-keys",
     )
-    server = ServerThread(app, lifespan="on").start()
+    server = ServerThread(app, lifespan="on", **SERVER_OPTIONS).start()
     try:
         with httpx.Client(trust_env=False, timeout=30.0) as client:
             url = f"{server.url}/v2/models/m/infer"

@@ -16,6 +16,7 @@ import pytest
 from polycloud.errors import TransientError
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
 from polycloud.gateway.keys import KeyGuard, KeyLimits, hash_key, seconds_to_next_month, utc_month
+from polycloud.gateway.running import SERVER_OPTIONS
 
 from .support import FAST, INFER_BODY, Gateway, MakeStub, ServerThread, Stub, replica, table
 
@@ -169,7 +170,7 @@ def keyed_gateway(make_stub: MakeStub) -> Iterator[tuple[Gateway, FakeSource, St
     source = FakeSource([limits(burst=3, rps=0.5)])
     routes = StaticRouteSource(table([replica(stub.server, "c1")]))
     app = create_app(routes, GatewaySettings(**FAST), rng=random.Random(7), keys=source)
-    gateway = Gateway(app, ServerThread(app, lifespan="on").start(), routes)
+    gateway = Gateway(app, ServerThread(app, lifespan="on", **SERVER_OPTIONS).start(), routes)
     yield gateway, source, stub
     gateway.server.stop()
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from polycloud.telemetry import logs, tracing
@@ -53,6 +57,46 @@ def test_spans_go_to_a_json_lines_file_under_home(tmp_path: Path) -> None:
         "polycloud.service": "m"
     }
     assert all(s["service"] == "polycloud-gateway" for s in spans.values())
+
+
+class Captured(SpanExporter):
+    """Keeps the `ReadableSpan`s it is given (the OTLP path of the recorder)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += spans
+        return SpanExportResult.SUCCESS
+
+
+def test_fast_json_lines_are_the_sdk_rendering_byte_for_byte(tmp_path: Path) -> None:
+    """The recorder formats JSON lines itself; they must be what `span_json` + `json.dumps` give."""
+    captured = Captured()
+    fast = SpanRecorder(tracing.make_exporter("g", tmp_path, {}), 'svc "é"', interval_s=60)
+    slow = SpanRecorder(captured, 'svc "é"', interval_s=60)
+    attributes: dict[str, str | bool | int | float] = {
+        "s": 'quote " back \\ nl \n é ☃',
+        "t": True,
+        "i": 200,
+        "f": 1.5,
+    }
+    for recorder in (fast, slow):
+        root = recorder.start('POST "m" ☃', SpanKind.SERVER, 0xABC, 0, True, dict(attributes))
+        root.span_id = 7  # random otherwise
+        child = recorder.start("attempt", SpanKind.CLIENT, root.trace_id, root.span_id)
+        child.span_id = 8
+        recorder.end(child, error=True)
+        recorder.end(root)
+        recorder.flush()
+    fast.shutdown()
+    slow.shutdown()
+    lines = next((tmp_path / "traces").glob("*.jsonl")).read_text(encoding="utf-8").splitlines()
+    expected = [json.dumps(tracing.span_json(s), separators=(",", ":"), default=str) for s in captured.spans]
+    for line in lines + expected:  # start and end times differ between the two recorders
+        assert '"start":' in line
+    strip = [re.sub(r'"(start|end)":\d+', "", line) for line in lines]
+    assert strip == [re.sub(r'"(start|end)":\d+', "", line) for line in expected]
 
 
 def test_a_full_queue_drops_spans_instead_of_waiting(tmp_path: Path) -> None:

@@ -14,13 +14,15 @@ cluster, within the request's deadline; replicas are health-checked actively and
     policies     routing policies by name: locality, latency, least-outstanding, p2c
     ejection     passive outlier ejection policies by name
     selecting    candidates of an attempt: role tiers, health, saturation, retry spreading
-    forwarding   the pooled upstream client (aiohttp); outcomes as values
+    connections  keep-alive HTTP/1.1 connection pools per replica (httptools over asyncio)
+    forwarding   the upstream call over those pools; outcomes as values
     background   route refreshing and active health checking
     proxy        the request path: admission, attempts, answers
     wire         ASGI types and response helpers
     metrics      Prometheus metrics on the gateway's own registry
     app          create_app and the lifespan
     running      the `python -m polycloud.gateway` process
+    wholewrites  uvicorn's HTTP protocol, sending each answer in one write
 """
 
 from polycloud.gateway.app import GatewayApp, create_app

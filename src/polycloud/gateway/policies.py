@@ -90,8 +90,9 @@ FLOOR_MS = 1.0
 
 def _cheapest(candidates: Sequence[Upstream], costs: list[float], rng: random.Random) -> Upstream:
     best = min(costs)
-    ties = [u for u, c in zip(candidates, costs, strict=True) if c == best]
-    return ties[0] if len(ties) == 1 else rng.choice(ties)
+    if costs.count(best) == 1:  # the usual case, without building the list of ties
+        return candidates[costs.index(best)]
+    return rng.choice([u for u, c in zip(candidates, costs, strict=True) if c == best])
 
 
 class PeakLatency(RoutingPolicy, name="latency"):
@@ -119,8 +120,13 @@ class Locality(RoutingPolicy, name="locality"):
         """See `RoutingPolicy.choose`."""
         if len(candidates) == 1:
             return candidates[0]
-        rtt = self.locator.rtt_ms
-        costs = [(rtt(client, u.site) + u.expected_ms + FLOOR_MS) * (1 + u.outstanding) for u in candidates]
+        if client is None:  # no RTT to add (it would be 0 for every replica)
+            costs = [(u.expected_ms + FLOOR_MS) * (1 + u.outstanding) for u in candidates]
+        else:
+            rtt = self.locator.rtt_ms
+            costs = [
+                (rtt(client, u.site) + u.expected_ms + FLOOR_MS) * (1 + u.outstanding) for u in candidates
+            ]
         return _cheapest(candidates, costs, self.rng)
 
 

@@ -80,7 +80,7 @@ class Call:
     method: str
     target: str
     """Path and query, forwarded as received."""
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]
     """To forward, `x-request-id` included."""
     body: bytes
     client: Point | None
@@ -132,27 +132,26 @@ class Proxy:
         start = time.perf_counter()
         settings = self._settings
         request_id = region = timeout_text = parent = None
-        forward: list[tuple[str, str]] = []
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1")
-            value = raw_value.decode("latin-1")
-            if name == "x-request-id":
-                request_id = value
-            elif name == "x-polycloud-client-region":
-                region = value
-            elif name == "x-polycloud-timeout-ms":
-                timeout_text = value
-            elif name == "traceparent":
-                parent = value
-            if name not in DROP_REQUEST_HEADERS:
-                forward.append((name, value))
+        forward: list[tuple[bytes, bytes]] = []  # bytes as received: nothing decoded but what is read
+        for name, value in scope["headers"]:
+            if name in DROP_REQUEST_HEADERS:
+                if name == b"x-request-id":
+                    request_id = value.decode("latin-1")
+                elif name == b"x-polycloud-timeout-ms":
+                    timeout_text = value.decode("latin-1")
+                elif name == b"traceparent":
+                    parent = value.decode("latin-1")
+                continue
+            if name == b"x-polycloud-client-region":
+                region = value.decode("latin-1")
+            forward.append((name, value))
         tracer, span = self.tracer, None
         if tracer is not None:
             span, request_id = tracer.start(request_id, parent, scope["method"], service)
         else:
             request_id = request_id or uuid.uuid4().hex
-        forward.append(("x-request-id", request_id))
         id_header = (b"x-request-id", request_id.encode("latin-1"))
+        forward.append(id_header)
 
         status, cluster = 0, ""
         if self._registry.pool(service) is None:

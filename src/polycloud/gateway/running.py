@@ -13,6 +13,7 @@ Unset options come from the polycloud settings (`POLYCLOUD_GATEWAY_ADDR`, `POLYC
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -32,6 +34,7 @@ from polycloud.gateway.policies import routing_policies
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.sourcing import StoreLoadSink, StoreRouteSource
 from polycloud.gateway.tracing import GatewayTracer
+from polycloud.gateway.wholewrites import WholeWritesProtocol
 from polycloud.settings import Settings
 from polycloud.state import Store
 from polycloud.telemetry import logs, tracing
@@ -41,6 +44,11 @@ log = logging.getLogger("polycloud.gateway")
 
 EXIT_USAGE = 1
 EXIT_STARTUP = 3
+SERVER_OPTIONS: dict[str, Any] = {
+    "http": WholeWritesProtocol,  # one write per answer, not two
+    "proxy_headers": False,  # nothing reads the client's address: no middleware hop per request
+}
+"""uvicorn options of the gateway's request path (tests serve the gateway with them too)."""
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -127,6 +135,7 @@ def serve(
         log_level="warning",
         access_log=False,
         server_header=False,
+        **SERVER_OPTIONS,
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout_s)),
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
@@ -136,6 +145,8 @@ def serve(
         signal.signal(sig, _ignore)
     where = f"fd {sockets[0].fileno()}" if sockets else f"{host}:{port}"
     log.info("gateway on %s (region %s, policy %s)", where, settings.region, settings.routing_policy)
+    gc.collect()
+    gc.freeze()  # what startup built lives as long as the process: keep it out of every collection
     server.run(sockets=sockets)
     return server
 

