@@ -114,6 +114,10 @@ def test_a_drilled_outage_is_an_incident_with_slo_metrics_and_traces(
         return services if services >= {"polycloud-gateway", "polycloud-replica"} else None
 
     polycloud.eventually(traced, "the request's spans from the gateway and the replica")
-    logs = (polycloud.home / "logs" / "gateway.log").read_text()
-    assert any(request_id in line and '"trace_id"' in line for line in logs.splitlines())
+
+    def logged() -> bool | None:  # the log thread writes apart from the span exporter: wait for both
+        logs = (polycloud.home / "logs" / "gateway.log").read_text()
+        return any(request_id in line and '"trace_id"' in line for line in logs.splitlines()) or None
+
+    polycloud.eventually(logged, "the request's log line, with its trace id")
     polycloud.ok("down")
