@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,18 @@ def replica(cluster: str, state: str) -> ReplicaRecord:
     )
 
 
+def viewer_of(project: str) -> TokenRecord:
+    return TokenRecord(
+        id=9,
+        name="x",
+        role="viewer",
+        project=project,
+        created_at=datetime.now(UTC),
+        expires_at=None,
+        revoked=False,
+    )
+
+
 def test_traffic_goes_to_the_nearest_ready_cluster_and_moves_when_it_is_down(store: Store) -> None:
     store.replace_replicas([replica("lisbon", "ready"), replica("warsaw", "ready")])
     view = overview(store, load_catalog())
@@ -113,27 +126,11 @@ def test_data_read_away_from_its_home_is_a_flow(store: Store) -> None:
 
 def test_a_project_token_sees_its_own_services_and_every_cluster(store: Store) -> None:
     view = overview(store, load_catalog())
-    other = TokenRecord(
-        id=9,
-        name="x",
-        role="viewer",
-        project="other",
-        created_at=None,
-        expires_at=None,  # type: ignore[arg-type]
-        revoked=False,
-    )
+    other = viewer_of("other")
     narrowed = visible(view, other)
     assert narrowed["services"] == [] and narrowed["flows"] == []
     assert len(narrowed["clusters"]) == 2
-    own = TokenRecord(
-        id=9,
-        name="x",
-        role="viewer",
-        project="retail",
-        created_at=None,
-        expires_at=None,  # type: ignore[arg-type]
-        revoked=False,
-    )
+    own = viewer_of("retail")
     assert visible(view, own)["services"][0]["team"] == "web"
 
 

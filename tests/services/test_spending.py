@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.state.support import T0, FakeClock
 
 from polycloud.cost.report import CostLine
 from polycloud.errors import UserError
@@ -15,25 +16,16 @@ from polycloud.services.spending import series, spend
 from polycloud.state import Store
 from polycloud.state.ledger import LedgerTag, RateAccrual, TotalAccrual
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOURLY = 0.72
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     opened = Store.open(f"sqlite:///{tmp_path / 's.db'}", clock=clock)
     yield opened
     opened.close()
@@ -64,7 +56,7 @@ def egress(workload: str, team: str, project: str, usd: float) -> TotalAccrual:
 
 
 @pytest.fixture
-def fleet(store: Store, clock: Clock) -> Store:
+def fleet(store: Store, clock: FakeClock) -> Store:
     """12:00-12:30 nothing (cursor set); 12:30 fraud 2 replicas + reco 1 for 30 min, and reco's
     egress; 13:30 fraud alone for an hour (reco gone)."""
     store.accrue_cost([], [], max_gap_s=7200)
@@ -76,7 +68,7 @@ def fleet(store: Store, clock: Clock) -> Store:
     return store
 
 
-def test_hours_are_aligned_and_keys_without_cost_in_an_hour_get_zero(fleet: Store, clock: Clock) -> None:
+def test_hours_are_aligned_and_keys_without_cost_in_an_hour_get_zero(fleet: Store, clock: FakeClock) -> None:
     got = spend(fleet, "team", "7d", None, now=clock.now)
     assert got["hours"] == ["2025-03-01T12:00:00+00:00", "2025-03-01T13:00:00+00:00"]
     assert list(got["series"]) == ["risk", "growth"]  # dearest first
@@ -89,7 +81,7 @@ def test_hours_are_aligned_and_keys_without_cost_in_an_hour_get_zero(fleet: Stor
 
 
 @pytest.mark.parametrize("by", ["service", "cluster", "provider", "team", "missing-label"])
-def test_keys_and_totals_match_the_cost_report(fleet: Store, clock: Clock, by: str) -> None:
+def test_keys_and_totals_match_the_cost_report(fleet: Store, clock: FakeClock, by: str) -> None:
     got = spend(fleet, by, None, None, now=clock.now)
     rows = costing.cost_report(fleet, by, None, None)["rows"]
     assert list(got["series"]) == [r["key"] for r in rows]
@@ -99,7 +91,7 @@ def test_keys_and_totals_match_the_cost_report(fleet: Store, clock: Clock, by: s
     assert got["by"] == by
 
 
-def test_a_project_sees_only_its_own_cost(fleet: Store, clock: Clock) -> None:
+def test_a_project_sees_only_its_own_cost(fleet: Store, clock: FakeClock) -> None:
     p2 = spend(fleet, "service", "7d", "p2", now=clock.now)
     assert p2["hours"] == ["2025-03-01T12:00:00+00:00"] and list(p2["series"]) == ["reco"]
     assert p2["totalUSD"] == pytest.approx(HOURLY / 2 + 1.5)
@@ -112,7 +104,7 @@ def test_a_project_sees_only_its_own_cost(fleet: Store, clock: Clock) -> None:
     }
 
 
-def test_the_window_starts_at_the_hour_of_since(fleet: Store, clock: Clock) -> None:
+def test_the_window_starts_at_the_hour_of_since(fleet: Store, clock: FakeClock) -> None:
     # now is 13:30: 30 min back is 13:00 (one hour), 31 min back reaches into 12:00's row
     assert spend(fleet, "team", "30m", None, now=clock.now)["hours"] == ["2025-03-01T13:00:00+00:00"]
     assert len(spend(fleet, "team", "31m", None, now=clock.now)["hours"]) == 2

@@ -1,35 +1,16 @@
-"""Dashboard login codes and sessions: single use, short-lived, never outliving their token."""
+"""Dashboard login codes and sessions: single use, short-lived, never outliving their token (on SQLite
+and PostgreSQL, through the `store` and `clock` fixtures of conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 
 from polycloud.errors import NotFoundError
 from polycloud.state import Store
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
-    yield opened
-    opened.close()
+from .support import FakeClock
 
 
 def test_a_code_is_traded_once_for_a_session_of_the_same_token(store: Store) -> None:
@@ -45,7 +26,7 @@ def test_a_code_is_traded_once_for_a_session_of_the_same_token(store: Store) -> 
     assert store.authenticate(session) is None  # nor a session an API token
 
 
-def test_codes_and_sessions_expire(store: Store, clock: Clock) -> None:
+def test_codes_and_sessions_expire(store: Store, clock: FakeClock) -> None:
     _, token = store.create_token(name="ada", role="viewer", project=None, expires_at=None)
     code = store.issue_login_code(token.id, timedelta(minutes=2))
     session = store.open_web_session(token.id, timedelta(hours=12))
@@ -56,7 +37,7 @@ def test_codes_and_sessions_expire(store: Store, clock: Clock) -> None:
     assert store.authenticate_web_session(session) is None
 
 
-def test_a_session_never_outlives_its_token(store: Store, clock: Clock) -> None:
+def test_a_session_never_outlives_its_token(store: Store, clock: FakeClock) -> None:
     _, short = store.create_token(
         name="tmp", role="viewer", project=None, expires_at=clock.now + timedelta(minutes=30)
     )
