@@ -16,7 +16,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from polycloud.api.auth import Deployer, Viewer
 from polycloud.api.context import ApiContext
@@ -31,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 """A comment line this often keeps proxies from closing an idle stream."""
+DRILLS_LOCK = threading.Lock()
 DRILL_FAULTS: dict[str, Fault] = {
     "outage": Fault(kind="down"),
     "brownout": Fault(kind="latency", delay_ms=300.0),
@@ -131,24 +131,24 @@ def planned(c: ApiContext, name: str) -> dict[str, Any]:
 
 
 @router.post("/drills", status_code=202)
-async def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, Any]:
+def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, Any]:
     """Inject a fault into a cluster now and clear it after `seconds`; watch it on the map."""
     c = _ctx(request)
     governance.require_fleet_wide(who, "run drills on shared clusters")
     drills: dict[str, threading.Timer] = request.app.state.drills
-    if body.cluster in drills and drills[body.cluster].is_alive():
-        raise UserError(f"a drill is already running on cluster {body.cluster!r}")
-    fault = DRILL_FAULTS[body.kind]
-    with audit.audited(
-        c.store, audit.actor_of(who), "drill.start", body.cluster, kind=body.kind, seconds=body.seconds
-    ):
-        await run_in_threadpool(c.inject_fault, body.cluster, fault)
-    message = f"{body.kind} drill by {who.name}: fault injected for {body.seconds:g} s"
-    await run_in_threadpool(_event, c, "DrillStarted", body.cluster, message)
-    timer = threading.Timer(body.seconds, _end_drill, (c, body.cluster, audit.actor_of(who)))
-    timer.daemon = True
-    drills[body.cluster] = timer
-    timer.start()
+    with DRILLS_LOCK:  # two pages starting a drill on one cluster at once: one of them is refused
+        if body.cluster in drills and drills[body.cluster].is_alive():
+            raise UserError(f"a drill is already running on cluster {body.cluster!r}")
+        actor = audit.actor_of(who)
+        with audit.audited(c.store, actor, "drill.start", body.cluster, kind=body.kind, seconds=body.seconds):
+            c.inject_fault(body.cluster, DRILL_FAULTS[body.kind])
+        _event(
+            c, "DrillStarted", body.cluster, f"{body.kind} drill by {who.name}: fault for {body.seconds:g} s"
+        )
+        timer = threading.Timer(body.seconds, _end_drill, (c, body.cluster, actor))
+        timer.daemon = True
+        drills[body.cluster] = timer
+        timer.start()
     return {"status": "running", "cluster": body.cluster, "kind": body.kind, "seconds": body.seconds}
 
 
