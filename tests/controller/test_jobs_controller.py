@@ -262,9 +262,12 @@ def test_an_attempt_its_cluster_no_longer_reports_counts_as_a_failure(harness: H
     h.flag("pause-a1-at-2")
     h.apply(job("vanishing", h.control, steps=6, every=2, strategy="same-cluster", max_restarts=1))
     h.wait_file("paused-a1-2")
-    for proc in scan_jobs(h.home, "spot-a").values():  # the node and its disk are gone
-        os.killpg(proc.pid, signal.SIGKILL)
+    # The node and its disk are gone at once. The disk goes first: a controller pass between the two
+    # steps must find no record (lost), never a record of a killed process (an ordinary failure).
+    procs = list(scan_jobs(h.home, "spot-a").values())
     shutil.rmtree(h.home / "jobs" / "spot-a" / "vanishing")
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGKILL)
     run = h.wait_final("vanishing")
     assert run.state == "succeeded" and [a.state for a in run.attempts] == ["failed", "succeeded"]
     lost = [e for e in h.store.events(workload="vanishing") if e.reason == "JobAttemptLost"]
