@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from polycloud.state import TokenRecord
 
 T = TypeVar("T")
 
@@ -61,3 +64,16 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(every_s)
+
+
+def viewer_token(project: str | None) -> TokenRecord:
+    """A viewer's token record of `project` (None: fleet-wide), for code that only reads its scope."""
+    return TokenRecord(
+        id=1,
+        name="t",
+        role="viewer",
+        project=project,
+        created_at=datetime.now(UTC),
+        expires_at=None,
+        revoked=False,
+    )

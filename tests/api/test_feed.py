@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
+from tests.support import viewer_token
+
 from polycloud.api.feed import Feed
-from polycloud.state import TokenRecord
-
-
-def token(project: str | None) -> TokenRecord:
-    return TokenRecord(
-        id=1,
-        name="t",
-        role="viewer",
-        project=project,
-        created_at=datetime.now(UTC),
-        expires_at=None,
-        revoked=False,
-    )
 
 
 def row(name: str, rps: float, project: str | None = None) -> dict[str, Any]:
@@ -54,12 +42,12 @@ def test_series_stay_aligned_when_a_cluster_appears() -> None:
     feed.tick()
     fleet.clusters = [row("a", 3.0), row("b", 5.0)]
     feed.tick()
-    series = feed.series(token(None))
+    series = feed.series(viewer_token(None))
     assert len(series["t"]) == 2
     assert series["clusters"]["a"]["rps"] == [1.0, 3.0]
     assert series["clusters"]["b"]["rps"] == [None, 5.0]
     assert set(series["services"]) == {"mine", "theirs"}
-    assert set(feed.series(token("p"))["services"]) == {"mine"}
+    assert set(feed.series(viewer_token("p"))["services"]) == {"mine"}
 
 
 def test_subscribers_get_their_projects_view_and_events() -> None:
@@ -67,7 +55,7 @@ def test_subscribers_get_their_projects_view_and_events() -> None:
     feed = Feed(fleet.sample, fleet.events_after)
 
     async def run() -> list[tuple[str, dict[str, Any]]]:
-        mine, everyone = feed.subscribe(token("p")), feed.subscribe(token(None))
+        mine, everyone = feed.subscribe(viewer_token("p")), feed.subscribe(viewer_token(None))
         feed.close()  # stop the sampler thread: the test ticks by hand
         await asyncio.sleep(0.05)
         while not mine.queue.empty():
@@ -96,7 +84,7 @@ def test_a_slow_subscriber_loses_old_messages_not_the_feed() -> None:
     feed = Feed(fleet.sample, fleet.events_after)
 
     async def run() -> int:
-        sub = feed.subscribe(token(None))
+        sub = feed.subscribe(viewer_token(None))
         feed.close()
         await asyncio.sleep(0.05)
         for _ in range(40):

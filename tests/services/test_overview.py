@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.support import EXAMPLE_MODEL
+from tests.support import EXAMPLE_MODEL, viewer_token
 
 from polycloud.catalog import load_catalog
 from polycloud.services.applying import FleetService
 from polycloud.services.documents import fleet_to_documents
 from polycloud.services.overview import overview, visible
 from polycloud.spec import load_fleet
-from polycloud.state import ReplicaRecord, Store, TokenRecord
+from polycloud.state import ReplicaRecord, Store
 
 
 def site(name: str, lat: float, lon: float) -> dict[str, object]:
@@ -83,18 +82,6 @@ def replica(cluster: str, state: str) -> ReplicaRecord:
     )
 
 
-def viewer_of(project: str) -> TokenRecord:
-    return TokenRecord(
-        id=9,
-        name="x",
-        role="viewer",
-        project=project,
-        created_at=datetime.now(UTC),
-        expires_at=None,
-        revoked=False,
-    )
-
-
 def test_traffic_goes_to_the_nearest_ready_cluster_and_moves_when_it_is_down(store: Store) -> None:
     store.replace_replicas([replica("lisbon", "ready"), replica("warsaw", "ready")])
     view = overview(store, load_catalog())
@@ -126,11 +113,11 @@ def test_data_read_away_from_its_home_is_a_flow(store: Store) -> None:
 
 def test_a_project_token_sees_its_own_services_and_every_cluster(store: Store) -> None:
     view = overview(store, load_catalog())
-    other = viewer_of("other")
+    other = viewer_token("other")
     narrowed = visible(view, other)
     assert narrowed["services"] == [] and narrowed["flows"] == []
     assert len(narrowed["clusters"]) == 2
-    own = viewer_of("retail")
+    own = viewer_token("retail")
     assert visible(view, own)["services"][0]["team"] == "web"
 
 

@@ -100,14 +100,8 @@ def rollback(
 
 
 def events(store: Store, workload: str | None, limit: int) -> list[dict[str, Any]]:
+    """Events as `polycloud events --json` and `/events` show them (without the store's ids)."""
     return [
-        {
-            "time": e.time.isoformat(),
-            "level": e.level,
-            "reason": e.reason,
-            "workload": e.workload,
-            "cluster": e.cluster,
-            "message": e.message,
-        }
+        {k: v for k, v in e.to_json().items() if k != "id"}
         for e in store.events(workload=workload, limit=limit)
     ]

@@ -102,18 +102,7 @@ def overview(store: Store, catalog: Catalog, now: datetime | None = None) -> dic
 
 def events_after(store: Store, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """Events stored after `after_id`, oldest first, as the dashboard shows them."""
-    return [
-        {
-            "id": e.id,
-            "time": e.time.isoformat(),
-            "level": e.level,
-            "reason": e.reason,
-            "workload": e.workload,
-            "cluster": e.cluster,
-            "message": e.message,
-        }
-        for e in store.events_after(after_id, limit=limit)
-    ]
+    return [e.to_json() for e in store.events_after(after_id, limit=limit)]
 
 
 def visible(view: dict[str, Any], who: TokenRecord) -> dict[str, Any]:

@@ -110,16 +110,5 @@ class IncidentRecord:
             "openedAt": self.opened_at.isoformat(),
             "updatedAt": self.updated_at.isoformat(),
             "resolvedAt": self.resolved_at.isoformat() if self.resolved_at else None,
-            "timeline": [
-                {
-                    "id": e.id,
-                    "time": e.time.isoformat(),
-                    "level": e.level,
-                    "reason": e.reason,
-                    "workload": e.workload,
-                    "cluster": e.cluster,
-                    "message": e.message,
-                }
-                for e in self.timeline
-            ],
+            "timeline": [e.to_json() for e in self.timeline],
         }

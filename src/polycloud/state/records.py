@@ -205,6 +205,18 @@ class EventRecord:
     reason: str
     message: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The event as the API shows it."""
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(),
+            "level": self.level,
+            "reason": self.reason,
+            "workload": self.workload,
+            "cluster": self.cluster,
+            "message": self.message,
+        }
+
 
 @dataclass(frozen=True)
 class RevisionRecord:
