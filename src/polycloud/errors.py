@@ -61,3 +61,10 @@ class TransientError(PolycloudError):
 
 class PermanentError(PolycloudError):
     """A failure that retrying will not fix."""
+
+
+class FencedError(TransientError):
+    """A write of a leader that no longer holds the lease: refused, so a paused old leader changes nothing.
+
+    Transient for the process (it may win the lease again later), never to be retried as the same write.
+    """

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="http(s) URL that anomalies, incidents and SLO burn alerts are POSTed to.",
     )
+    server_id: str | None = Field(
+        default=None, description="This server's name in the fleet (default: srv-HOSTNAME-PID)."
+    )
+    lease_s: float = Field(
+        default=4.0, ge=1, le=60, description="Seconds a leader's lease lasts without renewal (renewed every second)."
+    )
     probe_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between synthetic probes of each service and cluster."
     )

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,6 @@ class Harness:
     fleet: FleetService
     home: Path
     control: Path
-    thread: threading.Thread
 
     def apply(self, *jobs: dict[str, Any]) -> None:
         docs = [cluster(name, i) for i, name in enumerate(SITES)] + list(jobs)
@@ -118,13 +116,11 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     controller = JobController(
         store, catalog, home, lambda kind, name, h: create_driver(kind, name, h), interval_s=0.05
     )
-    thread = threading.Thread(target=controller.run, daemon=True)
-    thread.start()
+    controller.start()
     try:
-        yield Harness(store, controller, FleetService(store, catalog), home, control, thread)
+        yield Harness(store, controller, FleetService(store, catalog), home, control)
     finally:
         controller.stop()
-        thread.join(10)
         for name in SITES:
             for proc in scan_jobs(home, name).values():
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -232,7 +228,6 @@ def test_a_new_control_plane_adopts_running_jobs_and_learns_how_they_ended(harne
     h.apply(job("orphan", h.control, steps=12, every=2, strategy="next-cheapest", max_restarts=2))
     h.wait_file("paused-a1-4")
     h.controller.stop()  # the old control plane dies; its job keeps running in a session of its own
-    h.thread.join(10)
     successor = JobController(
         h.store,
         load_catalog(),
@@ -244,13 +239,11 @@ def test_a_new_control_plane_adopts_running_jobs_and_learns_how_they_ended(harne
         successor.step()
     assert [(a.number, a.state) for a in h.run("orphan").attempts] == [(1, "running")]  # adopted, not doubled
     successor.preempt("orphan", grace_s=30)
-    thread = threading.Thread(target=successor.run, daemon=True)
-    thread.start()
+    successor.start()
     try:
         run = h.wait_final("orphan")
     finally:
         successor.stop()
-        thread.join(10)
         successor.close()
     assert run.state == "succeeded" and [a.cluster for a in run.attempts] == ["spot-a", "spot-b"]
     assert [t["resumed_from"] for t in h.trace() if t["event"] == "start"] == [0, 4]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from polycloud.client.http import ApiClient
 from polycloud.errors import TransientError, UserError
-from polycloud.server.runfile import RunInfo, read_runinfo, read_token
+from polycloud.server.runfile import RunInfo, read_any_runinfo, read_runinfo, read_token
 from polycloud.settings import Settings
 
 START_TIMEOUT_S = 45.0
@@ -24,7 +24,7 @@ def find(settings: Settings) -> ApiClient | None:
     """A client of the running control plane (remote with `--server`), or None when none answers."""
     if settings.server:
         return ApiClient(settings.server, token_for(settings), trust=settings.tls_cert)
-    info = read_runinfo(settings.resolved_home)
+    info = read_any_runinfo(settings.resolved_home)
     if info is None:
         return None
     client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)

@@ -17,7 +17,6 @@ them in one transaction (`Store.accrue_cost`). What is measured and what is mode
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -31,7 +30,8 @@ from polycloud.cost import PriceBook, budget_statuses
 from polycloud.cost.budgets import crossed, month_key, month_start
 from polycloud.cost.pricing import BYTES_PER_GB, SECONDS_PER_MONTH
 from polycloud.cost.report import CostLine
-from polycloud.errors import NotFoundError, PolycloudError
+from polycloud.errors import NotFoundError, PermanentError, PolycloudError
+from polycloud.loops import Gate, Loop, always
 from polycloud.spec.models import Cluster, Dataset, Job, Policy, Service
 from polycloud.state import EventInput, ReplicaRecord, RevisionRecord, Store
 from polycloud.state.job_records import JobRunRecord
@@ -202,7 +202,7 @@ def budget_alerts(store: Store, now: datetime) -> list[BudgetAlertInput]:
 
 @dataclass
 class Accountant:
-    """One per control plane; `run()` in its own thread. Several on one database never double-count."""
+    """One per control plane, run by `start()`. Several on one database never double-count."""
 
     store: Store
     catalog: Catalog
@@ -210,28 +210,40 @@ class Accountant:
     max_gap_s: float = 30.0
     """Seconds of unobserved time (no accountant ran) charged at most, at the rates seen after it."""
     budget_every_s: float = 10.0
+    gate: Gate = always
+    """Passes run only while this is open (only the holder of the leader lease accrues)."""
     _revisions: dict[RevKey, RevisionRecord] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
     _said: str = ""
+    _checked: float = 0.0
 
-    def run(self) -> None:
-        """Accrue every `interval_s` until `stop()`; a failed pass is logged and retried, never fatal."""
-        checked = 0.0
-        while not self._stop.is_set():
-            try:
-                self.step()
-                if time.monotonic() - checked >= self.budget_every_s:
-                    self.check_budgets()
-                    checked = time.monotonic()
-                self._said = ""
-            except (PolycloudError, ValidationError) as e:
-                if str(e) != self._said:
-                    log.error("cost accounting pass failed: %s", e)
-                    self._said = str(e)
-            self._stop.wait(self.interval_s)
+    def __post_init__(self) -> None:
+        self.loop = Loop(
+            "accountant", self._pass, interval_s=self.interval_s, gate=self.gate, on_error=self._failed
+        )
+
+    def start(self) -> None:
+        """Accrue every `interval_s` in a thread of its own until `stop()`; failures are logged."""
+        self.loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop after the current pass (waits for it)."""
+        self.loop.stop()
+
+    def _pass(self) -> None:
+        try:
+            self.step()
+            if time.monotonic() - self._checked >= self.budget_every_s:
+                self.check_budgets()
+                self._checked = time.monotonic()
+        except ValidationError as e:  # a stored document this version cannot read
+            self._failed(PermanentError(str(e)))
+            return
+        self._said = ""
+
+    def _failed(self, error: PolycloudError) -> None:
+        if str(error) != self._said:
+            log.error("cost accounting pass failed: %s", error)
+            self._said = str(error)
 
     def step(self) -> float:
         """One pass: accrue since the last one. Returns the seconds accrued."""

@@ -26,6 +26,7 @@ from polycloud.controller.jobreport import jobs_document
 from polycloud.drivers.base import ClusterDriver
 from polycloud.drivers.jobs import JobLaunch, JobStatus, SupportsJobs
 from polycloud.errors import ConflictError, NotFoundError, PermanentError, PolycloudError, TransientError
+from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import build_site, transfer_usd_per_gb
 from polycloud.spec.models import Cluster, Dataset, Job, Policy
 from polycloud.state import EventInput, Store, WorkloadState
@@ -53,7 +54,7 @@ class Fleetview:
 
 @dataclass
 class JobController:
-    """One per control plane; `run()` in its own thread, the other methods from API threads."""
+    """One per control plane; `start()` runs its loop, the other methods serve API threads."""
 
     store: Store
     catalog: Catalog
@@ -65,33 +66,32 @@ class JobController:
     """Grace a cancelled or superseded job gets to exit after SIGTERM."""
     lost_after_s: float = 30.0
     """An attempt recorded as running that no driver reports, this long after its start, has failed."""
+    gate: Gate = always
+    """Passes run only while this is open (only the holder of the leader lease runs jobs)."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
         self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.loop = Loop("jobs", self.step, interval_s=self.interval_s, gate=self.gate, on_error=self._failed)
         self._said = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def run(self) -> None:
-        """Advance jobs until `stop()`; a failed pass becomes an event, never ends the loop."""
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except PolycloudError as e:
-                if str(e) != self._said:
-                    self._event("error", "JobControllerFailed", str(e))
-                    self._said = str(e)
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+    def start(self) -> None:
+        """Advance jobs in a thread of its own until `stop()`; a failed pass becomes an event."""
+        self.loop.start()
+
+    def _failed(self, error: PolycloudError) -> None:
+        if str(error) != self._said:
+            self._said = str(error)
+            self._event("error", "JobControllerFailed", str(error))
 
     def wake(self) -> None:
-        self._wake.set()
+        """Advance now rather than at the end of the interval."""
+        self.loop.wake()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        """Stop after the current pass (waits for it); a pass still running starts nothing new."""
+        self.loop.stop()
 
     def close(self) -> None:
         with self._lock:
@@ -154,7 +154,7 @@ class JobController:
             return
         attempt = run.latest
         if attempt is None or attempt.state != "running":
-            if not self._stop.is_set():  # shutting down: record endings, start nothing
+            if not self.loop.stopping:  # shutting down: record endings, start nothing
                 self._start_next(run, w, job, view, obs)
             return
         status = obs.get((run.job, attempt.cluster))
@@ -175,7 +175,7 @@ class JobController:
             if result.attempt in ("preempted", "failed") and result.run != "failed":
                 level = "warning"
             self._event(level, result.reason, result.message, run.job, attempt.cluster)
-            self._wake.set()  # start the next attempt without waiting a pass
+            self.loop.wake()  # start the next attempt without waiting a pass
 
     def _settle(self, run: JobRunRecord, obs: Observed) -> None:
         """A final run: stop whatever of it still runs, and close its last attempt once it has ended."""

@@ -26,6 +26,7 @@ from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
 from polycloud.errors import PolycloudError
+from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import Point, build_site
 from polycloud.spec.models import Cluster
 from polycloud.state import EventInput, ReplicaRecord, Store
@@ -70,13 +71,16 @@ class Reconciler:
     """Load reports older than this are ignored (their gateway stopped reporting)."""
     metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
     """Replicas desired and ready, failovers, rollouts, pass durations (Prometheus)."""
+    gate: Gate = always
+    """Passes run only while this is open (a server reconciles only while it holds the leader lease)."""
 
     def __post_init__(self) -> None:
         self._drivers: dict[str, ClusterDriver] = {}
         self._driver_types: dict[str, str] = {}
         self._backoff = Backoff()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.loop = Loop(
+            "reconciler", self._timed_step, interval_s=self.interval_s, gate=self.gate, on_error=self._failed
+        )
         self._said: dict[str, str] = {}
         self._snapshot: list[Fingerprint] = []
         self._serving = _serving(self.store.replicas())  # what served before a restart, until observed
@@ -84,25 +88,28 @@ class Reconciler:
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def run(self) -> None:
-        """Reconcile until `stop()`; errors of one pass become events, never end the loop."""
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                self.step()
-            except PolycloudError as e:
-                self.metrics.errors.inc()
-                self._say("loop", "error", "ReconcileFailed", str(e))
-            self.metrics.duration.observe(time.perf_counter() - started)
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+    def start(self) -> None:
+        """Reconcile in a thread of its own until `stop()`; a failed pass becomes an event."""
+        self.loop.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Reconcile now (after a change) rather than at the end of the interval."""
+        self.loop.wake()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        """Stop after the current pass (waits for it)."""
+        self.loop.stop()
+
+    def _timed_step(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.step()
+        finally:
+            self.metrics.duration.observe(time.perf_counter() - started)
+
+    def _failed(self, error: PolycloudError) -> None:
+        self.metrics.errors.inc()
+        self._say("loop", "error", "ReconcileFailed", str(error))
 
     def driver(self, cluster: str) -> ClusterDriver | None:
         with self._lock:

@@ -13,7 +13,6 @@ One failing part is logged and retried next time; it never stops the others.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from polycloud.errors import PolycloudError, UserError
+from polycloud.loops import Gate, Loop, always
 from polycloud.obs.detect import RobustDetector, Score
 from polycloud.obs.drift import DriftWatch
 from polycloud.obs.incidents import IncidentTracker
@@ -59,7 +59,7 @@ def _detectors() -> dict[str, RobustDetector]:
 
 
 class Observer:
-    """See the module's doc. `run` it in a thread; `stop` ends it."""
+    """See the module's doc. `start` runs it in a thread; `stop` ends it."""
 
     def __init__(
         self,
@@ -70,8 +70,9 @@ class Observer:
         prober: Prober | None = None,
         drift: DriftWatch | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gate: Gate = always,
     ) -> None:
-        """Observe `store`'s fleet."""
+        """Observe `store`'s fleet; passes run only while `gate` is open (the leader observes)."""
         self.store = store
         self.settings = settings or ObserverSettings()
         self.metrics = ObserverMetrics()
@@ -92,19 +93,16 @@ class Observer:
         self._due: dict[str, float] = {}
         self._passes = 0
         self._last = time.monotonic()
-        self._stop = threading.Event()
+        interval = self.settings.interval_s
+        self.loop = Loop("observer", self.step, interval_s=interval, gate=gate, first_delay_s=interval)
 
-    def run(self) -> None:
-        """Observe until `stop()`."""
-        while not self._stop.wait(self.settings.interval_s):
-            try:
-                self.step()
-            except Exception:  # a bug in one pass must not end observation for good
-                log.exception("observer pass failed")
+    def start(self) -> None:
+        """Observe in a thread of its own until `stop()`."""
+        self.loop.start()
 
     def stop(self) -> None:
-        """Stop after the current pass."""
-        self._stop.set()
+        """Stop after the current pass (waits for it)."""
+        self.loop.stop()
 
     def close(self) -> None:
         """Let go of HTTP clients and the webhook's thread."""
@@ -318,9 +316,9 @@ class Observer:
 
 
 def start_observer(
-    store: Store, *, webhook_url: str | None, probe_every_s: float
-) -> tuple[Observer, threading.Thread]:
-    """An observer of `store` running in a daemon thread; `stop()` it, join the thread, `close()` it.
+    store: Store, *, webhook_url: str | None, probe_every_s: float, gate: Gate = always
+) -> Observer:
+    """An observer of `store` running in its own thread; `stop()` it, then `close()` it.
 
     Raises:
         UserError: `webhook_url` is not an http(s) URL.
@@ -329,7 +327,6 @@ def start_observer(
         webhook = Webhook(webhook_url) if webhook_url else None
     except ValueError as e:
         raise UserError(str(e)) from e
-    observer = Observer(store, ObserverSettings(probe_every_s=probe_every_s), webhook=webhook)
-    thread = threading.Thread(target=observer.run, name="observer", daemon=True)
-    thread.start()
-    return observer, thread
+    observer = Observer(store, ObserverSettings(probe_every_s=probe_every_s), webhook=webhook, gate=gate)
+    observer.start()
+    return observer

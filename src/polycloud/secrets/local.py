@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import stat
 from collections.abc import Callable
@@ -138,6 +139,17 @@ class LocalKeyWrapper:
     def key_ids(self) -> list[str]:
         """Every master key id this ring can unwrap with, the wrapping one first."""
         return [self._current, *(k for k in self._keys if k != self._current)]
+
+    def derive(self, key_id: str, label: bytes) -> bytes:
+        """A 32-byte key for `label`, derived (HMAC-SHA256) from master key `key_id`.
+
+        Raises:
+            SecretUnreadable: This ring does not hold `key_id`.
+        """
+        key = self._keys.get(key_id)
+        if key is None:
+            raise SecretUnreadable(f"master key {key_id} is not available")
+        return hmac.new(key, b"polycloud/derived\0" + label, hashlib.sha256).digest()
 
     def wrap(self, data_key: bytes, context: bytes) -> tuple[bytes, str]:
         """Encrypt a data key with the current master key: nonce ‖ ciphertext ‖ tag."""

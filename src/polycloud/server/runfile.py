@@ -17,6 +17,7 @@ from polycloud.errors import ConflictError
 RUNFILE = "control-plane.json"
 LOCKFILE = "control-plane.lock"
 TOKENFILE = "admin.token"
+SERVERS_DIR = "servers"
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,10 @@ class RunInfo:
     gateway_url: str
 
 
-def read_runinfo(home: Path) -> RunInfo | None:
+def read_runinfo(home: Path, name: str = RUNFILE) -> RunInfo | None:
     """The run file's content if it names a live process, else None."""
     try:
-        data = json.loads((home / RUNFILE).read_text())
+        data = json.loads((home / name).read_text())
         info = RunInfo(
             pid=int(data["pid"]), api_url=str(data["api_url"]), gateway_url=str(data["gateway_url"])
         )
@@ -38,15 +39,35 @@ def read_runinfo(home: Path) -> RunInfo | None:
     return info if pid_alive(info.pid) else None
 
 
-def write_runinfo(home: Path, info: RunInfo) -> None:
-    tmp = home / f".{RUNFILE}.tmp"
+def write_runinfo(home: Path, info: RunInfo, name: str = RUNFILE) -> None:
+    """Publish `info` as `home/name`, atomically."""
+    path = home / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(asdict(info)))
-    tmp.replace(home / RUNFILE)
+    tmp.replace(path)
 
 
-def remove_runinfo(home: Path) -> None:
+def remove_runinfo(home: Path, name: str = RUNFILE) -> None:
     with contextlib.suppress(FileNotFoundError):
-        (home / RUNFILE).unlink()
+        (home / name).unlink()
+
+
+def server_runfile(server_id: str) -> str:
+    """Where `polycloud server` SERVER_ID publishes itself under the home (several may share one)."""
+    return f"{SERVERS_DIR}/{server_id}.json"
+
+
+def read_any_runinfo(home: Path) -> RunInfo | None:
+    """The embedded control plane of `home`, else any live `polycloud server` of it."""
+    found = read_runinfo(home)
+    if found is not None:
+        return found
+    for path in sorted((home / SERVERS_DIR).glob("*.json")):
+        info = read_runinfo(home, path.relative_to(home).as_posix())
+        if info is not None:
+            return info
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -71,6 +92,32 @@ def exclusive(home: Path) -> Iterator[None]:
             running = read_runinfo(home)
             where = f" (pid {running.pid}, API {running.api_url})" if running else ""
             raise ConflictError(f"a control plane already runs for {home}{where}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def exclusive_sqlite(database_url: str) -> Iterator[None]:
+    """Hold the lock of a SQLite database's server (none is needed for PostgreSQL).
+
+    Raises:
+        ConflictError: Another server runs on this SQLite file.
+    """
+    if not database_url.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(database_url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with database.with_name(database.name + ".server.lock").open("a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConflictError(
+                f"another polycloud server already runs on the SQLite database {database}; SQLite allows "
+                "one server: for several, use PostgreSQL (POLYCLOUD_DATABASE_URL=postgresql+psycopg://...)"
+            ) from None
         try:
             yield
         finally:

@@ -7,15 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from polycloud.state import ReplicaRecord, RevisionRecord, Store
+from polycloud.state import MemberRecord, ReplicaRecord, RevisionRecord, Store
 
 
 @dataclass(frozen=True)
 class Endpoints:
     api_url: str
     gateway_url: str
+    host: str = ""
+    """This server's host name: members elsewhere show no pid (it would mean nothing here)."""
 
 
+MEMBER_MAX_AGE_S = 10.0
+"""Status lists the servers and gateways that heartbeat (every second) within this window."""
 ANOMALY_WINDOW_S = 900.0
 """Status shows the anomalies of the last 15 minutes."""
 
@@ -48,8 +52,31 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
     return {
         "gateway": {"url": endpoints.gateway_url},
         "api": {"url": endpoints.api_url},
+        "controlPlane": control_plane(store, endpoints.host),
         "services": services,
         "anomalies": [a.to_json() for a in store.anomalies(ANOMALY_WINDOW_S, limit=20)],
+    }
+
+
+def control_plane(store: Store, host: str) -> dict[str, Any]:
+    """Who leads at which epoch, and every server and gateway heard from lately (pid: on this host)."""
+    lease = store.lease()
+    live = lease is not None and lease.remaining_s > 0
+    leader = lease.holder if live and lease is not None else None
+    members = store.members(MEMBER_MAX_AGE_S)
+
+    def seen(m: MemberRecord) -> dict[str, Any]:
+        return {"pid": m.pid if m.host == host else None, "lastSeen": m.last_seen.isoformat()}
+
+    return {
+        "leader": leader,
+        "epoch": lease.epoch if lease is not None else 0,
+        "servers": [
+            {"id": m.id, "api": m.url, **seen(m), "leader": m.id == leader}
+            for m in members
+            if m.role == "server"
+        ],
+        "gateways": [{"id": m.id, "url": m.url, **seen(m)} for m in members if m.role == "gateway"],
     }
 
 

@@ -5,7 +5,8 @@ records are frozen dataclasses from `polycloud.state.records`; `content_hash` gi
 that decides whether a workload changed.
 """
 
-from polycloud.state import tables_accounting, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
+from polycloud.state import tables_accounting, tables_control, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
+from polycloud.state.control import Lease, MemberInput, MemberRecord
 from polycloud.state.hashing import canonical_json, content_hash
 from polycloud.state.records import (
     ApplyResult,
@@ -40,7 +41,10 @@ __all__ = [
     "EventInput",
     "EventLevel",
     "EventRecord",
+    "Lease",
     "LoadReport",
+    "MemberInput",
+    "MemberRecord",
     "ReplicaRecord",
     "ReplicaState",
     "RevisionCounts",

@@ -23,7 +23,7 @@ from polycloud.state.connecting import lock, writer
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0010"
+HEAD = "0011"
 """The newest migration in `migrations/versions/`."""
 VERSION_TABLE = "alembic_version"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -84,3 +84,22 @@ def upgrade(engine: Engine) -> None:
             raise UserError(
                 f"the state database {url} has a schema unknown to this polycloud ({hint}): {e}"
             ) from e
+
+
+def check_schema(engine: Engine, label: str) -> None:
+    """Refuse a database whose schema is not this polycloud's, saying what to do.
+
+    Raises:
+        UserError: Never initialised, or migrated to another version.
+        sqlalchemy.exc.DBAPIError: The database is unreachable.
+    """
+    with engine.connect() as connection:
+        found = current_revision(connection)
+    if found == HEAD:
+        return
+    if found is None:
+        raise UserError(f"the state database {label} is not initialised: run `polycloud server init` once")
+    raise UserError(
+        f"the state database {label} is at schema {found}, this polycloud needs {HEAD}: "
+        "run `polycloud server init` with the newer polycloud (older servers must stop first)"
+    )

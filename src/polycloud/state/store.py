@@ -25,12 +25,13 @@ from polycloud.state.records import (
     WorkloadInput,
     WorkloadState,
 )
+from polycloud.state.store_control import ControlStore
 from polycloud.state.store_core import Clock, StoreCore
 from polycloud.state.store_extended import ExtendedStore
 from polycloud.state.tables import DocumentRow
 
 
-class Store(ExtendedStore):
+class Store(ExtendedStore, ControlStore):
     """The state store. Create with `Store.open(url)`; close with `close()` or a `with` block."""
 
     # desired state
@@ -202,6 +203,20 @@ class Store(ExtendedStore):
             return tokens.create_token(
                 session, name=name, role=role, project=project, expires_at=expires_at, now=now
             )
+
+    def create_first_admin_token(self) -> str | None:
+        """Create the first admin token if no token exists yet; returns its plaintext, or None.
+
+        Race-free: servers starting at once on one database create exactly one.
+        """
+        now = self._clock()
+        with self._session(write=True, lock_name="tokens") as session:
+            if tokens.list_tokens(session):
+                return None
+            token, _ = tokens.create_token(
+                session, name="admin", role="admin", project=None, expires_at=None, now=now
+            )
+            return token
 
     def tokens(self) -> list[TokenRecord]:
         """Every token ever created (revoked and expired included), oldest first."""

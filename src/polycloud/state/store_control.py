@@ -1,0 +1,58 @@
+"""Store methods of the control plane itself: the leader lease, members' heartbeats and shared settings.
+
+Each is one short transaction, as in `Store`. The lease's reads and writes are never fenced (they are
+how fencing starts); everything else a leader writes goes through `StoreCore.fenced`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from polycloud.state import control
+from polycloud.state.control import Lease, MemberInput, MemberRecord
+from polycloud.state.store_core import StoreCore
+
+
+class ControlStore(StoreCore):
+    """The lease, the members and the shared settings (see `polycloud.state.control`)."""
+
+    def acquire_lease(self, holder: str, ttl_s: float, name: str = control.LEADER) -> Lease:
+        """Take or renew lease `name` for `holder`; the returned lease says who holds it now."""
+        with self._session(write=True, unfenced=True, lock_name="lease") as session:
+            return control.acquire(session, name, holder, ttl_s)
+
+    def release_lease(self, holder: str, epoch: int, name: str = control.LEADER) -> None:
+        """Let lease `name` go at once, if `holder` still holds it at `epoch`."""
+        with self._session(write=True, unfenced=True) as session:
+            control.release(session, name, holder, epoch)
+
+    def lease(self, name: str = control.LEADER) -> Lease | None:
+        """Lease `name` as it stands, or None when no one ever took it."""
+        with self._session(write=False) as session:
+            return control.read(session, name)
+
+    def heartbeat(self, member: MemberInput) -> None:
+        """Record that `member` (a server or a gateway) is alive."""
+        with self._session(write=True, unfenced=True) as session:
+            control.heartbeat(session, member, self._clock())
+
+    def members(self, max_age_s: float) -> list[MemberRecord]:
+        """Members heard from within the last `max_age_s` seconds, by (role, id)."""
+        since = self._clock() - timedelta(seconds=max_age_s)
+        with self._session(write=False) as session:
+            return control.members(session, since)
+
+    def leave(self, member_id: str) -> None:
+        """Forget a member that stops on purpose."""
+        with self._session(write=True, unfenced=True) as session:
+            control.leave(session, member_id)
+
+    def control_setting(self, name: str) -> str | None:
+        """A setting every server shares, or None when unset."""
+        with self._session(write=False) as session:
+            return control.setting(session, name)
+
+    def settle_control_setting(self, name: str, value: str) -> str:
+        """Set `name` to `value` unless already set (race-free); returns the value that stands."""
+        with self._session(write=True, unfenced=True, lock_name="control-settings") as session:
+            return control.setting_once(session, name, value)
