@@ -25,7 +25,7 @@ from polycloud.controller.metrics import ControllerMetrics
 from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
-from polycloud.errors import PolycloudError
+from polycloud.errors import FencedError, PolycloudError
 from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import Point, build_site
 from polycloud.spec.models import Cluster
@@ -143,6 +143,8 @@ class Reconciler:
             actions = plan_step(desired, observed, self._backoff, now)
             actions.events.extend(failover_events + autoscale_events)
             actions.events.extend(self.rollouts.advance(workloads, desired, observed))
+            if not self.gate():  # paused past the lease mid-pass: the new leader acts, not this one
+                raise FencedError("the leader lease ran out during the pass; nothing was changed")
             started = self._act(actions)
             self._record(observed, started, actions, desired)
             self.metrics.observed(desired, observed)

@@ -126,6 +126,7 @@ def exclusive_sqlite(database_url: str) -> Iterator[None]:
 
 def write_token(home: Path, token: str) -> Path:
     path = home / TOKENFILE
+    home.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
