@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import uuid
 
@@ -98,6 +100,7 @@ def test_runtime_on_postgresql(polycloud: Polycloud, fleet: Fleet) -> None:
         polycloud.env["POLYCLOUD_DATABASE_URL"] = (
             f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
         )
+        polycloud.env["POLYCLOUD_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()  # shared keys
         polycloud.ok("apply", fleet.write(), "--yes")
         status = polycloud.status()
         assert {s["name"] for s in status["services"]} == {"alpha", "beta"}
