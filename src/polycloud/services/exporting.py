@@ -73,9 +73,14 @@ def write_export(export: Export, out: Path) -> list[Path]:
     for relative, item in export.files():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.dump(item, Dumper=_PlainDumper, sort_keys=False))
+        path.write_text(manifest_yaml(item))
         written.append(path)
     return written
+
+
+def manifest_yaml(item: Manifest) -> str:
+    """One manifest as YAML, keys in the order written and without anchors."""
+    return yaml.dump(item, Dumper=_PlainDumper, sort_keys=False)
 
 
 class _PlainDumper(yaml.SafeDumper):

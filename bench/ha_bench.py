@@ -1,0 +1,137 @@
+"""High-availability figures of the control plane, each over several runs (min / median / max):
+
+- **leader failover**: two `polycloud server`s on PostgreSQL; SIGKILL the leader, time until the survivor
+  holds the lease (polled every 20 ms through its API), while clients send requests through a gateway
+  (every one counted). The killed server is replaced before the next run. Baseline: the lease time.
+- **gateway cold start**: from spawning `polycloud gateway` to its first answered inference, (a) with
+  the database up, (b) with the database unreachable, serving from the on-disk copy in its home.
+
+Run: `.venv/bin/python bench/ha_bench.py [--runs 10]` (needs PostgreSQL at 127.0.0.1:5432, database
+`test`, trust auth). The black-hole and crash RTOs are measured by the frozen-cluster drills
+(`polycloud drill blackhole|outage`); see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the end-to-end harness: the same roles the HA tests run
+
+from tests.e2e.conftest import IRIS_MODEL  # noqa: E402
+from tests.e2e.fleets import Fleet, ServiceDecl  # noqa: E402
+from tests.e2e.roles import Role, Roles, drop_schema, fresh_schema_url  # noqa: E402
+from tests.e2e.traffic import IRIS_SAMPLE, ClientLoad  # noqa: E402
+
+LEASE_S = 4.0
+
+
+def spread(values: list[float]) -> str:
+    return f"min {min(values):7.3f}  median {statistics.median(values):7.3f}  max {max(values):7.3f}"
+
+
+def first_answer_s(role: Role, started: float, timeout_s: float = 60.0) -> float:
+    """Seconds from `started` until the gateway answers an inference with 200."""
+    body = {"inputs": [IRIS_SAMPLE]}
+    deadline = started + timeout_s
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.post(f"{role.url}/v2/models/alpha/infer", json=body).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.005)
+    raise RuntimeError(f"{role.name} did not answer within {timeout_s} s:\n{role.output()[-2000:]}")
+
+
+def leader_failover(roles: Roles, runs: int) -> tuple[list[float], int, int]:
+    servers = {name: roles.start_server(name) for name in ("srv-0", "srv-1")}
+    for server in servers.values():
+        roles.wait_healthy(server, "/api/v1/health")
+    gateway = roles.start_gateway("gw-bench")
+    roles.wait_healthy(gateway, "/v2/health/live")
+    model = Path(shutil.copy(IRIS_MODEL, roles.root / "iris.onnx"))
+    fleet = Fleet(roles.root, model, ("acme", "borealis"), (ServiceDecl("alpha", ("acme", "borealis"), 1),))
+    applied = roles.cli("apply", fleet.write(), "--yes", server=next(iter(servers.values())))
+    if applied.rc != 0:
+        raise RuntimeError(f"apply failed: {applied.stdout}{applied.stderr}")
+    times: list[float] = []
+    with ClientLoad([gateway.url], "alpha", clients=2) as load:
+        for run in range(runs):
+            any_server = next(s for s in servers.values() if s.alive())
+            leader_id, epoch = roles.leader(any_server)
+            leader = servers.pop(str(leader_id))
+            survivor = next(iter(servers.values()))
+            leader.popen.send_signal(signal.SIGKILL)
+            leader.popen.wait()
+            killed = time.monotonic()
+            while roles.leader(survivor) != (survivor.name, epoch + 1):
+                time.sleep(0.02)
+            times.append(time.monotonic() - killed)
+            print(f"  run {run + 1}: new leader after {times[-1]:.3f} s", flush=True)
+            replacement = roles.start_server(f"srv-{run + 2}")
+            servers[replacement.name] = replacement
+            roles.wait_healthy(replacement, "/api/v1/health")
+    return times, load.count(), len(load.failures())
+
+
+def gateway_cold_start(roles: Roles, runs: int) -> tuple[list[float], list[float]]:
+    warm = roles.by_name("gw-bench")
+    with_db: list[float] = []
+    from_disk: list[float] = []
+    for run in range(runs):
+        for label, results, url in (("database up", with_db, None), ("database down", from_disk, "down")):
+            name = f"gw-cold-{run}-{len(results)}-{'down' if url else 'up'}"
+            home = (roles.root / f"home-{name}").resolve()
+            if url:  # start from a copy of a running gateway's saved routes, the database unreachable
+                shutil.copytree(warm.home / "gateway", home / "gateway")
+                saved = roles.database_url
+                roles.database_url = "postgresql+psycopg://postgres@127.0.0.1:1/unreachable"
+            started = time.monotonic()
+            role = roles.start_gateway(name)
+            if url:
+                roles.database_url = saved
+            results.append(first_answer_s(role, started))
+            role.popen.terminate()
+            role.popen.wait(30)
+            print(f"  run {run + 1}, {label}: first answer after {results[-1]:.3f} s", flush=True)
+    return with_db, from_disk
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    url, schema = fresh_schema_url()
+    root = Path(tempfile.mkdtemp(prefix="polycloud-ha-bench-"))
+    roles = Roles(root, url)
+    try:
+        roles.init()
+        print(f"leader failover ({args.runs} runs, lease {LEASE_S:g} s, renewed every 1 s):", flush=True)
+        failover, sent, failed = leader_failover(roles, args.runs)
+        print("gateway cold start:", flush=True)
+        with_db, from_disk = gateway_cold_start(roles, args.runs)
+    finally:
+        roles.close()
+        drop_schema(schema)
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(f"leader failover, s             {spread(failover)}   (lease {LEASE_S:g} s)")
+    print(f"  client requests during it    {sent} sent, {failed} failed")
+    print(f"gateway cold start, s, db up   {spread(with_db)}")
+    print(f"gateway cold start, s, db down {spread(from_disk)}   (from its on-disk copy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
