@@ -14,6 +14,7 @@ from polycloud.cli import (
     demo,
     drill,
     export,
+    gateway,
     jobs,
     keys,
     observe,
@@ -22,6 +23,7 @@ from polycloud.cli import (
     rollout,
     runtime,
     secrets,
+    server,
     tokens,
 )
 from polycloud.cli.common import connect_to
@@ -56,6 +58,8 @@ for module in (
     catalog,
     planning,
     runtime,
+    server,
+    gateway,
     demo,
     drill,
     export,

@@ -275,7 +275,7 @@ def rollback(
 
 @friendly
 def down() -> None:
-    """Stop every replica and the control plane. State (revisions, events) is kept."""
+    """Stop every replica, the control plane and the home's gateway. State (revisions, events) is kept."""
     s = settings()
     client = find(s)
     info = read_runinfo(s.resolved_home)
@@ -286,6 +286,10 @@ def down() -> None:
             time.sleep(0.1)
     # Whatever the control plane could not stop (or when none ran), stop the embedded replicas directly.
     left = stop_all_replicas(s.resolved_home)
+    # The home's gateway outlives control planes; `down` stops it too. (Imported here: see `up`.)
+    from polycloud.server.children import stop_gateway
+
+    stop_gateway(s.resolved_home)
     out.print("stopped" + (f" ({left} leftover replicas)" if left else ""))
 
 

@@ -4,7 +4,9 @@ Every `interval_s` (1 s) the `LoadReporter` sends one `LoadSample` per (service,
 `LoadSink`: requests in flight now and their mean over the window (sampled every `sample_interval_s`),
 answers per second, the share of 5xx answers and the p99 answer time over the window. The sink is
 called in a worker thread, so the database is never touched on the request path; a failing sink is
-logged (once per distinct message) and the next window is reported as usual.
+logged (once per distinct message) and the next window is reported as usual, so reports resume by
+themselves when the store returns. A sink that is a `MemberSink` also gets a heartbeat after each
+window's reports: the gateway's membership in the fleet.
 
 The request path only appends an answer time to a list (`LoadWindow.answered`, called through
 `RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Like the
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from polycloud.errors import PolycloudError
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
@@ -67,6 +69,19 @@ class LoadSink(Protocol):
 
         Raises:
             PolycloudError: The report could not be written (it is logged and dropped).
+        """
+
+
+@runtime_checkable
+class MemberSink(Protocol):
+    """A sink that also records this gateway as a live member of the fleet (`polycloud status`)."""
+
+    def heartbeat(self) -> None:
+        """Say that this gateway is alive now; called after each window's reports.
+
+        Raises:
+            PolycloudError: The heartbeat could not be written (it is logged once and retried with the
+                next window).
         """
 
 
@@ -254,6 +269,8 @@ class LoadReporter:
             self._sink.report_revisions(self.gateway_id, revisions)
         if keys is not None and isinstance(self._sink, KeySink):
             self._sink.report_keys(self.gateway_id, keys)
+        if isinstance(self._sink, MemberSink):
+            self._sink.heartbeat()  # last: an older schema without members still gets the reports
 
     async def run(self) -> None:
         """Sample and report forever (cancel the task to stop)."""

@@ -8,7 +8,9 @@ live Service or still has replicas (a deleted one whose replicas are stopping); 
 not routes.
 
 `StoreLoadSink` is the other direction: it writes the gateway's load samples (`polycloud.gateway.reporting`)
-to the store's load reports, for the controller's autoscaler.
+to the store's load reports, for the controller's autoscaler, and, given the gateway's `MemberInput`,
+heartbeats it into the store's members after each window (so that `polycloud status` lists it) and
+removes it on a clean stop (`leave`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from polycloud.errors import TransientError
 from polycloud.gateway.keyload import KeySample
 from polycloud.gateway.reporting import LoadSample
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
-from polycloud.state import LoadReport, ReplicaRecord, RevisionCounts, Store
+from polycloud.state import LoadReport, MemberInput, ReplicaRecord, RevisionCounts, Store
 from polycloud.state.obs_records import KeyLoad
 
 
@@ -127,11 +129,32 @@ def _written(what: str, write: Callable[[], None]) -> None:
 
 
 class StoreLoadSink:
-    """A `LoadSink` writing to a `polycloud.state.Store` (`Store.report_load`)."""
+    """A `LoadSink` writing to a `polycloud.state.Store` (`Store.report_load`), and a `MemberSink`."""
 
-    def __init__(self, store: Store) -> None:
-        """Write load reports to `store`."""
+    def __init__(self, store: Store, member: MemberInput | None = None) -> None:
+        """Write load reports to `store`; heartbeat `member` there too (None: no membership)."""
         self._store = store
+        self._member = member
+
+    def heartbeat(self) -> None:
+        """Record the gateway as alive now (`Store.heartbeat`); nothing without a member.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        member = self._member
+        if member is not None:
+            _written("the heartbeat", lambda: self._store.heartbeat(member))
+
+    def leave(self) -> None:
+        """Remove the gateway from the members at once (a clean stop); nothing without a member.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        member = self._member
+        if member is not None:
+            _written("the departure", lambda: self._store.leave(member.id))
 
     def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
         """Replace this gateway's load reports with `samples`.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from polycloud.server.assembly import Server, bind
+from polycloud.server.assembly import Server
 from polycloud.server.children import GatewayProcess
 from polycloud.server.runfile import (
     RunInfo,
@@ -42,11 +42,6 @@ def wait_listening(addr: str, timeout_s: float) -> bool:
                 return True
         time.sleep(0.05)
     return False
-
-
-def free_addr(addr: str) -> None:
-    """Fail early and clearly when the gateway's address is taken."""
-    bind(addr, fallback_to_free=False).close()
 
 
 @contextmanager
