@@ -20,7 +20,7 @@ from polycloud.client.convergence import is_converged
 from polycloud.client.discovery import connect, find, start_background
 from polycloud.client.http import ApiClient, tls_context
 from polycloud.drivers.local import stop_all_replicas
-from polycloud.server.runfile import RunInfo, pid_alive, read_runinfo
+from polycloud.homefiles import RunInfo, pid_alive, read_runinfo
 from polycloud.services.documents import fleet_to_documents
 from polycloud.spec import load_fleet
 

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from polycloud.cli.common import friendly, out, settings
-from polycloud.server.runfile import RunInfo
+from polycloud.homefiles import RunInfo
 from polycloud.state.connecting import mask_url
 
 server_app = typer.Typer(

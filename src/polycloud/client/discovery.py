@@ -10,7 +10,7 @@ from pathlib import Path
 
 from polycloud.client.http import ApiClient
 from polycloud.errors import TransientError, UserError
-from polycloud.server.runfile import RunInfo, read_any_runinfo, read_runinfo, read_token
+from polycloud.homefiles import RunInfo, read_any_runinfo, read_runinfo, read_token
 from polycloud.settings import Settings
 
 START_TIMEOUT_S = 45.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from polycloud.server.assembly import Server
 from polycloud.server.children import GatewayProcess
-from polycloud.server.runfile import (
+from polycloud.homefiles import (
     RunInfo,
     exclusive,
     exclusive_sqlite,

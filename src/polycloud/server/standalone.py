@@ -16,7 +16,7 @@ from pathlib import Path
 from polycloud.server.assembly import Server, is_shared
 from polycloud.server.keys import fleet_keys
 from polycloud.server.process import first_token
-from polycloud.server.runfile import (
+from polycloud.homefiles import (
     RunInfo,
     exclusive_sqlite,
     remove_runinfo,

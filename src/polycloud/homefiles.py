@@ -1,4 +1,7 @@
-"""Where a running control plane says it is (`$POLYCLOUD_HOME/control-plane.json`) and its lock."""
+"""What a polycloud home holds for the processes that share it: run files (where a running control plane
+or server says it is), the locks that keep one `up` per home and one server per SQLite database, and
+the admin token. Written by `server/`, read by `client/` and the CLI; below both, so neither imports
+the other."""
 
 from __future__ import annotations
 
