@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from polycloud.errors import FencedError, PolycloudError
@@ -41,7 +42,7 @@ class Loop:
         name: str,
         step: Callable[[], object],
         *,
-        interval_s: float,
+        interval_s: float | Callable[[], float],
         gate: Gate = always,
         on_error: Callable[[PolycloudError], None] | None = None,
         first_delay_s: float = 0.0,
@@ -51,7 +52,8 @@ class Loop:
         Args:
             name: For the thread and the logs.
             step: One pass; it should return quickly relative to `interval_s`.
-            interval_s: Seconds between the end of one pass and the start of the next.
+            interval_s: Seconds from the start of one pass to the start of the next (or a function
+                giving them before each wait, for loops whose pace changes).
             gate: The step runs only while this returns True (checked before every pass).
             on_error: Told of a pass that failed with a `PolycloudError` (default: logged). A
                 `FencedError` (the lease was lost mid-pass) is only logged: the new leader acts.
@@ -112,6 +114,8 @@ class Loop:
         if self._first_delay and self._stop.wait(self._first_delay):
             return
         while not self._stop.is_set():
+            started = time.monotonic()
             self.run_once()
-            self._wake.wait(self._interval)
+            interval = self._interval() if callable(self._interval) else self._interval
+            self._wake.wait(max(0.0, interval - (time.monotonic() - started)))
             self._wake.clear()

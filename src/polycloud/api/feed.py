@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from polycloud.errors import PolycloudError, TransientError
+from polycloud.loops import Loop
 from polycloud.services.overview import visible, workload_names
 from polycloud.state import TokenRecord
 
@@ -62,9 +63,8 @@ class Feed:
         self._every_s, self._idle_every_s = every_s, idle_every_s
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Loop("dashboard-feed", self._pass, interval_s=self._pace, on_error=self._failed)
+        self._started = False
         self._latest: dict[str, Any] | None = None
         self._last_event_id: int | None = None
         self._times: deque[float] = deque(maxlen=keep)
@@ -76,7 +76,7 @@ class Feed:
 
     @property
     def closed(self) -> bool:
-        return self._stop.is_set()
+        return self._loop.stopping
 
     def subscribe(self, who: TokenRecord) -> Subscription:
         """A queue of this caller's messages, until `unsubscribe` (TransientError once closed)."""
@@ -86,7 +86,7 @@ class Feed:
         with self._lock:
             self._subs.add(sub)
         self.start()
-        self._wake.set()  # a page that just opened gets a fresh sample now, not in 5 s
+        self._loop.wake()  # a page that just opened gets a fresh sample now, not in 5 s
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -127,33 +127,29 @@ class Feed:
     def start(self) -> None:
         """Start sampling (the server does at start, so that charts have a history when a page opens)."""
         with self._lock:
-            if self._thread is not None or self._stop.is_set():
+            if self._started or self._loop.stopping:
                 return
-            self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
-        self._thread.start()
+            self._started = True
+        self._loop.start()
 
     def close(self) -> None:
         """End every open stream and stop sampling."""
-        self._stop.set()
-        self._wake.set()
+        self._loop.stop(timeout_s=0)
         self._broadcast(lambda _sub: CLOSED)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            if self.stopping():
-                self.close()
-                return
-            try:
-                self.tick()
-            except PolycloudError as e:  # the store is briefly unreachable: try again next tick
-                log.warning("dashboard feed could not sample the fleet: %s", e)
-            except Exception:  # a bug in one sample must not freeze every open page
-                log.exception("dashboard feed failed to sample the fleet")
-            with self._lock:
-                every = self._every_s if self._subs else self._idle_every_s
-            self._wake.wait(max(0.0, every - (time.monotonic() - started)))
-            self._wake.clear()
+    def _pass(self) -> None:
+        if self.stopping():
+            self.close()
+            return
+        self.tick()
+
+    def _pace(self) -> float:
+        with self._lock:
+            return self._every_s if self._subs else self._idle_every_s
+
+    @staticmethod
+    def _failed(error: PolycloudError) -> None:  # the store is briefly unreachable: try again next tick
+        log.warning("dashboard feed could not sample the fleet: %s", error)
 
     def tick(self) -> None:
         """Take one sample and push it (and any new events) to every subscriber."""
