@@ -50,19 +50,12 @@ from polycloud.api.app import create_app
 from polycloud.api.context import ApiContext
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.controller.accounting import Accountant
+from polycloud.exchange import LoadReport
 from polycloud.services import audit
 from polycloud.services.applying import FleetService
 from polycloud.services.inspecting import Endpoints
 from polycloud.spec.models import Cluster
-from polycloud.state import (
-    DocumentInput,
-    EventInput,
-    LoadReport,
-    ReplicaRecord,
-    Store,
-    WorkloadInput,
-    content_hash,
-)
+from polycloud.state import DocumentInput, EventInput, ReplicaRecord, Store, WorkloadInput, content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # Chromium is launched one way only: tests/e2e/browser.py

@@ -6,7 +6,8 @@ import json
 import time
 
 from polycloud.drivers.base import Fault
-from polycloud.state import LoadReport, ReplicaRecord
+from polycloud.exchange import LoadReport
+from polycloud.state import ReplicaRecord
 
 from .conftest import Governed
 

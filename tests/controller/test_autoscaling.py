@@ -7,7 +7,8 @@ from typing import Any
 
 from polycloud.controller.autoscaling import Autoscaler
 from polycloud.drivers.base import ReplicaStatus
-from polycloud.state import LoadReport, WorkloadState
+from polycloud.exchange import LoadReport
+from polycloud.state import WorkloadState
 
 SCALING = {"minReplicas": 1, "maxReplicas": 5, "targetInFlight": 4}
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from polycloud.controller.judging import MIN_ATTEMPTS, Window, judge, snapshot, windows
+from polycloud.exchange import LATENCY_BOUNDS_MS, RevisionCounts, bucket_of, empty_buckets, quantile_ms
 from polycloud.spec.models import Rollout
-from polycloud.state import RevisionCounts
-from polycloud.state.rollout_records import LATENCY_BOUNDS_MS, bucket_of, empty_buckets, quantile_ms
 
 
 def counts(

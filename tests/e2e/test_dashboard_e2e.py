@@ -267,6 +267,9 @@ def every_cluster_and_service_of_the_fleet_is_on_the_page(dashboard: Dashboard) 
         lisbon = f'path.arc.traffic[data-service="{ACTIVE_ACTIVE}"][data-to="{DRILLED}"]'
         expect(page.locator(lisbon).first).to_be_attached()
         expect(page.locator("#summary")).to_contain_text(f"services {len(services)}")
+        expect(page.locator("#control-plane")).to_contain_text("1 servers")  # up: one server, leading
+        expect(page.locator("#control-plane")).to_contain_text("1 gateways")
+        expect(page.locator("#control-plane .chip.down")).to_have_count(0)
 
         _open(page, "services")
         expect(page.locator("tr[data-service]:not(.detail)")).to_have_count(len(services))

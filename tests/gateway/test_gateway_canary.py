@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import httpx
 
+from polycloud.exchange import quantile_ms
 from polycloud.gateway import StaticRouteSource
 from polycloud.gateway.routes import RouteTable
-from polycloud.state.rollout_records import quantile_ms
 
 from .support import INFER_BODY, MakeGateway, MakeStub, ServerThread, replica, table
 

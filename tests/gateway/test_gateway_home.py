@@ -20,7 +20,8 @@ import httpx
 import pytest
 from tests.support import wait_until
 
-from polycloud.gateway.keys import KeyLimits, hash_key, utc_month
+from polycloud.exchange import KeyGrant
+from polycloud.gateway.keys import hash_key, utc_month
 from polycloud.gateway.routes import ServiceRoutes
 from polycloud.gateway.snapshot import SavedKeys, SavedRoutes, saved_keys, saved_routes
 from polycloud.state import ReplicaRecord, Store, WorkloadInput, content_hash
@@ -120,9 +121,7 @@ def test_a_restarted_gateway_serves_at_once_from_its_copy_while_the_store_is_dow
     )
     saved_routes(home).save(SavedRoutes.of(routes))
     key = "k-0123456789"
-    saved_keys(home).save(
-        SavedKeys([KeyLimits(1, "closed", hash_key(key), 100.0, 100, None, 0, utc_month())])
-    )
+    saved_keys(home).save(SavedKeys([KeyGrant(1, "closed", hash_key(key), 100.0, 100, None, 0, utc_month())]))
     port = free_port()
     started = time.monotonic()
     proc = gateways.start(home, UNREACHABLE, port)

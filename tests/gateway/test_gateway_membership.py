@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from polycloud.errors import ConflictError
+from polycloud.exchange import LoadReport
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.presence import GatewayInfo, Presence, locked, read_info, running_gateway
-from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow
+from polycloud.gateway.reporting import LoadReporter, LoadWindow
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.gateway.upstreams import UpstreamRegistry
 from polycloud.state import MemberInput, Store
@@ -86,5 +87,5 @@ def test_reports_and_heartbeats_resume_when_the_store_returns(tmp_path: Path) ->
 
 def test_store_load_sink_still_reports_load(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        StoreLoadSink(store, MEMBER).report("gw-1", [LoadSample("m", "east", 1.0, 1.0, 2.0, 0.0, 3.0)])
+        StoreLoadSink(store, MEMBER).report("gw-1", [LoadReport("m", "east", 1.0, 1.0, 2.0, 0.0, 3.0)])
         assert [r.gateway_id for r in store.load(max_age_s=60)] == ["gw-1"]

@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from polycloud.errors import TransientError
+from polycloud.exchange import LoadReport
 from polycloud.gateway import GatewaySettings, ReplicaRoute, StaticRouteSource, create_app
 from polycloud.gateway.locality import Locator
-from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow, RecordingMetrics, percentile
+from polycloud.gateway.reporting import LoadReporter, LoadWindow, RecordingMetrics, percentile
 from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.gateway.upstreams import UpstreamRegistry
@@ -37,12 +38,12 @@ class FakeSink:
     """Keeps every report; fails while `failure` is set. Records the thread each report came from."""
 
     def __init__(self) -> None:
-        self.reports: list[tuple[str, list[LoadSample]]] = []
+        self.reports: list[tuple[str, list[LoadReport]]] = []
         self.threads: list[str] = []
         self.failure: str | None = None
         self._lock = threading.Lock()
 
-    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+    def report(self, gateway_id: str, samples: list[LoadReport]) -> None:
         if self.failure is not None:
             raise TransientError(self.failure)
         with self._lock:
@@ -124,7 +125,7 @@ def test_recording_metrics_feed_the_window() -> None:
 
 def test_store_load_sink_writes_load_reports(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        StoreLoadSink(store).report("gw-1", [LoadSample("m", "east", 3.0, 2.5, 40.0, 0.1, 12.0, 4.0)])
+        StoreLoadSink(store).report("gw-1", [LoadReport("m", "east", 3.0, 2.5, 40.0, 0.1, 12.0, 4.0)])
         [row] = store.load(max_age_s=60)
     assert (row.gateway_id, row.service, row.cluster, row.in_flight_mean, row.rps, row.p50_ms) == (
         "gw-1",

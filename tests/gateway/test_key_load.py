@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from polycloud.exchange import KeyLoad, LoadReport
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
-from polycloud.gateway.keyload import BUCKETS_MS, KEY_ID_SCOPE, KeySample, KeyWindow, histogram_p99
-from polycloud.gateway.reporting import LoadReporter, LoadSample, LoadWindow
+from polycloud.gateway.keyload import BUCKETS_MS, KEY_ID_SCOPE, KeyWindow, histogram_p99
+from polycloud.gateway.reporting import LoadReporter, LoadWindow
 from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.state import Store
@@ -28,14 +29,14 @@ class KeyedSink:
     """A load sink that also takes per-key samples (a `KeySink`)."""
 
     def __init__(self) -> None:
-        self.keys: list[tuple[str, list[KeySample]]] = []
+        self.keys: list[tuple[str, list[KeyLoad]]] = []
         self.threads: list[str] = []
         self._lock = threading.Lock()
 
-    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+    def report(self, gateway_id: str, samples: list[LoadReport]) -> None:
         pass
 
-    def report_keys(self, gateway_id: str, samples: list[KeySample]) -> None:
+    def report_keys(self, gateway_id: str, samples: list[KeyLoad]) -> None:
         with self._lock:
             self.keys.append((gateway_id, samples))
             self.threads.append(threading.current_thread().name)

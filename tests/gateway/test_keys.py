@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from polycloud.errors import TransientError
+from polycloud.exchange import KeyGrant
 from polycloud.gateway import GatewaySettings, StaticRouteSource, create_app
-from polycloud.gateway.keys import KeyGuard, KeyLimits, hash_key, seconds_to_next_month, utc_month
+from polycloud.gateway.keys import KeyGuard, hash_key, seconds_to_next_month, utc_month
 from polycloud.gateway.running import SERVER_OPTIONS
 
 from .support import FAST, INFER_BODY, Gateway, MakeStub, ServerThread, Stub, replica, table
@@ -29,13 +30,13 @@ NOV_15 = datetime(2026, 11, 15, tzinfo=UTC).timestamp()
 class FakeSource:
     """Keys set by hand; flushed counts are added to them like the store does."""
 
-    def __init__(self, keys: list[KeyLimits]) -> None:
+    def __init__(self, keys: list[KeyGrant]) -> None:
         self.keys = keys
         self.flushes: list[tuple[str, dict[int, int]]] = []
         self.fail = False
         self._lock = threading.Lock()
 
-    def snapshot(self) -> Sequence[KeyLimits]:
+    def snapshot(self) -> Sequence[KeyGrant]:
         if self.fail:
             raise TransientError("database down")
         with self._lock:
@@ -49,8 +50,8 @@ class FakeSource:
             self.keys = [replace(k, used=k.used + counts.get(k.id, 0)) for k in self.keys]
 
 
-def limits(key_id: int = 1, key: str = KEY, **changes: object) -> KeyLimits:
-    base = KeyLimits(key_id, "m", hash_key(key), rps=10.0, burst=2, monthly_quota=None, used=0, month=MONTH)
+def limits(key_id: int = 1, key: str = KEY, **changes: object) -> KeyGrant:
+    base = KeyGrant(key_id, "m", hash_key(key), rps=10.0, burst=2, monthly_quota=None, used=0, month=MONTH)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -62,7 +63,7 @@ class Clock:
         return self.now
 
 
-def guard(*keys: KeyLimits, clock: Clock | None = None) -> tuple[KeyGuard, FakeSource]:
+def guard(*keys: KeyGrant, clock: Clock | None = None) -> tuple[KeyGuard, FakeSource]:
     source = FakeSource(list(keys))
     made = KeyGuard(source, clock=clock or Clock(), wall=lambda: NOV_15)
     asyncio.run(made.sync())

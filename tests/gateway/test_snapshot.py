@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from polycloud.errors import TransientError
-from polycloud.gateway.keys import KeyLimits, hash_key
+from polycloud.exchange import KeyGrant
+from polycloud.gateway.keys import hash_key
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes, StaticRouteSource
 from polycloud.gateway.snapshot import (
     FORMAT,
@@ -37,7 +38,7 @@ TABLE = RouteTable.of(
     ],
     [ClusterRoute("aws", "aws", "us-east-1", 38.9, -77.0), ClusterRoute("gcp")],
 )
-KEY = KeyLimits(7, "fraud", hash_key("secret-key"), 5.0, 10, 1000, 42, "2025-01", revoked=False)
+KEY = KeyGrant(7, "fraud", hash_key("secret-key"), 5.0, 10, 1000, 42, "2025-01", revoked=False)
 
 
 class FlakySource:
@@ -58,12 +59,12 @@ class FlakySource:
 class Keys:
     """A key source over a list; records flushes."""
 
-    def __init__(self, keys: list[KeyLimits]) -> None:
+    def __init__(self, keys: list[KeyGrant]) -> None:
         self.keys = keys
         self.flushed: list[tuple[str, dict[int, int]]] = []
         self.calls = 0
 
-    def snapshot(self) -> Sequence[KeyLimits]:
+    def snapshot(self) -> Sequence[KeyGrant]:
         self.calls += 1
         return self.keys
 

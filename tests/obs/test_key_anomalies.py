@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from polycloud.exchange import KeyLoad
 from polycloud.gateway.keyload import KeyWindow
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.obs.observer import Observer, ObserverSettings
@@ -16,7 +17,6 @@ from polycloud.obs.series import KeyTicks, TickValues
 from polycloud.obs.webhook import Webhook
 from polycloud.services.inspecting import Endpoints, fleet_status
 from polycloud.state import Store
-from polycloud.state.obs_records import KeyLoad
 
 from .test_observer import Hook
 

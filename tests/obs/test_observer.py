@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from polycloud.exchange import LoadReport
 from polycloud.obs.observer import Observer, ObserverSettings
 from polycloud.obs.series import MinuteSeries, TickValues
 from polycloud.obs.webhook import Webhook
 from polycloud.services.inspecting import Endpoints, fleet_status
-from polycloud.state import LoadReport, Store, WorkloadInput, content_hash
+from polycloud.state import Store, WorkloadInput, content_hash
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 

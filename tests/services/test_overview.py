@@ -15,7 +15,7 @@ from polycloud.services.applying import FleetService
 from polycloud.services.documents import fleet_to_documents
 from polycloud.services.overview import overview, visible
 from polycloud.spec import load_fleet
-from polycloud.state import ReplicaRecord, Store
+from polycloud.state import MemberInput, ReplicaRecord, Store
 
 
 def site(name: str, lat: float, lon: float) -> dict[str, object]:
@@ -127,3 +127,13 @@ def test_a_replica_in_an_undeclared_cluster_is_listed_under_its_service_only(sto
     assert [c["name"] for c in view["clusters"]] == ["lisbon", "warsaw"]
     shop = view["services"][0]
     assert [c["cluster"] for c in shop["clusters"]] == ["lisbon", "warsaw", "gone"]
+
+
+def test_the_overview_names_the_leader_and_the_members(store: Store) -> None:
+    store.acquire_lease("srv-a", ttl_s=30)
+    store.heartbeat(MemberInput("srv-a", "server", "http://127.0.0.1:8700", "h", 10))
+    store.heartbeat(MemberInput("gw-1", "gateway", "http://127.0.0.1:8080", "h", 11))
+    plane = overview(store, load_catalog())["controlPlane"]
+    assert (plane["leader"], plane["epoch"]) == ("srv-a", 1)
+    assert [(s["id"], s["leader"], s["pid"]) for s in plane["servers"]] == [("srv-a", True, None)]
+    assert [g["id"] for g in plane["gateways"]] == ["gw-1"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from polycloud.errors import UserError
+from polycloud.exchange import KeyLoad
 from polycloud.state import Store
-from polycloud.state.obs_records import AnomalyInput, KeyLoad
+from polycloud.state.obs_records import AnomalyInput
 
 from .support import FakeClock
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import event
 
 from polycloud.errors import UserError
-from polycloud.state import LoadReport, Store
+from polycloud.exchange import LoadReport
+from polycloud.state import Store
 
 from .support import T0, FakeClock
 

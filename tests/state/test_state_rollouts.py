@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from polycloud.errors import ConflictError, NotFoundError, UserError
-from polycloud.state import RevisionCounts, Store
-from polycloud.state.rollout_records import empty_buckets
+from polycloud.exchange import RevisionCounts, empty_buckets
+from polycloud.state import Store
 
 from .support import FakeClock, workload
 

@@ -29,8 +29,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from polycloud.drivers.base import ReplicaStatus
+from polycloud.exchange import LoadReport
 from polycloud.spec.models import Autoscaling
-from polycloud.state import EventInput, LoadReport, WorkloadState
+from polycloud.state import EventInput, WorkloadState
 
 GroupKey = tuple[str, str]
 DEFAULT_BURST_TARGET = 4.0

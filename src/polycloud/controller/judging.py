@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from polycloud.exchange import RevisionCounts, empty_buckets, quantile_ms
 from polycloud.spec.models import Rollout
-from polycloud.state import RevisionCounts
-from polycloud.state.rollout_records import empty_buckets, quantile_ms
 
 MIN_ATTEMPTS = 20
 """Fewer canary attempts than this are too few to blame the canary for anything."""

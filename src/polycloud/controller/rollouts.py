@@ -24,8 +24,9 @@ from polycloud.controller.desired import Canary, DesiredState, ReplicaGroup, Sec
 from polycloud.controller.judging import Window, judge, snapshot, windows
 from polycloud.drivers.base import ReplicaStatus
 from polycloud.errors import PolycloudError
+from polycloud.exchange import RevisionCounts
 from polycloud.spec.models import Rollout, Service
-from polycloud.state import EventInput, RevisionCounts, RolloutRecord, RolloutState, Store, WorkloadState
+from polycloud.state import EventInput, RolloutRecord, RolloutState, Store, WorkloadState
 from polycloud.state.records import AuditInput, EventLevel
 
 READY_TIMEOUT_S = 180.0

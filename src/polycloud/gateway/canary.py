@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from polycloud.state.rollout_records import RevisionCounts, bucket_of, empty_buckets
+from polycloud.exchange import RevisionCounts, bucket_of, empty_buckets
 
 
 class _Counts:

@@ -13,6 +13,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from polycloud.exchange import KeyLoad
+
 KEY_ID_SCOPE = "polycloud.key_id"
 """The ASGI scope entry holding the id of the inference key that admitted the request."""
 
@@ -20,26 +22,11 @@ BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500
 """Upper bounds of the latency histogram's buckets (one more bucket holds anything slower)."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeySample:
-    """One key's answers over the last window as this gateway saw them."""
-
-    key_id: int
-    service: str
-    rps: float
-    error_rate: float
-    """Share of 5xx answers, 0 without answers."""
-    p99_ms: float
-    """The upper bound of the histogram bucket holding the 99th percentile (the slowest answer for the
-    open bucket); 0 without answers."""
-    mean_ms: float
-
-
 @runtime_checkable
 class KeySink(Protocol):
     """Where per-key samples go; called from the load reporter's worker thread, once per window."""
 
-    def report_keys(self, gateway_id: str, samples: list[KeySample]) -> None:
+    def report_keys(self, gateway_id: str, samples: list[KeyLoad]) -> None:
         """Make `samples` this gateway's whole current per-key report (replacing its previous one).
 
         Raises:
@@ -91,11 +78,11 @@ class KeyWindow:
         answers.max_ms = max(answers.max_ms, ms)
         answers.buckets[bisect.bisect_left(BUCKETS_MS, ms)] += 1
 
-    def close(self, elapsed_s: float) -> list[KeySample]:
+    def close(self, elapsed_s: float) -> list[KeyLoad]:
         """The window's samples sorted by key id; a new window begins."""
         answers, self._answers = self._answers, {}
         return [
-            KeySample(
+            KeyLoad(
                 key_id=key_id,
                 service=a.service,
                 rps=a.count / elapsed_s if elapsed_s > 0 else 0.0,

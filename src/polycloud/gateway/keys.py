@@ -32,27 +32,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from polycloud.errors import PolycloudError
+from polycloud.exchange import KeyGrant
 from polycloud.gateway.keyload import KEY_ID_SCOPE
 
 log = logging.getLogger(__name__)
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
-
-
-@dataclass(frozen=True, slots=True)
-class KeyLimits:
-    """One key as the gateway enforces it (only the sha256 of the key itself)."""
-
-    id: int
-    service: str
-    key_hash: str
-    rps: float
-    burst: int
-    monthly_quota: int | None
-    used: int
-    """Requests of `month` that every gateway had flushed to the store at the snapshot."""
-    month: str
-    revoked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +52,7 @@ class Denial:
 class KeySource(Protocol):
     """Where keys and usage totals come from and counts go to; called from a worker thread only."""
 
-    def snapshot(self) -> Sequence[KeyLimits]:
+    def snapshot(self) -> Sequence[KeyGrant]:
         """Every key (revoked ones marked), with its month's usage so far."""
         ...
 
@@ -151,7 +136,7 @@ class KeyGuard:
         self._source = source
         self._interval = sync_interval_s
         self._clock, self._wall = clock, wall
-        self._keys: dict[str, dict[str, KeyLimits]] = {}
+        self._keys: dict[str, dict[str, KeyGrant]] = {}
         self._buckets: dict[int, TokenBucket] = {}
         self._pending: Counter[tuple[str, int]] = Counter()
         self._flushing: Counter[tuple[str, int]] = Counter()
@@ -191,7 +176,7 @@ class KeyGuard:
             return Denial(401, f"unknown or revoked inference key for service {service!r}", []), None
         return self._admit(limits), limits.id
 
-    def _admit(self, limits: KeyLimits) -> Denial | None:
+    def _admit(self, limits: KeyGrant) -> Denial | None:
         month = utc_month(self._wall())
         quota = limits.monthly_quota
         if quota is not None and self.used(limits, month) >= quota:
@@ -216,15 +201,15 @@ class KeyGuard:
         self._pending[(month, limits.id)] += 1
         return None
 
-    def used(self, limits: KeyLimits, month: str) -> int:
+    def used(self, limits: KeyGrant, month: str) -> int:
         """Requests of `limits`' key in `month`: the store's total plus what this gateway has not synced."""
         stored = limits.used if limits.month == month else 0
         key = (month, limits.id)
         return stored + self._pending[key] + self._flushing[key] + self._unseen[key]
 
-    def apply(self, keys: Sequence[KeyLimits]) -> None:
+    def apply(self, keys: Sequence[KeyGrant]) -> None:
         """Replace the key table; buckets of keys whose limits changed start full again."""
-        table: dict[str, dict[str, KeyLimits]] = {}
+        table: dict[str, dict[str, KeyGrant]] = {}
         for limits in keys:
             table.setdefault(limits.service, {})[limits.key_hash] = limits
             bucket = self._buckets.get(limits.id)

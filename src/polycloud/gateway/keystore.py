@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.errors import TransientError
-from polycloud.gateway.keys import KeyLimits
+from polycloud.exchange import KeyGrant
 from polycloud.state import Store
 
 
@@ -15,7 +15,7 @@ class StoreKeySource:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def snapshot(self) -> list[KeyLimits]:
+    def snapshot(self) -> list[KeyGrant]:
         """Every key with its limits and this month's total.
 
         Raises:
@@ -26,9 +26,7 @@ class StoreKeySource:
         except SQLAlchemyError as e:
             raise TransientError(f"cannot read inference keys from the state store: {e}") from e
         return [
-            KeyLimits(
-                g.id, g.service, g.key_hash, g.rps, g.burst, g.monthly_quota, g.used, g.month, g.revoked
-            )
+            KeyGrant(g.id, g.service, g.key_hash, g.rps, g.burst, g.monthly_quota, g.used, g.month, g.revoked)
             for g in grants
         ]
 

@@ -1,6 +1,6 @@
 """Load reporting: what this gateway sees of each (service, cluster), written for the autoscaler.
 
-Every `interval_s` (1 s) the `LoadReporter` sends one `LoadSample` per (service, cluster) to a
+Every `interval_s` (1 s) the `LoadReporter` sends one `LoadReport` per (service, cluster) to a
 `LoadSink`: requests in flight now and their mean over the window (sampled every `sample_interval_s`),
 answers per second, the share of 5xx answers and the p99 answer time over the window. The sink is
 called in a worker thread, so the database is never touched on the request path; a failing sink is
@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from polycloud.errors import PolycloudError
+from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
-from polycloud.gateway.keyload import KeySample, KeySink, KeyWindow
+from polycloud.gateway.keyload import KeySink, KeyWindow
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.upstreams import UpstreamRegistry
-from polycloud.state.rollout_records import RevisionCounts
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,10 @@ MAX_TIMES_PER_KEY = 8192
 """Answer times kept per (service, cluster) and window for the p99; later answers are only counted."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoadSample:
-    """One (service, cluster)'s load as this gateway saw it over the last window."""
-
-    service: str
-    cluster: str
-    in_flight: float
-    """Requests in flight at the end of the window."""
-    in_flight_mean: float
-    """Mean of the in-flight samples taken during the window."""
-    rps: float
-    error_rate: float
-    """Share of 5xx answers, 0 without answers."""
-    p99_ms: float
-    """0 without answers."""
-    p50_ms: float = 0.0
-    """0 without answers."""
-
-
 class LoadSink(Protocol):
     """Where load samples go. Called from a worker thread, once per window."""
 
-    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+    def report(self, gateway_id: str, samples: list[LoadReport]) -> None:
         """Make `samples` this gateway's whole current report (replacing its previous one).
 
         Raises:
@@ -131,7 +112,7 @@ class LoadWindow:
         for key, count in in_flight.items():
             sums[key] = sums.get(key, 0.0) + count
 
-    def close(self, elapsed_s: float) -> list[LoadSample]:
+    def close(self, elapsed_s: float) -> list[LoadReport]:
         """The window's samples, sorted by (service, cluster); a new window begins."""
         keys = sorted(set(self._answers) | set(self._in_flight_sums) | set(self._current))
         samples = []
@@ -139,7 +120,7 @@ class LoadWindow:
             answers = self._answers.get(key) or _Answers()
             mean = self._in_flight_sums.get(key, 0.0) / self._samples if self._samples else 0.0
             samples.append(
-                LoadSample(
+                LoadReport(
                     service=key[0],
                     cluster=key[1],
                     in_flight=float(self._current.get(key, 0)),
@@ -230,7 +211,7 @@ class LoadReporter:
         """Take one in-flight sample now."""
         self._window.sample(in_flight_by_cluster(self._registry))
 
-    def collect(self) -> list[LoadSample]:
+    def collect(self) -> list[LoadReport]:
         """Close the window: its samples (with a final in-flight sample), and a new window begins."""
         now = self._clock()
         self.sample()
@@ -260,9 +241,9 @@ class LoadReporter:
 
     def _write(
         self,
-        samples: list[LoadSample],
+        samples: list[LoadReport],
         revisions: list[RevisionCounts] | None,
-        keys: list[KeySample] | None,
+        keys: list[KeyLoad] | None,
     ) -> None:
         self._sink.report(self.gateway_id, samples)
         if revisions is not None and isinstance(self._sink, RevisionSink):

@@ -6,7 +6,7 @@ revision and share of traffic: the rollout weights) and the last inference key g
     routes.json   {"format": 1, "saved_at": ISO, "services": [...], "clusters": [...]}
     keys.json     {"format": 1, "saved_at": ISO, "keys": [...]}   (sha256 hashes only, never a key)
 
-Both are JSON of the gateway's own records (`ServiceRoutes`, `ClusterRoute`, `KeyLimits`), validated
+Both are JSON of the gateway's own records (`ServiceRoutes`, `ClusterRoute`, `KeyGrant`), validated
 field by field when read (no pickle). Each is written atomically: a temporary file in the same folder,
 `fsync`, a rename over the old copy, `fsync` of the folder; so a reader finds the old copy or the new
 one, never a mix, even after a power cut. Files are created with mode 0600. A copy is written only when
@@ -36,7 +36,8 @@ from typing import Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from polycloud.gateway.keys import KeyLimits, KeySource
+from polycloud.exchange import KeyGrant
+from polycloud.gateway.keys import KeySource
 from polycloud.gateway.routes import ClusterRoute, RouteSource, RouteTable, ServiceRoutes
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class SavedRoutes:
 class SavedKeys:
     """What `keys.json` holds besides its format and time: every key grant as last read."""
 
-    keys: list[KeyLimits]
+    keys: list[KeyGrant]
 
 
 class SavedCopy(Generic[T]):
@@ -208,7 +209,7 @@ class SavingKeySource:
         self._saved = saved
         self._first = True
 
-    def snapshot(self) -> Sequence[KeyLimits]:
+    def snapshot(self) -> Sequence[KeyGrant]:
         """The saved copy on the first call (when there is one); afterwards `inner`'s keys, saved.
 
         Raises:

@@ -22,11 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
-from polycloud.gateway.keyload import KeySample
-from polycloud.gateway.reporting import LoadSample
+from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
-from polycloud.state import LoadReport, MemberInput, ReplicaRecord, RevisionCounts, Store
-from polycloud.state.obs_records import KeyLoad
+from polycloud.state import MemberInput, ReplicaRecord, Store
 
 
 def _number(value: Any) -> float | None:
@@ -156,26 +154,13 @@ class StoreLoadSink:
         if member is not None:
             _written("the departure", lambda: self._store.leave(member.id))
 
-    def report(self, gateway_id: str, samples: list[LoadSample]) -> None:
+    def report(self, gateway_id: str, samples: list[LoadReport]) -> None:
         """Replace this gateway's load reports with `samples`.
 
         Raises:
             TransientError: The database is unreachable, busy or answers with an error.
         """
-        rows = [
-            LoadReport(
-                service=s.service,
-                cluster=s.cluster,
-                in_flight=s.in_flight,
-                in_flight_mean=s.in_flight_mean,
-                rps=s.rps,
-                error_rate=min(1.0, max(0.0, s.error_rate)),
-                p99_ms=s.p99_ms,
-                p50_ms=s.p50_ms,
-            )
-            for s in samples
-        ]
-        _written("load reports", lambda: self._store.report_load(gateway_id, rows))
+        _written("load reports", lambda: self._store.report_load(gateway_id, samples))
 
     def report_revisions(self, gateway_id: str, rows: list[RevisionCounts]) -> None:
         """Replace this gateway's per-revision attempt counts (for judging canaries).
@@ -185,21 +170,10 @@ class StoreLoadSink:
         """
         _written("revision counts", lambda: self._store.report_revision_counts(gateway_id, rows))
 
-    def report_keys(self, gateway_id: str, samples: list[KeySample]) -> None:
+    def report_keys(self, gateway_id: str, samples: list[KeyLoad]) -> None:
         """Replace this gateway's per-inference-key figures (for the observer's anomaly detection).
 
         Raises:
             TransientError: The database is unreachable, busy or answers with an error.
         """
-        rows = [
-            KeyLoad(
-                key_id=s.key_id,
-                service=s.service,
-                rps=s.rps,
-                error_rate=min(1.0, max(0.0, s.error_rate)),
-                p99_ms=s.p99_ms,
-                mean_ms=s.mean_ms,
-            )
-            for s in samples
-        ]
-        _written("per-key load", lambda: self._store.report_key_loads(gateway_id, rows))
+        _written("per-key load", lambda: self._store.report_key_loads(gateway_id, samples))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from polycloud.state.obs_records import KeyLoad, SliMinute, SliSource
-from polycloud.state.records import LoadReport
+from polycloud.exchange import KeyLoad, LoadReport
+from polycloud.state.obs_records import SliMinute, SliSource
 
 Key = tuple[str, str]
 """(service, cluster)."""

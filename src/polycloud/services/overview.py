@@ -19,9 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from polycloud.catalog import Catalog
+from polycloud.exchange import LoadReport
 from polycloud.placement.sites import Site, build_site, rtt_ms, traffic_point
+from polycloud.services.inspecting import control_plane
 from polycloud.spec.models import Cluster, TrafficSource
-from polycloud.state import LoadReport, ReplicaRecord, Store, TokenRecord, WorkloadState
+from polycloud.state import ReplicaRecord, Store, TokenRecord, WorkloadState
 
 LOAD_WINDOW_S = 5.0
 """Load reports older than this are stale (gateways report every second)."""
@@ -97,6 +99,7 @@ def overview(store: Store, catalog: Catalog, now: datetime | None = None) -> dic
         "jobs": [_job(w) for w in workloads if w.kind == "Job"],
         "flows": [f for s in services for f in s.pop("_flows")] + _data_flows(workloads, datasets),
         "lastEventId": store.last_event_id(),
+        "controlPlane": control_plane(store, host=""),  # pids mean nothing in a browser
     }
 
 

@@ -5,6 +5,7 @@ records are frozen dataclasses from `polycloud.state.records`; `content_hash` gi
 that decides whether a workload changed.
 """
 
+from polycloud.exchange import LoadReport, RevisionCounts
 from polycloud.state import tables_accounting, tables_control, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
 from polycloud.state.control import Lease, MemberInput, MemberRecord
 from polycloud.state.hashing import canonical_json, content_hash
@@ -17,7 +18,6 @@ from polycloud.state.records import (
     EventInput,
     EventLevel,
     EventRecord,
-    LoadReport,
     ReplicaRecord,
     ReplicaState,
     RevisionRecord,
@@ -28,7 +28,7 @@ from polycloud.state.records import (
     WorkloadKind,
     WorkloadState,
 )
-from polycloud.state.rollout_records import RevisionCounts, RolloutRecord, RolloutState
+from polycloud.state.rollout_records import RolloutRecord, RolloutState
 from polycloud.state.store import Clock, Store
 
 __all__ = [

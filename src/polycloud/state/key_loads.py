@@ -9,8 +9,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import UserError
+from polycloud.exchange import KeyLoad
 from polycloud.state.loads import FORGET_AFTER_S
-from polycloud.state.obs_records import KeyLoad
 from polycloud.state.tables_accounting import KeyLoadRow
 
 

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import NotFoundError, UserError
-from polycloud.state.records import InferenceKeyRecord, KeyGrant
+from polycloud.exchange import KeyGrant
+from polycloud.state.records import InferenceKeyRecord
 from polycloud.state.tables_governance import InferenceKeyRow, KeyUsageRow
 
 KEY_PREFIX = "pk_"

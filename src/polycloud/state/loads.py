@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import UserError
-from polycloud.state.records import LoadReport
+from polycloud.exchange import LoadReport
 from polycloud.state.tables import LoadReportRow
 
 FORGET_AFTER_S = 3600.0

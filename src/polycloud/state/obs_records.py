@@ -48,19 +48,6 @@ class AnomalyInput:
 
 
 @dataclass(frozen=True)
-class KeyLoad:
-    """One gateway's figures for one inference key over its last report window (no secret, only the id)."""
-
-    key_id: int
-    service: str
-    rps: float
-    error_rate: float
-    p99_ms: float
-    mean_ms: float
-    gateway_id: str = ""
-
-
-@dataclass(frozen=True)
 class AnomalyRecord(AnomalyInput):
     """A stored anomaly."""
 

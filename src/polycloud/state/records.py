@@ -7,7 +7,6 @@ value never reaches a transaction. Records are snapshots: changing one changes n
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -154,43 +153,6 @@ class EventInput:
                 f"event reason must be short CamelCase like 'ReplicaStarted', not {self.reason!r}"
             )
         _require_aware(self.time, "event time")
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """One gateway's load on one (service, cluster) over its last report window.
-
-    Written with `Store.report_load`, which sets `gateway_id` and `updated_at`; read back with
-    `Store.load`, where both are filled in.
-    """
-
-    service: str
-    cluster: str
-    in_flight: float
-    """Requests in flight at the moment of the report."""
-    in_flight_mean: float
-    """Mean requests in flight over the window: what autoscaling acts on."""
-    rps: float
-    """Answers per second over the window."""
-    error_rate: float
-    """Share of the window's answers that were 5xx, in [0, 1]."""
-    p99_ms: float
-    """99th percentile of answer times over the window; 0 when there were none."""
-    p50_ms: float = 0.0
-    """Median answer time over the window; 0 when there were none."""
-    gateway_id: str = ""
-    updated_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        _require_name(self.service, "load report service")
-        _require_name(self.cluster, "load report cluster")
-        for what in ("in_flight", "in_flight_mean", "rps", "p99_ms", "p50_ms"):
-            value = getattr(self, what)
-            if not math.isfinite(value) or value < 0:
-                raise UserError(f"load report {what} must be a finite number >= 0, not {value!r}")
-        if not 0.0 <= self.error_rate <= 1.0:
-            raise UserError(f"load report error_rate must be within [0, 1], not {self.error_rate!r}")
-        _require_aware(self.updated_at, "load report updated_at")
 
 
 @dataclass(frozen=True)
@@ -443,20 +405,3 @@ class InferenceKeyRecord:
     created_at: datetime
     revoked: bool
     used_this_month: int = 0
-
-
-@dataclass(frozen=True)
-class KeyGrant:
-    """What a gateway needs to admit requests with one live key: its hash, limits and usage so far."""
-
-    id: int
-    service: str
-    key_hash: str
-    rps: float
-    burst: int
-    monthly_quota: int | None
-    used: int
-    """Requests counted in `month` by every gateway, as flushed to the store."""
-    month: str
-    revoked: bool = False
-    """A revoked key admits nothing, but still marks its service as one that needs a key."""

@@ -10,8 +10,6 @@ nothing.
 
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -19,47 +17,6 @@ from typing import Any, Literal, get_args
 RolloutState = Literal["progressing", "paused", "succeeded", "rolled-back", "aborted", "superseded"]
 ROLLOUT_STATES: tuple[RolloutState, ...] = get_args(RolloutState)
 ACTIVE_ROLLOUT_STATES: tuple[RolloutState, ...] = ("progressing", "paused")
-
-LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(round(0.25 * 1.25**k, 3) for k in range(56))
-"""Upper bounds of the latency histogram's buckets (0.25 ms … about 60 s, 25 % apart); a last
-bucket past the end holds everything slower. 25 % steps keep a p99 read from it within 25 %."""
-
-
-def bucket_of(elapsed_ms: float) -> int:
-    """The histogram bucket of one answer time."""
-    return bisect.bisect_left(LATENCY_BOUNDS_MS, elapsed_ms)
-
-
-def empty_buckets() -> list[int]:
-    return [0] * (len(LATENCY_BOUNDS_MS) + 1)
-
-
-def quantile_ms(buckets: list[int] | tuple[int, ...], q: float) -> float:
-    """The `q`-quantile of a histogram: the upper bound of the bucket holding it (0 when empty)."""
-    total = sum(buckets)
-    if total <= 0:
-        return 0.0
-    rank = math.ceil(q * total)
-    running = 0
-    for index, count in enumerate(buckets):
-        running += count
-        if running >= rank:
-            return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
-    return LATENCY_BOUNDS_MS[-1]
-
-
-@dataclass(frozen=True)
-class RevisionCounts:
-    """One gateway's cumulative attempts on one (service, revision) since it started."""
-
-    service: str
-    revision: int
-    attempts: int
-    failures: int
-    buckets: tuple[int, ...]
-    """Attempts per latency bucket (`LATENCY_BOUNDS_MS` plus one overflow bucket)."""
-    gateway_id: str = ""
-    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import ConflictError, NotFoundError, UserError
+from polycloud.exchange import LATENCY_BOUNDS_MS, RevisionCounts
 from polycloud.state import desired
-from polycloud.state.rollout_records import (
-    ACTIVE_ROLLOUT_STATES,
-    LATENCY_BOUNDS_MS,
-    RevisionCounts,
-    RolloutRecord,
-    RolloutState,
-)
+from polycloud.state.rollout_records import ACTIVE_ROLLOUT_STATES, RolloutRecord, RolloutState
 from polycloud.state.tables_runtime import RevisionCountsRow, RolloutRow
 
 FORGET_AFTER_S = 3600.0

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from polycloud.exchange import LoadReport
 from polycloud.state import desired, loads, observed, tokens, web_sessions
 from polycloud.state.records import (
     ApplyResult,
@@ -18,7 +19,6 @@ from polycloud.state.records import (
     DocumentState,
     EventInput,
     EventRecord,
-    LoadReport,
     ReplicaRecord,
     RevisionRecord,
     TokenRecord,

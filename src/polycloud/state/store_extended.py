@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from polycloud.exchange import KeyGrant, KeyLoad, RevisionCounts
 from polycloud.state import audit as audit_chain
 from polycloud.state import desired, key_loads, ledger, rollouts
 from polycloud.state import jobs as job_runs
@@ -13,18 +14,17 @@ from polycloud.state import keys as inference_keys
 from polycloud.state import observability as obs_state
 from polycloud.state import secrets as sealed
 from polycloud.state.job_records import AttemptInput, AttemptState, JobRunRecord, JobRunState
-from polycloud.state.obs_records import AnomalyInput, AnomalyRecord, IncidentRecord, KeyLoad, SliMinute
+from polycloud.state.obs_records import AnomalyInput, AnomalyRecord, IncidentRecord, SliMinute
 from polycloud.state.records import (
     AuditInput,
     AuditRecord,
     AuditVerdict,
     EventRecord,
     InferenceKeyRecord,
-    KeyGrant,
     SealedSecret,
     SecretRecord,
 )
-from polycloud.state.rollout_records import RevisionCounts, RolloutRecord, RolloutState
+from polycloud.state.rollout_records import RolloutRecord, RolloutState
 from polycloud.state.store_core import StoreCore
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from polycloud.errors import UserError
+from polycloud.exchange import LoadReport
 from polycloud.state.records import (
     EVENT_LEVELS,
     REPLICA_STATES,
@@ -37,7 +38,6 @@ from polycloud.state.records import (
     WORKLOAD_KINDS,
     DocumentState,
     EventRecord,
-    LoadReport,
     ReplicaRecord,
     RevisionRecord,
     TokenRecord,

@@ -18,11 +18,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from polycloud.exchange import RevisionCounts
 from polycloud.state.job_records import ATTEMPT_STATES, JOB_RUN_STATES
 from polycloud.state.records import (
     stored,
 )
-from polycloud.state.rollout_records import ROLLOUT_STATES, RevisionCounts, RolloutRecord
+from polycloud.state.rollout_records import ROLLOUT_STATES, RolloutRecord
 from polycloud.state.tables import NAME, Base, in_list
 
 

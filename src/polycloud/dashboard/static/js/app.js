@@ -135,7 +135,20 @@ function renderSummary(o) {
     <div><span class="k">replicas ready</span> <span class="v">${ready} / ${wanted}</span></div>
     <div><span class="k">requests</span> <span class="v">${num(rps)}/s</span></div>
     <div><span class="k">errors</span> <span class="v">${pct(rps ? errors / rps : 0, 2)}</span></div>
-    <div><span class="k">p99</span> <span class="v">${ms(Math.max(0, ...o.clusters.map((c) => c.p99Ms)))}</span></div>`.text;
+    <div><span class="k">p99</span> <span class="v">${ms(Math.max(0, ...o.clusters.map((c) => c.p99Ms)))}</span></div>
+    ${controlPlane(o.controlPlane)}`.text;
+}
+
+// Who leads the control plane, and how many servers and gateways report in (status's controlPlane).
+function controlPlane(plane) {
+  if (!plane) return "";
+  const names = (members) => members.map((m) => m.id).join(", ");
+  const leader = plane.leader
+    ? html`<span class="v" title="lease epoch ${plane.epoch}">${plane.leader}</span>`
+    : html`<span class="chip down">no leader</span>`;
+  return html`<div id="control-plane"><span class="k">leader</span> ${leader}
+    <span class="chip" title="${names(plane.servers)}">${plane.servers.length} servers</span>
+    <span class="chip" title="${names(plane.gateways)}">${plane.gateways.length} gateways</span></div>`;
 }
 
 // ------------------------------------------------------------------------------------------ router
