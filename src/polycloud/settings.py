@@ -46,7 +46,10 @@ class Settings(BaseSettings):
         default=None, description="This server's name in the fleet (default: srv-HOSTNAME-PID)."
     )
     lease_s: float = Field(
-        default=4.0, ge=1, le=60, description="Seconds a leader's lease lasts unrenewed (renewed every second)."
+        default=4.0,
+        ge=1,
+        le=60,
+        description="Seconds a leader's lease lasts unrenewed (renewed every second).",
     )
     probe_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between synthetic probes of each service and cluster."

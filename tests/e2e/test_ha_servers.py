@@ -124,8 +124,9 @@ def test_leader_dies_under_load_and_another_takes_over(roles: Roles, service_fle
         victim = sorted(pids)[0]
         os.kill(pids[victim], signal.SIGKILL)
         eventually(
-            lambda: (found := _ready_pids(roles, survivor, 4)) is not None
-            and pids[victim] not in found.values(),
+            lambda: (
+                (found := _ready_pids(roles, survivor, 4)) is not None and pids[victim] not in found.values()
+            ),
             "the killed replica replaced",
         )
         load.wait_for(100)

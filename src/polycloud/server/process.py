@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from polycloud.server.assembly import Server
-from polycloud.server.children import GatewayProcess
 from polycloud.homefiles import (
     RunInfo,
     exclusive,
@@ -25,6 +23,8 @@ from polycloud.homefiles import (
     write_runinfo,
     write_token,
 )
+from polycloud.server.assembly import Server
+from polycloud.server.children import GatewayProcess
 from polycloud.settings import Settings
 from polycloud.state import Store
 

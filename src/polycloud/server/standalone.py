@@ -13,9 +13,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from polycloud.server.assembly import Server, is_shared
-from polycloud.server.keys import fleet_keys
-from polycloud.server.process import first_token
 from polycloud.homefiles import (
     RunInfo,
     exclusive_sqlite,
@@ -23,6 +20,9 @@ from polycloud.homefiles import (
     server_runfile,
     write_runinfo,
 )
+from polycloud.server.assembly import Server, is_shared
+from polycloud.server.keys import fleet_keys
+from polycloud.server.process import first_token
 from polycloud.settings import Settings
 from polycloud.state import Store
 
