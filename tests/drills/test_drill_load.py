@@ -45,7 +45,7 @@ def test_requests_leave_on_schedule_even_while_earlier_answers_hang() -> None:
         if len(sent) == total:
             release.set()  # only the last send releases them all: a closed loop would never get here
         await release.wait()
-        return 200, "a"
+        return Outcome(200, "a")
 
     async def main() -> list[float]:
         loop = OpenLoop(10, 2, max_in_flight=100, clock=clock)
@@ -69,7 +69,7 @@ def test_concurrency_is_bounded_and_waiting_for_a_slot_counts_as_latency() -> No
         for _ in range(5):
             await asyncio.sleep(0)
         in_flight -= 1
-        return 503, None
+        return Outcome(503)
 
     async def main() -> None:
         samples = await OpenLoop(100, 1, max_in_flight=3, clock=clock).run(send, start=clock.now())

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from polycloud.drills.running import DrillPlan
+from polycloud.drills.running import FAULT_KIND, DrillPlan
 from polycloud.drills.target import infer_body, resolve_target
 from polycloud.errors import UserError
 
@@ -74,6 +74,8 @@ def test_plans_fill_default_times_and_refuse_bad_input() -> None:
     assert (plan.fault_at_s, plan.clear_at_s, plan.rps) == (3.0, 6.0, 100.0)
     assert DrillPlan.create("brownout", "a", latency_ms=50).fault_fields() == {"delayMs": 50}
     assert DrillPlan.create("errors", "a", error_rate=0.5).fault_fields() == {"errorRate": 0.5}
+    assert DrillPlan.create("blackhole", "a").fault_fields() == {}
+    assert FAULT_KIND["blackhole"] == "freeze"
     for bad in (
         {"rps": 0},
         {"fault_at_s": 8.0, "clear_at_s": 7.0},

@@ -9,8 +9,10 @@ from polycloud.drills.timeline import FaultWindow, Sample, percentile, recovery_
 WINDOW = FaultWindow(cluster="a", fault_at_s=10.0, cleared_at_s=20.0)
 
 
-def s(scheduled: float, cluster: str | None, status: int = 200, latency: float = 0.01) -> Sample:
-    return Sample(scheduled_s=scheduled, done_s=scheduled + latency, status=status, cluster=cluster)
+def s(
+    scheduled: float, cluster: str | None, status: int = 200, latency: float = 0.01, tried: str = ""
+) -> Sample:
+    return Sample(scheduled, scheduled + latency, status, cluster, tuple(tried.split(",")) if tried else ())
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -44,7 +46,7 @@ def test_requests_sent_before_the_fault_do_not_count() -> None:
 def test_rto_is_null_when_traffic_never_left_the_cluster() -> None:
     samples = [s(9.0, "a"), *(s(10.0 + i / 10, "a" if i % 2 else "b") for i in range(100))]
     result = rto(samples, WINDOW)
-    assert result.ms is None and result.note is not None and "still answered" in result.note
+    assert result.ms is None and result.note is not None and "still reached" in result.note
 
 
 def test_rto_is_null_when_the_cluster_served_nothing_before_the_fault() -> None:
@@ -85,3 +87,30 @@ def test_summarize_counts_failures_retryables_and_clusters() -> None:
     assert report["rtoMs"] == 0.0 and report["recoveryMs"] == pytest.approx(1010.0)
     assert report["p50Ms"] == pytest.approx(10.0) and report["faultedShare"] == 0.0
     assert report["faultAt"] == 10.0 and report["clearedAt"] == 20.0 and report["injectCallMs"] is None
+
+
+def test_rto_counts_requests_that_waited_on_the_failed_cluster_before_another_answered() -> None:
+    # A black hole answers nothing: what clients see is requests tried there first, then answered by b.
+    samples = [
+        s(9.0, "a"),
+        s(10.1, "b", latency=0.3, tried="a"),
+        s(10.3, "b", latency=0.28, tried="a,c"),
+        s(10.5, "b"),
+        s(15.0, "b"),
+    ]
+    assert rto_ms(samples, WINDOW) == pytest.approx(580.0)
+    assert rto_ms([s(9.0, "a"), s(10.1, "b", tried="c"), s(12.0, "b")], WINDOW) == 0.0
+    stuck = [s(9.0, "a"), s(19.5, "b", latency=0.3, tried="a")]  # still waiting on it at the end
+    assert rto_ms(stuck, WINDOW) is None
+
+
+def test_the_report_gives_the_p99_of_the_requests_sent_during_the_fault() -> None:
+    before = [s(i / 10, "a", latency=0.01) for i in range(100)]
+    during = [s(10.0 + i / 10, "b", latency=0.02, tried="a" if i < 3 else "") for i in range(100)]
+    during[2] = s(10.2, "b", latency=0.4, tried="a")
+    report = summarize(
+        before + during, WINDOW, kind="blackhole", service="m", rps=10, duration_s=30
+    ).to_json()
+    assert report["faultP99Ms"] == pytest.approx(20.0)  # one slow request in a hundred: under the p99
+    assert report["p99Ms"] == pytest.approx(20.0)
+    assert report["rtoMs"] == pytest.approx(600.0) and report["faultedShare"] == 0.0

@@ -115,3 +115,47 @@ def test_error_fault_makes_inference_fail(make_driver: MakeDriver, model: Path) 
 
     driver.clear_faults()
     wait_until(lambda: infer(endpoint, "svc").status_code == 200, 5.0, "errors to stop")
+
+
+def _stopped(pid: int | None) -> bool:
+    return pid is not None and psutil.Process(pid).status() == psutil.STATUS_STOPPED
+
+
+def test_freeze_fault_stops_replicas_that_keep_their_sockets_until_cleared(
+    make_driver: MakeDriver, model: Path
+) -> None:
+    driver = make_driver()
+    driver.start_replica(make_spec(model))
+    ready = wait_state(driver, "svc-a-0", "ready")
+    endpoint = ready.endpoint or ""
+
+    make_driver().inject(Fault(kind="freeze"))  # another driver object: shared state
+    assert _stopped(ready.pid)
+    with pytest.raises(httpx.ReadTimeout):  # the connection opens; no answer ever comes
+        infer(endpoint, "svc", timeout_s=0.5)
+    frozen = status_of(driver, "svc-a-0")  # neither failed nor replaced: the same process, still ready
+    assert frozen is not None and (frozen.state, frozen.pid) == ("ready", ready.pid)
+    assert "frozen" in frozen.message
+
+    later = driver.start_replica(make_spec(model, "svc-a-1"))  # a replica started meanwhile: frozen too
+    assert wait_until(lambda: _stopped(later.pid), 5.0, "the new replica to be stopped")
+    starting = status_of(driver, "svc-a-1")
+    assert starting is not None and starting.state == "starting"
+
+    driver.clear_faults()
+    assert not _stopped(ready.pid) and not _stopped(later.pid)
+    assert infer(endpoint, "svc").status_code == 200
+    assert wait_state(driver, "svc-a-1", "ready").pid == later.pid
+    assert all(s.message == "" for s in driver.list_replicas())
+
+
+def test_a_replica_stopped_while_frozen_exits_gracefully(make_driver: MakeDriver, model: Path) -> None:
+    driver = make_driver()
+    driver.start_replica(make_spec(model))
+    pid = wait_state(driver, "svc-a-0", "ready").pid
+    driver.inject(Fault(kind="freeze"))
+
+    driver.stop_replica("svc-a-0", grace_s=30.0)  # resumed with its SIGTERM: no 30 s wait for SIGKILL
+
+    assert wait_until(lambda: pid is not None and not psutil.pid_exists(pid), 10.0, "the replica to exit")
+    driver.clear_faults()

@@ -1,13 +1,15 @@
-"""Hedged requests through real HTTP: a stalled replica stops setting the tail once the service opts in."""
+"""Hedged requests through real HTTP: a stalled replica stops setting the tail, early when the service
+opts in with a percentile, at the attempt limit by default, never when hedging is switched off."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import httpx
 
-from polycloud.gateway import StaticRouteSource
+from polycloud.gateway import GatewaySettings, StaticRouteSource
 from polycloud.gateway.hedging import MIN_SAMPLES
 from polycloud.gateway.routes import RouteTable
 
@@ -32,10 +34,14 @@ def slowest_answer(client: httpx.Client, url: str, n: int) -> float:
 
 
 def stall_one_after_warm_up(
-    make_stub: MakeStub, make_gateway: MakeGateway, client: httpx.Client, hedge: float | None
+    make_stub: MakeStub,
+    make_gateway: MakeGateway,
+    client: httpx.Client,
+    hedge: float | None,
+    **settings: Any,
 ) -> tuple[float, bytes]:
     stubs = [make_stub("a"), make_stub("b")]
-    gateway = make_gateway(StaticRouteSource(routes(stubs, hedge)), routing_policy="latency")
+    gateway = make_gateway(StaticRouteSource(routes(stubs, hedge)), routing_policy="latency", **settings)
     slowest_answer(client, gateway.url, MIN_SAMPLES + 20)  # learn the usual latency
     preferred = min(gateway.app.registry.upstreams(), key=lambda u: u.expected_ms)
     stalled = next(s for s in stubs if s.url.rstrip("/") == preferred.endpoint)
@@ -52,9 +58,18 @@ def test_a_hedged_service_answers_from_the_other_replica_when_one_stalls(
     assert b'polycloud_gateway_hedges_total{service="m"}' in metrics
 
 
-def test_without_hedging_the_stalled_replica_sets_the_tail(
+def test_by_default_an_attempt_is_hedged_once_it_outlives_its_limit(
     make_stub: MakeStub, make_gateway: MakeGateway, client: httpx.Client
 ) -> None:
     worst, metrics = stall_one_after_warm_up(make_stub, make_gateway, client, hedge=None)
+    floor = GatewaySettings().attempt_floor_s  # the stub answers in ms: its limit is the floor
+    assert worst < STALL_S / 2, f"slowest answer {worst:.3f} s (limit {floor} s)"
+    assert b'polycloud_gateway_hedges_total{service="m"}' in metrics
+
+
+def test_with_hedging_switched_off_the_stalled_replica_sets_the_tail(
+    make_stub: MakeStub, make_gateway: MakeGateway, client: httpx.Client
+) -> None:
+    worst, metrics = stall_one_after_warm_up(make_stub, make_gateway, client, hedge=None, hedge_overdue=False)
     assert worst >= STALL_S
     assert b"polycloud_gateway_hedges_total{" not in metrics

@@ -95,7 +95,8 @@ def test_least_outstanding_spreads_concurrent_requests(
     for stub in stubs:
         stub.replica.hold()
     routes = table([replica(s.server, "a") for s in stubs], pattern="single")
-    gateway = make_gateway(StaticRouteSource(routes), routing_policy="least-outstanding")
+    # Held requests outlive any attempt limit: hedging off, or their copies would move the counts.
+    gateway = make_gateway(StaticRouteSource(routes), routing_policy="least-outstanding", hedge_overdue=False)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [_send_and_wait(pool, client, gateway, stubs, n + 1) for n in range(8)]
@@ -151,7 +152,9 @@ def test_burst_takes_overflow_past_the_threshold(
         [replica(active.server, "primary", "active"), replica(burst.server, "burst", "burst")],
         pattern="burst",
     )
-    gateway = make_gateway(StaticRouteSource(routes), burst_threshold=2, routing_policy="least-outstanding")
+    gateway = make_gateway(
+        StaticRouteSource(routes), burst_threshold=2, routing_policy="least-outstanding", hedge_overdue=False
+    )  # held requests outlive any attempt limit: no hedged copies
     stubs = [active, burst]
 
     with ThreadPoolExecutor(max_workers=4) as pool:

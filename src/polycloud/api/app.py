@@ -51,7 +51,7 @@ class RollbackBody(BaseModel):
 
 class FaultBody(BaseModel):
     cluster: str
-    kind: Literal["kill", "down", "latency", "errors"]
+    kind: Literal["kill", "down", "latency", "errors", "freeze"]
     replicaId: str | None = None
     delayMs: float = Field(default=0.0, ge=0, le=600_000)
     errorRate: float = Field(default=0.0, ge=0, le=1)

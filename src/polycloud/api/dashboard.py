@@ -35,12 +35,13 @@ DRILL_FAULTS: dict[str, Fault] = {
     "outage": Fault(kind="down"),
     "brownout": Fault(kind="latency", delay_ms=300.0),
     "errors": Fault(kind="errors", error_rate=0.5),
+    "blackhole": Fault(kind="freeze"),
 }
 
 
 class DrillBody(BaseModel):
     cluster: str = Field(max_length=63)
-    kind: Literal["outage", "brownout", "errors"] = "outage"
+    kind: Literal["outage", "brownout", "errors", "blackhole"] = "outage"
     seconds: float = Field(default=20.0, ge=2, le=600, description="The fault is cleared after this long.")
 
 

@@ -1,4 +1,5 @@
-"""`polycloud drill outage|brownout|errors CLUSTER` (a fault under real load) and `drill preempt JOB`."""
+"""`polycloud drill outage|brownout|errors|blackhole CLUSTER` (a fault under real load) and
+`drill preempt JOB`."""
 
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ def errors(
     _run("errors", cluster, service, rps, duration, fault_at, clear_at, as_json, error_rate=rate)
 
 
+@drill_app.command(epilog="Example: polycloud drill blackhole aws-use1 --rps 200 --duration 15")
+@friendly
+def blackhole(
+    cluster: Cluster,
+    service: Service = None,
+    rps: Rps = 100.0,
+    duration: Duration = 10.0,
+    fault_at: FaultAt = None,
+    clear_at: ClearAt = None,
+    as_json: AsJson = False,
+) -> None:
+    """Freeze every replica of CLUSTER mid-load (SIGSTOP: connections still open, nothing answers),
+    then resume them. The rto counts requests that waited on CLUSTER before another answered."""
+    _run("blackhole", cluster, service, rps, duration, fault_at, clear_at, as_json)
+
+
 @drill_app.command(epilog="Example: polycloud drill preempt train --grace 10")
 @friendly
 def preempt(
@@ -155,7 +172,11 @@ def show(report: DrillReport) -> None:
     failed = f"{report.failed}" + (f" ({report.retryable} retryable 429/503)" if report.retryable else "")
     table.add_row("requests", f"{report.requests} at {report.rps:g} rps over {report.duration_s:g} s")
     table.add_row("failed", f"[{'red' if report.failed else 'green'}]{failed}[/]")
-    table.add_row("latency", f"p50 {_ms(report.p50_ms, '-')}, p99 {_ms(report.p99_ms, '-')}")
+    table.add_row(
+        "latency",
+        f"p50 {_ms(report.p50_ms, '-')}, p99 {_ms(report.p99_ms, '-')}"
+        f" (during the fault: p99 {_ms(report.fault_p99_ms, '-')})",
+    )
     cleared = "never" if report.cleared_at_s is None else f"{report.cleared_at_s:.2f} s"
     call = "" if report.inject_call_ms is None else f" (injection call {report.inject_call_ms:.0f} ms)"
     table.add_row("fault", f"at {report.fault_at_s:.2f} s{call}, cleared at {cleared}")

@@ -15,16 +15,27 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 
 from polycloud.drills.timeline import Sample
 
 CLUSTER_HEADER = "x-polycloud-cluster"
+TRIED_HEADER = "x-polycloud-tried"
 
-Outcome = tuple[int, str | None]
-"""What one request got: its HTTP status (0 for none) and the cluster that served it."""
+
+class Outcome(NamedTuple):
+    """What one request got."""
+
+    status: int
+    """Its HTTP status, 0 for none."""
+    cluster: str | None = None
+    """The cluster that served it (`x-polycloud-cluster`)."""
+    tried: tuple[str, ...] = ()
+    """Clusters tried for it that did not give the answer (`x-polycloud-tried`)."""
+
+
 Sender = Callable[[], Awaitable[Outcome]]
 
 
@@ -85,8 +96,8 @@ class OpenLoop:
 
         async def one(index: int, scheduled: float) -> None:
             async with slots:
-                status, cluster = await send()
-            samples[index] = Sample(scheduled, self.clock.now() - start, status, cluster)
+                status, cluster, tried = await send()
+            samples[index] = Sample(scheduled, self.clock.now() - start, status, cluster, tried)
 
         tasks = []
         for index, scheduled in enumerate(self.schedule):
@@ -107,12 +118,17 @@ class HttpSender:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def __call__(self) -> Outcome:
-        """One request: (status, serving cluster), or (0, None) when no answer came."""
+        """One request: its status, serving cluster and clusters tried; status 0 when no answer came."""
         try:
             async with self._session.post(
                 self._url, data=self._body, headers=self._headers, timeout=self._timeout
             ) as response:
                 await response.read()
-                return response.status, response.headers.get(CLUSTER_HEADER)
+                tried = response.headers.get(TRIED_HEADER)
+                return Outcome(
+                    response.status,
+                    response.headers.get(CLUSTER_HEADER),
+                    tuple(tried.split(",")) if tried else (),
+                )
         except (aiohttp.ClientError, TimeoutError):
-            return 0, None
+            return Outcome(0)

@@ -20,9 +20,14 @@ from polycloud.drills.target import Target, encode, infer_body, resolve_target
 from polycloud.drills.timeline import DrillReport, FaultWindow, summarize
 from polycloud.errors import PolycloudError, TransientError, UserError
 
-DrillKind = Literal["outage", "brownout", "errors"]
-FAULT_KIND: dict[DrillKind, str] = {"outage": "down", "brownout": "latency", "errors": "errors"}
-"""The API's fault kind for each drill."""
+DrillKind = Literal["outage", "brownout", "errors", "blackhole"]
+FAULT_KIND: dict[DrillKind, str] = {
+    "outage": "down",
+    "brownout": "latency",
+    "errors": "errors",
+    "blackhole": "freeze",
+}
+"""The API's fault kind for each drill: a blackhole freezes the replicas (they keep their sockets)."""
 LEAD_S = 0.05
 """The first arrival is this far in the future, so setting up tasks does not make it late."""
 

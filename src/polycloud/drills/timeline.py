@@ -2,26 +2,31 @@
 
 Every time is in seconds since the drill's start (the first scheduled arrival). A `Sample` is one client
 request: when it was *scheduled* to be sent (open loop: independent of earlier answers), when its answer
-(or failure) arrived, its HTTP status (0 when no HTTP answer came at all) and the cluster the gateway
-named in `x-polycloud-cluster`.
+(or failure) arrived, its HTTP status (0 when no HTTP answer came at all), the cluster the gateway
+named in `x-polycloud-cluster`, and the clusters it names in `x-polycloud-tried`: those of the attempts
+that did not give the answer (they failed, or lost a hedge race).
 
-The two headline figures, precisely:
+A request *touched* a cluster when that cluster answered it or was tried for it first. The two
+headline figures, precisely:
 
 - **rtoMs** (recovery time objective as measured): let `t_f` be the moment the fault injection call
   was *issued* and `t_c` the moment the clearing call was issued. Among requests scheduled in
-  `[t_f, t_c)` that the failed cluster answered (any status), take the one answered last; rtoMs is
-  its answer time minus `t_f`. It is 0 when the cluster answered none of them (traffic left at once).
-  It is null (`None`) when traffic never (fully) left: the cluster still answered a request scheduled in
-  the last `TAIL_S` seconds of the fault window (or its last half, when the window is shorter) — a
-  gateway that keeps probing a slow cluster with a few requests is in this case, and `faultedShare`
-  tells how few; or when it had served no request scheduled before `t_f` (there was nothing to move).
+  `[t_f, t_c)` that touched the failed cluster, take the one answered last; rtoMs is its answer time
+  minus `t_f`: from then on, no client request waited on the failed cluster. It is 0 when none touched
+  it (traffic left at once). It is null (`None`) when traffic never (fully) left: a request scheduled in
+  the last `TAIL_S` seconds of the fault window (or its last half, when the window is shorter) still
+  touched the cluster — a gateway that keeps probing a slow cluster with a few requests is in this
+  case, and `faultedShare` tells how few; or when the cluster had served no request scheduled before
+  `t_f` (there was nothing to move).
 - **recoveryMs**: from `t_c` until the answer time of the first request scheduled at or after `t_c` that
   the failed cluster answered with 200; null when none did before the drill ended.
 
-Both are the clients' view: "answered by" means the cluster the final answer names. An attempt the
-gateway sent to the failed cluster and retried elsewhere is invisible here, as it is to a client.
-`faultedShare` adds the fraction of requests scheduled in the fault window that the failed cluster
-answered (0 after a clean failover; a brownout the gateway does not route around keeps it high).
+Both are the clients' view. Counting the requests that were tried on the failed cluster first matters
+most for a black hole (a cluster that accepts and never answers): it answers nothing, so "answered by"
+alone would give 0 ms however long requests waited on it before going elsewhere. `faultedShare` adds
+the fraction of requests scheduled in the fault window that the failed cluster answered (0 after a
+clean failover; a brownout the gateway does not route around keeps it high), and `faultP99Ms` the p99
+latency of the requests scheduled in the fault window.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class Sample:
     """HTTP status of the answer; 0 when there was none (connection error, timeout)."""
     cluster: str | None = None
     """`x-polycloud-cluster` of the answer, when the gateway named one."""
+    tried: tuple[str, ...] = ()
+    """`x-polycloud-tried` of the answer: clusters tried for it that did not give the answer."""
+
+    def touched(self, cluster: str) -> bool:
+        """Whether `cluster` answered this request or was tried for it."""
+        return self.cluster == cluster or cluster in self.tried
 
     @property
     def latency_ms(self) -> float:
@@ -90,6 +101,8 @@ class DrillReport:
     retryable: int
     p50_ms: float | None
     p99_ms: float | None
+    fault_p99_ms: float | None
+    """p99 of the requests scheduled in the fault window."""
     rto_ms: float | None
     rto_note: str | None
     recovery_ms: float | None
@@ -114,6 +127,7 @@ class DrillReport:
             "retryable": self.retryable,
             "p50Ms": _round(self.p50_ms),
             "p99Ms": _round(self.p99_ms),
+            "faultP99Ms": _round(self.fault_p99_ms),
             "rtoMs": _round(self.rto_ms),
             "rtoNote": self.rto_note,
             "recoveryMs": _round(self.recovery_ms),
@@ -142,10 +156,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def rto(samples: Iterable[Sample], window: FaultWindow, tail_s: float = TAIL_S) -> Rto:
-    """How long the failed cluster kept answering after the fault, and why it is null when it is; see
-    the module docstring."""
+    """How long requests kept touching the failed cluster after the fault, and why it is null when it
+    is; see the module docstring."""
     end = window.cleared_at_s if window.cleared_at_s is not None else math.inf
-    ours = [s for s in samples if s.cluster == window.cluster]
+    ours = [s for s in samples if s.touched(window.cluster)]
     if not any(s.scheduled_s < window.fault_at_s for s in ours):
         return Rto(None, "the cluster served no request before the fault")
     during = [s for s in ours if window.fault_at_s <= s.scheduled_s < end]
@@ -155,7 +169,7 @@ def rto(samples: Iterable[Sample], window: FaultWindow, tail_s: float = TAIL_S) 
     if math.isfinite(end):
         tail = min(tail_s, (end - window.fault_at_s) / 2)
         if last_scheduled >= end - tail:
-            return Rto(None, f"the cluster still answered requests sent in the fault's last {tail:g} s")
+            return Rto(None, f"requests sent in the fault's last {tail:g} s still reached the cluster")
     return Rto((max(s.done_s for s in during) - window.fault_at_s) * 1000.0)
 
 
@@ -164,10 +178,15 @@ def rto_ms(samples: Iterable[Sample], window: FaultWindow, tail_s: float = TAIL_
     return rto(samples, window, tail_s).ms
 
 
+def during_fault(samples: Iterable[Sample], window: FaultWindow) -> list[Sample]:
+    """The samples scheduled in the fault window `[fault_at_s, cleared_at_s)`."""
+    end = window.cleared_at_s if window.cleared_at_s is not None else math.inf
+    return [s for s in samples if window.fault_at_s <= s.scheduled_s < end]
+
+
 def faulted_share(samples: Iterable[Sample], window: FaultWindow) -> float | None:
     """Fraction of the requests scheduled in the fault window that the faulted cluster answered."""
-    end = window.cleared_at_s if window.cleared_at_s is not None else math.inf
-    during = [s for s in samples if window.fault_at_s <= s.scheduled_s < end]
+    during = during_fault(samples, window)
     if not during:
         return None
     return sum(1 for s in during if s.cluster == window.cluster) / len(during)
@@ -204,6 +223,7 @@ def summarize(
         retryable=sum(1 for s in samples if s.status in RETRYABLE),
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
+        fault_p99_ms=percentile([s.latency_ms for s in during_fault(samples, window)], 99),
         rto_ms=outage.ms,
         rto_note=outage.note,
         recovery_ms=recovery_ms(samples, window),

@@ -60,9 +60,12 @@ class Fault:
     - `down`: take the whole cluster down: every replica stops and none may start until cleared.
     - `latency`: add `delay_ms` to every response of the cluster's replicas.
     - `errors`: answer a fraction `error_rate` of inference requests with HTTP 500.
+    - `freeze`: a black hole: every replica of the cluster stops answering but keeps its sockets, so
+      connections still open and requests are still accepted (a partitioned network, a hung driver).
+      The replicas are not failed and not replaced while it lasts; clearing resumes them.
     """
 
-    kind: Literal["kill", "down", "latency", "errors"]
+    kind: Literal["kill", "down", "latency", "errors", "freeze"]
     replica_id: str | None = None
     delay_ms: float = 0.0
     error_rate: float = 0.0
@@ -102,8 +105,9 @@ class SupportsFaults(Protocol):
         ...
 
     def clear_faults(self) -> None:
-        """Undo every injected fault: a downed cluster may start replicas again, delays and error rates
-        return to normal. Killed replicas are not revived here (the reconciler does that)."""
+        """Undo every injected fault: a downed cluster may start replicas again, frozen replicas answer
+        again, delays and error rates return to normal. Killed replicas are not revived here (the
+        reconciler does that)."""
         ...
 
 

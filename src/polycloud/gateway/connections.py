@@ -346,6 +346,11 @@ class ConnectionPools:
                     raise
                 retry = False  # once: the replica may have closed a kept-alive connection as we sent
                 continue
+            except BaseException:
+                # Cancelled (a hedged copy won, the client left): a connection whose answer had come
+                # whole goes back to the pool; one cut mid-exchange was closed and is dropped.
+                pool.release(connection)
+                raise
             pool.release(connection)
             return answer
 

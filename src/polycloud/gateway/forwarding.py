@@ -60,6 +60,7 @@ DROP_RESPONSE_HEADERS = frozenset(
         b"server",
         b"x-request-id",
         b"x-polycloud-cluster",
+        b"x-polycloud-tried",
     }
 )
 """Replica headers not passed back: hop-by-hop ones, and those the gateway's server or the gateway set."""

@@ -4,8 +4,10 @@
                                                                 gateway answered itself: 429, 503, ...)
     polycloud_gateway_request_duration_seconds{service}        time from request to answer
     polycloud_gateway_attempts_total{service, cluster, outcome} upstream attempts: ok, 5xx, connect,
-                                                                timeout, broken
+                                                                timeout, broken, overtaken (lost a
+                                                                hedge race without failing)
     polycloud_gateway_retries_total{service}                   attempts after the first
+    polycloud_gateway_hedges_total{service}                    attempts raced by a hedged copy
     polycloud_gateway_ejections_total{service, cluster}        passive outlier ejections
     polycloud_gateway_upstream_bytes_total{service, cluster, direction}  bytes of successful attempts'
                                                                 bodies, sent to and received from a cluster

@@ -8,11 +8,23 @@ One request, step by step:
 2. unknown service → 404; `max_in_flight` requests already in flight → 429 with `Retry-After` (the
    gateway never queues); the body is read whole (bounded: 413), so that it can be sent again;
 3. up to `max_attempts` attempts within the deadline, each on the replica `Selector` picks, excluding
-   those that failed this request and preferring another cluster. A connection error, a timeout or a 5xx
-   is a failure: it feeds the ejection policy and moves on. Any answer below 500 — 4xx included, which
-   is the client's fault — goes back unchanged, with `x-request-id` and `x-polycloud-cluster`;
+   those that failed this request and preferring another cluster. An attempt still unanswered at its
+   limit (`polycloud.gateway.hedging`: 2 × the service's p99, 250 ms to 5 s) is *overdue*: a copy goes
+   to another replica and the first good answer wins, the other copy is cancelled. A connection error,
+   a timeout or a 5xx is a failure: it feeds the ejection policy and moves on. Any answer below 500 —
+   4xx included, which is the client's fault — goes back unchanged, with `x-request-id`,
+   `x-polycloud-cluster` and, when other attempts came first, `x-polycloud-tried` (their clusters);
 4. when every attempt failed: the last replica's 5xx as it was, else 504 if the deadline passed, else
    503; with no replica to try at all: 503 (or 429 when all are saturated) with the reason.
+
+A copy that lost the race is a failure of its replica (a timeout) only when it had outlived its limit
+while the winner answered within it: the replica was then silent, not merely slower than a sibling of a
+slow service (a new 2 s model hedged at the floor loses no replica). One such timeout — or any timeout
+of an attempt whose request another replica answered — takes the replica out for every request until an
+active health check is answered (`Upstream.silent`), as a refused connection does: waiting for three
+in a row would let a frozen replica hold a trickle of requests (the routing policy sends it less while
+requests are stuck on it, so its strikes come slowly), and a replica that is only stalled answers its
+next check, within a second. Timeouts also count for the ejection policy like other failures.
 
 Nothing here does I/O besides the proxied call, and nothing blocks.
 """
@@ -21,9 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.ejection import EjectionPolicy
@@ -43,6 +58,14 @@ log = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499
 """Status recorded (never sent) when the client went away before its body was read."""
+TRIED_HEADER = b"x-polycloud-tried"
+"""Names the clusters of the attempts that did not give the answer (failed, or lost a hedge race)."""
+
+WATCH_TICK_S = 0.02
+"""How often the watchdog looks for attempts to hedge: a copy leaves up to this late."""
+Loser = tuple[Upstream, Reply | Failure | None]
+"""An attempt that did not give the answer, and its failure (None: it lost a race without failing)."""
+NO_LOSERS: tuple[Loser, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,68 @@ class Call:
     """The request's trace span, when the gateway traces."""
 
 
+class _Race:
+    """One attempt and its hedged copy, as the watchdog and the copy's completion see them.
+
+    The first attempt is awaited in the request's own task, not a task of its own, and no timer is set
+    per request (a task, a wake-up and a uvloop timer more cost the request path about a fifth): the
+    proxy's watchdog sends the copy once the attempt is due, and when the copy answers first, it
+    cancels the request's task while that task waits on the first attempt; `Proxy._race` takes the
+    cancellation back (`Task.uncancel`, as `asyncio.timeout` does).
+    """
+
+    __slots__ = (
+        "call",
+        "due",
+        "early",
+        "first",
+        "hedge",
+        "hedged_at",
+        "pool",
+        "racing",
+        "second",
+        "task",
+        "tried",
+        "won",
+    )
+
+    def __init__(
+        self,
+        pool: ServicePool,
+        call: Call,
+        first: Upstream,
+        tried: list[Upstream],
+        task: asyncio.Task[Any],
+        due: float,
+    ) -> None:
+        self.pool = pool
+        self.call = call
+        self.first = first
+        self.tried = tried
+        self.task = task
+        """The request's task, which awaits the first attempt."""
+        self.due = due
+        """`time.monotonic()` at which the copy leaves."""
+        self.early = not first.silent
+        """Whether the copy leaves as soon as `first` is found silent (not when it was chosen so)."""
+        self.racing = True
+        """While the task awaits the first attempt (only then may the copy's answer cancel it)."""
+        self.second: Upstream | None = None
+        self.hedge: asyncio.Task[Reply | Failure] | None = None
+        self.hedged_at = 0.0
+        self.won: Reply | None = None
+        """The copy's good answer, when it came first."""
+
+    def hedge_done(self, task: asyncio.Task[Reply | Failure]) -> None:
+        """The copy finished: a good answer while the first attempt is still awaited wins the race."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        outcome = task.result()
+        if isinstance(outcome, Reply) and outcome.status < 500 and self.racing:
+            self.won, self.racing = outcome, False
+            self.task.cancel()
+
+
 class Proxy:
     """Forwards OIP requests for every service; one instance per gateway, used on its event loop."""
 
@@ -114,7 +199,10 @@ class Proxy:
         self.key_window: KeyWindow | None = None
         """Answers per inference key (`polycloud.gateway.keyload`); None: not counted."""
         self._rng = selector.policy.rng
-        self._hedger = Hedger()
+        self._hedger = Hedger(settings)
+        self._racing: set[_Race] = set()
+        """Attempts that may still be hedged, for the watchdog."""
+        self._watchdog: asyncio.TimerHandle | None = None
         self._settings = settings
         self._registry = registry
         self._selector = selector
@@ -206,6 +294,7 @@ class Proxy:
         settings = self._settings
         metrics = self._metrics
         tried: list[Upstream] = []
+        overtaken: list[Upstream] | None = None  # made on the rare path only
         last: Reply | Failure | None = None
         for attempt in range(settings.max_attempts):
             now = time.monotonic()
@@ -221,21 +310,28 @@ class Proxy:
                 break
             if attempt:
                 metrics.retried(call.service)
-            timeout_s = min(remaining, settings.attempt_timeout_s)
-            winner, outcome, losers = await self._race(pool, call, choice, timeout_s, tried)
+            winner, outcome, losers = await self._race(pool, call, choice, tried)
             now = time.monotonic()
+            answered = isinstance(outcome, Reply) and outcome.status < 500
             for upstream, failure in losers:
+                if failure is None:
+                    metrics.attempted(call.service, upstream.cluster, "overtaken")
+                    overtaken = [upstream] if overtaken is None else [*overtaken, upstream]
+                    continue
+                if answered and isinstance(failure, Failure) and failure.kind == "timeout":
+                    self._silenced(upstream, failure)
                 self._failed(upstream, failure, now)
                 tried.append(upstream)
                 last = failure
-            if isinstance(outcome, Reply) and outcome.status < 500:
+            if isinstance(outcome, Reply) and answered:
                 self._ejection.succeeded(winner, now)
                 winner.observe(outcome.elapsed_ms, settings.ewma_alpha)
                 metrics.attempted(call.service, winner.cluster, "ok")
                 metrics.moved(call.service, winner.cluster, len(call.body), len(outcome.body))
-                await send_response(
-                    send, outcome.status, outcome.headers, outcome.body, call.id_header, winner
-                )
+                headers = outcome.headers
+                if tried or overtaken:
+                    headers.append(_tried(tried, overtaken))
+                await send_response(send, outcome.status, headers, outcome.body, call.id_header, winner)
                 return outcome.status, winner.cluster
             self._failed(winner, outcome, now)
             tried.append(winner)
@@ -271,40 +367,78 @@ class Proxy:
         return outcome
 
     async def _race(
-        self, pool: ServicePool, call: Call, first: Upstream, timeout_s: float, tried: list[Upstream]
-    ) -> tuple[Upstream, Reply | Failure, list[tuple[Upstream, Reply | Failure]]]:
-        """One attempt, hedged on a second replica when the service asks for it and the first is slow.
+        self, pool: ServicePool, call: Call, first: Upstream, tried: list[Upstream]
+    ) -> tuple[Upstream, Reply | Failure, Sequence[Loser]]:
+        """One attempt on `first`, with a copy on another replica once it is overdue (see the module).
 
-        Returns the upstream whose outcome counts (the first good answer, else the last failure), that
-        outcome, and the other failures seen.
+        The hedge leaves at the attempt's limit, or earlier at the service's `hedging` percentile. The
+        first attempt runs on meanwhile, up to `attempt_timeout_s` and the deadline: it is never cut at
+        its limit, so a slow model still answers. Returns the upstream whose outcome counts (the first
+        good answer, else the last failure), that outcome, and the attempts that lost.
         """
-        delay = self._hedger.delay_s(call.service, pool.hedge) if pool.hedge is not None else None
-        if delay is None or delay >= timeout_s:
-            return first, await self._forward(first, call, timeout_s), []
-        primary = asyncio.ensure_future(self._forward(first, call, timeout_s))
-        done, _ = await asyncio.wait({primary}, timeout=delay)
-        second = None if done else self._selector.select(pool, call.client, time.monotonic(), [*tried, first])
-        if not isinstance(second, Upstream):
-            return first, await primary, []
-        self._metrics.hedged(call.service)
-        racing = {
-            primary: first,
-            asyncio.ensure_future(self._forward(second, call, timeout_s - delay)): second,
-        }
-        failed: list[tuple[Upstream, Reply | Failure]] = []
+        settings = self._settings
+        started = time.monotonic()
+        hard = min(call.deadline - started, settings.attempt_timeout_s)
+        limit = self._hedger.limit_s(call.service)
+        delay = limit if settings.hedge_overdue else math.inf
+        if pool.hedge is not None:
+            usual = self._hedger.delay_s(call.service, pool.hedge)
+            if usual is not None and usual < delay:
+                delay = usual
+        if delay >= hard or len(pool.upstreams) < 2 or (task := asyncio.current_task()) is None:
+            return first, await self._forward(first, call, hard), NO_LOSERS  # no copy could go in time
+        race = _Race(pool, call, first, tried, task, started + delay)
+        racing = self._racing
+        racing.add(race)
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(WATCH_TICK_S, self._watch)
         try:
-            while racing:
-                finished, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    upstream, outcome = racing.pop(task), task.result()
-                    if isinstance(outcome, Reply) and outcome.status < 500:
-                        return upstream, outcome, failed
-                    failed.append((upstream, outcome))
+            outcome = await self._forward(first, call, hard)
+        except asyncio.CancelledError:
+            if race.won is None or race.second is None or race.task.uncancel():
+                if race.hedge is not None:
+                    race.hedge.cancel()
+                raise  # the request itself was cancelled (the client left, the server stops)
+            return race.second, race.won, ((first, _lost(started, limit, race.won)),)
         finally:
-            for task in racing:
-                task.cancel()  # the slower copy (or every copy, when the client went away)
-        upstream, outcome = failed.pop()
-        return upstream, outcome, failed
+            race.racing = False
+            racing.discard(race)
+        hedge, second = race.hedge, race.second
+        if hedge is None or second is None:
+            return first, outcome, NO_LOSERS
+        if isinstance(outcome, Reply) and outcome.status < 500:
+            hedge.cancel()
+            return first, outcome, ((second, _lost(race.hedged_at, limit, outcome)),)
+        return second, await hedge, ((first, outcome),)  # the first failed: the copy may still answer
+
+    def _watch(self) -> None:
+        """The watchdog, every `WATCH_TICK_S` while attempts are in flight: send the copy of each attempt
+        that is due, or whose replica was found silent meanwhile (its ejection is shared by every request
+        of the replica, those already waiting on it included)."""
+        now = time.monotonic()
+        for race in list(self._racing):
+            if race.hedge is None and (race.due <= now or (race.early and race.first.silent)):
+                self._hedge(race)
+        self._watchdog = (
+            asyncio.get_running_loop().call_later(WATCH_TICK_S, self._watch) if self._racing else None
+        )
+
+    def _hedge(self, race: _Race) -> None:
+        """Send a copy of the attempt to another replica, if one can take it."""
+        if not race.racing or race.hedge is not None:
+            return
+        call, now = race.call, time.monotonic()
+        remaining = call.deadline - now
+        if remaining <= 0:
+            return
+        second = self._selector.select(race.pool, call.client, now, [*race.tried, race.first])
+        if not isinstance(second, Upstream):
+            return
+        self._metrics.hedged(call.service)
+        race.second, race.hedged_at = second, now
+        timeout_s = min(remaining, self._settings.attempt_timeout_s)
+        race.hedge = hedge = asyncio.get_running_loop().create_task(self._forward(second, call, timeout_s))
+        hedge.add_done_callback(race.hedge_done)
 
     def _select(self, pool: ServicePool, call: Call, now: float, tried: list[Upstream]) -> Upstream | NoRoute:
         """During a canary the first attempt draws its revision by weight (the other revision serves
@@ -316,20 +450,38 @@ class Proxy:
             return self._selector.select(pool, call.client, now, tried)
         return choice
 
+    @staticmethod
+    def _silenced(upstream: Upstream, failure: Failure) -> None:
+        """`upstream` timed out on an attempt that another replica answered in time: out until a health
+        check is answered, shared by every request: those waiting on it are hedged at once (a stalled
+        replica is back at its next check)."""
+        if upstream.silence():
+            log.warning(
+                "replica %s (%s/%s) stopped answering: %s; out until a health check passes",
+                upstream.id,
+                upstream.service,
+                upstream.cluster,
+                failure.message,
+            )
+
     def _failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
         kind: str = outcome.kind if isinstance(outcome, Failure) else "5xx"
         if kind == "connect" and upstream.healthy:
-            upstream.healthy = False  # until the next health check passes
+            upstream.healthy = upstream.silent = False  # until the next health check passes
             log.info("replica %s (%s/%s) is unreachable", upstream.id, upstream.service, upstream.cluster)
         self._metrics.attempted(upstream.service, upstream.cluster, kind)
         if self._ejection.failed(upstream, now):
             self._metrics.ejected(upstream.service, upstream.cluster)
+            why = "repeated failures"
+            if kind == "timeout" and upstream.silence():  # out until a health check is answered
+                why = "attempts that got no answer in time; out until a health check passes"
             log.warning(
-                "ejected replica %s (%s/%s) until +%.1f s after repeated failures",
+                "ejected replica %s (%s/%s) until +%.1f s after %s",
                 upstream.id,
                 upstream.service,
                 upstream.cluster,
                 upstream.ejected_until - now,
+                why,
             )
 
     async def _exhausted(
@@ -338,14 +490,34 @@ class Proxy:
         """Answer after the last attempt failed (or none could start before the deadline)."""
         if isinstance(last, Reply):
             upstream = tried[-1]
-            await send_response(send, last.status, last.headers, last.body, call.id_header, upstream)
+            headers = last.headers
+            if len(tried) > 1:
+                headers.append(_tried(tried[:-1], None))
+            await send_response(send, last.status, headers, last.body, call.id_header, upstream)
             return last.status, upstream.cluster
         attempts = f"{len(tried)} attempt{'s' if len(tried) != 1 else ''}"
         why = f"; last: {last.message}" if last is not None else ""
+        extra = [_tried(tried, None)] if tried else []
         if time.monotonic() >= call.deadline:
             message = f"deadline passed after {attempts} on service {call.service!r}{why}"
-            await send_error(send, 504, message, [call.id_header])
+            await send_error(send, 504, message, [call.id_header, *extra])
             return 504, ""
         message = f"every replica tried for service {call.service!r} failed ({attempts}{why})"
-        await send_error(send, 503, message, [call.id_header, self._retry_after])
+        await send_error(send, 503, message, [call.id_header, self._retry_after, *extra])
         return 503, ""
+
+
+def _lost(started: float, limit: float, winner: Reply) -> Failure | None:
+    """How a copy that lost the race counts: a timeout of its replica when it had outlived its limit
+    while the winner answered within it; else None (it was only slower than a sibling)."""
+    waited = time.monotonic() - started
+    if waited > limit and winner.elapsed_ms <= limit * 1000.0:
+        answered = f"another replica answered in {winner.elapsed_ms:.0f} ms"
+        return Failure("timeout", f"no answer within its limit of {limit:.3g} s while {answered}")
+    return None
+
+
+def _tried(failed: list[Upstream], overtaken: list[Upstream] | None) -> tuple[bytes, bytes]:
+    """`x-polycloud-tried`: the clusters of the attempts that did not give the answer, once each."""
+    clusters = dict.fromkeys(u.cluster for u in (*failed, *(overtaken or ())))
+    return TRIED_HEADER, ",".join(clusters).encode()

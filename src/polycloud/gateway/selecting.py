@@ -12,7 +12,9 @@ The candidates of an attempt, in order of decision:
    usable standby and burst replicas (an active cluster that just failed this request is likely down
    as a whole, before the health checks have said so);
 4. when nothing is usable, *panic routing*: healthy replicas that are only ejected (ejection is a
-   guess; refusing every request would be worse);
+   guess; refusing every request would be worse), else replicas that are unhealthy only for answering
+   late (`Upstream.silent`: a slow replica may still answer, and its attempt is never cut at its
+   limit, only hedged);
 5. replicas below `max_in_flight_per_replica` (none left: the service is saturated, 429);
 
 and the routing policy picks among what is left. No candidate at all is a 503 with the reason.
@@ -75,7 +77,9 @@ class Selector:
         if not tier:
             tier = [u for u in pool.upstreams if u.routable and u.healthy and u not in tried]
             if not tier:
-                return NoRoute(503, unavailable_reason(pool, tried))
+                tier = [u for u in pool.upstreams if u.routable and u.silent and u not in tried]
+                if not tier:
+                    return NoRoute(503, unavailable_reason(pool, tried))
         limit = self._limit
         open_ = [u for u in tier if u.outstanding < limit]
         if not open_:

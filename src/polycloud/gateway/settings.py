@@ -30,14 +30,44 @@ class GatewaySettings(BaseModel):
 
     refresh_interval_s: float = Field(default=0.5, gt=0, le=5, description="Route table refresh period.")
     health_interval_s: float = Field(default=1.0, gt=0, description="Active health check period.")
-    health_timeout_s: float = Field(default=1.0, gt=0, description="One health check's time limit.")
+    health_timeout_s: float = Field(
+        default=0.3,
+        gt=0,
+        description="Least time a health check may take before it counts as timed out; a replica whose "
+        "checks usually take longer gets 3 × its usual (see `polycloud.gateway.background`).",
+    )
+    health_timeout_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest a health check waits: its time limit's cap, and how long a late answer may "
+        "still come and cancel the timeout.",
+    )
+    unhealthy_after_timeouts: int = Field(
+        default=2, ge=1, description="Health checks timed out in a row that mark a replica unhealthy."
+    )
 
     default_timeout_s: float = Field(
         default=10.0, gt=0, description="A request's deadline when it sends no x-polycloud-timeout-ms."
     )
     max_timeout_s: float = Field(default=300.0, gt=0, description="Cap on a deadline a client asks for.")
     attempt_timeout_s: float = Field(
-        default=5.0, gt=0, description="Cap on one upstream attempt, so a hung replica leaves time to retry."
+        default=5.0,
+        gt=0,
+        description="Cap on one upstream attempt (and on its limit), so a hung replica leaves time to retry.",
+    )
+    attempt_floor_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Least limit of an attempt: the limit is attempt_latency_factor × the service's p99 of "
+        "successful attempts, within [attempt_floor_s, attempt_timeout_s] and the request's deadline.",
+    )
+    attempt_latency_factor: float = Field(
+        default=2.0, ge=1, description="An attempt's limit in multiples of its service's recent p99."
+    )
+    hedge_overdue: bool = Field(
+        default=True,
+        description="Send a copy of an attempt that outlives its limit to another replica (the first "
+        "good answer wins). Off: an attempt waits until attempt_timeout_s before it is retried.",
     )
     connect_timeout_s: float = Field(default=1.0, gt=0, description="Cap on opening one connection.")
     max_attempts: int = Field(default=3, ge=1, le=10, description="Upstream attempts per request.")

@@ -37,6 +37,8 @@ class Upstream:
         "ejections",
         "endpoint",
         "ewma_ms",
+        "health_ms",
+        "health_timeouts",
         "healthy",
         "id",
         "last_ejected_at",
@@ -46,6 +48,7 @@ class Upstream:
         "role",
         "routable",
         "service",
+        "silent",
         "site",
         "state",
     )
@@ -69,7 +72,17 @@ class Upstream:
         self.ewma_ms: float | None = None
         """EWMA of answer times (proxied requests and health checks), None before the first."""
         self.healthy = True
-        """False after a failed active health check or a refused connection, until a check passes."""
+        """False after a failed active health check, a refused connection, or attempts or checks that
+        kept getting no answer in time, until a check passes."""
+        self.silent = False
+        """Unhealthy only for answering too late (timed-out checks, ejected for timed-out attempts), not
+        for refusing or answering "not ready": it may be slow rather than gone, so it is still tried
+        when nothing else can serve (`polycloud.gateway.selecting`)."""
+        self.health_ms: float | None = None
+        """What its health checks take: jumps to a slower answer at once, decays as an EWMA; sets the
+        checks' time limit (`polycloud.gateway.background`). None before the first answer."""
+        self.health_timeouts = 0
+        """Health checks in a row that got no answer within their limit."""
         self.consecutive_failures = 0
         self.ejected_until = 0.0
         """`time.monotonic()` value until which passive outlier detection keeps it out."""
@@ -99,10 +112,20 @@ class Upstream:
         """Ready, passing health checks, and not ejected at monotonic time `now`."""
         return self.routable and self.healthy and self.ejected_until <= now
 
+    def silence(self) -> bool:
+        """Mark it unhealthy for answering too late (attempts still waiting on it are hedged at once, see
+        `polycloud.gateway.proxy`); returns False when it was unhealthy already."""
+        if not self.healthy:
+            return False
+        self.healthy, self.silent = False, True
+        return True
+
     def recovered(self) -> None:
         """Forget latency and failures measured before it went unhealthy (an active check passed again)."""
         self.ewma_ms = None
         self.consecutive_failures = 0
+        self.health_timeouts = 0
+        self.silent = False
 
     def observe(self, elapsed_ms: float, alpha: float) -> None:
         """Fold one answer time into the EWMA."""

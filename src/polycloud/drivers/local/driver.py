@@ -9,10 +9,20 @@ driver objects (or two processes) on one home see the same fleet. Sidecar record
 Replica states: `starting` until `GET /v2/health/ready` answers 200 (then cached per process),
 `ready`, `stopping` after `stop_replica` until the process has exited, and `failed` once the process
 exited on its own or was killed by a fault, until `stop_replica` acknowledges it.
+
+A `freeze` fault stops every replica process of the cluster with SIGSTOP: its sockets stay open, the
+kernel still accepts connections and requests, nothing answers — a black hole for the gateway to find
+out by itself. The processes still run, so a frozen replica keeps the state it had (a ready one stays
+ready, with the message "frozen") and is neither failed nor replaced. A replica started while the
+cluster is frozen is stopped as soon as it is spawned (it stays `starting`: in a black-holed cluster a
+new replica is unreachable too), and `clear_faults` resumes them all with SIGCONT. A replica stopped
+while frozen is resumed right after its SIGTERM, so that it can exit gracefully rather than wait for
+its SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -47,6 +57,7 @@ KILL_WAIT_S = 10.0
 """How long a stop waits for a SIGKILLed process to disappear."""
 MAX_FAULT_DELAY_MS = 600_000.0
 """The largest injected latency the model server accepts (ten minutes)."""
+FROZEN = "frozen (injected fault): stopped with SIGSTOP, answers nothing until the fault is cleared"
 
 _log = logging.getLogger(__name__)
 
@@ -104,12 +115,21 @@ class LocalDriver(LocalJobsMixin):
         was_ready = [p for p in running.values() if statuses[p.replica_id].state == "ready"]
         answering = self._probe(to_probe, records)
         # Ready means serving *with* the faults in force: a replica that missed them stays starting.
-        missed = sync_faults(self._http, self._records, was_ready + answering, faults, only_changed=True)
+        # (Frozen replicas answer nothing: what they missed reaches them at the first listing after.)
+        missed = (
+            set()
+            if faults.frozen
+            else sync_faults(self._http, self._records, was_ready + answering, faults, only_changed=True)
+        )
         now_ready = [p for p in answering if p.replica_id not in missed]
         with self._lock:
             self._ready.update(p.key for p in now_ready)
         for proc in now_ready:
             statuses[proc.replica_id] = replace(statuses[proc.replica_id], state="ready")
+        if faults.frozen:
+            for rid in running:
+                if statuses[rid].state in ("starting", "ready"):
+                    statuses[rid] = replace(statuses[rid], message=FROZEN)
         return list(statuses.values())
 
     def _running(self) -> dict[str, ReplicaProcess]:
@@ -177,7 +197,8 @@ class LocalDriver(LocalJobsMixin):
             raise PermanentError(f"replica {spec.id} is for cluster {spec.cluster}, not {self.cluster}")
         env = spawning.replica_env(os.environ, spec.env)
         with self._records.transaction() as txn:  # serialises starts across threads and processes
-            if self._faults.load().down:
+            faults = self._faults.load()
+            if faults.down:
                 raise TransientError(f"cluster {self.cluster} is down (injected fault)")
             for proc in scan(self.home, self.cluster):
                 if proc.replica_id == spec.id:
@@ -210,6 +231,12 @@ class LocalDriver(LocalJobsMixin):
                 listener.close()
             _log.info("started replica %s (pid %d, port %d)", spec.id, popen.pid, record.port)
             CHILDREN.add(popen, partial(self._records.note_exit, spec.id, popen.pid))
+            if faults.frozen:  # inside the transaction: a freeze or a clear sees it spawned, or not yet
+                _log.info(
+                    "replica %s starts frozen: cluster %s is frozen (injected fault)", spec.id, self.cluster
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(popen.pid, signal.SIGSTOP)
             record = replace(record, pid=popen.pid, create_time=start_time(popen.pid))
             txn.put(record)
         return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}", pid=popen.pid)
@@ -235,8 +262,11 @@ class LocalDriver(LocalJobsMixin):
                     deadline = min(deadline, record.stop_deadline)  # a second stop never extends the first
                 txn.put(replace(record, stopping=True, stop_deadline=deadline))
         first = signal.SIGKILL if grace_s == 0 else signal.SIGTERM
+        thaw = first == signal.SIGTERM and self._faults.load().frozen
         for proc in procs:
             send(proc, first)
+            if thaw:  # a stopped process would only take its SIGTERM once resumed
+                send(proc, signal.SIGCONT)
         pids = {p.pid for p in procs}
         threading.Thread(
             target=self._finish_stop,
@@ -280,28 +310,41 @@ class LocalDriver(LocalJobsMixin):
             with self._records.transaction():  # a start in progress either finishes first or sees `down`
                 procs = scan(self.home, self.cluster)
             self._kill_now(procs, "killed: cluster down (injected fault)")
+        elif fault.kind == "freeze":
+            self._faults.update(lambda s: replace(s, frozen=True))
+            with self._records.transaction():  # a start in progress either finishes first or sees it
+                procs = scan(self.home, self.cluster)
+            for proc in procs:
+                send(proc, signal.SIGSTOP)
+            _log.info("froze %d replica processes of cluster %s (injected fault)", len(procs), self.cluster)
         elif fault.kind == "latency":
             if not 0 <= fault.delay_ms <= MAX_FAULT_DELAY_MS:
                 raise UserError(
                     f"latency fault needs 0 <= delay_ms <= {MAX_FAULT_DELAY_MS:.0f}, got {fault.delay_ms}"
                 )
-            sync_faults(
-                self._http,
-                self._records,
-                self._live(),
-                self._faults.update(lambda s: replace(s, delay_ms=fault.delay_ms)),
-            )
+            state = self._faults.update(lambda s: replace(s, delay_ms=fault.delay_ms))
+            if not state.frozen:  # frozen replicas get it at the first listing after the thaw
+                sync_faults(self._http, self._records, self._live(), state)
         elif fault.kind == "errors":
             if not 0 <= fault.error_rate <= 1:
                 raise UserError(f"errors fault needs 0 <= error_rate <= 1, got {fault.error_rate}")
             state = self._faults.update(lambda s: replace(s, error_rate=fault.error_rate))
-            sync_faults(self._http, self._records, self._live(), state)
+            if not state.frozen:
+                sync_faults(self._http, self._records, self._live(), state)
         else:
             raise UserError(f"unknown fault kind {fault.kind!r}")
 
     def clear_faults(self) -> None:
-        """Lift `down`, and return every running replica to its own delay and no injected errors."""
+        """Lift `down`, resume frozen replicas, and return every running replica to its own delay and
+        no injected errors."""
+        was = self._faults.load()
         self._faults.clear()
+        if was.frozen:
+            with self._records.transaction():  # after any start that saw the cluster frozen
+                procs = scan(self.home, self.cluster)
+            for proc in procs:
+                send(proc, signal.SIGCONT)
+            _log.info("resumed %d replica processes of cluster %s", len(procs), self.cluster)
         sync_faults(self._http, self._records, self._live(), FaultState())
 
     def _kill(self, replica_id: str | None) -> None:

@@ -1,8 +1,9 @@
 """The injected-fault state of one local cluster, shared between processes through a JSON file.
 
-`$home/faults/<cluster>.json` holds whether the cluster is down and the extra delay and error rate its
-replicas must apply. An API process injects, a reconciler in another thread or process reads it, and
-it survives restarts until `clear_faults()`.
+`$home/faults/<cluster>.json` holds whether the cluster is down, whether it is frozen (its replicas
+stopped with SIGSTOP), and the extra delay and error rate its replicas must apply. An API process
+injects, a reconciler in another thread or process reads it, and it survives restarts until
+`clear_faults()`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class FaultState:
     down: bool = False
     delay_ms: float = 0.0
     error_rate: float = 0.0
+    frozen: bool = False
+    """Every replica process of the cluster is stopped (SIGSTOP), those started meanwhile included."""
 
 
 def _number(value: object) -> float:
@@ -43,6 +46,7 @@ class FaultStore:
             down=data.get("down") is True,
             delay_ms=_number(data.get("delayMs")),
             error_rate=_number(data.get("errorRate")),
+            frozen=data.get("frozen") is True,
         )
 
     def update(self, change: Callable[[FaultState], FaultState]) -> FaultState:
@@ -60,7 +64,13 @@ class FaultStore:
                 remove(self.path)
             else:
                 write_json(
-                    self.path, {"down": new.down, "delayMs": new.delay_ms, "errorRate": new.error_rate}
+                    self.path,
+                    {
+                        "down": new.down,
+                        "delayMs": new.delay_ms,
+                        "errorRate": new.error_rate,
+                        "frozen": new.frozen,
+                    },
                 )
             return new
 

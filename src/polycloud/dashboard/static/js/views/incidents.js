@@ -144,7 +144,8 @@ export default {
               <select id="drill-cluster" name="cluster"></select></div>
             <div class="toolbar"><label for="drill-kind">Fault</label>
               <select id="drill-kind" name="kind"><option value="outage">outage (cluster down)</option>
-                <option value="brownout">brownout (+300 ms)</option><option value="errors">errors (50 % 5xx)</option></select>
+                <option value="brownout">brownout (+300 ms)</option><option value="errors">errors (50 % 5xx)</option>
+                <option value="blackhole">blackhole (frozen, sockets open)</option></select>
               <label for="drill-seconds">for</label>
               <input id="drill-seconds" name="seconds" type="number" min="2" max="600" value="20" size="4"> s</div>
             <button type="submit" class="primary" ${allowed ? "" : "disabled"}>Run drill</button>
