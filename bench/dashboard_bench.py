@@ -47,12 +47,12 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.controller.accounting import Accountant
 from polycloud.exchange import LoadReport
 from polycloud.services import audit
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
 from polycloud.spec.models import Cluster
 from polycloud.state import DocumentInput, EventInput, ReplicaRecord, Store, WorkloadInput, content_hash

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from polycloud.state import TokenRecord
+from polycloud.controller.faulting import FaultSync
+from polycloud.drivers.base import Fault
+from polycloud.state import Store, TokenRecord
 
 T = TypeVar("T")
 
@@ -77,3 +79,55 @@ def viewer_token(project: str | None) -> TokenRecord:
         expires_at=None,
         revoked=False,
     )
+
+
+class FaultLog:
+    """Stands in for the leader in API tests: each `wake` applies the recorded faults (`FaultSync`) to
+    drivers that only keep what they carry, per cluster."""
+
+    def __init__(self, store: Store) -> None:
+        self._sync = FaultSync(store)
+        self._drivers: dict[str, _CarryingDriver] = {}
+
+    def wake(self) -> None:
+        self._sync.sync(_AnyCluster(self._drivers))
+
+    def carried(self, cluster: str) -> list[Fault]:
+        """The faults the cluster's driver carries now."""
+        driver = self._drivers.get(cluster)
+        return [] if driver is None else list(driver.carried)
+
+    def injected(self) -> list[tuple[str, Fault]]:
+        """Every fault ever injected, in order, with its cluster."""
+        return [(name, f) for name, d in self._drivers.items() for f in d.injected]
+
+
+class _CarryingDriver:
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        self.carried: list[Fault] = []
+        self.injected: list[Fault] = []
+
+    def inject(self, fault: Fault) -> None:
+        self.injected.append(fault)
+        if fault.kind != "kill":
+            self.carried.append(fault)
+
+    def clear_faults(self) -> None:
+        self.carried = []
+
+
+class _AnyCluster(Mapping[str, Any]):
+    """A driver for whichever cluster is asked for (created on first use)."""
+
+    def __init__(self, drivers: dict[str, _CarryingDriver]) -> None:
+        self._drivers = drivers
+
+    def __getitem__(self, cluster: str) -> _CarryingDriver:
+        return self._drivers.setdefault(cluster, _CarryingDriver(cluster))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._drivers)
+
+    def __len__(self) -> int:
+        return len(self._drivers)

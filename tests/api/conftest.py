@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from tests.support import FaultLog
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import load_catalog
 from polycloud.controller.jobs import JobController
-from polycloud.drivers.base import Fault
 from polycloud.drivers.registry import create_driver
 from polycloud.secrets import Vault
 from polycloud.secrets.local import LocalKeyWrapper
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.documents import fleet_to_documents
 from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
@@ -63,8 +63,8 @@ class Governed:
     client: TestClient
     store: Store
     root: Path
+    faults: FaultLog
     shutdowns: int = 0
-    faults: list[tuple[str, Fault | None]] = field(default_factory=list)
 
     def token(self, role: str, project: str | None = None) -> dict[str, str]:
         """Headers of a fresh token with `role` in `project` (None: fleet-wide)."""
@@ -89,6 +89,7 @@ def governed(tmp_path: Path) -> Iterator[Governed]:
     shutil.copy(MODEL, tmp_path / "iris.onnx")
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     holder: list[Governed] = []
+    leader = FaultLog(store)  # applies recorded faults on every wake, as the leader's reconciler does
 
     def shutdown() -> None:
         holder[0].shutdowns += 1
@@ -97,15 +98,14 @@ def governed(tmp_path: Path) -> Iterator[Governed]:
         store=store,
         fleet=FleetService(store, load_catalog()),
         endpoints=Endpoints("http://api", "http://gw"),
-        wake=lambda: None,
-        inject_fault=lambda cluster, fault: holder[0].faults.append((cluster, fault)),
+        wake=leader.wake,
         shutdown=shutdown,
     )
     app = create_app(context)
     # What the control plane hangs on the app (server/process.py); the job loop itself does not run.
     app.state.vault = Vault(store, LocalKeyWrapper.load(None, tmp_path))
     app.state.jobs = JobController(store, context.fleet.catalog, tmp_path, create_driver)
-    gov = Governed(TestClient(app), store, tmp_path)
+    gov = Governed(TestClient(app), store, tmp_path, leader)
     holder.append(gov)
     admin = gov.token("admin")
     applied = gov.apply(admin, CLUSTER, service("alpha-svc", "alpha"), service("beta-svc", "beta"))

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support import EXAMPLE_MODEL, WEST_SITE
+from tests.support import EXAMPLE_MODEL, WEST_SITE, FaultLog
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import load_catalog
 from polycloud.drivers.base import Fault
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.documents import fleet_to_documents
 from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
@@ -35,8 +35,8 @@ spec:
 
 
 class Recorder:
-    def __init__(self) -> None:
-        self.faults: list[tuple[str, Fault | None]] = []
+    def __init__(self, store: Store) -> None:
+        self.leader = FaultLog(store)  # applies recorded faults on every wake, as the leader does
         self.wakes = 0
         self.shutdowns = 0
 
@@ -45,10 +45,11 @@ class Recorder:
 def setup(tmp_path: Path) -> tuple[TestClient, Store, Recorder, Path]:
     shutil.copy(EXAMPLE_MODEL, tmp_path / "iris.onnx")
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    rec = Recorder()
+    rec = Recorder(store)
 
     def wake() -> None:
         rec.wakes += 1
+        rec.leader.wake()
 
     def shutdown() -> None:
         rec.shutdowns += 1
@@ -58,7 +59,6 @@ def setup(tmp_path: Path) -> tuple[TestClient, Store, Recorder, Path]:
         fleet=FleetService(store, load_catalog(), on_change=wake),
         endpoints=Endpoints("http://api", "http://gw"),
         wake=wake,
-        inject_fault=lambda cluster, fault: rec.faults.append((cluster, fault)),
         shutdown=shutdown,
     )
     return TestClient(create_app(ctx)), store, rec, tmp_path
@@ -144,17 +144,18 @@ def test_wrong_model_digest_is_refused(setup: Any) -> None:
     assert store.current() == []
 
 
-def test_faults_are_passed_to_the_control_plane(setup: Any) -> None:
-    client, store, rec, _ = setup
+def test_faults_are_recorded_for_the_leader_to_apply(setup: Any) -> None:
+    client, store, rec, tmp_path = setup
     h = auth(store, "deployer")
+    assert client.post("/api/v1/apply", json={"documents": documents(tmp_path)}, headers=h).status_code == 200
     r = client.post("/api/v1/faults", json={"cluster": "west", "kind": "latency", "delayMs": 50}, headers=h)
-    assert r.status_code == 200 and rec.faults[0][0] == "west" and rec.faults[0][1].delay_ms == 50
-    assert client.delete("/api/v1/faults/west", headers=h).status_code == 200 and rec.faults[1] == (
-        "west",
-        None,
-    )
+    assert r.status_code == 200 and rec.leader.carried("west") == [Fault(kind="latency", delay_ms=50)]
+    assert client.delete("/api/v1/faults/west", headers=h).status_code == 200
+    assert rec.leader.carried("west") == [] and store.live_faults() == []
     bad = client.post("/api/v1/faults", json={"cluster": "west", "kind": "meteor"}, headers=h)
     assert bad.status_code == 400
+    unknown = client.post("/api/v1/faults", json={"cluster": "nowhere", "kind": "down"}, headers=h)
+    assert unknown.status_code == 404 and store.live_faults() == []
 
 
 def test_openapi_is_served(setup: Any) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from tests.support import FaultLog, wait_until
+
 from polycloud.drivers.base import Fault
 from polycloud.exchange import LoadReport
 from polycloud.state import ReplicaRecord
@@ -127,15 +129,15 @@ def test_a_drill_injects_a_fault_and_clears_it_after_its_time(governed: Governed
         "/api/v1/dashboard/drills", json={"cluster": "west", "seconds": 2}, headers=governed.token("deployer")
     )
     assert answer.status_code == 202, answer.text
-    assert governed.faults == [("west", Fault(kind="down"))]
+    assert governed.faults.carried("west") == [Fault(kind="down")]  # in force when the answer comes
     busy = governed.client.post(
         "/api/v1/dashboard/drills", json={"cluster": "west", "seconds": 2}, headers=governed.token("admin")
     )
     assert busy.status_code == 400 and "already running" in busy.json()["error"]
     deadline = time.monotonic() + 10
-    while len(governed.faults) < 2 and time.monotonic() < deadline:
+    while governed.faults.carried("west") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert governed.faults[-1] == ("west", None)
+    assert governed.faults.carried("west") == [] and governed.store.live_faults() == []
     reasons = [e.reason for e in governed.store.events(limit=10)]
     assert "DrillStarted" in reasons and "DrillEnded" in reasons
     actions = [e.action for e in governed.store.audit_log(limit=10)]
@@ -148,7 +150,7 @@ def test_bad_drills_are_refused_with_a_reason(governed: Governed) -> None:
         answer = governed.client.post("/api/v1/dashboard/drills", json=body, headers=headers)
         assert answer.status_code == 400, body
         assert answer.json()["error"]
-    assert governed.faults == []
+    assert governed.faults.injected() == [] and governed.store.live_faults() == []
 
 
 def test_the_stream_pushes_the_overview(governed: Governed) -> None:
@@ -173,3 +175,17 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(governed: Governed)
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert governed.client.get("/vendor/land-110m.json").json()["type"] == "Topology"
     assert governed.client.get("/api/v1/nothing-here").json() == {"error": "Not Found"}
+
+
+def test_a_drill_ends_on_time_even_if_its_server_dies(governed: Governed) -> None:
+    """The fault carries its end: whichever leader runs then takes it back, timer or not."""
+    answer = governed.client.post(
+        "/api/v1/dashboard/drills", json={"cluster": "west", "seconds": 2}, headers=governed.token("admin")
+    )
+    assert answer.status_code == 202
+    (fault,) = governed.store.live_faults()
+    assert fault.until is not None and fault.applied_at is not None
+    successor = FaultLog(governed.store)  # a new leader, after the server with the timer died
+    successor.wake()
+    assert successor.carried("west") == [Fault(kind="down")]
+    wait_until(lambda: not successor.wake() and not successor.carried("west"), what="the drill to end")

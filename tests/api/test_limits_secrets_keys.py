@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from tests.support import EXAMPLE_MODEL, WEST_SITE
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.api.limits import MAX_BODY_BYTES
 from polycloud.catalog import load_catalog
 from polycloud.secrets import LocalKeyWrapper, Vault
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.documents import fleet_to_documents
 from polycloud.services.inspecting import Endpoints
 from polycloud.spec import load_fleet
@@ -56,7 +56,6 @@ def api(tmp_path: Path) -> Iterator[Api]:
         fleet=FleetService(store, load_catalog()),
         endpoints=Endpoints("http://api", "http://gw"),
         wake=lambda: None,
-        inject_fault=lambda cluster, fault: None,
         shutdown=lambda: None,
     )
     app = create_app(context)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import load_catalog
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
 from polycloud.state import EventInput, Store
 from polycloud.state.obs_records import AnomalyInput, SliMinute
@@ -27,7 +27,6 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Store, dict[str, str]]]:
         fleet=FleetService(store, load_catalog()),
         endpoints=Endpoints("http://api", "http://127.0.0.1:9"),
         wake=lambda: None,
-        inject_fault=lambda cluster, fault: None,
         shutdown=lambda: None,
     )
     app = create_app(ctx)

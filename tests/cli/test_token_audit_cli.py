@@ -21,10 +21,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import load_catalog
 from polycloud.cli.main import app
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
 from polycloud.state import Store
 
@@ -53,7 +53,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
         fleet=FleetService(store, load_catalog()),
         endpoints=Endpoints("http://api", "http://gw"),
         wake=lambda: None,
-        inject_fault=lambda cluster, fault: None,
         shutdown=lambda: None,
     )
     with socket.socket() as probe:

@@ -26,10 +26,9 @@ from polycloud.api import (
 )
 from polycloud.api import cost as cost_routes
 from polycloud.api.auth import Admin, Deployer, Viewer
-from polycloud.api.context import ApiContext
-from polycloud.drivers.base import Fault
 from polycloud.policy import PolicyViolationError
-from polycloud.services import audit, governance, inspecting
+from polycloud.services import audit, faults, governance, inspecting
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1")
 
@@ -132,9 +131,9 @@ def events(
 def inject(body: FaultBody, request: Request, who: Deployer) -> dict[str, str]:
     c = ctx(request)
     governance.require_fleet_wide(who, "inject faults into shared clusters")
-    fault = Fault(kind=body.kind, replica_id=body.replicaId, delay_ms=body.delayMs, error_rate=body.errorRate)
+    fault = faults.FaultRequest(body.kind, body.replicaId, body.delayMs, body.errorRate)
     with audit.audited(c.store, audit.actor_of(who), "fault.inject", body.cluster, kind=body.kind):
-        c.inject_fault(body.cluster, fault)
+        faults.inject(c.store, body.cluster, fault, c.wake)
     return {"status": "injected"}
 
 
@@ -143,7 +142,7 @@ def clear(cluster: str, request: Request, who: Deployer) -> dict[str, str]:
     c = ctx(request)
     governance.require_fleet_wide(who, "clear faults of shared clusters")
     with audit.audited(c.store, audit.actor_of(who), "fault.clear", cluster):
-        c.inject_fault(cluster, None)
+        faults.clear(c.store, cluster, c.wake)
     return {"status": "cleared"}
 
 

@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from polycloud.errors import PolycloudError
-from polycloud.services import audit
+from polycloud.services import audit, sessions
+from polycloud.services.context import ApiContext, TokenRecord
 from polycloud.services.governance import RANK, ForbiddenError, UnauthenticatedError, require_role
-from polycloud.state import Store, TokenRecord
 
 __all__ = [
     "CSRF_HEADER",
@@ -38,9 +38,9 @@ REFUSED = {401: "auth.failed", 403: "auth.forbidden"}
 """The audit action recorded for each refusing status."""
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.ctx.store
-    return store
+def _ctx(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.ctx
+    return context
 
 
 SESSION_COOKIE = "polycloud_session"
@@ -59,17 +59,15 @@ def caller(request: Request) -> TokenRecord:
     if header:
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthenticatedError("malformed Authorization header (Authorization: Bearer <token>)")
-        record = _store(request).authenticate(token.strip())
+        record = sessions.authenticate(_ctx(request).store, token=token.strip())
     elif cookie := request.cookies.get(SESSION_COOKIE):
         if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
             raise UnauthenticatedError(
                 f"a change made with the session cookie needs the {CSRF_HEADER} header"
             )
-        record = _store(request).authenticate_web_session(cookie)
+        record = sessions.authenticate(_ctx(request).store, session=cookie)
     else:
         raise UnauthenticatedError("missing bearer token (Authorization: Bearer <token>)")
-    if record is None:
-        raise UnauthenticatedError("unknown, revoked or expired token or session")
     request.state.caller = record
     return record
 
@@ -127,7 +125,7 @@ def _record_refusal(request: Request, status: int) -> None:
         detail |= {"role": who.role, "project": who.project}
     try:
         audit.record(
-            _store(request),
+            _ctx(request).store,
             actor=audit.actor_of(who),
             action=REFUSED[status],
             target=f"{request.method} {request.url.path}"[:1000],

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from polycloud.api.auth import Viewer
-from polycloud.api.context import ApiContext
 from polycloud.services import costing
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1")
 

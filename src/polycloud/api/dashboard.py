@@ -11,6 +11,8 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -18,12 +20,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
-from polycloud.api.context import ApiContext
 from polycloud.api.feed import CLOSED, Feed, Message
-from polycloud.drivers.base import Fault
 from polycloud.errors import NotFoundError, PolycloudError, UserError
-from polycloud.services import audit, governance, overview
-from polycloud.state import EventInput
+from polycloud.services import audit, faults, governance, overview
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 log = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 15.0
 """A comment line this often keeps proxies from closing an idle stream."""
 DRILLS_LOCK = threading.Lock()
-DRILL_FAULTS: dict[str, Fault] = {
-    "outage": Fault(kind="down"),
-    "brownout": Fault(kind="latency", delay_ms=300.0),
-    "errors": Fault(kind="errors", error_rate=0.5),
-    "blackhole": Fault(kind="freeze"),
+DRILL_FAULTS: dict[str, faults.FaultRequest] = {
+    "outage": faults.FaultRequest("down"),
+    "brownout": faults.FaultRequest("latency", delay_ms=300.0),
+    "errors": faults.FaultRequest("errors", error_rate=0.5),
+    "blackhole": faults.FaultRequest("freeze"),
 }
 
 
@@ -138,11 +138,15 @@ def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, Any]:
     governance.require_fleet_wide(who, "run drills on shared clusters")
     drills: dict[str, threading.Timer] = request.app.state.drills
     with DRILLS_LOCK:  # two pages starting a drill on one cluster at once: one of them is refused
-        if body.cluster in drills and drills[body.cluster].is_alive():
+        if (body.cluster in drills and drills[body.cluster].is_alive()) or faults.active(
+            c.store, body.cluster
+        ):
             raise UserError(f"a drill is already running on cluster {body.cluster!r}")
         actor = audit.actor_of(who)
+        # The fault carries its own end: if this server dies before its timer fires, the leader ends it.
+        ends = replace(DRILL_FAULTS[body.kind], until=datetime.now(UTC) + timedelta(seconds=body.seconds))
         with audit.audited(c.store, actor, "drill.start", body.cluster, kind=body.kind, seconds=body.seconds):
-            c.inject_fault(body.cluster, DRILL_FAULTS[body.kind])
+            faults.inject(c.store, body.cluster, ends, c.wake)
         _event(
             c, "DrillStarted", body.cluster, f"{body.kind} drill by {who.name}: fault for {body.seconds:g} s"
         )
@@ -156,7 +160,7 @@ def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, Any]:
 def _end_drill(c: ApiContext, cluster: str, actor: str) -> None:
     try:
         with audit.audited(c.store, actor, "drill.end", cluster):
-            c.inject_fault(cluster, None)
+            faults.clear(c.store, cluster, c.wake)
         _event(c, "DrillEnded", cluster, "drill over: fault cleared")
     except PolycloudError as e:  # audited as failed; clear it with DELETE /api/v1/faults/CLUSTER
         log.error("could not end the drill on cluster %s: %s", cluster, e)
@@ -164,7 +168,7 @@ def _end_drill(c: ApiContext, cluster: str, actor: str) -> None:
 
 def _event(c: ApiContext, reason: str, cluster: str, message: str) -> None:
     """Drills are on the incident timeline like the failovers they cause."""
-    c.store.add_events([EventInput(level="warning", reason=reason, cluster=cluster, message=message)])
+    faults.drill_event(c.store, reason, cluster, message)
 
 
 def install(app: Any, context: ApiContext) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 
 from polycloud.errors import PolycloudError, TransientError
 from polycloud.loops import Loop
+from polycloud.services.context import TokenRecord
 from polycloud.services.overview import visible, workload_names
-from polycloud.state import TokenRecord
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
-from polycloud.api.context import ApiContext
 from polycloud.errors import TransientError
 from polycloud.services import governance
-from polycloud.state import TokenRecord
+from polycloud.services.context import ApiContext, TokenRecord
 
 router = APIRouter(prefix="/api/v1/jobs")
 DEFAULT_GRACE_S = 5.0

@@ -1,20 +1,19 @@
 """/api/v1/keys: gateway inference keys. Create (deployer; the key is in this answer only), list, revoke.
 
-A key belongs to one live Service; a token scoped to a project manages keys of that project's services.
+A key belongs to one live Service; a token scoped to a project manages keys of that project's services
+(`polycloud.services.keys`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
-from polycloud.services import audit
-from polycloud.services.governance import ForbiddenError
-from polycloud.state import Store, TokenRecord
-from polycloud.state.records import InferenceKeyRecord
+from polycloud.services import keys
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1/keys", tags=["inference keys"])
 
@@ -29,75 +28,33 @@ class KeyBody(BaseModel):
     )
 
 
-def as_json(record: InferenceKeyRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "service": record.service,
-        "name": record.name,
-        "prefix": record.prefix,
-        "rps": record.rps,
-        "burst": record.burst,
-        "monthlyQuota": record.monthly_quota,
-        "usedThisMonth": record.used_this_month,
-        "createdAt": record.created_at.isoformat(),
-        "revoked": record.revoked,
-    }
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.ctx.store
-    return store
-
-
-def _projects(store: Store) -> dict[str, str | None]:
-    return {w.name: w.project for w in store.current() if w.kind == "Service"}
-
-
-def _check_service(store: Store, who: TokenRecord, service: str) -> None:
-    projects = _projects(store)
-    if service not in projects:
-        raise HTTPException(404, f"no live Service named {service!r}")
-    if who.project is not None and projects[service] != who.project:
-        raise ForbiddenError(f"a token of project {who.project!r} may not manage keys of {service!r}")
+def _ctx(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.ctx
+    return context
 
 
 @router.post("")
 def create_key(body: KeyBody, request: Request, who: Deployer) -> dict[str, Any]:
     """Create an inference key; `key` in the answer is the only copy (only its sha256 is stored)."""
-    store = _store(request)
-    _check_service(store, who, body.service)
-    actor = audit.actor_of(who)
-    with audit.audited(store, actor, "key.create", body.service, rps=body.rps, burst=body.burst) as entry:
-        key, record = store.create_inference_key(
-            service=body.service,
-            name=body.name,
-            rps=body.rps,
-            burst=body.burst,
-            monthly_quota=body.monthlyQuota,
-        )
-        entry.target = f"{body.service}#{record.id}"
-    return {"key": key, **as_json(record)}
+    key, record = keys.create(
+        _ctx(request).store,
+        who,
+        service=body.service,
+        name=body.name,
+        rps=body.rps,
+        burst=body.burst,
+        monthly_quota=body.monthlyQuota,
+    )
+    return {"key": key, **keys.key_json(record)}
 
 
 @router.get("")
 def list_keys(request: Request, who: Viewer, service: str | None = None) -> list[dict[str, Any]]:
     """Keys (revoked too) with this month's usage; never the keys themselves."""
-    store = _store(request)
-    projects = _projects(store)
-    records = store.inference_keys(service)
-    visible = [r for r in records if who.project is None or projects.get(r.service) == who.project]
-    return [as_json(r) for r in visible]
+    return [keys.key_json(r) for r in keys.visible(_ctx(request).store, who, service)]
 
 
 @router.delete("/{key_id}")
 def revoke_key(key_id: int, request: Request, who: Deployer) -> dict[str, Any]:
     """Revoke a key for good; gateways refuse it within a few seconds."""
-    store = _store(request)
-    found = next((r for r in store.inference_keys() if r.id == key_id), None)
-    if found is None:
-        raise HTTPException(404, f"no inference key with id {key_id}")
-    if who.project is not None and _projects(store).get(found.service) != who.project:
-        raise ForbiddenError(f"a token of project {who.project!r} may not revoke key {key_id}")
-    with audit.audited(store, audit.actor_of(who), "key.revoke", str(key_id), service=found.service):
-        record = store.revoke_inference_key(key_id)
-    return as_json(record)
+    return keys.key_json(keys.revoke(_ctx(request).store, who, key_id))

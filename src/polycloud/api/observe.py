@@ -3,7 +3,6 @@ Prometheus scrape targets), `GET /api/v1/slo` and `GET /api/v1/incidents`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -13,10 +12,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from polycloud.api.auth import Viewer
-from polycloud.api.context import ApiContext
 from polycloud.obs.federation import federate, fleet_sources
-from polycloud.obs.report import slo_report
-from polycloud.services import governance
+from polycloud.services import observing
+from polycloud.services.context import ApiContext
 
 router = APIRouter()
 
@@ -40,14 +38,7 @@ async def metrics(request: Request) -> Response:
 def slo(request: Request, who: Viewer) -> dict[str, Any]:
     """Each service's SLO: availability, error budget left, burn rates and alerts, per cluster and
     overall (a project token sees its project's services only)."""
-    store = _ctx(request).store
-    report = slo_report(store, datetime.now(UTC))
-    names = governance.own_workloads(store, who)
-    if names is None:
-        return report
-    services = [s for s in report["services"] if s["service"] in names]
-    alerts = [a for a in report["alerts"] if a["service"] in names]
-    return {**report, "services": services, "alerts": alerts}
+    return observing.slo(_ctx(request).store, who)
 
 
 @router.get("/api/v1/incidents")
@@ -56,16 +47,10 @@ def incidents(
 ) -> list[dict[str, Any]]:
     """Incidents, newest first, each with its timeline of events (a project token sees those of its
     project's services)."""
-    store = _ctx(request).store
-    found = store.incidents(state=state, limit=min(max(limit, 1), 500))
-    names = governance.own_workloads(store, who)
-    return [i.to_json() for i in found if names is None or i.service in names]
+    return observing.incidents(_ctx(request).store, who, state, limit)
 
 
 @router.get("/api/v1/anomalies")
 def anomalies(request: Request, who: Viewer, minutes: int = 60, limit: int = 100) -> list[dict[str, Any]]:
     """Anomalies of the last `minutes`, newest first (a project token sees its project's services')."""
-    store = _ctx(request).store
-    found = store.anomalies(min(max(minutes, 1), 60 * 24 * 35) * 60.0, limit=min(max(limit, 1), 1000))
-    names = governance.own_workloads(store, who)
-    return [a.to_json() for a in found if names is None or a.service in names]
+    return observing.anomalies(_ctx(request).store, who, minutes, limit)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from polycloud.api.auth import Deployer, Viewer
-from polycloud.api.context import ApiContext
 from polycloud.services import audit, governance, rollouts
+from polycloud.services.context import ApiContext
 from polycloud.services.rollouts import Action
 
 router = APIRouter(prefix="/api/v1")

@@ -8,22 +8,17 @@ stands for the token that made it: same role, same project, revoked with it. Log
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from polycloud.api.auth import SESSION_COOKIE, Viewer
-from polycloud.services import audit
-from polycloud.services.governance import UnauthenticatedError
-from polycloud.state import Store, TokenRecord
+from polycloud.services import sessions
+from polycloud.services.context import ApiContext, TokenRecord
+from polycloud.services.sessions import CODE_TTL, SESSION_TTL
 
 router = APIRouter(prefix="/api/v1/session", tags=["dashboard"])
-
-CODE_TTL = timedelta(seconds=120)
-"""Long enough to open a browser; short enough that a code in a terminal's scroll-back is dead."""
-SESSION_TTL = timedelta(hours=12)
 
 
 class CodeOut(BaseModel):
@@ -49,9 +44,9 @@ class WhoOut(BaseModel):
     tokenId: int
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.ctx.store
-    return store
+def _ctx(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.ctx
+    return context
 
 
 def who_json(who: TokenRecord) -> dict[str, Any]:
@@ -61,42 +56,25 @@ def who_json(who: TokenRecord) -> dict[str, Any]:
 @router.post("/codes", status_code=201, response_model=CodeOut)
 def create_code(request: Request, who: Viewer) -> dict[str, Any]:
     """A single-use login code for the dashboard, standing for the calling token."""
-    code = _store(request).issue_login_code(who.id, CODE_TTL)
+    code = sessions.issue_code(_ctx(request).store, who)
     return {"code": code, "expiresInS": int(CODE_TTL.total_seconds())}
 
 
 @router.post("", response_model=WhoOut)
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     """Trade a login code or a token for a session cookie (HttpOnly, SameSite=Strict)."""
-    store = _store(request)
-    if body.code is not None:
-        redeemed = store.redeem_login_code(body.code.strip(), SESSION_TTL)
-        if redeemed is None:
-            raise UnauthenticatedError("this login code is unknown, used or expired: run polycloud dashboard")
-        secret, who = redeemed
-    else:
-        found = store.authenticate((body.token or "").strip())
-        if found is None:
-            raise UnauthenticatedError("unknown, revoked or expired token")
-        who, secret = found, store.open_web_session(found.id, SESSION_TTL)
-    request.state.caller = who
-    audit.record(
-        store,
-        actor=audit.actor_of(who),
-        action="dashboard.login",
-        target="dashboard",
-        detail={"with": "code" if body.code is not None else "token"},
-    )
+    opened = sessions.login(_ctx(request).store, code=body.code, token=body.token)
+    request.state.caller = opened.who
     response.set_cookie(
         SESSION_COOKIE,
-        secret,
+        opened.secret,
         max_age=int(SESSION_TTL.total_seconds()),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/",
     )
-    return who_json(who)
+    return who_json(opened.who)
 
 
 @router.get("", response_model=WhoOut)
@@ -110,7 +88,7 @@ def logout(request: Request, who: Viewer) -> Response:
     """End the browser session (a bearer caller has none; nothing changes)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        _store(request).end_web_session(cookie)
+        sessions.logout(_ctx(request).store, cookie)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

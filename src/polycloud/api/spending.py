@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Viewer
-from polycloud.api.context import ApiContext
 from polycloud.services import spending
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 

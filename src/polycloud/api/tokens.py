@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Admin
 from polycloud.services import audit, tokens
-from polycloud.state import Store
+from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
@@ -42,14 +42,14 @@ class CreatedToken(TokenOut):
     token: str = Field(description="The bearer token. Shown here once; only its sha256 is kept.")
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.ctx.store
-    return store
+def _ctx(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.ctx
+    return context
 
 
 @router.post("", status_code=201, response_model=CreatedToken)
 def create_token(body: TokenBody, request: Request, who: Admin) -> dict[str, Any]:
-    store = _store(request)
+    store = _ctx(request).store
     actor = audit.actor_of(who)
     with audit.audited(store, actor, "token.create", role=body.role, expires=body.expires) as entry:
         secret, record = tokens.create(
@@ -62,12 +62,12 @@ def create_token(body: TokenBody, request: Request, who: Admin) -> dict[str, Any
 
 @router.get("", response_model=list[TokenOut])
 def list_tokens(request: Request, who: Admin) -> list[dict[str, Any]]:
-    return [tokens.token_json(t) for t in tokens.visible(_store(request), who)]
+    return [tokens.token_json(t) for t in tokens.visible(_ctx(request).store, who)]
 
 
 @router.delete("/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: int, request: Request, who: Admin) -> dict[str, Any]:
-    store = _store(request)
+    store = _ctx(request).store
     with audit.audited(store, audit.actor_of(who), "token.revoke", str(token_id)):
         record = tokens.revoke(store, who, token_id)
     return {**tokens.token_json(record), "state": "revoked"}

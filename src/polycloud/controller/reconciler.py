@@ -21,6 +21,7 @@ from polycloud.catalog import Catalog
 from polycloud.controller.autoscaling import Autoscaler
 from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
 from polycloud.controller.failover import Failover
+from polycloud.controller.faulting import FaultSync
 from polycloud.controller.metrics import ControllerMetrics
 from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
@@ -85,6 +86,7 @@ class Reconciler:
         self._snapshot: list[Fingerprint] = []
         self._serving = _serving(self.store.replicas())  # what served before a restart, until observed
         self.rollouts = RolloutManager(self.store)
+        self.faults = FaultSync(self.store)
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -126,6 +128,7 @@ class Reconciler:
             workloads = self.store.current()
             clusters = {d.name: Cluster.model_validate(d.spec) for d in self.store.documents("Cluster")}
             self._refresh_drivers(clusters)
+            self.faults.sync(self._drivers)  # before observing: a frozen or downed cluster shows as such
             sites = {name: build_site(c, self.catalog) for name, c in clusters.items()}
             overrides = {name: c.spec.driver.delayMs for name, c in clusters.items()}
             delays = cluster_delays(sites, overrides, self.catalog, self.origin)

@@ -25,6 +25,15 @@ FACTORIES: dict[str, DriverFactory] = {
 }
 
 
+CLASSES: dict[str, type] = {"local": LocalDriver, "kubernetes": KubernetesDriver}
+"""The class behind each driver type, for asking what a type can do before building one."""
+
+
+def driver_class(driver_type: str) -> type | None:
+    """The class of drivers of `driver_type`, or None when this build has none."""
+    return CLASSES.get(driver_type)
+
+
 def create_driver(
     driver_type: str, cluster: str, home: Path, declared: DeclaredSpecs | None = None
 ) -> ClusterDriver:

@@ -18,14 +18,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from polycloud.api.app import create_app
-from polycloud.api.context import ApiContext
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.controller.accounting import Accountant
 from polycloud.controller.jobs import JobController
 from polycloud.controller.reconciler import Reconciler
-from polycloud.drivers.base import ClusterDriver, Fault, SupportsFaults
+from polycloud.drivers.base import ClusterDriver
 from polycloud.drivers.registry import create_driver
-from polycloud.errors import NotFoundError, PermanentError, PolycloudError, UserError
+from polycloud.errors import PolycloudError, UserError
 from polycloud.obs.observer import Observer, start_observer
 from polycloud.placement.sites import Point
 from polycloud.secrets import Vault
@@ -33,6 +32,7 @@ from polycloud.server.declared import StoreSpecs
 from polycloud.server.keys import fleet_keys
 from polycloud.server.leadership import Leadership, LeaseTiming
 from polycloud.services.applying import FleetService
+from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
 from polycloud.settings import Settings
 from polycloud.state import MemberInput, Store
@@ -147,7 +147,6 @@ class Server:
             fleet=FleetService(store, catalog, on_change=reconciler.wake),
             endpoints=endpoints,
             wake=reconciler.wake,
-            inject_fault=lambda cluster, fault: inject(reconciler, cluster, fault),
             shutdown=lambda: server.request_shutdown(),  # bound below: the app exists before the server
         )
         app = create_app(context)
@@ -220,20 +219,6 @@ def wake_all(reconciler: Reconciler, jobs: JobController) -> None:
     """A new leader acts at once rather than at the end of an interval."""
     reconciler.wake()
     jobs.wake()
-
-
-def inject(reconciler: Reconciler, cluster: str, fault: Fault | None) -> None:
-    """Apply (or, with None, clear) a fault on `cluster` through its driver."""
-    driver = reconciler.driver(cluster)
-    if driver is None:
-        raise NotFoundError(f"no running driver for cluster {cluster!r}")
-    if not isinstance(driver, SupportsFaults):
-        raise PermanentError(f"the driver of cluster {cluster} cannot inject faults")
-    if fault is None:
-        driver.clear_faults()
-    else:
-        driver.inject(fault)
-    reconciler.wake()
 
 
 def stop_jobs(jobs: JobController, *, stop_running: bool) -> None:

@@ -1,4 +1,5 @@
-"""The audit trail as the rest of polycloud uses it: one `record` seam, and `audited` around an action.
+"""The audit trail as the rest of polycloud uses it: one `record` seam, and `audited` around an action;
+`trail` and `verify` read it, for fleet-wide callers only.
 
 Every mutating use case (apply, rollback, tokens, secrets, rollouts, faults, drills, shutdown), every
 authentication failure and every policy decision calls one of these, in the control-plane process (never
@@ -15,7 +16,7 @@ from typing import Any
 
 from polycloud.errors import PolycloudError
 from polycloud.policy import PolicyViolationError
-from polycloud.services.governance import ForbiddenError
+from polycloud.services.governance import ForbiddenError, require_fleet_wide
 from polycloud.state import Store
 from polycloud.state.records import AuditInput, AuditOutcome, AuditRecord, AuditVerdict, TokenRecord
 
@@ -113,6 +114,28 @@ def _finish(
         revision=pending.revision,
         detail=detail,
     )
+
+
+def trail(
+    store: Store, caller: TokenRecord, *, limit: int = 100, before: int | None = None
+) -> list[AuditRecord]:
+    """The newest `limit` entries (those below sequence number `before`), newest first.
+
+    Raises:
+        ForbiddenError: `caller` is a project token: the trail spans every project.
+    """
+    require_fleet_wide(caller, "read the audit trail")
+    return store.audit_log(limit=limit, before=before)
+
+
+def verify(store: Store, caller: TokenRecord) -> AuditVerdict:
+    """Walk the whole chain; the verdict names the first edited, deleted, inserted or reordered entry.
+
+    Raises:
+        ForbiddenError: `caller` is a project token: the trail spans every project.
+    """
+    require_fleet_wide(caller, "verify the audit trail")
+    return store.verify_audit()
 
 
 def entry_json(entry: AuditRecord) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Store methods of the control plane itself: the leader lease, members' heartbeats and shared settings.
+"""Store methods of the control plane itself: the leader lease, members' heartbeats, shared settings and
+injected faults.
 
 Each is one short transaction, as in `Store`. The lease's reads and writes are never fenced (they are
 how fencing starts); everything else a leader writes goes through `StoreCore.fenced`.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from polycloud.state import control
+from polycloud.state import control, faults
 from polycloud.state.control import Lease, MemberInput, MemberRecord
+from polycloud.state.faults import FaultInput, FaultRecord
 from polycloud.state.store_core import StoreCore
 
 
@@ -56,3 +58,30 @@ class ControlStore(StoreCore):
         """Set `name` to `value` unless already set (race-free); returns the value that stands."""
         with self._session(write=True, unfenced=True, lock_name="control-settings") as session:
             return control.setting_once(session, name, value)
+
+    # injected faults
+
+    def add_fault(self, fault: FaultInput) -> FaultRecord:
+        """Record a fault for the leader to apply (any server may take the request)."""
+        with self._session(write=True, unfenced=True) as session:
+            return faults.add(session, fault, self._clock())
+
+    def clear_faults(self, cluster: str) -> list[int]:
+        """Clear every fault of `cluster`; the leader takes them back. Returns their ids."""
+        with self._session(write=True, unfenced=True) as session:
+            return faults.clear(session, cluster, self._clock())
+
+    def live_faults(self) -> list[FaultRecord]:
+        """Faults wanted now, or applied and not yet taken back (what the leader must act on)."""
+        with self._session(write=False) as session:
+            return faults.live(session)
+
+    def faults(self, ids: list[int]) -> list[FaultRecord]:
+        """The faults with these ids (to follow one through the leader)."""
+        with self._session(write=False) as session:
+            return faults.by_ids(session, ids)
+
+    def mark_faults(self, *, applied: list[int], released: list[int], consumed: list[int]) -> None:
+        """Stamp what the leader did with faults (fenced like every other write of the leader)."""
+        with self._session(write=True) as session:
+            faults.mark(session, applied=applied, released=released, consumed=consumed, now=self._clock())

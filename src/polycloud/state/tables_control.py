@@ -1,5 +1,6 @@
-"""Tables of the control plane itself: the leader lease, the live members (servers and gateways) and the
-fleet-wide settings every server must agree on (the master key's check value). Migrations must match."""
+"""Tables of the control plane itself: the leader lease, the live members (servers and gateways), the
+fleet-wide settings every server must agree on (the master key's check value) and injected faults.
+Migrations must match."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from polycloud.state.tables import NAME, Base, in_list
 
 MEMBER_ROLES = ("server", "gateway")
+FAULT_KINDS = ("kill", "down", "latency", "errors", "freeze")
 
 
 class LeaseRow(Base):
@@ -51,3 +53,28 @@ class ControlSettingRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class FaultRow(Base):
+    """A fault injected into a cluster (a drill or a test), until cleared or `until` passes.
+
+    The API records it; the leader's reconciler applies it through the cluster's driver and stamps
+    `applied_at`, and takes it back (`released_at`) once cleared or expired. Any server takes the
+    request, and a fault with an end outlives the server that started it: whichever leader runs then
+    ends it on time.
+    """
+
+    __tablename__ = "faults"
+    __table_args__ = (CheckConstraint(in_list("kind", FAULT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    cluster: Mapped[str] = mapped_column(String(NAME), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    replica_id: Mapped[str | None] = mapped_column(String(NAME))
+    delay_ms: Mapped[float] = mapped_column(Float)
+    error_rate: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    until: Mapped[datetime | None]
+    cleared_at: Mapped[datetime | None]
+    applied_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
