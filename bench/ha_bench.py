@@ -5,15 +5,19 @@
   (every one counted). The killed server is replaced before the next run. Baseline: the lease time.
 - **gateway cold start**: from spawning `polycloud gateway` to its first answered inference, (a) with
   the database up, (b) with the database unreachable, serving from the on-disk copy in its home.
+- **black hole against crash**: `polycloud drill blackhole` (replicas SIGSTOPped: connections hang) and
+  `polycloud drill outage` (replicas gone: connections refused) on one of two clusters of an
+  active-active service under 50 req/s of open-loop load: failed requests, RTO (until no request
+  touches the faulted cluster) and the client p99 while the fault lasts.
 
 Run: `.venv/bin/python bench/ha_bench.py [--runs 10]` (needs PostgreSQL at 127.0.0.1:5432, database
-`test`, trust auth). The black-hole and crash RTOs are measured by the frozen-cluster drills
-(`polycloud drill blackhole|outage`); see docs/benchmarks.md.
+`test`, trust auth).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import statistics
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,13 +60,13 @@ def first_answer_s(role: Role, started: float, timeout_s: float = 60.0) -> float
 
 
 def leader_failover(roles: Roles, runs: int) -> tuple[list[float], int, int]:
-    servers = {name: roles.start_server(name) for name in ("srv-0", "srv-1")}
+    gateway = roles.start_gateway("gw-bench")
+    servers = {name: roles.start_server(name, gateway) for name in ("srv-0", "srv-1")}
     for server in servers.values():
         roles.wait_healthy(server, "/api/v1/health")
-    gateway = roles.start_gateway("gw-bench")
     roles.wait_healthy(gateway, "/v2/health/live")
     model = Path(shutil.copy(IRIS_MODEL, roles.root / "iris.onnx"))
-    fleet = Fleet(roles.root, model, ("acme", "borealis"), (ServiceDecl("alpha", ("acme", "borealis"), 1),))
+    fleet = Fleet(roles.root, model, ("acme", "borealis"), (ServiceDecl("alpha", ("acme", "borealis"), 2),))
     applied = roles.cli("apply", fleet.write(), "--yes", server=next(iter(servers.values())))
     if applied.rc != 0:
         raise RuntimeError(f"apply failed: {applied.stdout}{applied.stderr}")
@@ -79,7 +84,7 @@ def leader_failover(roles: Roles, runs: int) -> tuple[list[float], int, int]:
                 time.sleep(0.02)
             times.append(time.monotonic() - killed)
             print(f"  run {run + 1}: new leader after {times[-1]:.3f} s", flush=True)
-            replacement = roles.start_server(f"srv-{run + 2}")
+            replacement = roles.start_server(f"srv-{run + 2}", gateway)
             servers[replacement.name] = replacement
             roles.wait_healthy(replacement, "/api/v1/health")
     return times, load.count(), len(load.failures())
@@ -108,6 +113,27 @@ def gateway_cold_start(roles: Roles, runs: int) -> tuple[list[float], list[float
     return with_db, from_disk
 
 
+def drills(roles: Roles, runs: int) -> dict[str, list[dict[str, Any]]]:
+    """Alternating black-hole and outage drills on cluster acme, through the bench's gateway."""
+    server = next(r for r in roles.roles if r.name.startswith("srv-") and r.alive())
+    reports: dict[str, list[dict[str, Any]]] = {"blackhole": [], "outage": []}
+    for run in range(runs):
+        for kind, found in reports.items():
+            args = ("drill", kind, "acme", "--rps", "50", "--duration", "6", "--json")
+            done = roles.cli(*args, server=server)
+            if done.rc != 0:
+                raise RuntimeError(f"drill {kind} failed: {done.stdout}{done.stderr}")
+            found.append(json.loads(done.stdout))
+            r = found[-1]
+            print(
+                f"  run {run + 1}, {kind}: {r['failed']} of {r['requests']} failed, rto {r['rtoMs']} ms, "
+                f"p99 during the fault {r['faultP99Ms']} ms",
+                flush=True,
+            )
+            time.sleep(1.0)  # the cluster's replicas answer health checks again before the next drill
+    return reports
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -121,6 +147,8 @@ def main() -> int:
         failover, sent, failed = leader_failover(roles, args.runs)
         print("gateway cold start:", flush=True)
         with_db, from_disk = gateway_cold_start(roles, args.runs)
+        print("black hole against crash (drills at 50 req/s):", flush=True)
+        drilled = drills(roles, args.runs)
     finally:
         roles.close()
         drop_schema(schema)
@@ -130,6 +158,13 @@ def main() -> int:
     print(f"  client requests during it    {sent} sent, {failed} failed")
     print(f"gateway cold start, s, db up   {spread(with_db)}")
     print(f"gateway cold start, s, db down {spread(from_disk)}   (from its on-disk copy)")
+    for kind, found in drilled.items():
+        failed = sum(r["failed"] for r in found)
+        sent = sum(r["requests"] for r in found)
+        rto = [float(r["rtoMs"] or 0) / 1000 for r in found]
+        p99 = [float(r["faultP99Ms"] or 0) / 1000 for r in found]
+        print(f"{kind:9} RTO, s              {spread(rto)}   ({failed} of {sent} requests failed)")
+        print(f"{kind:9} client p99, s       {spread(p99)}   (while the fault lasts)")
     return 0
 
 

@@ -124,9 +124,12 @@ class Roles:
         self.roles.append(role)
         return role
 
-    def start_server(self, name: str) -> Role:
+    def start_server(self, name: str, gateway: Role | None = None) -> Role:
+        """A server; `gateway` is the global endpoint it names in `status` (drills send load there)."""
         port = free_port()
         env = self.env(POLYCLOUD_API_ADDR=f"127.0.0.1:{port}", POLYCLOUD_SERVER_ID=name)
+        if gateway is not None:
+            env["POLYCLOUD_GATEWAY_ADDR"] = gateway.url.removeprefix("http://")
         return self._start(name, ["server"], f"http://127.0.0.1:{port}", env, self.home)
 
     def start_gateway(self, name: str, port: int | None = None) -> Role:

@@ -137,12 +137,20 @@ class JobController:
         return observed
 
     def _driver(self, name: str, cluster: Cluster | None = None) -> ClusterDriver | None:
-        if name not in self._drivers and cluster is not None:
-            self._drivers[name] = self.make_driver(cluster.spec.driver.type, name, self.home)
+        """The driver of cluster `name`, made on first use (from `cluster`, else its stored document:
+        a server that never led has run no pass, yet takes cancels, preemptions and log reads)."""
+        if name not in self._drivers:
+            cluster = cluster or self._declared_cluster(name)
+            if cluster is not None:
+                self._drivers[name] = self.make_driver(cluster.spec.driver.type, name, self.home)
         return self._drivers.get(name)
 
+    def _declared_cluster(self, name: str) -> Cluster | None:
+        found = next((d for d in self.store.documents("Cluster") if d.name == name), None)
+        return None if found is None else Cluster.model_validate(found.spec)
+
     def _jobs_driver(self, name: str) -> SupportsJobs:
-        driver = self._drivers.get(name)
+        driver = self._driver(name)
         if not isinstance(driver, SupportsJobs):
             raise PermanentError(f"cluster {name} cannot run jobs (its driver does not support them)")
         return driver
