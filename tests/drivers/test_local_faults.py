@@ -130,7 +130,7 @@ def test_freeze_fault_stops_replicas_that_keep_their_sockets_until_cleared(
     endpoint = ready.endpoint or ""
 
     make_driver().inject(Fault(kind="freeze"))  # another driver object: shared state
-    assert _stopped(ready.pid)
+    wait_until(lambda: _stopped(ready.pid), 5.0, "the replica to be stopped")  # a signal lands async
     with pytest.raises(httpx.ReadTimeout):  # the connection opens; no answer ever comes
         infer(endpoint, "svc", timeout_s=0.5)
     frozen = status_of(driver, "svc-a-0")  # neither failed nor replaced: the same process, still ready
@@ -143,7 +143,7 @@ def test_freeze_fault_stops_replicas_that_keep_their_sockets_until_cleared(
     assert starting is not None and starting.state == "starting"
 
     driver.clear_faults()
-    assert not _stopped(ready.pid) and not _stopped(later.pid)
+    wait_until(lambda: not _stopped(ready.pid) and not _stopped(later.pid), 5.0, "both to resume")
     assert infer(endpoint, "svc").status_code == 200
     assert wait_state(driver, "svc-a-1", "ready").pid == later.pid
     assert all(s.message == "" for s in driver.list_replicas())

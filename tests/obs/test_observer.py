@@ -21,6 +21,13 @@ from polycloud.state import Store, WorkloadInput, content_hash
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW as of this test, not of collection: in a long run the module may be imported many minutes
+    before a test that compares it with the store's real clock (status shows the last 15 minutes)."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC).replace(second=30, microsecond=0))
+
+
 def _service(name: str, slo: dict[str, Any] | None) -> WorkloadInput:
     spec: dict[str, Any] = {"kind": "Service", "metadata": {"name": name}, "spec": {"model": "m.onnx"}}
     if slo is not None:
