@@ -72,9 +72,12 @@ def test_the_request_fits_the_model_metadata() -> None:
 def test_plans_fill_default_times_and_refuse_bad_input() -> None:
     plan = DrillPlan.create("outage", "a", duration_s=9)
     assert (plan.fault_at_s, plan.clear_at_s, plan.rps) == (3.0, 6.0, 100.0)
-    assert DrillPlan.create("brownout", "a", latency_ms=50).fault_fields() == {"delayMs": 50}
-    assert DrillPlan.create("errors", "a", error_rate=0.5).fault_fields() == {"errorRate": 0.5}
-    assert DrillPlan.create("blackhole", "a").fault_fields() == {}
+    ends = {"forSeconds": 13.0}  # cleared at 6 s by the drill, or 10 s later by itself
+    brownout = DrillPlan.create("brownout", "a", latency_ms=50, duration_s=10, fault_at_s=3, clear_at_s=6)
+    assert brownout.fault_fields() == {"delayMs": 50, **ends}
+    errors = DrillPlan.create("errors", "a", error_rate=0.5, duration_s=10, fault_at_s=3, clear_at_s=6)
+    assert errors.fault_fields() == {"errorRate": 0.5, **ends}
+    assert DrillPlan.create("blackhole", "a", duration_s=10, fault_at_s=3, clear_at_s=6).fault_fields() == ends
     assert FAULT_KIND["blackhole"] == "freeze"
     for bad in (
         {"rps": 0},

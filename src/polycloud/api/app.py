@@ -54,6 +54,12 @@ class FaultBody(BaseModel):
     replicaId: str | None = None
     delayMs: float = Field(default=0.0, ge=0, le=600_000)
     errorRate: float = Field(default=0.0, ge=0, le=1)
+    forSeconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Clear the fault by itself after this long (by any leader).",
+    )
 
 
 def ctx(request: Request) -> ApiContext:
@@ -131,7 +137,9 @@ def events(
 def inject(body: FaultBody, request: Request, who: Deployer) -> dict[str, str]:
     c = ctx(request)
     governance.require_fleet_wide(who, "inject faults into shared clusters")
-    fault = faults.FaultRequest(body.kind, body.replicaId, body.delayMs, body.errorRate)
+    fault = faults.FaultRequest(
+        body.kind, body.replicaId, body.delayMs, body.errorRate, faults.ends_in(body.forSeconds)
+    )
     with audit.audited(c.store, audit.actor_of(who), "fault.inject", body.cluster, kind=body.kind):
         faults.inject(c.store, body.cluster, fault, c.wake)
     return {"status": "injected"}

@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -144,7 +143,7 @@ def drill(body: DrillBody, request: Request, who: Deployer) -> dict[str, Any]:
             raise UserError(f"a drill is already running on cluster {body.cluster!r}")
         actor = audit.actor_of(who)
         # The fault carries its own end: if this server dies before its timer fires, the leader ends it.
-        ends = replace(DRILL_FAULTS[body.kind], until=datetime.now(UTC) + timedelta(seconds=body.seconds))
+        ends = replace(DRILL_FAULTS[body.kind], until=faults.ends_in(body.seconds))
         with audit.audited(c.store, actor, "drill.start", body.cluster, kind=body.kind, seconds=body.seconds):
             faults.inject(c.store, body.cluster, ends, c.wake)
         _event(

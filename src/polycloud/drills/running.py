@@ -28,6 +28,8 @@ FAULT_KIND: dict[DrillKind, str] = {
     "blackhole": "freeze",
 }
 """The API's fault kind for each drill: a blackhole freezes the replicas (they keep their sockets)."""
+FAULT_GRACE_S = 10.0
+"""A drill's fault ends by itself this long after the drill meant to clear it."""
 LEAD_S = 0.05
 """The first arrival is this far in the future, so setting up tasks does not make it late."""
 
@@ -106,12 +108,14 @@ class DrillPlan:
             raise UserError(f"errors needs --rate in (0, 1] (got {self.error_rate:g})")
 
     def fault_fields(self) -> dict[str, Any]:
-        """The API's fields for this drill's fault."""
+        """The API's fields for this drill's fault. The drill clears it itself at `clear_at_s`; the fault
+        also carries an end a little later, so that it ends even if this client or its server dies."""
+        ends = {"forSeconds": round(self.clear_at_s - self.fault_at_s + FAULT_GRACE_S, 3)}
         if self.kind == "brownout":
-            return {"delayMs": self.latency_ms}
+            return {"delayMs": self.latency_ms, **ends}
         if self.kind == "errors":
-            return {"errorRate": self.error_rate}
-        return {}
+            return {"errorRate": self.error_rate, **ends}
+        return ends
 
 
 def drill(plan: DrillPlan, api: DrillApi) -> DrillReport:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from polycloud.drivers.base import SupportsFaults
 from polycloud.drivers.registry import driver_class
@@ -34,6 +34,11 @@ class FaultRequest:
     delay_ms: float = 0.0
     error_rate: float = 0.0
     until: datetime | None = None
+
+
+def ends_in(seconds: float | None) -> datetime | None:
+    """The end of a fault that should last `seconds` from now (None: until cleared)."""
+    return None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _check_cluster(store: Store, cluster: str) -> None:
