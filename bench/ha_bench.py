@@ -59,17 +59,23 @@ def first_answer_s(role: Role, started: float, timeout_s: float = 60.0) -> float
     raise RuntimeError(f"{role.name} did not answer within {timeout_s} s:\n{role.output()[-2000:]}")
 
 
-def leader_failover(roles: Roles, runs: int) -> tuple[list[float], int, int]:
+def fleet_up(roles: Roles, servers: int) -> tuple[Role, dict[str, Role]]:
+    """A gateway, `servers` servers and the active-active service, converged."""
     gateway = roles.start_gateway("gw-bench")
-    servers = {name: roles.start_server(name, gateway) for name in ("srv-0", "srv-1")}
-    for server in servers.values():
+    started = {name: roles.start_server(name, gateway) for name in (f"srv-{i}" for i in range(servers))}
+    for server in started.values():
         roles.wait_healthy(server, "/api/v1/health")
     roles.wait_healthy(gateway, "/v2/health/live")
     model = Path(shutil.copy(IRIS_MODEL, roles.root / "iris.onnx"))
     fleet = Fleet(roles.root, model, ("acme", "borealis"), (ServiceDecl("alpha", ("acme", "borealis"), 2),))
-    applied = roles.cli("apply", fleet.write(), "--yes", server=next(iter(servers.values())))
+    applied = roles.cli("apply", fleet.write(), "--yes", server=next(iter(started.values())))
     if applied.rc != 0:
         raise RuntimeError(f"apply failed: {applied.stdout}{applied.stderr}")
+    return gateway, started
+
+
+def leader_failover(roles: Roles, runs: int) -> tuple[list[float], int, int]:
+    gateway, servers = fleet_up(roles, 2)
     times: list[float] = []
     with ClientLoad([gateway.url], "alpha", clients=2) as load:
         for run in range(runs):
@@ -113,6 +119,18 @@ def gateway_cold_start(roles: Roles, runs: int) -> tuple[list[float], list[float
     return with_db, from_disk
 
 
+def all_ready(roles: Roles, server: Role, timeout_s: float = 60.0) -> None:
+    """Wait until every replica is ready again (an outage drill stops them all)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = roles.status(server)
+        states = [r["state"] for s in status["services"] for c in s["clusters"] for r in c["replicas"]]
+        if len(states) == 4 and all(state == "ready" for state in states):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the replicas did not all come back after a drill")
+
+
 def drills(roles: Roles, runs: int) -> dict[str, list[dict[str, Any]]]:
     """Alternating black-hole and outage drills on cluster acme, through the bench's gateway."""
     server = next(r for r in roles.roles if r.name.startswith("srv-") and r.alive())
@@ -124,25 +142,31 @@ def drills(roles: Roles, runs: int) -> dict[str, list[dict[str, Any]]]:
             if done.rc != 0:
                 raise RuntimeError(f"drill {kind} failed: {done.stdout}{done.stderr}")
             found.append(json.loads(done.stdout))
+            all_ready(roles, server)
             r = found[-1]
             print(
                 f"  run {run + 1}, {kind}: {r['failed']} of {r['requests']} failed, rto {r['rtoMs']} ms, "
                 f"p99 during the fault {r['faultP99Ms']} ms",
                 flush=True,
             )
-            time.sleep(1.0)  # the cluster's replicas answer health checks again before the next drill
+            time.sleep(2.0)  # the gateway's health checks see them again before the next drill
     return reports
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--drills-only", action="store_true", help="only black hole against crash")
     args = parser.parse_args()
     url, schema = fresh_schema_url()
     root = Path(tempfile.mkdtemp(prefix="polycloud-ha-bench-"))
     roles = Roles(root, url)
     try:
         roles.init()
+        if args.drills_only:
+            fleet_up(roles, 1)
+            print_drills(drills(roles, args.runs))
+            return 0
         print(f"leader failover ({args.runs} runs, lease {LEASE_S:g} s, renewed every 1 s):", flush=True)
         failover, sent, failed = leader_failover(roles, args.runs)
         print("gateway cold start:", flush=True)
@@ -158,6 +182,11 @@ def main() -> int:
     print(f"  client requests during it    {sent} sent, {failed} failed")
     print(f"gateway cold start, s, db up   {spread(with_db)}")
     print(f"gateway cold start, s, db down {spread(from_disk)}   (from its on-disk copy)")
+    print_drills(drilled)
+    return 0
+
+
+def print_drills(drilled: dict[str, list[dict[str, Any]]]) -> None:
     for kind, found in drilled.items():
         failed = sum(r["failed"] for r in found)
         sent = sum(r["requests"] for r in found)
@@ -165,7 +194,6 @@ def main() -> int:
         p99 = [float(r["faultP99Ms"] or 0) / 1000 for r in found]
         print(f"{kind:9} RTO, s              {spread(rto)}   ({failed} of {sent} requests failed)")
         print(f"{kind:9} client p99, s       {spread(p99)}   (while the fault lasts)")
-    return 0
 
 
 if __name__ == "__main__":
