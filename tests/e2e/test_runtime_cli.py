@@ -118,3 +118,6 @@ def test_help_has_examples(polycloud: Polycloud) -> None:
     for command in commands:
         out = polycloud.ok(command, "--help").stdout
         assert "Example: polycloud" in out, command
+    for roles in (("server",), ("server", "init"), ("gateway",), ("drill", "blackhole")):
+        out = polycloud.ok(*roles, "--help").stdout
+        assert "Example:" in out and "polycloud " + " ".join(roles) in out.replace("\n", " "), roles
