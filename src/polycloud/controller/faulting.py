@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from polycloud.drivers.base import ClusterDriver, Fault, SupportsFaults
-from polycloud.state import Store
 from polycloud.state.faults import FaultRecord
+from polycloud.state.repositories import FaultRepository
 
 
 def as_fault(record: FaultRecord) -> Fault:
@@ -32,7 +32,7 @@ def as_fault(record: FaultRecord) -> Fault:
 class FaultSync:
     """Keeps drivers' faults equal to the recorded ones; one per reconciler (i.e. per leader)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: FaultRepository) -> None:
         self._store = store
         self._carried: dict[str, tuple[int, ...]] = {}
 

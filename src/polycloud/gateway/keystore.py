@@ -6,13 +6,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.errors import TransientError
 from polycloud.exchange import KeyGrant
-from polycloud.state import Store
+from polycloud.state.repositories import KeyRepository
 
 
 class StoreKeySource:
     """A `KeySource` over a `polycloud.state.Store` (called from the gateway's worker thread)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: KeyRepository) -> None:
         self._store = store
 
     def snapshot(self) -> list[KeyGrant]:

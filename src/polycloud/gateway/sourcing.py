@@ -24,7 +24,8 @@ from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
 from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
-from polycloud.state import MemberInput, ReplicaRecord, Store
+from polycloud.state import MemberInput, ReplicaRecord
+from polycloud.state.repositories import ReportRepository, RouteRepository
 
 
 def _number(value: Any) -> float | None:
@@ -82,7 +83,7 @@ def _replica(record: ReplicaRecord) -> ReplicaRoute:
 class StoreRouteSource:
     """A `RouteSource` over a `polycloud.state.Store`."""
 
-    def __init__(self, store: Store, catalog: Catalog | None = None) -> None:
+    def __init__(self, store: RouteRepository, catalog: Catalog | None = None) -> None:
         """Read routes from `store`; `catalog` locates clusters that give no coordinates of their own."""
         self._store = store
         self._catalog = catalog
@@ -129,7 +130,7 @@ def _written(what: str, write: Callable[[], None]) -> None:
 class StoreLoadSink:
     """A `LoadSink` writing to a `polycloud.state.Store` (`Store.report_load`), and a `MemberSink`."""
 
-    def __init__(self, store: Store, member: MemberInput | None = None) -> None:
+    def __init__(self, store: ReportRepository, member: MemberInput | None = None) -> None:
         """Write load reports to `store`; heartbeat `member` there too (None: no membership)."""
         self._store = store
         self._member = member

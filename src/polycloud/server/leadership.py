@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from polycloud.errors import PolycloudError
-from polycloud.state import Lease, MemberInput, Store
+from polycloud.state import Lease, MemberInput
+from polycloud.state.repositories import LeaseRepository
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Leadership:
 
     def __init__(
         self,
-        store: Store,
+        store: LeaseRepository,
         me: MemberInput,
         *,
         timing: LeaseTiming | None = None,
