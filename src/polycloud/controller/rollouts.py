@@ -98,7 +98,7 @@ class RolloutManager:
         if row is not None and row.canary == workload.number:
             return row
         rules = _rules(workload)
-        baseline = row.baseline if row is not None else serving.get(workload.name)
+        baseline = row.baseline if row is not None else self._baseline(workload.name, serving)
         if rules is None or baseline is None or baseline >= workload.number or self._done(workload):
             if row is not None:
                 self._end(row, "superseded", f"superseded by r{workload.number}")
@@ -115,6 +115,16 @@ class RolloutManager:
         self._say("info", "RolloutStarted", started, f"canary r{started.canary} against r{baseline}")
         self._audit("rollout.start", started, started.message)
         return started
+
+    def _baseline(self, name: str, serving: Mapping[str, int]) -> int | None:
+        """What a new rollout of `name` starts from: the revision its ready replicas serve — except a
+        canary that was just taken back (aborted or rolled back), whose replicas may still outnumber the
+        baseline's for a moment; the revision it was measured against is the baseline then."""
+        found = serving.get(name)
+        latest = self.store.rollouts(name, limit=1)
+        if latest and latest[0].state in ("aborted", "rolled-back") and latest[0].canary == found:
+            return latest[0].baseline
+        return found
 
     def _done(self, workload: WorkloadState) -> bool:
         latest = self.store.rollouts(workload.name, limit=1)
