@@ -77,7 +77,8 @@ def test_plans_fill_default_times_and_refuse_bad_input() -> None:
     assert brownout.fault_fields() == {"delayMs": 50, **ends}
     errors = DrillPlan.create("errors", "a", error_rate=0.5, duration_s=10, fault_at_s=3, clear_at_s=6)
     assert errors.fault_fields() == {"errorRate": 0.5, **ends}
-    assert DrillPlan.create("blackhole", "a", duration_s=10, fault_at_s=3, clear_at_s=6).fault_fields() == ends
+    blackhole = DrillPlan.create("blackhole", "a", duration_s=10, fault_at_s=3, clear_at_s=6)
+    assert blackhole.fault_fields() == ends
     assert FAULT_KIND["blackhole"] == "freeze"
     for bad in (
         {"rps": 0},
