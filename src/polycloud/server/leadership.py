@@ -105,10 +105,17 @@ class Leadership:
         started = time.monotonic()
         try:
             lease = self._store.acquire_lease(self.me.id, self.timing.lease_s)
-            self._store.heartbeat(self.me)
         except PolycloudError as e:
             self._note(f"cannot reach the leader lease: {e}")
             return  # holds() turns false by itself once the lease time has passed
+        self._take(lease, started)
+        try:
+            self._store.heartbeat(self.me)
+        except PolycloudError as e:
+            self._note(f"cannot record this server's heartbeat: {e}")
+
+    def _take(self, lease: Lease, started: float) -> None:
+        """Act on what the lease row says now: lead, keep leading, or follow."""
         self._last = lease
         mine = lease.holder == self.me.id
         with self._lock:
