@@ -87,7 +87,7 @@ class FaultLog:
 
     def __init__(self, store: Store) -> None:
         self._sync = FaultSync(store)
-        self._drivers: dict[str, _CarryingDriver] = {}
+        self._drivers: dict[str, CarryingDriver] = {}
 
     def wake(self) -> None:
         self._sync.sync(_AnyCluster(self._drivers))
@@ -102,29 +102,34 @@ class FaultLog:
         return [(name, f) for name, d in self._drivers.items() for f in d.injected]
 
 
-class _CarryingDriver:
+class CarryingDriver:
+    """A cluster driver with fault support that only remembers what it was told and what it carries."""
+
     def __init__(self, cluster: str) -> None:
         self.cluster = cluster
         self.carried: list[Fault] = []
         self.injected: list[Fault] = []
+        self.calls: list[str] = []
 
     def inject(self, fault: Fault) -> None:
+        self.calls.append(f"inject {fault.kind}")
         self.injected.append(fault)
         if fault.kind != "kill":
             self.carried.append(fault)
 
     def clear_faults(self) -> None:
+        self.calls.append("clear")
         self.carried = []
 
 
 class _AnyCluster(Mapping[str, Any]):
     """A driver for whichever cluster is asked for (created on first use)."""
 
-    def __init__(self, drivers: dict[str, _CarryingDriver]) -> None:
+    def __init__(self, drivers: dict[str, CarryingDriver]) -> None:
         self._drivers = drivers
 
-    def __getitem__(self, cluster: str) -> _CarryingDriver:
-        return self._drivers.setdefault(cluster, _CarryingDriver(cluster))
+    def __getitem__(self, cluster: str) -> CarryingDriver:
+        return self._drivers.setdefault(cluster, CarryingDriver(cluster))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._drivers)

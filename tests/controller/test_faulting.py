@@ -6,40 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.support import CarryingDriver
+
 from polycloud.controller.faulting import FaultSync
-from polycloud.drivers.base import Fault, ReplicaSpec, ReplicaStatus
 from polycloud.state import Store
 from polycloud.state.faults import FaultInput
-
-
-class RecordingDriver:
-    """A cluster driver that only remembers the faults it carries."""
-
-    def __init__(self, cluster: str) -> None:
-        self.cluster = cluster
-        self.carried: list[Fault] = []
-        self.calls: list[str] = []
-
-    def inject(self, fault: Fault) -> None:
-        self.calls.append(f"inject {fault.kind}")
-        if fault.kind != "kill":
-            self.carried.append(fault)
-
-    def clear_faults(self) -> None:
-        self.calls.append("clear")
-        self.carried = []
-
-    def list_replicas(self) -> list[ReplicaStatus]:
-        return []
-
-    def start_replica(self, spec: ReplicaSpec) -> ReplicaStatus:
-        raise NotImplementedError
-
-    def stop_replica(self, replica_id: str, grace_s: float = 10.0) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 def _store(tmp_path: Path) -> Store:
@@ -47,7 +18,7 @@ def _store(tmp_path: Path) -> Store:
 
 
 def test_a_fault_is_applied_once_and_taken_back_when_cleared(tmp_path: Path) -> None:
-    store, driver = _store(tmp_path), RecordingDriver("west")
+    store, driver = _store(tmp_path), CarryingDriver("west")
     leader = FaultSync(store)
     fault = store.add_fault(FaultInput("west", "latency", delay_ms=50))
     leader.sync({"west": driver})
@@ -61,7 +32,7 @@ def test_a_fault_is_applied_once_and_taken_back_when_cleared(tmp_path: Path) -> 
 
 
 def test_a_new_leader_applies_what_is_wanted_and_an_end_is_kept(tmp_path: Path) -> None:
-    store, driver = _store(tmp_path), RecordingDriver("west")
+    store, driver = _store(tmp_path), CarryingDriver("west")
     now = datetime.now(UTC)
     store.add_fault(FaultInput("west", "freeze", until=now + timedelta(seconds=30)))
     FaultSync(store).sync({"west": driver}, now)
@@ -74,7 +45,7 @@ def test_a_new_leader_applies_what_is_wanted_and_an_end_is_kept(tmp_path: Path) 
 
 
 def test_a_kill_is_consumed(tmp_path: Path) -> None:
-    store, driver = _store(tmp_path), RecordingDriver("west")
+    store, driver = _store(tmp_path), CarryingDriver("west")
     store.add_fault(FaultInput("west", "kill", replica_id="svc-west-0"))
     leader = FaultSync(store)
     leader.sync({"west": driver})
