@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from polycloud.gateway import GatewaySettings, RouteSource, create_app
 from polycloud.gateway.running import SERVER_OPTIONS
 
 from .support import FAST, Gateway, MakeGateway, MakeStub, ServerThread, Stub, StubReplica
+from .test_gateway_e2e import Processes
 
 
 @pytest.fixture
@@ -58,3 +60,11 @@ def client() -> Iterator[httpx.Client]:
     """A plain HTTP client (no proxies from the environment)."""
     with httpx.Client(trust_env=False, timeout=30.0) as c:
         yield c
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Child processes (`python -m ...`) on pre-bound ports, killed at the end of the test."""
+    procs = Processes(tmp_path)
+    yield procs
+    procs.kill_all()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,13 +59,6 @@ class Processes:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=10)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    yield procs
-    procs.kill_all()
 
 
 def ready(client: httpx.Client, url: str) -> Callable[[], bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,30 @@ def test_empty_batch_is_served(client: Client) -> None:
     answer = client.post(INFER, json=iris_input([], shape=[0, 4]))
     assert answer.status_code == 200
     assert answer.json()["outputs"][0] == {"name": "label", "datatype": "INT64", "shape": [0], "data": []}
+
+
+def test_hostile_bodies_are_client_errors_never_500(client: Client) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    for body in (nested, b'{"inputs": [NaN]}', b"\xff\xfe"):
+        answer = client.post(INFER, content=body)
+        assert answer.status_code == 400, body[:20]
+        assert "error" in answer.json()
+    nan_rows = iris_input([[1.0, 2.0, 3.0, 4.0]])
+    raw = json.dumps(nan_rows).replace("1.0", "NaN").encode()
+    assert client.post(INFER, content=raw).status_code == 400
+    huge = iris_input([[1.0, 2.0, 3.0, 4.0]])
+    raw = json.dumps(huge).replace("1.0", "1e999").encode()
+    assert client.post(INFER, content=raw).status_code == 400
+    assert client.post("/_polycloud/faults", content=nested).status_code == 400
+
+
+def test_non_finite_outputs_are_a_422_in_valid_json(
+    make_replica: MakeReplica, make_client: MakeClient, matmul: Matmul
+) -> None:
+    mm = make_client(make_replica(matmul[0], name="mm"))
+    body = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [3e38, 3e38, 3e38]}]}
+
+    answer = mm.post("/v2/models/mm/infer", json=body)
+
+    assert answer.status_code == 422
+    assert "NaN or infinite" in json.loads(answer.text)["error"]

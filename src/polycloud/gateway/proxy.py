@@ -53,6 +53,7 @@ from polycloud.gateway.tracing import GatewayTracer
 from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 from polycloud.gateway.wire import Receive, Scope, Send, send_error, send_response
 from polycloud.telemetry.recording import SpanData
+from polycloud.telemetry.tracing import usable_request_id
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,21 @@ class BodyError:
     message: str
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | BodyError:
-    """The whole request body, or why not (413 past `limit` bytes, 499 when the client left)."""
+async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes | BodyError:
+    """The whole request body, or why not: 413 past `limit` bytes, 408 when the rest of it does not come
+    within `timeout_s`, 499 when the client left. Only a body that spans several messages pays for a timer."""
     chunks: list[bytes] = []
     size = 0
+    deadline = 0.0
     while True:
-        message = await receive()
+        if not chunks:
+            message = await receive()
+        else:
+            deadline = deadline or time.monotonic() + timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return BodyError(408, f"the request body did not arrive within {timeout_s:g} s")
         if message["type"] == "http.disconnect":
             return BodyError(CLIENT_CLOSED, "the client closed the connection")
         chunk: bytes = message.get("body", b"")
@@ -93,6 +103,16 @@ async def read_body(receive: Receive, limit: int) -> bytes | BodyError:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def declared_too_large(text: str | None, limit: int) -> bool:
+    """Whether a `content-length` header declares a body over `limit` (answered 413 before reading any)."""
+    if text is None:
+        return False
+    try:
+        return int(text) > limit
+    except ValueError:
+        return False  # the HTTP server refuses a malformed content-length itself
 
 
 @dataclass(slots=True)
@@ -219,16 +239,18 @@ class Proxy:
         """Serve one request for `service`, whose path and query are `target` (forwarded as they are)."""
         start = time.perf_counter()
         settings = self._settings
-        request_id = region = timeout_text = parent = None
+        request_id = region = timeout_text = parent = length = None
         forward: list[tuple[bytes, bytes]] = []  # bytes as received: nothing decoded but what is read
         for name, value in scope["headers"]:
             if name in DROP_REQUEST_HEADERS:
                 if name == b"x-request-id":
-                    request_id = value.decode("latin-1")
+                    request_id = usable_request_id(value.decode("latin-1"))
                 elif name == b"x-polycloud-timeout-ms":
                     timeout_text = value.decode("latin-1")
                 elif name == b"traceparent":
                     parent = value.decode("latin-1")
+                elif name == b"content-length":
+                    length = value.decode("latin-1")
                 continue
             if name == b"x-polycloud-client-region":
                 region = value.decode("latin-1")
@@ -250,6 +272,10 @@ class Proxy:
             status = 400
             message = "x-polycloud-timeout-ms must be a positive number of milliseconds"
             await send_error(send, status, message, [id_header])
+        elif declared_too_large(length, settings.max_body_bytes):
+            status = 413
+            message = f"the request body is larger than {settings.max_body_bytes} bytes"
+            await send_error(send, status, message, [id_header])
         elif self.in_flight >= settings.max_in_flight:
             status = 429
             message = f"the gateway is saturated ({settings.max_in_flight} requests in flight); retry later"
@@ -257,7 +283,7 @@ class Proxy:
         else:
             self.in_flight += 1
             try:
-                body = await read_body(receive, settings.max_body_bytes)
+                body = await read_body(receive, settings.max_body_bytes, timeout_s)
                 if isinstance(body, BodyError):
                     status = body.status
                     await send_error(send, status, body.message, [id_header])

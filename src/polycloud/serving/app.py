@@ -13,10 +13,12 @@ Routes (a `{version}` segment is optional after the model name, `/v2/models/{nam
     GET  /_polycloud/predictions      sampled output values, for drift detection
     POST /_polycloud/faults           change them: {"delayMs": float, "errorRate": float}
 
-Errors are JSON `{"error": "..."}`: 400 for a request that does not fit the model, 404 for another
-model name or path, 500 for an injected fault or a model failure. Inference (JSON decoding, checks,
-the model run, encoding) runs in a small thread pool so the event loop stays free for health checks.
-Every `/v2` answer is delayed by the simulated network delay (`faults`).
+Errors are JSON `{"error": "..."}`: 400 for a request that does not fit the model (malformed or too
+deeply nested JSON, NaN or infinite inputs included), 404 for another model name or path, 413 for a
+body over 64 MiB, 422 when the model answers NaN or infinity (JSON cannot carry it), 500 for an
+injected fault or a model failure. Client errors are 4xx so that they never count against a replica.
+Inference (JSON decoding, checks, the model run, encoding) runs in a small thread pool so the event
+loop stays free for health checks. Every `/v2` answer is delayed by the simulated network delay (`faults`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from polycloud.serving.model import Model
 from polycloud.serving.predictions import PredictionSampler
 from polycloud.serving.protocol import (
     InvalidRequest,
+    NonFiniteOutput,
+    decode_json,
     encode_infer_response,
     error_body,
     model_metadata,
@@ -54,6 +58,25 @@ from polycloud.serving.tracing import ReplicaTracer
 JSON = "application/json"
 INFER_WORKERS = 2
 """Threads running inference: one session thread each, and replicas share the machine's cores."""
+
+
+MAX_BODY_BYTES = 64 * 2**20
+"""Largest inference body a replica reads (the gateway's default limit): a larger one is a 413."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None when it declares or sends over `limit` bytes (then no more is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -149,12 +172,16 @@ class Replica:
         unknown = self._unknown_model(request)
         if unknown is not None:
             return unknown
-        body = await request.body()
+        body = await read_limited(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
         loop = asyncio.get_running_loop()
         try:
             payload = await loop.run_in_executor(self._executor, self._infer, body)
         except InvalidRequest as e:
             return _error(str(e), 400)
+        except NonFiniteOutput as e:
+            return _error(str(e), 422)
         except PermanentError as e:
             return _error(str(e), 500)
         return Response(payload, media_type=JSON)
@@ -181,10 +208,13 @@ class Replica:
     async def fault_settings(self, request: Request) -> Response:
         """`GET` and `POST /_polycloud/faults`."""
         if request.method == "POST":
+            body = await read_limited(request, 64 * 1024)
             try:
-                self.faults.update(json.loads(await request.body()))
-            except ValueError as e:
-                return _error(f"the body is not valid JSON: {e}", 400)
+                if body is None:
+                    raise InvalidRequest("the body is larger than 64 KiB")
+                self.faults.update(decode_json(body))
+            except InvalidRequest as e:
+                return _error(str(e), 400)
             except InvalidFaults as e:
                 return _error(str(e), 400)
         return _json(self.faults.to_json())

@@ -36,6 +36,11 @@ class InvalidRequest(UserError):
     """A request that does not fit the protocol or the model (HTTP 400)."""
 
 
+class NonFiniteOutput(UserError):
+    """The model answered NaN or infinity for these inputs, which JSON cannot carry (HTTP 422: the same
+    inputs give the same answer on every replica, so it must not count against this one)."""
+
+
 @dataclass(frozen=True)
 class InferRequest:
     """A checked inference request."""
@@ -134,7 +139,7 @@ def _fits(raw: np.ndarray[Any, Any], data: list[Any], datatype: str) -> bool:
     if datatype == "BOOL":
         return bool(kind == "b")
     if datatype in _FLOAT_DATATYPES:
-        return kind in "iuf"
+        return kind in "iu" or (kind == "f" and bool(np.isfinite(raw).all()))  # 1e999 decodes as inf
     if datatype in _INT_DATATYPES and kind in "iu":
         limits = np.iinfo(np.dtype(NUMPY_TYPES[datatype]))
         return int(raw.min()) >= limits.min and int(raw.max()) <= limits.max
@@ -179,6 +184,25 @@ def _requested_outputs(body: dict[str, Any], info: ModelInfo) -> tuple[str, ...]
     return tuple(t.name for t in info.outputs if t.name in wanted) or None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise InvalidRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a request body as strict JSON: NaN and Infinity are refused, as is nesting too deep for the
+    decoder (a client's error, so a 400 — never a 500 that would count against the replica).
+
+    Raises:
+        InvalidRequest: The body is not valid JSON.
+    """
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError as e:
+        raise InvalidRequest("the body is not valid JSON: it is nested too deeply") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"the body is not valid JSON: {e}") from e
+
+
 def parse_infer_request(body: bytes, info: ModelInfo) -> InferRequest:
     """Decode and check an inference request against the model.
 
@@ -189,10 +213,7 @@ def parse_infer_request(body: bytes, info: ModelInfo) -> InferRequest:
     Raises:
         InvalidRequest: Anything wrong with the request (see the module docstring).
     """
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"the body is not valid JSON: {e}") from e
+    decoded = decode_json(body)
     if not isinstance(decoded, dict):
         raise InvalidRequest("the body must be a JSON object")
     request_id = decoded.get("id")
@@ -240,7 +261,10 @@ def encode_infer_response(
     if request_id is not None:
         body["id"] = request_id
     body["outputs"] = [_output_json(t) for t in outputs]
-    return json.dumps(body, separators=(",", ":")).encode()
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as e:
+        raise NonFiniteOutput("the model produced NaN or infinite values for these inputs") from e
 
 
 def error_body(message: str) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from polycloud.telemetry.recording import SpanData, SpanRecorder
-from polycloud.telemetry.tracing import new_trace_id, parse_traceparent, trace_id_of
+from polycloud.telemetry.tracing import new_trace_id, parse_traceparent, trace_id_of, usable_request_id
 
 
 class ReplicaTracer:
@@ -26,7 +26,7 @@ class ReplicaTracer:
             if name == b"traceparent":
                 parent_header = value.decode("latin-1")
             elif name == b"x-request-id":
-                request_id = value.decode("latin-1")
+                request_id = usable_request_id(value.decode("latin-1"))
         parent = parse_traceparent(parent_header)
         if parent is not None:
             trace_id, parent_id = parent.trace_id, parent.span_id

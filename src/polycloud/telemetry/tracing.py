@@ -28,6 +28,17 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+MAX_REQUEST_ID = 128
+"""Longest `x-request-id` kept: a longer one (or one with spaces or control characters) is replaced, so a
+client cannot make every log line and echoed header carry 100 KB of its choosing."""
+
+
+def usable_request_id(value: str | None) -> str | None:
+    """`value` when it is a usable request id (1 to 128 visible ASCII characters), else None."""
+    if value is None or len(value) > MAX_REQUEST_ID or not _REQUEST_ID.fullmatch(value):
+        return None
+    return value
 
 
 def trace_id_of(request_id: str | None) -> int:
