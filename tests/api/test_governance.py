@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from typing import Any
 
 from .conftest import CLUSTER, Governed, service
@@ -137,7 +139,26 @@ def test_the_last_fleet_wide_admin_token_cannot_be_revoked(governed: Governed) -
     secret, last = governed.store.create_token(name="last", role="admin", project=None, expires_at=None)
     headers = {"authorization": f"Bearer {secret}"}
     refused = governed.client.delete(f"/api/v1/tokens/{last.id}", headers=headers)
-    assert refused.status_code == 409 and "last usable fleet-wide admin" in refused.json()["error"]
+    assert refused.status_code == 409 and "last lasting fleet-wide admin" in refused.json()["error"]
+
+
+def test_an_admin_token_about_to_expire_does_not_stand_in_for_the_last_lasting_one(
+    governed: Governed,
+) -> None:
+    for token in governed.store.tokens():
+        if token.role == "admin":
+            governed.store.revoke_token(token.id)
+    secret, last = governed.store.create_token(name="last", role="admin", project=None, expires_at=None)
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    governed.store.create_token(name="brief", role="admin", project=None, expires_at=soon)
+    headers = {"authorization": f"Bearer {secret}"}
+
+    refused = governed.client.delete(f"/api/v1/tokens/{last.id}", headers=headers)
+
+    assert refused.status_code == 409 and "last lasting fleet-wide admin" in refused.json()["error"]
+    later = datetime.now(UTC) + timedelta(days=30)
+    governed.store.create_token(name="lasting", role="admin", project=None, expires_at=later)
+    assert governed.client.delete(f"/api/v1/tokens/{last.id}", headers=headers).status_code == 200
 
 
 def test_mutations_and_refusals_are_in_the_audit_trail(governed: Governed) -> None:

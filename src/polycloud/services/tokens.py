@@ -1,7 +1,8 @@
 """API token use cases: create (the secret is returned once), list and revoke, within the caller's rights.
 
 An admin of a project manages only that project's tokens; fleet-wide tokens are managed by fleet-wide
-admins. The last usable fleet-wide admin token cannot be revoked, so that nobody locks the fleet out.
+admins. The last lasting fleet-wide admin token (no other valid for another day) cannot be revoked,
+so that nobody locks the fleet out.
 """
 
 from __future__ import annotations
@@ -76,17 +77,23 @@ def revoke(store: Store, caller: TokenRecord, token_id: int) -> TokenRecord:
         raise ForbiddenError(f"token {token_id} is not a token of project {caller.project}")
     now = datetime.now(UTC)
     if _fleet_admin(target, now) and not any(
-        _fleet_admin(t, now) for t in store.tokens() if t.id != token_id
+        _fleet_admin(t, now + LASTING) for t in store.tokens() if t.id != token_id
     ):
         raise ConflictError(
-            f"token {token_id} is the last usable fleet-wide admin token; create another before revoking it"
+            f"token {token_id} is the last lasting fleet-wide admin token (no other is valid for another "
+            f"{LASTING.days} day); create one before revoking it"
         )
     store.revoke_token(token_id)
     return target
 
 
-def _fleet_admin(token: TokenRecord, now: datetime) -> bool:
-    usable = not token.revoked and (token.expires_at is None or token.expires_at > now)
+LASTING = timedelta(days=1)
+"""How long another admin token must stay valid for this one to be revoked: a token that expires in a
+minute would leave the fleet without an administrator a minute later."""
+
+
+def _fleet_admin(token: TokenRecord, at: datetime) -> bool:
+    usable = not token.revoked and (token.expires_at is None or token.expires_at > at)
     return usable and token.role == "admin" and token.project is None
 
 
