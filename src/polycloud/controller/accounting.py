@@ -33,7 +33,7 @@ from polycloud.cost.report import CostLine
 from polycloud.errors import NotFoundError, PermanentError, PolycloudError
 from polycloud.loops import Gate, Loop, always
 from polycloud.spec.models import Cluster, Dataset, Job, Policy, Service
-from polycloud.state import EventInput, ReplicaRecord, RevisionRecord, Store
+from polycloud.state import EventInput, ReplicaRecord, RevisionRecord
 from polycloud.state.job_records import JobRunRecord
 from polycloud.state.ledger import (
     BudgetAlertInput,
@@ -44,6 +44,7 @@ from polycloud.state.ledger import (
     Source,
     TotalAccrual,
 )
+from polycloud.state.repositories_runtime import AccountingStore, BudgetReader
 
 log = logging.getLogger(__name__)
 RUNNING = ("starting", "ready")
@@ -175,7 +176,7 @@ def cost_line(line: LedgerLine) -> CostLine:
     )
 
 
-def budget_alerts(store: Store, now: datetime) -> list[BudgetAlertInput]:
+def budget_alerts(store: BudgetReader, now: datetime) -> list[BudgetAlertInput]:
     """Every threshold each Policy budget has crossed this month (recorded ones included)."""
     policies = [Policy.model_validate(d.spec) for d in store.documents("Policy")]
     if not any(p.spec.budgets for p in policies):
@@ -204,7 +205,7 @@ def budget_alerts(store: Store, now: datetime) -> list[BudgetAlertInput]:
 class Accountant:
     """One per control plane, run by `start()`. Several on one database never double-count."""
 
-    store: Store
+    store: AccountingStore
     catalog: Catalog
     interval_s: float = 2.0
     max_gap_s: float = 30.0

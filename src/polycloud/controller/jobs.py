@@ -29,9 +29,10 @@ from polycloud.errors import ConflictError, NotFoundError, PermanentError, Polyc
 from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import build_site, transfer_usd_per_gb
 from polycloud.spec.models import Cluster, Dataset, Job, Policy
-from polycloud.state import EventInput, Store, WorkloadState
+from polycloud.state import EventInput, WorkloadState
 from polycloud.state.job_records import AttemptInput, AttemptRecord, AttemptState, JobRunRecord
 from polycloud.state.records import EventLevel
+from polycloud.state.repositories_runtime import JobStore
 
 DriverMaker = Callable[[str, str, Path], ClusterDriver]
 Observed = dict[tuple[str, str], JobStatus]
@@ -56,7 +57,7 @@ class Fleetview:
 class JobController:
     """One per control plane; `start()` runs its loop, the other methods serve API threads."""
 
-    store: Store
+    store: JobStore
     catalog: Catalog
     home: Path
     make_driver: DriverMaker

@@ -30,8 +30,9 @@ from polycloud.errors import FencedError, PolycloudError
 from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import Point, build_site
 from polycloud.spec.models import Cluster
-from polycloud.state import EventInput, ReplicaRecord, Store
+from polycloud.state import EventInput, ReplicaRecord
 from polycloud.state.records import EventLevel
+from polycloud.state.repositories_runtime import ReconcilerStore
 
 DriverMaker = Callable[[str, str, Path], ClusterDriver]
 
@@ -55,7 +56,7 @@ def no_secrets(name: str, project: str | None) -> str | None:
 class Reconciler:
     """Drives every declared cluster to the declared replicas; one instance per control plane."""
 
-    store: Store
+    store: ReconcilerStore
     catalog: Catalog
     home: Path
     origin: Point

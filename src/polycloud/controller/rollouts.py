@@ -26,8 +26,9 @@ from polycloud.drivers.base import ReplicaStatus
 from polycloud.errors import PolycloudError
 from polycloud.exchange import RevisionCounts
 from polycloud.spec.models import Rollout, Service
-from polycloud.state import EventInput, RolloutRecord, RolloutState, Store, WorkloadState
+from polycloud.state import EventInput, RolloutRecord, RolloutState, WorkloadState
 from polycloud.state.records import AuditInput, EventLevel
+from polycloud.state.repositories_runtime import RolloutStore
 
 READY_TIMEOUT_S = 180.0
 """A step whose canary replicas are not all ready after this long is rolled back."""
@@ -54,7 +55,7 @@ class _Watch:
 
 @dataclass
 class RolloutManager:
-    store: Store
+    store: RolloutStore
     clock: Callable[[], datetime] = _utcnow
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from polycloud.state import Store
+from polycloud.state.repositories_runtime import FederationReader
 
 FETCH_TIMEOUT_S = 2.0
 
@@ -70,7 +70,9 @@ def locate(families: list[Metric], clusters: Mapping[str, tuple[str, str]]) -> N
                 family.samples[i] = sample._replace(labels=labels)
 
 
-def fleet_sources(store: Store, gateway_url: str) -> tuple[list[Source], dict[str, tuple[str, str]]]:
+def fleet_sources(
+    store: FederationReader, gateway_url: str
+) -> tuple[list[Source], dict[str, tuple[str, str]]]:
     """The gateway's and every replica's `/metrics`, and (provider, region) per declared cluster."""
     clusters = {}
     for document in store.documents("Cluster"):

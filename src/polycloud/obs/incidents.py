@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from polycloud.state import Store
 from polycloud.state.records import EventRecord
+from polycloud.state.repositories_runtime import IncidentStore
 
 OPENERS = {
     "FailoverStarted": "failover",
@@ -50,7 +50,7 @@ class _Open:
 class IncidentTracker:
     """Reads events in order and keeps incidents in the store; call `feed` with new events."""
 
-    def __init__(self, store: Store, *, quiet_s: float = 900.0, lead_s: float = 120.0) -> None:
+    def __init__(self, store: IncidentStore, *, quiet_s: float = 900.0, lead_s: float = 120.0) -> None:
         """Track incidents in `store`, starting with those open there."""
         self._store = store
         self._quiet = timedelta(seconds=quiet_s)

@@ -29,8 +29,9 @@ from polycloud.obs.probes import Prober
 from polycloud.obs.report import slo_report
 from polycloud.obs.series import KeyTicks, MinuteSeries, TickValues
 from polycloud.obs.webhook import Webhook
-from polycloud.state import EventInput, Store
+from polycloud.state import EventInput
 from polycloud.state.obs_records import AnomalyInput
+from polycloud.state.repositories_runtime import ObserverStore
 
 log = logging.getLogger(__name__)
 DRIFT_PSI = 0.25
@@ -63,7 +64,7 @@ class Observer:
 
     def __init__(
         self,
-        store: Store,
+        store: ObserverStore,
         settings: ObserverSettings | None = None,
         *,
         webhook: Webhook | None = None,
@@ -316,7 +317,7 @@ class Observer:
 
 
 def start_observer(
-    store: Store, *, webhook_url: str | None, probe_every_s: float, gate: Gate = always
+    store: ObserverStore, *, webhook_url: str | None, probe_every_s: float, gate: Gate = always
 ) -> Observer:
     """An observer of `store` running in its own thread; `stop()` it, then `close()` it.
 

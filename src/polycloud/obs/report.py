@@ -25,8 +25,9 @@ from typing import Any
 
 from polycloud.obs import slo
 from polycloud.spec.models import Slo
-from polycloud.state import Store
 from polycloud.state.obs_records import SliMinute
+from polycloud.state.repositories import WorkloadReader
+from polycloud.state.repositories_runtime import SloReader
 
 WINDOW_NAMES = {300: "5m", 1800: "30m", 3600: "1h", 21600: "6h"}
 Totals = tuple[float, float, float]
@@ -42,7 +43,7 @@ class Objective:
     declared: bool
 
 
-def objectives(store: Store) -> list[Objective]:
+def objectives(store: WorkloadReader) -> list[Objective]:
     """The SLO of every current Service, by name."""
     found = []
     for w in store.current():
@@ -135,7 +136,7 @@ def _merge_minutes(rows: list[SliMinute]) -> list[SliMinute]:
     ]
 
 
-def slo_report(store: Store, now: datetime) -> dict[str, Any]:
+def slo_report(store: SloReader, now: datetime) -> dict[str, Any]:
     """Every service's SLO report (the JSON above)."""
     found = objectives(store)
     rows = store.sli_minutes(now - timedelta(seconds=max(slo.WINDOWS_S) + 60))

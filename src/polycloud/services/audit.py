@@ -17,8 +17,9 @@ from typing import Any
 from polycloud.errors import PolycloudError
 from polycloud.policy import PolicyViolationError
 from polycloud.services.governance import ForbiddenError, require_fleet_wide
-from polycloud.state import Store
 from polycloud.state.records import AuditInput, AuditOutcome, AuditRecord, AuditVerdict, TokenRecord
+from polycloud.state.repositories import AuditWriter
+from polycloud.state.repositories_services import AuditTrailReader
 
 ANONYMOUS = "anonymous"
 MAX_ERROR = 300
@@ -31,7 +32,7 @@ def actor_of(token: TokenRecord | None) -> str:
 
 
 def record(
-    store: Store,
+    store: AuditWriter,
     *,
     actor: str,
     action: str,
@@ -68,7 +69,9 @@ class Pending:
 
 
 @contextmanager
-def audited(store: Store, actor: str, action: str, target: str = "", **detail: object) -> Iterator[Pending]:
+def audited(
+    store: AuditWriter, actor: str, action: str, target: str = "", **detail: object
+) -> Iterator[Pending]:
     """Record the block as one entry: "ok" when it returns, "failed" (with the reason) when it raises,
     "denied" (with each broken rule) when a policy forbids it.
 
@@ -100,7 +103,7 @@ def violations(error: PolicyViolationError) -> list[dict[str, str]]:
 
 
 def _finish(
-    store: Store, actor: str, action: str, pending: Pending, outcome: AuditOutcome, error: str | None
+    store: AuditWriter, actor: str, action: str, pending: Pending, outcome: AuditOutcome, error: str | None
 ) -> None:
     detail = dict(pending.detail)
     if error is not None:
@@ -117,7 +120,7 @@ def _finish(
 
 
 def trail(
-    store: Store, caller: TokenRecord, *, limit: int = 100, before: int | None = None
+    store: AuditTrailReader, caller: TokenRecord, *, limit: int = 100, before: int | None = None
 ) -> list[AuditRecord]:
     """The newest `limit` entries (those below sequence number `before`), newest first.
 
@@ -128,7 +131,7 @@ def trail(
     return store.audit_log(limit=limit, before=before)
 
 
-def verify(store: Store, caller: TokenRecord) -> AuditVerdict:
+def verify(store: AuditTrailReader, caller: TokenRecord) -> AuditVerdict:
     """Walk the whole chain; the verdict names the first edited, deleted, inserted or reordered entry.
 
     Raises:

@@ -22,7 +22,9 @@ from polycloud.errors import PolycloudError
 from polycloud.placement import Plan, plan_fleet
 from polycloud.services.documents import documents_to_fleet
 from polycloud.spec.models import Cluster, Dataset, Job, Policy, Service
-from polycloud.state import Store
+from polycloud.state.repositories import CostLineReader
+from polycloud.state.repositories_runtime import BudgetReader
+from polycloud.state.repositories_services import CostRepository
 
 LOAD_MAX_AGE_S = 10.0
 """Gateway load reports older than this are not evidence of current load."""
@@ -32,20 +34,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def cost_lines(store: Store, since: datetime | None, project: str | None) -> list[CostLine]:
+def cost_lines(store: CostLineReader, since: datetime | None, project: str | None) -> list[CostLine]:
     """Accrued lines from `since`'s hour on, only `project`'s when given."""
     lines = [cost_line(line) for line in store.cost_lines(since)]
     return [line for line in lines if project is None or line.project == project]
 
 
-def cost_report(store: Store, by: str, since: str | None, project: str | None) -> dict[str, Any]:
+def cost_report(store: CostLineReader, by: str, since: str | None, project: str | None) -> dict[str, Any]:
     """`{"rows": [{"key", "computeUSD", "egressUSD", "totalUSD"}], "totalUSD"}` of the accrued cost."""
     check_by(by)
     start = parse_since(since, _now())
     return report(cost_lines(store, start, project), by)
 
 
-def cost_export(store: Store, label: str, since: str | None, project: str | None) -> dict[str, Any]:
+def cost_export(store: CostLineReader, label: str, since: str | None, project: str | None) -> dict[str, Any]:
     """Chargeback rows per (label value, workload, cluster) and the period they cover."""
     check_by(label)
     now = _now()
@@ -61,7 +63,7 @@ def cost_export(store: Store, label: str, since: str | None, project: str | None
     }
 
 
-def budgets(store: Store, project: str | None) -> dict[str, Any]:
+def budgets(store: BudgetReader, project: str | None) -> dict[str, Any]:
     """Every Policy budget this month: spend, forecast, % used and alert level."""
     now = _now()
     policies = [Policy.model_validate(d.spec) for d in store.documents("Policy")]
@@ -69,7 +71,7 @@ def budgets(store: Store, project: str | None) -> dict[str, Any]:
     return {"budgets": [s.to_json() for s in budget_statuses(policies, lines, now)]}
 
 
-def advice(store: Store, catalog: Catalog, project: str | None) -> dict[str, Any]:
+def advice(store: CostRepository, catalog: Catalog, project: str | None) -> dict[str, Any]:
     """Savings with dollar figures and the command that makes each, biggest first."""
     docs = store.documents()
     clusters = {d.name: Cluster.model_validate(d.spec) for d in docs if d.kind == "Cluster"}

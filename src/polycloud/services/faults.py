@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from polycloud.drivers.base import SupportsFaults
 from polycloud.drivers.registry import driver_class
 from polycloud.errors import NotFoundError, PermanentError, TransientError
-from polycloud.state import EventInput, Store
+from polycloud.state import EventInput
 from polycloud.state.faults import FaultInput, FaultRecord
+from polycloud.state.repositories import DocumentReader, EventWriter, LiveFaultReader
+from polycloud.state.repositories_services import FaultRequestRepository
 
 APPLY_TIMEOUT_S = 10.0
 """How long a request waits for the leader to apply (or take back) a fault."""
@@ -41,7 +43,7 @@ def ends_in(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-def _check_cluster(store: Store, cluster: str) -> None:
+def _check_cluster(store: DocumentReader, cluster: str) -> None:
     found = next((d for d in store.documents("Cluster") if d.name == cluster), None)
     if found is None:
         raise NotFoundError(f"no declared cluster named {cluster!r}")
@@ -52,7 +54,9 @@ def _check_cluster(store: Store, cluster: str) -> None:
         raise PermanentError(f"the driver of cluster {cluster} ({kind}) cannot inject faults")
 
 
-def _wait(store: Store, ids: list[int], done: Callable[[FaultRecord], bool], what: str) -> None:
+def _wait(
+    store: FaultRequestRepository, ids: list[int], done: Callable[[FaultRecord], bool], what: str
+) -> None:
     deadline = time.monotonic() + APPLY_TIMEOUT_S
     while ids:
         if all(done(r) for r in store.faults(ids)):
@@ -65,7 +69,9 @@ def _wait(store: Store, ids: list[int], done: Callable[[FaultRecord], bool], wha
         time.sleep(POLL_S)
 
 
-def inject(store: Store, cluster: str, request: FaultRequest, wake: Callable[[], None]) -> FaultRecord:
+def inject(
+    store: FaultRequestRepository, cluster: str, request: FaultRequest, wake: Callable[[], None]
+) -> FaultRecord:
     """Record a fault on `cluster` and wait until the leader has applied it.
 
     Raises:
@@ -84,13 +90,13 @@ def inject(store: Store, cluster: str, request: FaultRequest, wake: Callable[[],
     return record
 
 
-def active(store: Store, cluster: str) -> bool:
+def active(store: LiveFaultReader, cluster: str) -> bool:
     """Whether `cluster` has a fault in force (or one still to be taken back)."""
     now = datetime.now(UTC)
     return any(r.cluster == cluster and r.wanted(now) for r in store.live_faults())
 
 
-def clear(store: Store, cluster: str, wake: Callable[[], None]) -> None:
+def clear(store: FaultRequestRepository, cluster: str, wake: Callable[[], None]) -> None:
     """Clear every fault of `cluster` and wait until the leader has taken them back.
 
     Raises:
@@ -101,6 +107,6 @@ def clear(store: Store, cluster: str, wake: Callable[[], None]) -> None:
     _wait(store, ids, lambda r: r.released_at is not None or r.applied_at is None, "took back")
 
 
-def drill_event(store: Store, reason: str, cluster: str, message: str) -> None:
+def drill_event(store: EventWriter, reason: str, cluster: str, message: str) -> None:
     """Put a drill on the incident timeline, like the failovers it causes."""
     store.add_events([EventInput(level="warning", reason=reason, cluster=cluster, message=message)])

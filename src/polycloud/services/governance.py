@@ -20,7 +20,9 @@ from polycloud.errors import NotFoundError, UserError
 from polycloud.services import inspecting
 from polycloud.services.applying import FleetService, document_inputs
 from polycloud.services.documents import documents_to_fleet
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
+from polycloud.state.repositories import DesiredReader, DocumentReader, HistoryReader, WorkloadReader
+from polycloud.state.repositories_services import ScopedEventReader
 
 _APPLYING = threading.Lock()
 RANK = {"viewer": 0, "deployer": 1, "admin": 2}
@@ -53,7 +55,7 @@ def require_fleet_wide(token: TokenRecord, what: str) -> None:
         raise ForbiddenError(f"a token of project {token.project} may not {what}; use a fleet-wide token")
 
 
-def check_workload(store: Store, token: TokenRecord, name: str) -> None:
+def check_workload(store: HistoryReader, token: TokenRecord, name: str) -> None:
     """Refuse unless `token` may act on workload `name` (the project of its newest revision).
 
     A project token asking for an unknown workload gets a plain "not found", without the close names
@@ -69,7 +71,7 @@ def check_workload(store: Store, token: TokenRecord, name: str) -> None:
         raise ForbiddenError(f"workload {name} is not in project {token.project}")
 
 
-def check_rollback(store: Store, token: TokenRecord, name: str, to: int | None) -> None:
+def check_rollback(store: HistoryReader, token: TokenRecord, name: str, to: int | None) -> None:
     """Refuse a rollback that would act on, or move a workload into, another project."""
     check_workload(store, token, name)
     if token.project is None:
@@ -84,14 +86,14 @@ def check_rollback(store: Store, token: TokenRecord, name: str, to: int | None) 
         raise ForbiddenError(f"revision {target.number} of {name} is not in project {token.project}")
 
 
-def own_workloads(store: Store, token: TokenRecord) -> set[str] | None:
+def own_workloads(store: WorkloadReader, token: TokenRecord) -> set[str] | None:
     """Names of the current workloads `token` may see; None for a fleet-wide token (all of them)."""
     if token.project is None:
         return None
     return {w.name for w in store.current() if w.project == token.project}
 
 
-def visible_status(store: Store, token: TokenRecord, status: dict[str, Any]) -> dict[str, Any]:
+def visible_status(store: WorkloadReader, token: TokenRecord, status: dict[str, Any]) -> dict[str, Any]:
     """`status` with only the services `token` may see."""
     names = own_workloads(store, token)
     if names is None:
@@ -102,16 +104,17 @@ def visible_status(store: Store, token: TokenRecord, status: dict[str, Any]) -> 
 
 
 def visible_events(
-    store: Store, token: TokenRecord, workload: str | None, limit: int
+    store: ScopedEventReader, token: TokenRecord, workload: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """The newest events `token` may see: a project token sees only its workloads' events."""
+    # The ignores go when `inspecting.events` takes an `EventReader` (mypy then calls them unused).
     if workload is not None:
         check_workload(store, token, workload)
-        return inspecting.events(store, workload, limit)
+        return inspecting.events(store, workload, limit)  # type: ignore[arg-type]
     names = own_workloads(store, token)
     if names is None:
-        return inspecting.events(store, None, limit)
-    merged = [e for name in sorted(names) for e in inspecting.events(store, name, limit)]
+        return inspecting.events(store, None, limit)  # type: ignore[arg-type]
+    merged = [e for name in sorted(names) for e in inspecting.events(store, name, limit)]  # type: ignore[arg-type]
     return sorted(merged, key=lambda e: str(e["time"]), reverse=True)[:limit]
 
 
@@ -171,7 +174,7 @@ def _apply_as(
 
 
 def _whole_fleet(
-    store: Store, token: TokenRecord, documents: list[dict[str, Any]], mine: set[str]
+    store: DesiredReader, token: TokenRecord, documents: list[dict[str, Any]], mine: set[str]
 ) -> list[dict[str, Any]]:
     """A project's documents plus the recorded shared documents and other projects' workloads."""
     current = store.current()
@@ -188,7 +191,9 @@ def _name(doc: dict[str, Any]) -> str:
     return str(_mapping(doc.get("metadata")).get("name", ""))
 
 
-def _check_shared_unchanged(store: Store, fleet: FleetService, documents: list[dict[str, Any]]) -> None:
+def _check_shared_unchanged(
+    store: DocumentReader, fleet: FleetService, documents: list[dict[str, Any]]
+) -> None:
     recorded = {(d.kind, d.name): d.content_hash for d in store.documents()}
     for item in document_inputs(documents_to_fleet(documents, fleet.catalog)):
         if recorded.get((item.kind, item.name)) != item.content_hash:

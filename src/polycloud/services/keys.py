@@ -12,8 +12,10 @@ from typing import Any
 from polycloud.errors import NotFoundError
 from polycloud.services import audit
 from polycloud.services.governance import ForbiddenError
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
 from polycloud.state.records import InferenceKeyRecord
+from polycloud.state.repositories import WorkloadReader
+from polycloud.state.repositories_services import InferenceKeyRepository
 
 
 def key_json(record: InferenceKeyRecord) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def key_json(record: InferenceKeyRecord) -> dict[str, Any]:
 
 
 def create(
-    store: Store,
+    store: InferenceKeyRepository,
     caller: TokenRecord,
     *,
     service: str,
@@ -61,14 +63,16 @@ def create(
     return key, record
 
 
-def visible(store: Store, caller: TokenRecord, service: str | None = None) -> list[InferenceKeyRecord]:
+def visible(
+    store: InferenceKeyRepository, caller: TokenRecord, service: str | None = None
+) -> list[InferenceKeyRecord]:
     """The keys (revoked ones too) of `service`, or of every service, that `caller` may see."""
     projects = _projects(store)
     records = store.inference_keys(service)
     return [r for r in records if caller.project is None or projects.get(r.service) == caller.project]
 
 
-def revoke(store: Store, caller: TokenRecord, key_id: int) -> InferenceKeyRecord:
+def revoke(store: InferenceKeyRepository, caller: TokenRecord, key_id: int) -> InferenceKeyRecord:
     """Revoke key `key_id` for good; returns its record, revoked.
 
     Raises:
@@ -84,6 +88,6 @@ def revoke(store: Store, caller: TokenRecord, key_id: int) -> InferenceKeyRecord
         return store.revoke_inference_key(key_id)
 
 
-def _projects(store: Store) -> dict[str, str | None]:
+def _projects(store: WorkloadReader) -> dict[str, str | None]:
     """The project of every live Service, by name."""
     return {w.name: w.project for w in store.current() if w.kind == "Service"}

@@ -11,14 +11,16 @@ from typing import Any
 
 from polycloud.obs.report import slo_report
 from polycloud.services import governance
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
+from polycloud.state.repositories_runtime import SloReader
+from polycloud.state.repositories_services import ObservationReader
 
 MAX_INCIDENTS = 500
 MAX_ANOMALIES = 1000
 MAX_ANOMALY_MINUTES = 60 * 24 * 35
 
 
-def slo(store: Store, caller: TokenRecord) -> dict[str, Any]:
+def slo(store: SloReader, caller: TokenRecord) -> dict[str, Any]:
     """Each service's SLO (availability, error budget left, burn rates, alerts) that `caller` may see."""
     report = slo_report(store, datetime.now(UTC))
     names = governance.own_workloads(store, caller)
@@ -29,14 +31,18 @@ def slo(store: Store, caller: TokenRecord) -> dict[str, Any]:
     return {**report, "services": services, "alerts": alerts}
 
 
-def incidents(store: Store, caller: TokenRecord, state: str | None, limit: int) -> list[dict[str, Any]]:
+def incidents(
+    store: ObservationReader, caller: TokenRecord, state: str | None, limit: int
+) -> list[dict[str, Any]]:
     """The newest incidents (`limit` clamped to 1..500), each with its timeline, that `caller` may see."""
     found = store.incidents(state=state, limit=min(max(limit, 1), MAX_INCIDENTS))
     names = governance.own_workloads(store, caller)
     return [i.to_json() for i in found if names is None or i.service in names]
 
 
-def anomalies(store: Store, caller: TokenRecord, minutes: int, limit: int) -> list[dict[str, Any]]:
+def anomalies(
+    store: ObservationReader, caller: TokenRecord, minutes: int, limit: int
+) -> list[dict[str, Any]]:
     """Anomalies of the last `minutes` (clamped to 35 days), newest first, that `caller` may see."""
     window_s = min(max(minutes, 1), MAX_ANOMALY_MINUTES) * 60.0
     found = store.anomalies(window_s, limit=min(max(limit, 1), MAX_ANOMALIES))

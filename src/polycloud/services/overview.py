@@ -23,7 +23,9 @@ from polycloud.exchange import LoadReport
 from polycloud.placement.sites import Site, build_site, rtt_ms, traffic_point
 from polycloud.services.inspecting import control_plane
 from polycloud.spec.models import Cluster, TrafficSource
-from polycloud.state import ReplicaRecord, Store, TokenRecord, WorkloadState
+from polycloud.state import ReplicaRecord, TokenRecord, WorkloadState
+from polycloud.state.repositories import DocumentReader, EventFeed
+from polycloud.state.repositories_services import OverviewReader
 
 LOAD_WINDOW_S = 5.0
 """Load reports older than this are stale (gateways report every second)."""
@@ -73,7 +75,7 @@ def health(t: Tally) -> str:
     return "up"
 
 
-def overview(store: Store, catalog: Catalog, now: datetime | None = None) -> dict[str, Any]:
+def overview(store: OverviewReader, catalog: Catalog, now: datetime | None = None) -> dict[str, Any]:
     """The whole fleet's overview (every project's; `visible` narrows it for a caller)."""
     sites = _sites(store, catalog)
     workloads = store.current()
@@ -99,11 +101,12 @@ def overview(store: Store, catalog: Catalog, now: datetime | None = None) -> dic
         "jobs": [_job(w) for w in workloads if w.kind == "Job"],
         "flows": [f for s in services for f in s.pop("_flows")] + _data_flows(workloads, datasets),
         "lastEventId": store.last_event_id(),
-        "controlPlane": control_plane(store, host=""),  # pids mean nothing in a browser
+        # pids mean nothing in a browser; the ignore goes when `control_plane` takes a `ControlPlaneReader`
+        "controlPlane": control_plane(store, host=""),  # type: ignore[arg-type]
     }
 
 
-def events_after(store: Store, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
+def events_after(store: EventFeed, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """Events stored after `after_id`, oldest first, as the dashboard shows them."""
     return [e.to_json() for e in store.events_after(after_id, limit=limit)]
 
@@ -126,7 +129,7 @@ def workload_names(view: dict[str, Any]) -> set[str]:
     return {s["name"] for s in view["services"]} | {j["name"] for j in view["jobs"]}
 
 
-def _sites(store: Store, catalog: Catalog) -> dict[str, Site]:
+def _sites(store: DocumentReader, catalog: Catalog) -> dict[str, Site]:
     sites = {}
     for doc in store.documents("Cluster"):
         try:

@@ -11,17 +11,19 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from polycloud.errors import NotFoundError
-from polycloud.state import EventInput, Store
+from polycloud.state import EventInput
+from polycloud.state.repositories import RolloutRepository
+from polycloud.state.repositories_services import RolloutControlRepository
 
 Action = Literal["pause", "resume", "abort"]
 
 
-def rollouts(store: Store, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def rollouts(store: RolloutRepository, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """Rollouts newest first (of one service, or of every service)."""
     return [r.to_json() for r in store.rollouts(service, limit=limit)]
 
 
-def rollout(store: Store, service: str) -> dict[str, Any]:
+def rollout(store: RolloutControlRepository, service: str) -> dict[str, Any]:
     """The latest rollout of `service`.
 
     Raises:
@@ -35,7 +37,7 @@ def rollout(store: Store, service: str) -> dict[str, Any]:
 
 
 def control(
-    store: Store, service: str, action: Action, actor: str, on_change: Callable[[], None]
+    store: RolloutControlRepository, service: str, action: Action, actor: str, on_change: Callable[[], None]
 ) -> dict[str, Any]:
     """Pause, resume or abort the rollout in progress of `service`.
 

@@ -16,8 +16,9 @@ from typing import Any
 from polycloud.secrets import Vault
 from polycloud.services import audit
 from polycloud.services.governance import ForbiddenError
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
 from polycloud.state.records import SecretRecord
+from polycloud.state.repositories import AuditWriter
 
 VaultOf = Callable[[], Vault]
 """Gives the control plane's vault, or raises when it keeps none."""
@@ -48,7 +49,7 @@ def visible(vault: Vault, caller: TokenRecord) -> list[SecretRecord]:
 
 
 def set_secret(
-    store: Store, vault: VaultOf, caller: TokenRecord, name: str, value: str, project: str | None
+    store: AuditWriter, vault: VaultOf, caller: TokenRecord, name: str, value: str, project: str | None
 ) -> SecretRecord:
     """Create secret `name` of `project` or give it a new value; audited as "secret.set"."""
     check_scope(caller, project)
@@ -58,14 +59,16 @@ def set_secret(
     return record
 
 
-def delete_secret(store: Store, vault: VaultOf, caller: TokenRecord, name: str, project: str | None) -> None:
+def delete_secret(
+    store: AuditWriter, vault: VaultOf, caller: TokenRecord, name: str, project: str | None
+) -> None:
     """Delete secret `name` of `project`; audited as "secret.delete"."""
     check_scope(caller, project)
     with audit.audited(store, audit.actor_of(caller), "secret.delete", name, project=project):
         vault().delete(name, project)
 
 
-def rotate_master(store: Store, vault: VaultOf, caller: TokenRecord) -> dict[str, Any]:
+def rotate_master(store: AuditWriter, vault: VaultOf, caller: TokenRecord) -> dict[str, Any]:
     """Re-wrap every data key under a new master key (fleet-wide callers only); audited as
     "secret.rotate-master". Returns `{"rewrapped": count, "keyId": the new master key's id}`."""
     if caller.project is not None:

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from polycloud.services import audit
 from polycloud.services.governance import UnauthenticatedError
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
+from polycloud.state.repositories_services import SessionRepository
 
 CODE_TTL = timedelta(seconds=120)
 """Long enough to open a browser; short enough that a code in a terminal's scroll-back is dead."""
@@ -27,7 +28,9 @@ class Login:
     who: TokenRecord
 
 
-def authenticate(store: Store, *, token: str | None = None, session: str | None = None) -> TokenRecord:
+def authenticate(
+    store: SessionRepository, *, token: str | None = None, session: str | None = None
+) -> TokenRecord:
     """The caller a bearer `token`, or else a browser `session` secret, stands for.
 
     Raises:
@@ -39,12 +42,12 @@ def authenticate(store: Store, *, token: str | None = None, session: str | None 
     return found
 
 
-def issue_code(store: Store, who: TokenRecord) -> str:
+def issue_code(store: SessionRepository, who: TokenRecord) -> str:
     """A single-use login code standing for `who`, valid for `CODE_TTL`."""
     return store.issue_login_code(who.id, CODE_TTL)
 
 
-def login(store: Store, *, code: str | None = None, token: str | None = None) -> Login:
+def login(store: SessionRepository, *, code: str | None = None, token: str | None = None) -> Login:
     """Trade a login `code` (once), or else a typed `token`, for a session valid for `SESSION_TTL`.
 
     Raises:
@@ -70,6 +73,6 @@ def login(store: Store, *, code: str | None = None, token: str | None = None) ->
     return Login(secret, who)
 
 
-def logout(store: Store, session: str) -> None:
+def logout(store: SessionRepository, session: str) -> None:
     """End the browser session `session` (nothing happens when it is not open)."""
     store.end_web_session(session)

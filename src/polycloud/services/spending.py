@@ -14,14 +14,14 @@ from typing import Any
 from polycloud.controller.accounting import cost_line
 from polycloud.cost import parse_since
 from polycloud.cost.report import CostLine, check_by, key_of, money
-from polycloud.state import Store
+from polycloud.state.repositories_services import SpendReader
 
 HourLine = tuple[datetime, CostLine]
 """A cost line and the (UTC) hour it accrued in."""
 
 
 def spend(
-    store: Store, by: str, since: str | None, project: str | None, now: datetime | None = None
+    store: SpendReader, by: str, since: str | None, project: str | None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Spend per hour per key of `by` from `since` ("7d", "12h", an ISO date; None: all) to now.
 
