@@ -59,6 +59,15 @@ def test_keys_close_a_service_and_enforce_rate_and_quota(
         lambda: http.post(url, json=BODY, headers=auth).status_code == 401, "the revoked key to be refused"
     )
     assert http.post(url, json=BODY).status_code == 401  # revoking every key does not open the service
+    # apply of a service behind keys waits on what the gateways report to the API, not on a keyless probe
+    # of the gateway (which answers 401: apply used to wait 180 s and fail).
+    changed = Fleet(
+        tmp_path, model, ("acme",), (ServiceDecl("alpha", ("acme",), replicas=1, env={"MODE": "b"}),)
+    )
+    polycloud.ok("apply", changed.write(), "--yes")
+    status = polycloud.expect_exactly(changed)
+    revision = status["services"][0]["revision"]
+    assert all(revision in g["routes"]["alpha"] for g in status["controlPlane"]["gateways"])
     rc, out, err = polycloud.cli("key", "create", "no-such-service")
     assert rc == 1 and "no live Service named 'no-such-service'" in err and "Traceback" not in out + err
     http.close()

@@ -54,7 +54,7 @@ def test_a_run_file_naming_a_dead_process_is_no_gateway(tmp_path: Path) -> None:
 def test_heartbeats_and_leaving(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
         sink = StoreLoadSink(store, MEMBER)
-        sink.heartbeat()
+        sink.heartbeat({"m": [1]})
         [member] = store.members(max_age_s=60)
         assert (member.id, member.role, member.url, member.pid) == (
             "gw-test-8080",
@@ -64,7 +64,7 @@ def test_heartbeats_and_leaving(tmp_path: Path) -> None:
         )
         sink.leave()
         assert store.members(max_age_s=60) == []
-        StoreLoadSink(store).heartbeat()  # no member: no membership
+        StoreLoadSink(store).heartbeat({})  # no member: no membership
         assert store.members(max_age_s=60) == []
 
 

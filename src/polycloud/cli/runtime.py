@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
@@ -18,7 +17,7 @@ from polycloud.cli.policy import pointing_into
 from polycloud.cli.rollout import describe
 from polycloud.client.convergence import is_converged
 from polycloud.client.discovery import connect, find, start_background
-from polycloud.client.http import ApiClient, tls_context
+from polycloud.client.http import ApiClient
 from polycloud.drivers.local import stop_all_replicas
 from polycloud.homefiles import RunInfo, pid_alive, read_runinfo
 from polycloud.services.documents import fleet_to_documents
@@ -193,20 +192,25 @@ def _blocked(client: ApiClient, names: set[str], since: datetime) -> str | None:
 
 
 def _routable(status: dict[str, Any], names: set[str], patience: float) -> bool:
-    """Whether the gateway routes every named service yet (it learns routes within a second).
+    """Whether every live gateway routes every named service's current revision yet, as their heartbeats
+    tell the API (a gateway learns routes within a second). Asking the API, not a gateway, works for
+    services behind inference keys, which the CLI does not hold.
 
-    A gateway that does not answer at all is not waited for: replicas are ready, which is what apply
-    promises; `polycloud events` tells why the gateway is down.
+    With no gateway heard from, apply does not wait past `patience`: replicas are ready, which is what
+    apply promises; `polycloud events` tells why no gateway runs.
     """
-    base = status["gateway"]["url"]
-    try:
-        with httpx.Client(timeout=2.0, trust_env=False, verify=tls_context(settings().tls_cert)) as http:
-            return all(http.get(f"{base}/v2/models/{name}/ready").status_code == 200 for name in names)
-    except httpx.HTTPError:
+    gateways = status.get("controlPlane", {}).get("gateways", [])
+    if not gateways:
         if time.monotonic() > patience:
-            err.print(f"[yellow]warning:[/yellow] the gateway at {base} does not answer")
+            err.print("[yellow]warning:[/yellow] no gateway has reported in; the replicas are ready")
             return True
         return False
+    revisions = {s["name"]: s["revision"] for s in status["services"] if s["name"] in names}
+    return all(
+        revision in g.get("routes", {}).get(name, [])
+        for g in gateways
+        for name, revision in revisions.items()
+    )
 
 
 def _counts(status: dict[str, Any], names: set[str]) -> tuple[int, int]:
@@ -215,7 +219,7 @@ def _counts(status: dict[str, Any], names: set[str]) -> tuple[int, int]:
         if svc["name"] in names:
             for c in svc["clusters"]:
                 total += c["desired"]
-                ready += sum(1 for r in c["replicas"] if r["state"] == "ready")
+                ready += c["ready"]  # of the current revision only
     return ready, total
 
 
@@ -234,11 +238,14 @@ def status(
         table.add_column(col)
     for svc in data["services"]:
         for c in svc["clusters"]:
-            ready = sum(1 for r in c["replicas"] if r["state"] == "ready")
-            reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
-            table.add_row(
-                svc["name"], svc["revision"], c["cluster"], c["role"], f"{ready}/{c['desired']}", reps
+            ready = f"{c['ready']}/{c['desired']}"
+            older = sum(
+                1 for r in c["replicas"] if r["state"] == "ready" and r["revision"] != svc["revision"]
             )
+            if older:
+                ready += f" (+{older} on older revisions)"
+            reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
+            table.add_row(svc["name"], svc["revision"], c["cluster"], c["role"], ready, reps)
     out.print(table)
     for a in data.get("anomalies", []):  # the last 15 minutes' (polycloud.obs)
         out.print(f"anomaly {a['time'][:19]} {a['message']}", markup=False)

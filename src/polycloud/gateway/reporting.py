@@ -22,7 +22,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -57,8 +57,9 @@ class LoadSink(Protocol):
 class MemberSink(Protocol):
     """A sink that also records this gateway as a live member of the fleet (`polycloud status`)."""
 
-    def heartbeat(self) -> None:
-        """Say that this gateway is alive now; called after each window's reports.
+    def heartbeat(self, routed: Mapping[str, Sequence[int]]) -> None:
+        """Say that this gateway is alive now, and what it routes (`UpstreamRegistry.routed`); called
+        after each window's reports.
 
         Raises:
             PolycloudError: The heartbeat could not be written (it is logged once and retried with the
@@ -225,9 +226,10 @@ class LoadReporter:
         samples = self.collect()
         revisions = self._revisions.rows() if self._revisions is not None else None
         keys = self._keys.close(elapsed) if self._keys is not None else None
+        routed = self._registry.routed()
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys)
+            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys, routed)
         except PolycloudError as e:
             message = str(e)
             if message != self._last_error:
@@ -244,6 +246,7 @@ class LoadReporter:
         samples: list[LoadReport],
         revisions: list[RevisionCounts] | None,
         keys: list[KeyLoad] | None,
+        routed: dict[str, list[int]],
     ) -> None:
         self._sink.report(self.gateway_id, samples)
         if revisions is not None and isinstance(self._sink, RevisionSink):
@@ -251,7 +254,7 @@ class LoadReporter:
         if keys is not None and isinstance(self._sink, KeySink):
             self._sink.report_keys(self.gateway_id, keys)
         if isinstance(self._sink, MemberSink):
-            self._sink.heartbeat()  # last: an older schema without members still gets the reports
+            self._sink.heartbeat(routed)  # last: an older schema without members still gets the reports
 
     async def run(self) -> None:
         """Sample and report forever (cancel the task to stop)."""

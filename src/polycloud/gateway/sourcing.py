@@ -15,7 +15,8 @@ removes it on a clean stop (`leave`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -135,15 +136,17 @@ class StoreLoadSink:
         self._store = store
         self._member = member
 
-    def heartbeat(self) -> None:
-        """Record the gateway as alive now (`Store.heartbeat`); nothing without a member.
+    def heartbeat(self, routed: Mapping[str, Sequence[int]]) -> None:
+        """Record the gateway as alive now, with what it routes (`Store.heartbeat`); nothing without a
+        member.
 
         Raises:
             TransientError: The database is unreachable, busy or answers with an error.
         """
         member = self._member
         if member is not None:
-            _written("the heartbeat", lambda: self._store.heartbeat(member))
+            now = replace(member, routes=routed)
+            _written("the heartbeat", lambda: self._store.heartbeat(now))
 
     def leave(self) -> None:
         """Remove the gateway from the members at once (a clean stop); nothing without a member.

@@ -221,6 +221,12 @@ class UpstreamRegistry:
         """Every tracked replica."""
         return iter(list(self._by_key.values()))
 
+    def routed(self) -> dict[str, list[int]]:
+        """Each service's revisions that have a replica ready in the route table (what this gateway can
+        serve; its heartbeat tells the control plane, which `apply` waits on)."""
+        pools = self._pools.items()
+        return {name: sorted({u.revision for u in pool.upstreams if u.routable}) for name, pool in pools}
+
     def apply(self, table: RouteTable) -> bool:
         """Follow `table`; returns False when it equals the last one (nothing done).
 

@@ -16,6 +16,7 @@ from polycloud.errors import PermanentError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
 from polycloud.policy import PolicyViolationError, evaluate
 from polycloud.services.documents import documents_to_fleet
+from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet
 from polycloud.spec.models import Cluster, Dataset, Policy
@@ -65,8 +66,11 @@ class FleetService:
         catalog: Catalog,
         on_change: Callable[[], None] = lambda: None,
         secret_names: Callable[[], Collection[str]] | None = None,
+        model_cache: Path | None = None,
     ) -> None:
         self.store = store
+        self.model_cache = model_cache
+        """Where `model.uri` models are fetched to (the server's `<home>/models`)."""
         self.catalog = catalog
         self.on_change = on_change
         self.secret_names = secret_names or (lambda: {s.name for s in store.secrets()})
@@ -78,7 +82,9 @@ class FleetService:
         """Diff `documents` against the recorded state; unless `dry_run`, record it in one transaction."""
         fleet = documents_to_fleet(documents, self.catalog)
         plan = plan_fleet(fleet, self.catalog)
-        pin_model_digests(fleet)  # before policies: approved-model rules judge the pinned digests
+        pin_model_digests(
+            fleet, self.model_cache
+        )  # before policies: approved-model rules judge the pinned digests
         self.enforce_policies(fleet, plan)
         if plan.infeasible:
             lines = [f"{i.kind} {i.workload}: " + "; ".join(i.reasons) for i in plan.infeasible]
@@ -111,14 +117,22 @@ class FleetService:
             raise PolicyViolationError(report.violations)
 
 
-def pin_model_digests(fleet: Fleet) -> None:
-    """Check every service's model loads, and pin its sha256 in the spec (a revision names exact bytes)."""
+def pin_model_digests(fleet: Fleet, cache: Path | None = None) -> None:
+    """Check every service's model loads, and pin its sha256 in the spec (a revision names exact bytes).
+
+    A `model.uri` is fetched into `cache` (default: a folder in the system's temporary directory) and its
+    digest verified first: a model that cannot be fetched is refused here, with the reason, rather than
+    recorded as a revision whose replicas could never start."""
     for name, service in list(fleet.services.items()):
         model = service.spec.model
-        if model.path is None:
-            continue
         try:
-            info = inspect_model(Path(model.path), model.sha256)
+            if model.path is not None:
+                info = inspect_model(Path(model.path), model.sha256)
+            elif model.uri is not None:
+                local, digest = fetch_model(model.uri, cache or default_model_cache(), model.sha256)
+                info = inspect_model(local, digest)
+            else:
+                continue
         except (OSError, PermanentError) as e:
             raise UserError(f"Service {name}: {e}") from e
         pinned = model.model_copy(update={"sha256": info.sha256})

@@ -40,11 +40,11 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
             cluster = str(a["cluster"])
             seen.add(cluster)
             clusters.append(
-                _cluster(cluster, str(a["role"]), int(a["replicas"]), replicas[(w.name, cluster)])
+                _cluster(cluster, str(a["role"]), int(a["replicas"]), replicas[(w.name, cluster)], w.number)
             )
         for (service, cluster), reps in sorted(replicas.items()):
             if service == w.name and cluster not in seen:
-                clusters.append(_cluster(cluster, reps[0].role, 0, reps))
+                clusters.append(_cluster(cluster, reps[0].role, 0, reps, w.number))
         entry: dict[str, Any] = {"name": w.name, "revision": f"r{w.number}", "clusters": clusters}
         if w.name in canaries:
             entry["rollout"] = canaries[w.name].to_json()
@@ -76,15 +76,29 @@ def control_plane(store: Store, host: str) -> dict[str, Any]:
             for m in members
             if m.role == "server"
         ],
-        "gateways": [{"id": m.id, "url": m.url, **seen(m)} for m in members if m.role == "gateway"],
+        "gateways": [
+            {"id": m.id, "url": m.url, **seen(m), "routes": _routes(m)}
+            for m in members
+            if m.role == "gateway"
+        ],
     }
 
 
-def _cluster(cluster: str, role: str, desired: int, reps: list[ReplicaRecord]) -> dict[str, Any]:
+def _routes(member: MemberRecord) -> dict[str, list[str]]:
+    """What a gateway routes: each service's revisions with a ready replica in its table."""
+    return {name: [f"r{n}" for n in numbers] for name, numbers in (member.routes or {}).items()}
+
+
+def _cluster(
+    cluster: str, role: str, desired: int, reps: list[ReplicaRecord], revision: int
+) -> dict[str, Any]:
+    """One cluster of a service; `ready` counts only replicas of the service's current `revision`, so a
+    rollout whose new replicas never start never shows as ready on the old ones."""
     return {
         "cluster": cluster,
         "role": role,
         "desired": desired,
+        "ready": sum(1 for r in reps if r.state == "ready" and r.revision == revision),
         "replicas": [
             {
                 "id": r.id,

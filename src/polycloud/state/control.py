@@ -9,7 +9,9 @@ every later fenced write of the old holder sees the new epoch and is refused.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,6 +52,8 @@ class MemberInput:
     url: str
     host: str
     pid: int
+    routes: Mapping[str, Sequence[int]] | None = None
+    """A gateway's: the revisions of each service it routes to a ready replica (None for servers)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class MemberRecord:
     pid: int
     started_at: datetime
     last_seen: datetime
+    routes: dict[str, list[int]] | None = None
 
 
 def db_seconds(session: Session) -> float:
@@ -136,6 +141,7 @@ def check_fence(session: Session, name: str, holder: str, epoch: int) -> None:
 def heartbeat(session: Session, member: MemberInput, now: datetime) -> None:
     """Record that `member` is alive now (its first heartbeat sets `started_at`)."""
     row = session.get(MemberRow, member.id)
+    routes = None if member.routes is None else json.dumps({k: list(v) for k, v in member.routes.items()})
     if row is None:
         session.add(
             MemberRow(
@@ -146,15 +152,17 @@ def heartbeat(session: Session, member: MemberInput, now: datetime) -> None:
                 pid=member.pid,
                 started_at=now,
                 last_seen=now,
+                routes=routes,
             )
         )
     else:
-        row.role, row.url, row.host, row.pid, row.last_seen = (
+        row.role, row.url, row.host, row.pid, row.last_seen, row.routes = (
             member.role,
             member.url,
             member.host,
             member.pid,
             now,
+            routes,
         )
     horizon = now - timedelta(seconds=MEMBER_FORGET_AFTER_S)
     session.execute(delete(MemberRow).where(MemberRow.last_seen < horizon))
@@ -165,7 +173,12 @@ def members(session: Session, since: datetime) -> list[MemberRecord]:
     rows = session.execute(
         select(MemberRow).where(MemberRow.last_seen >= since).order_by(MemberRow.role, MemberRow.id)
     ).scalars()
-    return [MemberRecord(r.id, r.role, r.url, r.host, r.pid, r.started_at, r.last_seen) for r in rows]
+    return [
+        MemberRecord(
+            r.id, r.role, r.url, r.host, r.pid, r.started_at, r.last_seen, json.loads(r.routes or "null")
+        )
+        for r in rows
+    ]
 
 
 def leave(session: Session, member_id: str) -> None:

@@ -44,6 +44,8 @@ class MemberRow(Base):
     pid: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[datetime]
     last_seen: Mapped[datetime]
+    routes: Mapped[str | None] = mapped_column(Text)
+    """A gateway's routes as JSON (service -> revisions it routes to a ready replica); None for servers."""
 
 
 class ControlSettingRow(Base):

@@ -17,6 +17,7 @@ from pathlib import Path
 from polycloud.drivers.base import ReplicaSpec
 from polycloud.drivers.local.processes import server_command
 from polycloud.errors import PermanentError, TransientError
+from polycloud.serving.fetching import fetch_model, is_uri
 
 LOG_TAIL_BYTES = 8192
 _DROPPED_PREFIX = "POLYCLOUD_"
@@ -45,12 +46,15 @@ def replica_command(python: str, spec: ReplicaSpec, home: Path, *, port: int, fd
     Args:
         python: The interpreter.
         spec: The replica.
-        home: The resolved polycloud home (how the driver recognises its replicas).
+        home: The resolved polycloud home (how the driver recognises its replicas; its `models` folder
+            caches models named by URI).
         port: The port of the inherited socket (informational for the server).
         fd: The inherited listening socket's descriptor.
     """
     model = spec.model_path
-    if "://" not in model:
+    if is_uri(model):  # the digest-named copy apply fetched (fetched again on a host that lacks it)
+        model = str(fetch_model(model, home / "models", spec.model_sha256)[0])
+    else:
         model = str(Path(model).expanduser().resolve())
     options = {"model": model, "name": spec.service, "host": "127.0.0.1", "port": str(port), "fd": str(fd)}
     if spec.model_sha256:
