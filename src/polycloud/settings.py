@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
         default=None, description="PEM certificate: serve the API and gateway on TLS."
     )
     tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    api_hosts: str = Field(
+        default="",
+        description="Host names the API answers to (comma-separated; `*.example.com` for subdomains, `*` "
+        "for any) besides loopback names, its listen address and POLYCLOUD_SERVER's host.",
+    )
     model_roots: str = Field(
         default="",
         description="Folders (os.pathsep-separated) model files may come from, besides the spec's.",
@@ -68,6 +74,15 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.resolved_home / "logs"
+
+    @property
+    def extra_api_hosts(self) -> tuple[str, ...]:
+        """POLYCLOUD_API_HOSTS, plus the host of POLYCLOUD_SERVER (the URL clients reach the API by)."""
+        extra = [h.strip() for h in self.api_hosts.split(",") if h.strip()]
+        if self.server:
+            host = urlsplit(self.server).hostname
+            extra += [host] if host else []
+        return tuple(extra)
 
     @property
     def resolved_model_roots(self) -> tuple[Path, ...]:

@@ -105,7 +105,7 @@ def governed(tmp_path: Path) -> Iterator[Governed]:
     # What the control plane hangs on the app (server/process.py); the job loop itself does not run.
     app.state.vault = Vault(store, LocalKeyWrapper.load(None, tmp_path))
     app.state.jobs = JobController(store, context.fleet.catalog, tmp_path, create_driver)
-    gov = Governed(TestClient(app), store, tmp_path, leader)
+    gov = Governed(TestClient(app, base_url="http://localhost"), store, tmp_path, leader)
     holder.append(gov)
     admin = gov.token("admin")
     applied = gov.apply(admin, CLUSTER, service("alpha-svc", "alpha"), service("beta-svc", "beta"))

@@ -61,7 +61,7 @@ def setup(tmp_path: Path) -> tuple[TestClient, Store, Recorder, Path]:
         wake=wake,
         shutdown=shutdown,
     )
-    return TestClient(create_app(ctx)), store, rec, tmp_path
+    return TestClient(create_app(ctx), base_url="http://localhost"), store, rec, tmp_path
 
 
 def documents(tmp_path: Path, replicas: int = 2) -> list[dict[str, Any]]:

@@ -63,7 +63,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     app.state.vault = vault
     (tmp_path / "fleet.yaml").write_text(FLEET)
     documents = fleet_to_documents(load_fleet([tmp_path / "fleet.yaml"], load_catalog()))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         made = Api(client, store, vault)
         admin = made.auth("admin")
         assert client.post("/api/v1/apply", json={"documents": documents}, headers=admin).status_code == 200

@@ -36,7 +36,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Store, dict[str, str]]]:
     ).inc()
     app.state.registries = [own]
     secret, _ = store.create_token(name="v", role="viewer", project=None, expires_at=None)
-    yield TestClient(app), store, {"authorization": f"Bearer {secret}"}
+    yield TestClient(app, base_url="http://localhost"), store, {"authorization": f"Bearer {secret}"}
     store.close()
 
 

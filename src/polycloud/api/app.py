@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from polycloud.api import audit as audit_routes
 from polycloud.api import (
     auth,
     dashboard,
     errors,
+    hosts,
     jobs,
     keys,
     limits,
+    methods,
     observe,
     openapi,
     rollouts,
@@ -38,7 +41,7 @@ class DocumentsBody(BaseModel):
 
 
 class ApplyBody(DocumentsBody):
-    dryRun: bool = False
+    dryRun: StrictBool = Field(default=False, description="Only preview; `true` or `false`, nothing else.")
     message: str = ""
 
 
@@ -163,8 +166,9 @@ def shutdown(request: Request, who: Admin) -> dict[str, str]:
     return {"status": "stopping"}
 
 
-def create_app(context: ApiContext) -> FastAPI:
-    """The control-plane API application for one running control plane."""
+def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LOOPBACK_HOSTS) -> FastAPI:
+    """The control-plane API application for one running control plane, answering requests addressed
+    to `allowed_hosts` only (`hosts.allowed_hosts` makes the list a server needs)."""
     app = FastAPI(
         title="polycloud control plane",
         version="1",
@@ -173,22 +177,29 @@ def create_app(context: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = context
-    app.include_router(router)
-    app.include_router(tokens.router)
-    app.include_router(audit_routes.router)
-    app.include_router(rollouts.router)
-    app.include_router(secrets.router)
-    app.include_router(keys.router)
-    app.include_router(jobs.router)
-    app.include_router(observe.router)
-    app.include_router(cost_routes.router)
-    app.include_router(sessions.router)
-    app.include_router(dashboard.router)
-    app.include_router(spending.router)
+    routers = [
+        router,
+        tokens.router,
+        audit_routes.router,
+        rollouts.router,
+        secrets.router,
+        keys.router,
+        jobs.router,
+        observe.router,
+        cost_routes.router,
+        sessions.router,
+        dashboard.router,
+        spending.router,
+    ]
+    for each in routers:
+        app.include_router(each)
     dashboard.install(app, context)
     limits.install(app)
     errors.install(app)
     auth.install(app)
     openapi.document_errors(app)
     web.mount(app)  # last: it answers every path no route above took
+    table = methods.route_table([*app.router.routes, *(r for each in routers for r in each.routes)])
+    app.add_middleware(methods.MethodGuard, table=table)
+    app.add_middleware(hosts.HostGuard, hosts=allowed_hosts)  # outermost: before anything reads the request
     return app

@@ -7,17 +7,29 @@ fleet-wide secrets (no project) need an unscoped token (`polycloud.services.secr
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from polycloud import names
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.secrets import Vault
 from polycloud.services import secrets
 from polycloud.services.context import ApiContext
 
 router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
+
+
+SecretName = Annotated[
+    str, Path(pattern=names.SECRET_NAME_PATTERN, description=f"Secret name: {names.SECRET_RULE}.")
+]
+ProjectParam = Annotated[
+    str | None,
+    Query(pattern=names.DNS_LABEL_PATTERN, description=f"Project: {names.PROJECT_RULE}; none: fleet-wide."),
+]
+"""The same rules as the vault's, declared here so a bad name is a 400 before anything runs (and the
+OpenAPI document says what is valid)."""
 
 
 class SecretBody(BaseModel):
@@ -45,7 +57,7 @@ def list_secrets(request: Request, who: Viewer) -> list[dict[str, Any]]:
 
 @router.put("/{name}")
 def set_secret(
-    name: str, body: SecretBody, request: Request, who: Deployer, project: str | None = None
+    name: SecretName, body: SecretBody, request: Request, who: Deployer, project: ProjectParam = None
 ) -> dict[str, Any]:
     """Create a secret or give it a new value; replicas that use it are replaced with the new value."""
     c = _ctx(request)
@@ -55,7 +67,9 @@ def set_secret(
 
 
 @router.delete("/{name}")
-def delete_secret(name: str, request: Request, who: Deployer, project: str | None = None) -> dict[str, str]:
+def delete_secret(
+    name: Annotated[str, Path(max_length=253)], request: Request, who: Deployer, project: ProjectParam = None
+) -> dict[str, str]:
     """Delete a secret; services that use it are blocked until it exists again."""
     secrets.delete_secret(_ctx(request).store, partial(vault, request), who, name, project)
     return {"status": "deleted"}

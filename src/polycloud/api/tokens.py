@@ -10,6 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from polycloud import names
 from polycloud.api.auth import Admin
 from polycloud.services import audit, tokens
 from polycloud.services.context import ApiContext
@@ -20,7 +21,9 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 class TokenBody(BaseModel):
     role: Literal["viewer", "deployer", "admin"]
     project: str | None = Field(
-        default=None, max_length=63, description="Limit the token to one project; none: fleet-wide."
+        default=None,
+        pattern=names.DNS_LABEL_PATTERN,
+        description=f"Limit the token to one project ({names.PROJECT_RULE}); none: fleet-wide.",
     )
     expires: str | None = Field(
         default=None, max_length=16, description='A lifetime such as "90m", "12h", "30d", "8w"; none: never.'

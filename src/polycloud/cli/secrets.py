@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from polycloud import names
 from polycloud.cli.common import err, friendly, out, print_json, settings
 from polycloud.client.discovery import connect
 from polycloud.errors import UserError
@@ -53,6 +54,9 @@ def set_(name: Name, project: Project = None) -> None:
 
     Services that use it are replaced with the new value, one replica at a time.
     """
+    names.check_secret_name(name)  # before reading the value or starting a control plane
+    if project is not None:
+        names.check_project(project)
     value = read_value()
     if not value:
         raise UserError(
@@ -85,6 +89,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 @friendly
 def delete(name: Name, project: Project = None) -> None:
     """Delete secret NAME; services that use it are blocked (and say so) until it exists again."""
+    if project is not None:
+        names.check_project(project)
     connect(settings(), start=False, say=err.print).delete_secret(name, project)
     out.print(f"secret {name} deleted")
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from polycloud import names
 from polycloud.cli.common import err, friendly, out, print_json, settings
 from polycloud.client.discovery import connect
 
@@ -42,6 +43,8 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print the token and its record as JSON.")] = False,
 ) -> None:
     """Create a token and print it once: only its sha256 is kept, so it cannot be shown again."""
+    if project is not None:
+        names.check_project(project)
     made = connect(settings(), start=False, say=err.print).create_token(
         role=role, project=project, expires=expires, name=name
     )

@@ -53,6 +53,9 @@ class Plan:
     totalUSD: float = 0.0
     baselineUSD: float | None = None
     baselineProvider: str | None = None
+    naiveUSD: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    """Per placed workload, its naive cost on each provider that could hold it: the baseline of any
+    subset of the fleet (a project's) is computed from it, never from other workloads' spend."""
 
     def to_json(self) -> dict[str, Any]:
         """The `plan --json` object."""
@@ -64,5 +67,24 @@ class Plan:
             "baselineProvider": self.baselineProvider,
         }
 
+    def baseline_for(self, workloads: set[str]) -> tuple[str, float] | None:
+        """(provider, naive USD) of the placed ones among `workloads` alone; None when none can share one."""
+        found = cheapest_provider(self.naiveUSD, workloads & set(self.naiveUSD))
+        return (found[0], money(found[1])) if found else None
+
     def placement(self, workload: str) -> Placement | None:
         return next((p for p in self.placements if p.workload == workload), None)
+
+
+def cheapest_provider(costs: dict[str, dict[str, float]], workloads: set[str]) -> tuple[str, float] | None:
+    """The one provider that holds all of `workloads` most cheaply, with their naive total there.
+
+    `costs` is `Plan.naiveUSD`; ties go to the provider first in name order.
+    """
+    candidates = [set(costs.get(w, {})) for w in workloads]
+    common = sorted(set.intersection(*candidates)) if candidates else []
+    totals = {prov: sum(c[prov] for w, c in costs.items() if w in workloads) for prov in common}
+    if not totals:
+        return None
+    best = min(totals, key=lambda k: totals[k])
+    return best, totals[best]

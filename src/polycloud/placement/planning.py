@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from polycloud.catalog import Catalog
 from polycloud.placement.choices import Choice, Problem, ProblemBuilder, QuotaKey
 from polycloud.placement.explaining import explain, infeasible_reasons, quota_holders, unused_reasons
-from polycloud.placement.plan import Assignment, Infeasible, Placement, Plan, money
+from polycloud.placement.plan import Assignment, Infeasible, Placement, Plan, cheapest_provider, money
 from polycloud.placement.sites import Site, build_site
 from polycloud.placement.solving import Result, Solution, solve
 from polycloud.spec.fleet import Fleet
@@ -43,13 +43,16 @@ def plan_fleet_detailed(fleet: Fleet, catalog: Catalog, *, lower_bound: bool = F
             continue
         why = explain(p, solution, unused_reasons(p, holding))
         placements.append(to_placement(p, solution, why))
-    baseline = naive_baseline(problems, {p.workload for p in placements})
+    placed = {p.workload for p in placements}
+    costs = naive_costs(problems, placed)
+    baseline = cheapest_provider(costs, placed)
     plan = Plan(
         placements=placements,
         infeasible=infeasible,
         totalUSD=money(sum(p.totalUSD for p in placements)),
         baselineUSD=money(baseline[1]) if baseline else None,
         baselineProvider=baseline[0] if baseline else None,
+        naiveUSD=costs,
     )
     return PlanOutcome(plan, result, problems)
 
@@ -94,23 +97,18 @@ def naive_baseline(problems: list[Problem], placed: set[str]) -> tuple[str, floa
     compute there (data egress paid but ignored when choosing; quotas ignored), and put a pattern's
     second role on the cheapest compute it may use elsewhere.
     """
-    totals: dict[str, float] = {}
-    providers = {prov for p in problems for prov in p.providers.values()}
-    for provider in sorted(providers):
-        total = 0.0
-        for p in problems:
-            if p.name not in placed:
-                continue
-            cost = _naive_cost(p, provider)
-            if cost is None:
-                break
-            total += cost
-        else:
-            totals[provider] = total
-    if not totals:
-        return None
-    best = min(totals, key=lambda k: totals[k])
-    return best, totals[best]
+    return cheapest_provider(naive_costs(problems, placed), placed)
+
+
+def naive_costs(problems: list[Problem], placed: set[str]) -> dict[str, dict[str, float]]:
+    """Each placed workload's naive cost on every provider that could hold it alone (see above)."""
+    providers = sorted({prov for p in problems for prov in p.providers.values()})
+    costs: dict[str, dict[str, float]] = {}
+    for p in problems:
+        if p.name in placed:
+            found = {prov: _naive_cost(p, prov) for prov in providers}
+            costs[p.name] = {prov: cost for prov, cost in found.items() if cost is not None}
+    return costs
 
 
 def _naive_cost(p: Problem, provider: str) -> float | None:

@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from polycloud import names
 from polycloud.errors import UserError
 from polycloud.secrets.crypto import KeyWrapper, SecretUnreadable, open_secret, rewrap, seal_secret
 from polycloud.state import EventInput, Store
 from polycloud.state.records import SealedSecret, SecretRecord
 
 MAX_VALUE_BYTES = 64 * 1024
-_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+_LEGACY_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
+"""What names were before `polycloud.names`: such secrets can still be read and deleted, not set."""
 
 
 @runtime_checkable
@@ -33,12 +35,12 @@ class Rotatable(Protocol):
 
 
 def check_name(value: str, what: str) -> str:
-    """`value` when it is a valid secret or project name.
+    """`value` when it names a secret or project that may exist (old, laxer names included).
 
     Raises:
         UserError: Not letters, digits, '.', '_' and '-' (starting and ending with a letter or digit).
     """
-    if not _NAME.fullmatch(value):
+    if not _LEGACY_NAME.fullmatch(value):
         raise UserError(f"{what} {value!r} must be letters, digits, '.', '_' or '-' (at most 253)")
     return value
 
@@ -76,9 +78,9 @@ class Vault:
 
     def set(self, name: str, value: str, project: str | None = None) -> SecretRecord:
         """Create a secret or give it a new value (its version goes up, which rolls its replicas)."""
-        check_name(name, "secret name")
+        names.check_secret_name(name)
         if project is not None:
-            check_name(project, "project")
+            names.check_project(project)
         sealed = seal_secret(check_value(value), name, project, self.wrapper)
         record = self.store.put_secret(sealed)
         self._forget()
@@ -90,6 +92,9 @@ class Vault:
 
     def delete(self, name: str, project: str | None = None) -> None:
         """Delete a secret; services that name it are blocked until it exists again."""
+        check_name(name, "secret name")
+        if project is not None:
+            check_name(project, "project")
         self.store.delete_secret(name, project)
         self._forget()
 

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from polycloud.api.app import create_app
+from polycloud.api.hosts import allowed_hosts
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.controller.accounting import Accountant
 from polycloud.controller.jobs import JobController
@@ -149,7 +150,7 @@ class Server:
             wake=reconciler.wake,
             shutdown=lambda: server.request_shutdown(),  # bound below: the app exists before the server
         )
-        app = create_app(context)
+        app = create_app(context, allowed_hosts=allowed_hosts(host, settings.extra_api_hosts))
         app.state.vault = vault
         app.state.jobs = api_jobs  # api/jobs.py: cancels and drills from any server
         server = cls(

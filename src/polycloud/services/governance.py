@@ -170,7 +170,7 @@ def _apply_as(
         )
     if not dry_run:
         preview = fleet.apply(full, author=author, message=message, dry_run=False)
-    return _only(preview.to_json(), mine.__contains__)
+    return _only(preview.to_json(), mine.__contains__, preview.plan.baseline_for(mine))
 
 
 def _whole_fleet(
@@ -203,8 +203,11 @@ def _check_shared_unchanged(
             )
 
 
-def _only(preview: dict[str, Any], visible: Callable[[str], bool]) -> dict[str, Any]:
-    """A preview cut down to the workloads `visible` accepts, with its sums recomputed."""
+def _only(
+    preview: dict[str, Any], visible: Callable[[str], bool], baseline: tuple[str, float] | None
+) -> dict[str, Any]:
+    """A preview cut down to the workloads `visible` accepts, with its sums recomputed and `baseline`
+    (theirs alone: another project's spend must not show through it)."""
     changes = [c for c in preview["changes"] if visible(c["workload"])]
     plan = preview["plan"]
     placements = [p for p in plan["placements"] if visible(p["workload"])]
@@ -224,5 +227,7 @@ def _only(preview: dict[str, Any], visible: Callable[[str], bool]) -> dict[str, 
             "placements": placements,
             "infeasible": [i for i in plan["infeasible"] if visible(i["workload"])],
             "totalUSD": round(sum(float(p["totalUSD"]) for p in placements), 6),
+            "baselineUSD": baseline[1] if baseline else None,
+            "baselineProvider": baseline[0] if baseline else None,
         },
     }

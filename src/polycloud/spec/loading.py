@@ -24,6 +24,9 @@ from polycloud.spec.models import KINDS
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_NODES = 200_000
 """Largest document accepted, counted in values after alias expansion (spec files are small)."""
+MAX_FILE_BYTES = 2**20
+"""Largest spec file read: the biggest real fleets are tens of kB, and the API takes 8 MiB per apply, so
+an oversized file is refused here, naming it, rather than at apply without a name."""
 
 
 def spec_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -61,7 +64,12 @@ def _documents_in(
 ) -> Iterator[tuple[Any, Positions]]:
     name = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # never more, whatever the file's size (or a FIFO's)
+        if len(raw) > MAX_FILE_BYTES:
+            issues.append(SpecIssue(name, 1, 1, "", f"file too large: a spec file may hold at most {_mib()}"))
+            return
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         issues.append(SpecIssue(name, 1, 1, "", f"cannot read file: {getattr(e, 'strerror', None) or e}"))
         return
@@ -101,6 +109,10 @@ def _documents_in(
         issues.append(SpecIssue(name, 1, 1, "", "invalid YAML: nested too deeply"))
     finally:
         loader.dispose()
+
+
+def _mib() -> str:
+    return f"{MAX_FILE_BYTES / 2**20:g} MiB ({MAX_FILE_BYTES:,} bytes); split the fleet into several files"
 
 
 def _yaml_position(e: yaml.YAMLError) -> tuple[int, int]:
@@ -219,7 +231,9 @@ def _issue_for(err: ErrorDetails, model: type[BaseModel], positions: Positions) 
         line, col = positions.at(loc[:-1])
         return SpecIssue(positions.file, line, col, dotted(loc), "required field is missing")
     message = err["msg"]
-    if kind.startswith("value_error"):
+    if kind == "bool_type":  # pydantic's "a valid boolean" does not say what is valid
+        message = f"must be true or false, not {err['input']!r}"
+    elif kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
     return positions.issue(loc, message)
 

@@ -6,22 +6,36 @@ write. Every model forbids unknown fields; the loader turns those errors into "d
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+from polycloud import names
+from polycloud.spec import bounds as b
+
+DNS_LABEL = names.DNS_LABEL
 CATALOG_PROVIDERS = frozenset({"aws", "gcp", "azure"})
 
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
+
+def _secret_name(value: str) -> str:
+    if not names.SECRET_NAME.fullmatch(value):
+        raise ValueError(f"secret name {value!r} must be {names.SECRET_RULE}")
+    return value
 
 
 class Strict(BaseModel):
-    """Base of every spec model: unknown fields are errors, values are validated on assignment."""
+    """Base of every spec model: unknown fields are errors, numbers are finite, booleans are booleans
+    (`spot: 0` or `spot: "yes"` is an error, not a lax guess), values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Metadata(Strict):
@@ -31,8 +45,17 @@ class Metadata(Strict):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
+        if not DNS_LABEL.fullmatch(v):
             raise ValueError(f"{v!r} is not a DNS-1123 label (lower-case letters, digits and '-', max 63)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _project_label(cls, v: dict[str, str]) -> dict[str, str]:
+        # A project scopes tokens and secrets, whose doors accept DNS labels only.
+        project = v.get("project")
+        if project is not None and not names.is_project(project):
+            raise ValueError(f"labels.project {project!r} must be {names.PROJECT_RULE}")
         return v
 
 
@@ -50,16 +73,16 @@ class Instance(Strict):
 
     name: str
     accelerator: str | None = None
-    acceleratorCount: NonNegative = 0
-    vcpus: NonNegative = 0
-    memoryGiB: NonNegative = 0
-    hourlyUSD: NonNegative
-    spotHourlyUSD: NonNegative | None = None
+    acceleratorCount: b.Accelerators = 0
+    vcpus: b.Vcpus = 0
+    memoryGiB: b.MemoryGiB = 0
+    hourlyUSD: b.HourlyUSD
+    spotHourlyUSD: b.HourlyUSD | None = None
 
 
 class Network(Strict):
-    internetEgressUSDPerGB: NonNegative | None = None
-    interRegionUSDPerGB: NonNegative | None = None
+    internetEgressUSDPerGB: b.UsdPerGB | None = None
+    interRegionUSDPerGB: b.UsdPerGB | None = None
 
 
 class Driver(Strict):
@@ -70,14 +93,14 @@ class Driver(Strict):
     image: str | None = Field(
         default=None, description="Container image of the model server (kubernetes; required there)."
     )
-    delayMs: NonNegative | None = Field(
+    delayMs: b.Millis | None = Field(
         default=None, description="Simulated network delay of local replicas; default from the latency model."
     )
 
     @field_validator("namespace")
     @classmethod
     def _namespace_label(cls, v: str | None) -> str | None:
-        if v is not None and not DNS_LABEL.match(v):
+        if v is not None and not DNS_LABEL.fullmatch(v):
             raise ValueError(f"namespace {v!r} is not a DNS-1123 label")
         return v
 
@@ -86,7 +109,7 @@ class ClusterSpec(Strict):
     provider: str = Field(description="aws | gcp | azure (catalog) or any other name for a private site.")
     region: str
     driver: Driver = Field(default_factory=Driver)
-    quotas: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    quotas: dict[str, b.Quota] = Field(
         default_factory=dict, description="Max accelerators of each name in use at once."
     )
     location: Location | None = None
@@ -100,15 +123,15 @@ class ClusterSpec(Strict):
 
 class DatasetSpec(Strict):
     cluster: str = Field(description="Cluster where the data lives.")
-    sizeGB: NonNegative
+    sizeGB: b.DataGB
     residency: str | None = Field(default=None, description="Jurisdiction readers must run in, e.g. EU.")
 
 
 class Resources(Strict):
     accelerator: str | None = None
-    acceleratorCount: NonNegative = 0
-    vcpus: NonNegative = 0
-    memoryGiB: NonNegative = 0
+    acceleratorCount: b.Accelerators = 0
+    vcpus: b.Vcpus = 0
+    memoryGiB: b.MemoryGiB = 0
 
     @model_validator(mode="after")
     def _count_needs_name(self) -> Resources:
@@ -151,12 +174,12 @@ class TrafficSource(Strict):
 
 
 class Latency(Strict):
-    maxRttMs: Positive
+    maxRttMs: b.PositiveMillis
 
 
 class ServiceRead(Strict):
     dataset: str
-    gbPerMonth: NonNegative
+    gbPerMonth: b.DataGB
 
 
 class JobRead(Strict):
@@ -170,9 +193,9 @@ class PlacementRules(Strict):
 
 
 class Autoscaling(Strict):
-    minReplicas: Annotated[int, Field(ge=0)] = 1
-    maxReplicas: Annotated[int, Field(ge=1)] = 1
-    targetInFlight: Positive = 4
+    minReplicas: Annotated[int, Field(ge=0, le=b.MAX_REPLICAS)] = 1
+    maxReplicas: b.Replicas = 1
+    targetInFlight: b.InFlight = 4
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -183,9 +206,9 @@ class Autoscaling(Strict):
 
 class Rollout(Strict):
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100])
-    bakeSeconds: NonNegative = 30
+    bakeSeconds: b.Seconds = 30
     maxErrorRate: Annotated[float, Field(ge=0, le=1)] = 0.01
-    maxP99Ms: Positive | None = None
+    maxP99Ms: b.PositiveMillis | None = None
 
 
 class Hedging(Strict):
@@ -200,6 +223,11 @@ class EnvVar(Strict):
     value: str | None = None
     secret: str | None = None
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        return v if v is None else _secret_name(v)
+
     @model_validator(mode="after")
     def _one_value(self) -> EnvVar:
         if (self.value is None) == (self.secret is None):
@@ -209,7 +237,7 @@ class EnvVar(Strict):
 
 class Slo(Strict):
     availability: Annotated[float, Field(gt=0, lt=1)] = 0.999
-    p99Ms: Positive | None = None
+    p99Ms: b.PositiveMillis | None = None
     windowDays: Annotated[int, Field(ge=1, le=90, description="The SLO window (error budget period).")] = 30
 
 
@@ -219,7 +247,7 @@ Pattern = Literal["single", "active-active", "active-passive", "burst"]
 class ServiceSpec(Strict):
     model: ModelRef
     resources: Resources = Field(default_factory=Resources)
-    replicas: Annotated[int, Field(ge=1)] = 1
+    replicas: b.Replicas = 1
     pattern: Pattern = "single"
     burstHoursPerMonth: Annotated[float, Field(ge=0, le=730)] = 24
     traffic: list[TrafficSource] = Field(default_factory=list)
@@ -234,7 +262,7 @@ class ServiceSpec(Strict):
 
 
 class Checkpoint(Strict):
-    everySeconds: Positive = Field(
+    everySeconds: b.PositiveSeconds = Field(
         default=60, description="How often the job should commit a checkpoint (passed to it)."
     )
 
@@ -243,16 +271,16 @@ class Recovery(Strict):
     strategy: Literal["same-cluster", "next-cheapest"] = Field(
         default="same-cluster", description="Where a preempted or failed job restarts."
     )
-    maxRestarts: Annotated[int, Field(ge=0)] = Field(
+    maxRestarts: b.Restarts = Field(
         default=3, description="Restarts allowed after the first attempt; then the job fails."
     )
 
 
 class JobSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
-    nodes: Annotated[int, Field(ge=1)] = 1
-    hours: Positive
-    spot: bool = False
+    nodes: b.Nodes = 1
+    hours: b.JobHours
+    spot: StrictBool = False
     reads: list[JobRead] = Field(default_factory=list)
     placement: PlacementRules = Field(default_factory=PlacementRules)
     command: list[Annotated[str, Field(min_length=1)]] | None = Field(
@@ -269,7 +297,7 @@ class JobSpec(Strict):
 class Budget(Strict):
     label: str = Field(description="Label key, e.g. team.")
     value: str = Field(description="Label value, e.g. fraud.")
-    maxMonthlyUSD: NonNegative
+    maxMonthlyUSD: b.MonthlyUSD
 
 
 class Selector(Strict):
@@ -287,10 +315,10 @@ class PolicySpec(Strict):
     jurisdictions: list[str] | None = Field(default=None, description="Allowed jurisdictions.")
     approvedModels: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] | None = None
     requiredLabels: list[str] = Field(default_factory=list)
-    requiredSecrets: list[str] = Field(default_factory=list)
+    requiredSecrets: list[Annotated[str, AfterValidator(_secret_name)]] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
-    maxEgressUSDPerMonth: NonNegative | None = None
-    enforceResidency: bool = Field(
+    maxEgressUSDPerMonth: b.MonthlyUSD | None = None
+    enforceResidency: StrictBool = Field(
         default=True, description="Report placements and pins that contradict a dataset's residency."
     )
 
