@@ -18,14 +18,6 @@ CONSUMERS = ("controller", "obs", "services", "gateway")
 COMPOSITION_ROOTS = {
     "gateway/running.py": "the gateway process's composition root: it opens the store (`Store.attach`)",
 }
-PENDING = {
-    "services/tokens.py": "to take a `TokenRepository`",
-    "services/inspecting.py": "to take `StatusReader`, `ControlPlaneReader`, `HistoryReader`, ...",
-    "services/applying.py": "`FleetService` to take a `FleetRepository`",
-    "services/context.py": "`ApiContext.store` to be an `ApiStore` (once the three above are done)",
-}
-"""Consumers still typed against `Store`, each with what it should take instead. Remove an entry when its
-module stops importing `Store` (`test_pending_consumers_still_pending` says when)."""
 PROTOCOL_MODULES = (repositories, repositories_runtime, repositories_services)
 
 
@@ -47,18 +39,11 @@ def _consumer_modules() -> list[str]:
 def test_consumers_do_not_import_the_store() -> None:
     modules = _consumer_modules()
     assert len(modules) > 50  # the walk found the packages
-    offenders = [
-        m for m in modules if m not in COMPOSITION_ROOTS and m not in PENDING and _imports_store(PACKAGE / m)
-    ]
+    offenders = [m for m in modules if m not in COMPOSITION_ROOTS and _imports_store(PACKAGE / m)]
     assert offenders == [], (
         f"{offenders} import `Store`: type the store parameter with a protocol of "
         "polycloud.state.repositories* (the composition roots pass the real `Store`)"
     )
-
-
-@pytest.mark.parametrize("module", sorted(PENDING))
-def test_pending_consumers_still_pending(module: str) -> None:
-    assert _imports_store(PACKAGE / module), f"{module} no longer imports `Store`: remove it from PENDING"
 
 
 def _protocols() -> list[type]:

@@ -20,7 +20,8 @@ from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import inspect_model
 from polycloud.spec import Fleet
 from polycloud.spec.models import Cluster, Dataset, Policy
-from polycloud.state import DocumentInput, Store, WorkloadInput, WorkloadState, content_hash
+from polycloud.state import DocumentInput, WorkloadInput, WorkloadState, content_hash
+from polycloud.state.repositories_services import FleetRepository
 
 Action = Literal["+", "~", "-", "="]
 
@@ -62,7 +63,7 @@ class FleetService:
 
     def __init__(
         self,
-        store: Store,
+        store: FleetRepository,
         catalog: Catalog,
         on_change: Callable[[], None] = lambda: None,
         secret_names: Callable[[], Collection[str]] | None = None,

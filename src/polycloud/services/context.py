@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 from polycloud.services.applying import FleetService
 from polycloud.services.inspecting import Endpoints
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
+from polycloud.state.repositories_services import ApiStore
 
 __all__ = ["ApiContext", "TokenRecord"]
 
 
 @dataclass(frozen=True)
 class ApiContext:
-    store: Store
+    store: ApiStore
     fleet: FleetService
     endpoints: Endpoints
     wake: Callable[[], None]

@@ -107,14 +107,13 @@ def visible_events(
     store: ScopedEventReader, token: TokenRecord, workload: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """The newest events `token` may see: a project token sees only its workloads' events."""
-    # The ignores go when `inspecting.events` takes an `EventReader` (mypy then calls them unused).
     if workload is not None:
         check_workload(store, token, workload)
-        return inspecting.events(store, workload, limit)  # type: ignore[arg-type]
+        return inspecting.events(store, workload, limit)
     names = own_workloads(store, token)
     if names is None:
-        return inspecting.events(store, None, limit)  # type: ignore[arg-type]
-    merged = [e for name in sorted(names) for e in inspecting.events(store, name, limit)]  # type: ignore[arg-type]
+        return inspecting.events(store, None, limit)
+    merged = [e for name in sorted(names) for e in inspecting.events(store, name, limit)]
     return sorted(merged, key=lambda e: str(e["time"]), reverse=True)[:limit]
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from polycloud.state import MemberRecord, ReplicaRecord, RevisionRecord, Store
+from polycloud.state import MemberRecord, ReplicaRecord, RevisionRecord
+from polycloud.state.repositories import ControlPlaneReader, EventReader, HistoryReader
+from polycloud.state.repositories_services import RollbackRepository, StatusReader
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ ANOMALY_WINDOW_S = 900.0
 """Status shows the anomalies of the last 15 minutes."""
 
 
-def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
+def fleet_status(store: StatusReader, endpoints: Endpoints) -> dict[str, Any]:
     """`polycloud status --json`: every service, its clusters in plan order, and their replicas."""
     replicas: dict[tuple[str, str], list[ReplicaRecord]] = defaultdict(list)
     for r in store.replicas():
@@ -58,7 +60,7 @@ def fleet_status(store: Store, endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
-def control_plane(store: Store, host: str) -> dict[str, Any]:
+def control_plane(store: ControlPlaneReader, host: str) -> dict[str, Any]:
     """Who leads at which epoch, and every server and gateway heard from lately (pid: on this host)."""
     lease = store.lease()
     live = lease is not None and lease.remaining_s > 0
@@ -128,19 +130,19 @@ def revision_json(r: RevisionRecord) -> dict[str, Any]:
     }
 
 
-def history(store: Store, workload: str) -> list[dict[str, Any]]:
+def history(store: HistoryReader, workload: str) -> list[dict[str, Any]]:
     return [revision_json(r) for r in store.history(workload)]
 
 
 def rollback(
-    store: Store, workload: str, to: int | None, author: str, on_change: Callable[[], None]
+    store: RollbackRepository, workload: str, to: int | None, author: str, on_change: Callable[[], None]
 ) -> dict[str, Any]:
     record = store.rollback(workload, to=to, author=author)
     on_change()
     return revision_json(record)
 
 
-def events(store: Store, workload: str | None, limit: int) -> list[dict[str, Any]]:
+def events(store: EventReader, workload: str | None, limit: int) -> list[dict[str, Any]]:
     """Events as `polycloud events --json` and `/events` show them (without the store's ids)."""
     return [
         {k: v for k, v in e.to_json().items() if k != "id"}

@@ -101,8 +101,7 @@ def overview(store: OverviewReader, catalog: Catalog, now: datetime | None = Non
         "jobs": [_job(w) for w in workloads if w.kind == "Job"],
         "flows": [f for s in services for f in s.pop("_flows")] + _data_flows(workloads, datasets),
         "lastEventId": store.last_event_id(),
-        # pids mean nothing in a browser; the ignore goes when `control_plane` takes a `ControlPlaneReader`
-        "controlPlane": control_plane(store, host=""),  # type: ignore[arg-type]
+        "controlPlane": control_plane(store, host=""),  # pids mean nothing in a browser
     }
 
 

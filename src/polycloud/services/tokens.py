@@ -13,7 +13,8 @@ from typing import Any
 
 from polycloud.errors import ConflictError, NotFoundError, UserError
 from polycloud.services.governance import RANK, ForbiddenError
-from polycloud.state import Store, TokenRecord
+from polycloud.state import TokenRecord
+from polycloud.state.repositories_services import TokenRepository
 
 PROJECT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A project is a label value of `metadata.labels.project`: a DNS-1123 label."""
@@ -37,7 +38,7 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
 
 
 def create(
-    store: Store,
+    store: TokenRepository,
     caller: TokenRecord,
     *,
     role: str,
@@ -63,12 +64,12 @@ def create(
     return store.create_token(name=label, role=role, project=project, expires_at=expires_at)
 
 
-def visible(store: Store, caller: TokenRecord) -> list[TokenRecord]:
+def visible(store: TokenRepository, caller: TokenRecord) -> list[TokenRecord]:
     """The tokens `caller` may manage, oldest first."""
     return [t for t in store.tokens() if caller.project is None or t.project == caller.project]
 
 
-def revoke(store: Store, caller: TokenRecord, token_id: int) -> TokenRecord:
+def revoke(store: TokenRepository, caller: TokenRecord, token_id: int) -> TokenRecord:
     """Revoke token `token_id` for good; returns its record as it was."""
     target = next((t for t in store.tokens() if t.id == token_id), None)
     if target is None:
