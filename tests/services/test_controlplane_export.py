@@ -204,6 +204,7 @@ def test_servers() -> None:
     assert env["POLYCLOUD_MASTER_KEY"] == {"secretKeyRef": {"name": "polycloud", "key": "master-key"}}
     assert env["POLYCLOUD_DATABASE_URL"] == {"secretKeyRef": {"name": "polycloud", "key": "database-url"}}
     assert env["POLYCLOUD_API_ADDR"] == "$(POD_IP):8700"
+    assert "polycloud-server.ml-control.svc" in env["POLYCLOUD_API_HOSTS"].split(",")  # in-cluster clients
     assert pod["enableServiceLinks"] is False  # else Service polycloud-server sets POLYCLOUD_SERVER_*
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert server["securityContext"]["readOnlyRootFilesystem"] is True

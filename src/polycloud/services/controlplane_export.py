@@ -231,6 +231,10 @@ POLYCLOUD_DATABASE_URL=postgresql+psycopg://polycloud:CHANGE-ME@db.internal:5432
 # `polycloud status` shows, so name an address, not 0.0.0.0.
 POLYCLOUD_API_ADDR=10.0.0.11:{API_PORT}
 
+# The API answers only requests addressed to loopback names, POLYCLOUD_API_ADDR's host and these
+# (comma-separated; *.example.com for subdomains): name your load balancer's host here.
+#POLYCLOUD_API_HOSTS=polycloud.example.com
+
 # Where the gateway listens (its home, {GATEWAY_HOME}, is set by its unit).
 POLYCLOUD_GATEWAY_ADDR=0.0.0.0:{GATEWAY_PORT}
 # Where the gateway stands, as provider/region: locality routing measures from here.
@@ -388,6 +392,8 @@ def _server_deployment(options: ControlPlaneOptions) -> Manifest:
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         # The pod's own address, so that `polycloud status` lists a URL that reaches this server.
         {"name": "POLYCLOUD_API_ADDR", "value": f"$(POD_IP):{API_PORT}"},
+        # The API answers only the hosts it knows: its Service's names, for clients inside the cluster.
+        {"name": "POLYCLOUD_API_HOSTS", "value": _service_hosts(options.namespace, "server")},
         *_DB_AND_KEY,
         {"name": "KUBECONFIG", "value": "/etc/polycloud/kube/config"},
     ]
@@ -459,6 +465,11 @@ def _service(ns: str, component: str, port: int) -> Manifest:
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
+
+
+def _service_hosts(ns: str, component: str) -> str:
+    name = f"polycloud-{component}"
+    return ",".join([name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"])
 
 
 def _disruption_budget(ns: str, component: str) -> Manifest:
