@@ -1,7 +1,12 @@
 """What a polycloud home holds for the processes that share it: run files (where a running control plane
 or server says it is), the locks that keep one `up` per home and one server per SQLite database, and
 the admin token. Written by `server/`, read by `client/` and the CLI; below both, so neither imports
-the other."""
+the other.
+
+A home holds the audit trail, token hashes and secret ciphertexts: it is the user's alone. Processes
+run with umask 077 (`keep_private`, at every entry point), the home is created 0700 (`ensure_home`),
+and the files here are created 0600 whatever the umask.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import psutil
 
 from polycloud.errors import ConflictError
 
+PRIVATE_UMASK = 0o077
+"""Files 0600 and folders 0700 for whatever a polycloud process, or a child of it, creates."""
 RUNFILE = "control-plane.json"
 LOCKFILE = "control-plane.lock"
 TOKENFILE = "admin.token"
@@ -28,6 +35,26 @@ class RunInfo:
     pid: int
     api_url: str
     gateway_url: str
+
+
+def keep_private() -> None:
+    """Make everything this process and its children create readable by this user only (entry points)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def ensure_home(home: Path) -> Path:
+    """Create `home` 0700 when missing; tighten it when it is ours and others may enter it (an older
+    polycloud made it 0755, and the files below it 0644)."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = home.stat()
+    if found.st_uid == os.getuid() and found.st_mode & 0o077:
+        home.chmod(0o700)
+    return home
+
+
+def private_open(path: Path, flags: int = os.O_RDWR | os.O_CREAT) -> int:
+    """A descriptor of `path`, created 0600 when missing (never readable by others, whatever the umask)."""
+    return os.open(path, flags | os.O_CLOEXEC, 0o600)
 
 
 def read_runinfo(home: Path, name: str = RUNFILE) -> RunInfo | None:
@@ -45,9 +72,11 @@ def read_runinfo(home: Path, name: str = RUNFILE) -> RunInfo | None:
 def write_runinfo(home: Path, info: RunInfo, name: str = RUNFILE) -> None:
     """Publish `info` as `home/name`, atomically."""
     path = home / name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_home(home)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(info)))
+    with os.fdopen(private_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
+        f.write(json.dumps(asdict(info)))
     tmp.replace(path)
 
 
@@ -87,8 +116,8 @@ def pid_alive(pid: int) -> bool:
 @contextlib.contextmanager
 def exclusive(home: Path) -> Iterator[None]:
     """Hold the home's control-plane lock: one control plane per home on this machine."""
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / LOCKFILE).open("a+") as f:
+    ensure_home(home)
+    with os.fdopen(private_open(home / LOCKFILE), "r+") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,8 +141,8 @@ def exclusive_sqlite(database_url: str) -> Iterator[None]:
         yield
         return
     database = Path(database_url.removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with database.with_name(database.name + ".server.lock").open("a+") as f:
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(private_open(database.with_name(database.name + ".server.lock")), "r+") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -129,9 +158,8 @@ def exclusive_sqlite(database_url: str) -> Iterator[None]:
 
 def write_token(home: Path, token: str) -> Path:
     path = home / TOKENFILE
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+    ensure_home(home)
+    with os.fdopen(private_open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
         f.write(token + "\n")
     return path
 

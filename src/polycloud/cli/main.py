@@ -27,6 +27,7 @@ from polycloud.cli import (
     tokens,
 )
 from polycloud.cli.common import connect_to
+from polycloud.homefiles import keep_private
 
 app = typer.Typer(
     name="polycloud",
@@ -78,7 +79,8 @@ for module in (
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also `python -m polycloud.cli.main`, as a background `up` starts)."""
+    keep_private()  # the home, and whatever replicas, gateways and jobs started from here write in it
     app()
 
 

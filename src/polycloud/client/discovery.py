@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from polycloud.client.http import ApiClient
 from polycloud.errors import TransientError, UserError
-from polycloud.homefiles import RunInfo, read_any_runinfo, read_runinfo, read_token
+from polycloud.homefiles import RunInfo, ensure_home, private_open, read_any_runinfo, read_runinfo, read_token
 from polycloud.settings import Settings
 
 START_TIMEOUT_S = 45.0
@@ -62,9 +63,9 @@ def _last_error(log: Path) -> str:
 def start_background(settings: Settings) -> RunInfo:
     """Spawn `polycloud up` detached from this terminal and wait until its API answers."""
     home = settings.resolved_home
-    (home / "logs").mkdir(parents=True, exist_ok=True)
+    (ensure_home(home) / "logs").mkdir(mode=0o700, exist_ok=True)
     log = home / "logs" / "control-plane.log"
-    with log.open("ab") as out:
+    with os.fdopen(private_open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "polycloud.cli.main", "up"],
             stdout=out,

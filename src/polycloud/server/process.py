@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polycloud.homefiles import (
     RunInfo,
+    ensure_home,
     exclusive,
     exclusive_sqlite,
     remove_runinfo,
@@ -55,7 +56,7 @@ def one_server(settings: Settings) -> Iterator[None]:
 
 def first_token(store: Store, home: Path) -> Path | None:
     """On the first start of a database, create an admin token (race-free) and keep it in a 0600 file."""
-    home.mkdir(parents=True, exist_ok=True)  # before the token exists: it is shown only once
+    ensure_home(home)  # before the token exists: it is shown only once
     created = store.create_first_admin_token()
     return None if created is None else write_token(home, created)
 

@@ -9,6 +9,7 @@ transaction-scoped advisory lock (`lock`), which keeps revision numbering gap-fr
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from pathlib import Path
@@ -87,13 +88,31 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     path = Path(url.database or "")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_database(path)
     except OSError as e:
-        raise UserError(f"cannot create the folder for {mask_url(str(url))!r}: {e.strerror}") from e
+        raise UserError(
+            f"cannot create the database {mask_url(str(url))!r} or its folder: {e.strerror}"
+        ) from e
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _private_database(path: Path) -> None:
+    """Create the database file 0600 before SQLite would (0644 less the umask), and tighten one made
+    looser by an older polycloud. SQLite gives its -wal and -shm files the database file's mode; those
+    that exist already are tightened too. The file holds the audit trail, token hashes and secret
+    ciphertexts."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # empty is a valid database
+    for each in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            found = each.stat()
+        except FileNotFoundError:
+            continue
+        if found.st_uid == os.getuid() and found.st_mode & 0o077:
+            each.chmod(found.st_mode & 0o700)
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -71,7 +71,7 @@ def file_lock(path: Path) -> Iterator[None]:
         path: The lock file. Use a file of its own, never one that is replaced by `write_json`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # under the home: private
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
