@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test demo bench lint clean
+.PHONY: install browser test security demo bench lint clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -n 2  # two workers: the end-to-end tests mostly wait on processes
+
+# The probe of docs/security.md: schemathesis over a live API, a fuzz of the replica's and the gateway's
+# request parsers, the secret-leak and permission checks. Deselected from `make test` (marker `security`).
+security: install
+	$(BIN)/python -m pytest -m security -n 2 --dist loadfile tests/security
 
 demo: install
 	$(BIN)/polycloud demo --once
