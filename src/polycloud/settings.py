@@ -34,6 +34,17 @@ class Settings(BaseSettings):
         default=None, description="PEM certificate: serve the API and gateway on TLS."
     )
     tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    fleet_mtls: bool = Field(
+        default=True,
+        description="Mutual TLS between polycloud's parts (replicas accept only fleet certificates); "
+        "false: plain HTTP inside the fleet.",
+    )
+    ca_publish_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="Seconds a new fleet CA is trusted everywhere before it signs certificates.",
+    )
     api_hosts: str = Field(
         default="",
         description="Host names the API answers to (comma-separated; `*.example.com` for subdomains, `*` "

@@ -112,6 +112,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/secrets/rotate-master"): Rule(
         "admin", "fleet", _static("/api/v1/secrets/rotate-master")
     ),
+    ("POST", "/api/v1/certificates"): Rule("admin", "fleet", _static("/api/v1/certificates")),
+    ("POST", "/api/v1/certificates/rotate"): Rule("admin", "fleet", _static("/api/v1/certificates/rotate")),
     ("POST", "/api/v1/keys"): Rule("deployer", "project", _static("/api/v1/keys", {"service": "alpha-svc"})),
     ("GET", "/api/v1/keys"): Rule("viewer", "any", _static("/api/v1/keys")),
     ("DELETE", "/api/v1/keys/{key_id}"): Rule("deployer", "project", _alpha_key),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictBool
 from polycloud.api import audit as audit_routes
 from polycloud.api import (
     auth,
+    certs,
     dashboard,
     errors,
     hosts,
@@ -190,6 +191,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         sessions.router,
         dashboard.router,
         spending.router,
+        certs.router,
     ]
     for each in routers:
         app.include_router(each)

@@ -30,7 +30,9 @@ async def metrics(request: Request) -> Response:
     c = _ctx(request)
     registries: list[CollectorRegistry] = list(getattr(request.app.state, "registries", []))
     sources, clusters = await run_in_threadpool(fleet_sources, c.store, c.endpoints.gateway_url)
-    body = await federate(registries, sources, clusters)
+    credentials = getattr(request.app.state, "credentials", None)
+    tls = credentials.client_context() if credentials is not None else None
+    body = await federate(registries, sources, clusters, tls)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

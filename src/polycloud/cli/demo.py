@@ -7,6 +7,7 @@ everything it started.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,9 @@ from polycloud.cli.common import friendly, out, settings, usd
 from polycloud.cli.planning import show_plan
 from polycloud.cli.runtime import down, show_changes, wait_converged
 from polycloud.client.discovery import connect
+from polycloud.client.http import ApiClient
+from polycloud.errors import PolycloudError
+from polycloud.pki.contexts import TlsFiles, client_context
 from polycloud.placement import plan_fleet
 from polycloud.services.documents import fleet_to_documents
 from polycloud.spec import Fleet, load_fleet
@@ -54,7 +58,7 @@ def demo(
         client.apply(documents, dry_run=False, message="polycloud demo")
         status = wait_converged(client, set(fleet.services))
         out.rule("3. inference on every cluster (direct, then through the gateway)")
-        with httpx.Client(timeout=10.0) as http:
+        with fleet_client(client) as http:
             infer_everywhere(http, fleet, status)
             out.rule("4. cost")
             out.print(
@@ -70,6 +74,18 @@ def demo(
     finally:
         out.rule("5. down")
         down()
+
+
+def fleet_client(client: ApiClient) -> httpx.Client:
+    """An HTTP client that may call replicas directly: with an admin's fleet certificate (audited, an
+    hour long) when the fleet runs mutual TLS, as it does by default."""
+    try:
+        issued = client.issue_certificate()
+    except PolycloudError:  # mutual TLS is off: replicas speak plain HTTP
+        return httpx.Client(timeout=10.0, trust_env=False)
+    files = TlsFiles(Path(tempfile.mkdtemp(prefix="polycloud-demo-")))
+    files.write(issued["certificate"], issued["key"], issued["ca"])
+    return httpx.Client(timeout=10.0, trust_env=False, verify=client_context(files))
 
 
 def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:

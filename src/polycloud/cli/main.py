@@ -9,6 +9,7 @@ import typer
 from polycloud.cli import (
     audit,
     catalog,
+    certs,
     cost,
     dashboard,
     demo,
@@ -68,6 +69,7 @@ for module in (
     rollout,
     jobs,
     secrets,
+    certs,
     keys,
     tokens,
     audit,

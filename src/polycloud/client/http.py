@@ -105,6 +105,12 @@ class ApiClient:
     def delete_secret(self, name: str, project: str | None) -> None:
         self._call("DELETE", f"/secrets/{name}", params={"project": project} if project else None)
 
+    def issue_certificate(self) -> dict[str, Any]:
+        return self._call("POST", "/certificates")  # type: ignore[no-any-return]
+
+    def rotate_authority(self) -> dict[str, Any]:
+        return self._call("POST", "/certificates/rotate")  # type: ignore[no-any-return]
+
     def rotate_master_key(self) -> dict[str, Any]:
         return self._call("POST", "/secrets/rotate-master")  # type: ignore[no-any-return]
 

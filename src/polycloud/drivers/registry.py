@@ -9,18 +9,21 @@ from polycloud.drivers.base import ClusterDriver, DeclaredSpecs
 from polycloud.drivers.kubernetes import KubernetesDriver
 from polycloud.drivers.local import LocalDriver
 from polycloud.errors import PermanentError
+from polycloud.pki.contexts import FleetTls
 
-DriverFactory = Callable[[str, Path, DeclaredSpecs | None], ClusterDriver]
+DriverFactory = Callable[[str, Path, DeclaredSpecs | None, FleetTls | None], ClusterDriver]
 
 
-def _kubernetes(cluster: str, home: Path, declared: DeclaredSpecs | None) -> ClusterDriver:
+def _kubernetes(
+    cluster: str, home: Path, declared: DeclaredSpecs | None, tls: FleetTls | None
+) -> ClusterDriver:
     if declared is None:
         raise PermanentError(f"cluster {cluster}: the kubernetes driver needs the declared specs")
     return KubernetesDriver.connect(cluster, declared)
 
 
 FACTORIES: dict[str, DriverFactory] = {
-    "local": lambda cluster, home, declared: LocalDriver(cluster, home),
+    "local": lambda cluster, home, declared, tls: LocalDriver(cluster, home, tls=tls),
     "kubernetes": _kubernetes,
 }
 
@@ -35,7 +38,11 @@ def driver_class(driver_type: str) -> type | None:
 
 
 def create_driver(
-    driver_type: str, cluster: str, home: Path, declared: DeclaredSpecs | None = None
+    driver_type: str,
+    cluster: str,
+    home: Path,
+    declared: DeclaredSpecs | None = None,
+    tls: FleetTls | None = None,
 ) -> ClusterDriver:
     """A driver of `driver_type` for `cluster`; `PermanentError` for a type not available here.
 
@@ -44,6 +51,7 @@ def create_driver(
         cluster: The cluster's name.
         home: The polycloud home (the local driver keeps its records there).
         declared: What is declared (the kubernetes driver reads its Cluster and Service revisions).
+        tls: The fleet's mutual TLS (local replicas then serve it); None: plain HTTP.
     """
     factory = FACTORIES.get(driver_type)
     if factory is None:
@@ -51,4 +59,4 @@ def create_driver(
             f"cluster {cluster}: driver type {driver_type!r} is not available in this build "
             f"(available: {', '.join(sorted(FACTORIES))})"
         )
-    return factory(cluster, home, declared)
+    return factory(cluster, home, declared, tls)

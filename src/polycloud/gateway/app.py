@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from contextlib import suppress
 
 from polycloud import __version__
@@ -66,6 +67,7 @@ class GatewayApp:
         catalog: Catalog | None,
         rng: random.Random,
         load: tuple[LoadSink, str] | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         """Assemble the parts; see `create_app` (`load` is its (load_sink, gateway_id))."""
         self.settings = settings
@@ -73,7 +75,7 @@ class GatewayApp:
         self.metrics = GatewayMetrics() if window is None else RecordingMetrics(window)
         locator = Locator(catalog)
         self.registry = UpstreamRegistry(locator, locator.point(settings.region))
-        self.forwarder = Forwarder(settings)
+        self.forwarder = Forwarder(settings, upstream_tls)
         policy = make_routing_policy(settings, locator, rng)
         self.proxy = Proxy(
             settings,
@@ -237,6 +239,7 @@ def create_app(
     gateway_id: str | None = None,
     keys: KeySource | None = None,
     tracer: GatewayTracer | None = None,
+    upstream_tls: ssl.SSLContext | None = None,
 ) -> GatewayApp:
     """Build the gateway's ASGI application.
 
@@ -250,12 +253,14 @@ def create_app(
         gateway_id: This gateway's id in load reports; `host:pid` by default.
         keys: Where inference keys come from (and usage goes to); None leaves every service open.
         tracer: Spans (and request logs) per request; None traces nothing.
+        upstream_tls: The context `https://` replicas are called with (the gateway's fleet certificate,
+            `polycloud.gateway.certificates`); None: the system's default verifying context.
 
     Raises:
         UserError: `settings` names an unknown routing or ejection policy.
     """
     load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
-    app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load)
+    app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load, upstream_tls)
     app.keys = None if keys is None else KeyGuard(keys)
     app.proxy.tracer = tracer
     return app

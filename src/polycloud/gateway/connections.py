@@ -292,16 +292,22 @@ class ConnectionPools:
     """A pool of keep-alive connections per replica endpoint (`http(s)://host:port`)."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, limit: int, keepalive_s: float, connect_timeout_s: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        limit: int,
+        keepalive_s: float,
+        connect_timeout_s: float,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """Pools on `loop`: at most `limit` connections per replica, idle ones closed after
-        `keepalive_s`, connecting bounded by `connect_timeout_s`."""
+        `keepalive_s`, connecting bounded by `connect_timeout_s`; `https://` replicas are called with
+        `tls` (the system's default verifying context when None)."""
         self.loop = loop
         self.limit = limit
         self.keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self._pools: dict[str, _Pool] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls: ssl.SSLContext | None = tls
 
     def forget(self, pool: _Pool) -> None:
         """Drop an unused pool (a later request to its replica makes a new one)."""
@@ -310,7 +316,7 @@ class ConnectionPools:
             pool.close()  # stops its sweep timer
 
     def tls_context(self) -> ssl.SSLContext:
-        """The default verifying TLS context, made once."""
+        """The context for `https://` replicas: the one given, else the default verifying one."""
         if self._tls is None:
             self._tls = ssl.create_default_context()
         return self._tls

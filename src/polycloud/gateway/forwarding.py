@@ -14,6 +14,7 @@ so the retry loop reads as data, not as exception handling. The client's excepti
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -88,9 +89,10 @@ class Failure:
 class Forwarder:
     """Sends requests to replicas over pooled connections. Open it on the serving loop."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        """Prepare a forwarder; `open` creates the pools."""
+    def __init__(self, settings: GatewaySettings, tls: ssl.SSLContext | None = None) -> None:
+        """Prepare a forwarder; `open` creates the pools. `https://` replicas are called with `tls`."""
         self._settings = settings
+        self._tls = tls
         self._pools: ConnectionPools | None = None
 
     async def open(self) -> None:
@@ -101,6 +103,7 @@ class Forwarder:
             limit=settings.max_connections_per_replica,
             keepalive_s=settings.keepalive_s,
             connect_timeout_s=settings.connect_timeout_s,
+            tls=self._tls,
         )
 
     async def close(self) -> None:

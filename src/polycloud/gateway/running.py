@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,6 +43,7 @@ from pydantic import ValidationError
 from polycloud.catalog import load_catalog
 from polycloud.errors import PolycloudError, UserError
 from polycloud.gateway.app import GatewayApp, create_app
+from polycloud.gateway.certificates import GatewayCredentials
 from polycloud.gateway.keys import KeySource
 from polycloud.gateway.keystore import StoreKeySource
 from polycloud.gateway.policies import routing_policies
@@ -52,6 +54,8 @@ from polycloud.gateway.snapshot import SavingKeySource, SavingRouteSource, saved
 from polycloud.gateway.sourcing import StoreLoadSink, StoreRouteSource
 from polycloud.gateway.tracing import GatewayTracer
 from polycloud.gateway.wholewrites import WholeWritesProtocol
+from polycloud.loops import Loop
+from polycloud.pki.identities import gateway as gateway_identity
 from polycloud.settings import Settings
 from polycloud.state import MemberInput, Store
 from polycloud.telemetry import logs, tracing
@@ -282,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         catalog = load_catalog()
         member = MemberInput(id=me.id, role="gateway", url=me.url, host=socket.gethostname(), pid=me.pid)
         sink = StoreLoadSink(store, member)
+        credentials = None
+        if defaults.fleet_mtls:  # the certificate this gateway calls replicas with
+            folder = home / "tls" / "gateway" if home is not None else None
+            credentials = GatewayCredentials(
+                store, gateway_identity(me.id), folder, publish=timedelta(seconds=defaults.ca_publish_s)
+            )
+            stack.callback(Loop("gateway-certificate", credentials.refresh, interval_s=1.0).start().stop)
         routes: RouteSource = StoreRouteSource(store, catalog)
         keys: KeySource = StoreKeySource(store)
         if home is not None:
@@ -298,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 tracer=None
                 if recorder is None
                 else GatewayTracer(recorder, logs.request_logger("gateway"), log_sample),
+                upstream_tls=credentials.context if credentials is not None else None,
             )
             server = serve(app, settings, me.url, [sock], tls)
         except UserError as e:

@@ -10,6 +10,7 @@ says which answered, so one dead replica never fails the scrape. `*_created` ser
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -109,10 +110,15 @@ async def _fetch(client: httpx.AsyncClient, source: Source) -> list[Metric] | No
 
 
 async def federate(
-    own: list[CollectorRegistry], sources: list[Source], clusters: Mapping[str, tuple[str, str]]
+    own: list[CollectorRegistry],
+    sources: list[Source],
+    clusters: Mapping[str, tuple[str, str]],
+    tls: ssl.SSLContext | None = None,
 ) -> bytes:
-    """The control plane's registries and every source's metrics, relabelled, as one exposition."""
-    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S) as client:
+    """The control plane's registries and every source's metrics, relabelled, as one exposition
+    (replicas scraped over mutual TLS with `tls`, the server's fleet client context)."""
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, verify=verify) as client:
         fetched = await asyncio.gather(*(_fetch(client, s) for s in sources))
     groups: list[tuple[Iterable[Metric], Mapping[str, str]]] = [(r.collect(), {}) for r in own]
     up = Metric("polycloud_federation_up", "1 when the source answered this scrape, else 0.", "gauge")

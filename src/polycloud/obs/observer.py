@@ -13,11 +13,14 @@ One failing part is logged and retried next time; it never stops the others.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from polycloud.errors import PolycloudError, UserError
 from polycloud.loops import Gate, Loop, always
@@ -25,7 +28,7 @@ from polycloud.obs.detect import RobustDetector, Score
 from polycloud.obs.drift import DriftWatch
 from polycloud.obs.incidents import IncidentTracker
 from polycloud.obs.metrics import ObserverMetrics
-from polycloud.obs.probes import Prober
+from polycloud.obs.probes import PROBE_TIMEOUT_S, Prober
 from polycloud.obs.report import slo_report
 from polycloud.obs.series import KeyTicks, MinuteSeries, TickValues
 from polycloud.obs.webhook import Webhook
@@ -317,9 +320,15 @@ class Observer:
 
 
 def start_observer(
-    store: ObserverStore, *, webhook_url: str | None, probe_every_s: float, gate: Gate = always
+    store: ObserverStore,
+    *,
+    webhook_url: str | None,
+    probe_every_s: float,
+    gate: Gate = always,
+    tls: ssl.SSLContext | None = None,
 ) -> Observer:
-    """An observer of `store` running in its own thread; `stop()` it, then `close()` it.
+    """An observer of `store` running in its own thread; `stop()` it, then `close()` it. With `tls`
+    (the server's fleet client context) it probes and samples replicas over mutual TLS.
 
     Raises:
         UserError: `webhook_url` is not an http(s) URL.
@@ -328,6 +337,14 @@ def start_observer(
         webhook = Webhook(webhook_url) if webhook_url else None
     except ValueError as e:
         raise UserError(str(e)) from e
-    observer = Observer(store, ObserverSettings(probe_every_s=probe_every_s), webhook=webhook, gate=gate)
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
+    observer = Observer(
+        store,
+        ObserverSettings(probe_every_s=probe_every_s),
+        webhook=webhook,
+        prober=Prober(httpx.Client(timeout=PROBE_TIMEOUT_S, verify=verify)),
+        drift=DriftWatch(httpx.Client(timeout=3.0, verify=verify)),
+        gate=gate,
+    )
     observer.start()
     return observer

@@ -13,6 +13,8 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -26,9 +28,11 @@ from polycloud.controller.reconciler import Reconciler
 from polycloud.drivers.base import ClusterDriver
 from polycloud.drivers.registry import create_driver
 from polycloud.errors import PolycloudError, UserError
+from polycloud.loops import Loop
 from polycloud.obs.observer import Observer, start_observer
 from polycloud.placement.sites import Point
 from polycloud.secrets import Vault
+from polycloud.server.certs import FleetAuthority, ServerCredentials
 from polycloud.server.declared import StoreSpecs
 from polycloud.server.keys import fleet_keys
 from polycloud.server.leadership import Leadership, LeaseTiming
@@ -40,6 +44,8 @@ from polycloud.state import MemberInput, Store
 
 JOB_STOP_TIMEOUT_S = 15.0
 STOP_ALL_TIMEOUT_S = 20.0
+GRANT_EVERY_S = 1.0
+"""How often the leader signs gateways' certificate requests."""
 
 
 def origin_point(region: str, catalog: Catalog) -> Point:
@@ -89,6 +95,9 @@ class Server:
     endpoints: Endpoints
     api_sock: socket.socket
     observer: Observer | None = None
+    credentials: ServerCredentials | None = None
+    """The fleet's mutual TLS as this server holds it; None with POLYCLOUD_FLEET_MTLS=false."""
+    grants: Loop | None = None
     uvicorn_server: uvicorn.Server | None = None
     stop_replicas: bool = False
 
@@ -126,7 +135,15 @@ class Server:
         )
         leadership = Leadership(store, me, timing=LeaseTiming(lease_s=settings.lease_s))
         leader_store = store.fenced(leadership.fence)  # every write of the loops that act
-        make_driver = lambda kind, cluster, h: create_driver(kind, cluster, h, StoreSpecs(store))  # noqa: E731
+        publish = timedelta(seconds=settings.ca_publish_s)
+        authority = FleetAuthority(store, keys.wrapper, publish=publish) if settings.fleet_mtls else None
+        credentials = (
+            ServerCredentials(authority, me.id, home / "tls" / "servers" / me.id) if authority else None
+        )
+
+        def make_driver(kind: str, cluster: str, at: Path) -> ClusterDriver:
+            return create_driver(kind, cluster, at, StoreSpecs(store), tls=credentials)
+
         reconciler = Reconciler(
             store=leader_store,
             catalog=catalog,
@@ -145,7 +162,7 @@ class Server:
         leadership.on_gain = lambda: wake_all(reconciler, jobs)
         context = ApiContext(
             store=store,
-            fleet=FleetService(store, catalog, on_change=reconciler.wake),
+            fleet=FleetService(store, catalog, on_change=reconciler.wake, model_cache=home / "models"),
             endpoints=endpoints,
             wake=reconciler.wake,
             shutdown=lambda: server.request_shutdown(),  # bound below: the app exists before the server
@@ -153,9 +170,11 @@ class Server:
         app = create_app(context, allowed_hosts=allowed_hosts(host, settings.extra_api_hosts))
         app.state.vault = vault
         app.state.jobs = api_jobs  # api/jobs.py: cancels and drills from any server
+        app.state.credentials = credentials  # api/certs.py; api/observe.py scrapes replicas with it
         server = cls(
             settings, store, leadership, reconciler, jobs, api_jobs, accountant, app, endpoints, api_sock
         )
+        server.credentials = credentials
         return server
 
     @property
@@ -168,12 +187,19 @@ class Server:
         self.reconciler.start()
         self.jobs.start()
         self.accountant.start()
+        credentials = self.credentials
         self.observer = start_observer(
             self.store.fenced(self.leadership.fence),
             webhook_url=self.settings.alert_webhook,
             probe_every_s=self.settings.probe_interval_s,
             gate=self.leadership.holds,
+            tls=credentials.client_context() if credentials is not None else None,
         )
+        if credentials is not None:  # gateways' certificate requests, granted by the leader
+            grant = credentials.authority.grant_pending
+            self.grants = Loop(
+                "certificates", grant, interval_s=GRANT_EVERY_S, gate=self.leadership.holds
+            ).start()
         self.app.state.registries = [self.reconciler.metrics.registry, self.observer.metrics.registry]
         self.app.state.feed.start()
 
@@ -203,6 +229,8 @@ class Server:
     def close(self) -> None:
         """Stop the loops (and, if asked, the fleet), give the lease up and let go of everything."""
         self.app.state.feed.close()
+        if self.grants is not None:
+            self.grants.stop()
         self.accountant.stop()
         self.reconciler.stop()
         stop_jobs(self.jobs, stop_running=self.stop_replicas and self.leadership.holds())

@@ -39,9 +39,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polycloud.errors import PermanentError
+from polycloud.pki.identities import CONTROL_ROLES
 from polycloud.serving.faults import Faults, InvalidFaults
 from polycloud.serving.metrics import ReplicaMetrics
 from polycloud.serving.model import Model
+from polycloud.serving.mtls import peer_role
 from polycloud.serving.predictions import PredictionSampler
 from polycloud.serving.protocol import (
     InvalidRequest,
@@ -108,6 +110,7 @@ class Replica:
         metrics: ReplicaMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         tracer: ReplicaTracer | None = None,
+        mutual_tls: bool = False,
     ) -> None:
         """Create the replica's application state.
 
@@ -117,7 +120,10 @@ class Replica:
             metrics: Where requests are counted.
             sleep: How the simulated delay is waited (tests pass a fake).
             tracer: Spans and request logs of inferences; None: neither.
+            mutual_tls: Served over mutual TLS: the control endpoints then answer only servers and
+                admins (inference needs any fleet client certificate, which the handshake checked).
         """
+        self.mutual_tls = mutual_tls
         self.served = served
         self.faults = faults
         self.metrics = metrics
@@ -200,13 +206,24 @@ class Replica:
         """`GET /metrics`."""
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
+    def _not_control_peer(self, request: Request) -> Response | None:
+        if not self.mutual_tls or peer_role(request) in CONTROL_ROLES:
+            return None
+        return _error("only a polycloud server or an admin certificate may use the control endpoints", 403)
+
     async def sampled_predictions(self, request: Request) -> Response:
         """`GET /_polycloud/predictions`."""
+        refused = self._not_control_peer(request)
+        if refused is not None:
+            return refused
         values, total = self.predictions.snapshot()
         return _json({"revision": self.served.version, "total": total, "values": values})
 
     async def fault_settings(self, request: Request) -> Response:
         """`GET` and `POST /_polycloud/faults`."""
+        refused = self._not_control_peer(request)
+        if refused is not None:
+            return refused
         if request.method == "POST":
             body = await read_limited(request, 64 * 1024)
             try:

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--revision", default="", help="the service revision it serves (metrics, model version)")
     add("--spec-hash", default="", help="hash of the desired spec it was started from (logs)")
     add("--home", default="", help="the polycloud home of the driver that started it (logs)")
+    add(
+        "--tls-dir",
+        type=Path,
+        help="serve mutual TLS with cert.pem, key.pem and ca.pem of this folder (reloaded when renewed)",
+    )
     return parser
 
 
@@ -99,6 +104,7 @@ def parse_options(argv: Sequence[str] | None = None) -> ServerOptions:
         revision=args.revision,
         spec_hash=args.spec_hash,
         home=args.home,
+        tls_dir=args.tls_dir,
     )
 
 

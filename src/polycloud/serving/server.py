@@ -28,11 +28,13 @@ from types import FrameType
 import uvicorn
 
 from polycloud.errors import PermanentError, PolycloudError
+from polycloud.pki.contexts import TlsFiles, Watched
 from polycloud.serving.app import Replica, ServedModel, create_app
 from polycloud.serving.events import EventLog
 from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
 from polycloud.serving.model import load_model
+from polycloud.serving.mtls import PeerHttpProtocol, keep_fresh
 from polycloud.serving.tracing import ReplicaTracer
 from polycloud.telemetry import logs, tracing
 from polycloud.telemetry.recording import SpanRecorder
@@ -61,6 +63,8 @@ class ServerOptions:
     home: str = ""
     grace_s: float = 10.0
     """How long in-flight requests may take to finish after SIGTERM."""
+    tls_dir: Path | None = None
+    """Serve mutual TLS with the fleet certificate in this folder; None: plain HTTP."""
 
     def identity(self) -> dict[str, str]:
         """The fields every log event of the replica carries."""
@@ -127,11 +131,11 @@ def listening_socket(options: ServerOptions) -> socket.socket:
     return _bound_socket(options.host, options.port)
 
 
-def _endpoint(sock: socket.socket) -> str:
+def _endpoint(sock: socket.socket, scheme: str) -> str:
     address = sock.getsockname()
     if isinstance(address, tuple):
         host = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
-        return f"http://{host}:{address[1]}"
+        return f"{scheme}://{host}:{address[1]}"
     return str(address)
 
 
@@ -152,8 +156,12 @@ class _Server(uvicorn.Server):
             self._on_started()
 
 
-async def _serve(server: _Server, sock: socket.socket, replica: Replica, events: EventLog) -> None:
+async def _serve(
+    server: _Server, sock: socket.socket, replica: Replica, events: EventLog, tls: Watched | None
+) -> None:
     loop = asyncio.get_running_loop()
+    if tls is not None:
+        refresher = asyncio.create_task(keep_fresh(tls), name="tls-refresh")
 
     def stop(sig: signal.Signals) -> None:
         if server.should_exit:
@@ -165,7 +173,11 @@ async def _serve(server: _Server, sock: socket.socket, replica: Replica, events:
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
-    await server.serve(sockets=[sock])
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        if tls is not None:
+            refresher.cancel()
 
 
 def _tracing(options: ServerOptions) -> SpanRecorder | None:
@@ -204,6 +216,7 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         log.emit("loading", model=str(options.model), pid=os.getpid())
         try:
             model = load_model(options.model, options.sha256)
+            tls = Watched(TlsFiles(options.tls_dir)) if options.tls_dir is not None else None
             sock = listening_socket(options)
         except PolycloudError as e:
             log.emit("failed", error=str(e))
@@ -212,7 +225,9 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
         labels = ReplicaLabels(options.name, options.cluster, options.revision)
         recorder = _tracing(options)
-        replica = Replica(served, faults, ReplicaMetrics(labels), tracer=_tracer(recorder))
+        replica = Replica(
+            served, faults, ReplicaMetrics(labels), tracer=_tracer(recorder), mutual_tls=tls is not None
+        )
         config = uvicorn.Config(
             create_app(replica),
             lifespan="off",
@@ -221,14 +236,19 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=int(options.grace_s),
+            http=PeerHttpProtocol if tls is not None else "auto",
         )
+        if tls is not None:
+            config.load()
+            config.ssl = tls.context  # ours, reloaded on renewal (uvicorn's would be fixed at start)
 
         def ready() -> None:
             seconds = round(time.monotonic() - started, 3)
-            log.emit("ready", endpoint=_endpoint(sock), sha256=model.info.sha256, loadSeconds=seconds)
+            scheme = "https" if tls is not None else "http"
+            log.emit("ready", endpoint=_endpoint(sock, scheme), sha256=model.info.sha256, loadSeconds=seconds)
 
         try:
-            asyncio.run(_serve(_Server(config, ready), sock, replica, log))
+            asyncio.run(_serve(_Server(config, ready), sock, replica, log, tls))
         finally:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_IGN)

@@ -13,13 +13,13 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, delete, select, text
 from sqlalchemy.orm import Session
 
 from polycloud.errors import FencedError
-from polycloud.state.tables_control import ControlSettingRow, LeaseRow, MemberRow
+from polycloud.state.tables_control import CertificateRow, ControlSettingRow, LeaseRow, MemberRow
 
 LEADER = "leader"
 """The lease whose holder runs the loops that act on the world."""
@@ -199,3 +199,46 @@ def setting_once(session: Session, name: str, value: str) -> str:
         session.add(ControlSettingRow(name=name, value=value))
         return value
     return row.value
+
+
+def settings_like(session: Session, prefix: str) -> dict[str, str]:
+    """Every shared setting whose name starts with `prefix`, by name."""
+    rows = session.execute(select(ControlSettingRow).where(ControlSettingRow.name.startswith(prefix)))
+    return {r.name: r.value for r in rows.scalars()}
+
+
+def request_certificate(session: Session, holder: str, request: str, now: datetime) -> None:
+    """Ask for a certificate for `holder` (replacing an earlier request; its grant is kept until the
+    new one is granted, so the holder is never without one)."""
+    row = session.get(CertificateRow, holder)
+    if row is None:
+        session.add(CertificateRow(holder=holder, request=request, requested_at=now))
+    elif row.request != request:
+        row.request, row.requested_at = request, now
+
+
+def pending_certificates(session: Session) -> list[tuple[str, str]]:
+    """(holder, request) of requests not granted since they were made."""
+    rows = session.execute(select(CertificateRow)).scalars()
+    return [
+        (r.holder, r.request)
+        for r in rows
+        if r.granted_at is None or _aware(r.granted_at) < _aware(r.requested_at)
+    ]
+
+
+def grant_certificate(session: Session, holder: str, request: str, certificate: str, now: datetime) -> None:
+    """Record the certificate for `holder`'s request (ignored when the request changed meanwhile)."""
+    row = session.get(CertificateRow, holder)
+    if row is not None and row.request == request:
+        row.certificate, row.granted_at = certificate, now
+
+
+def granted_certificate(session: Session, holder: str) -> tuple[str, str | None] | None:
+    """(request, certificate) of `holder`, None when it never asked."""
+    row = session.get(CertificateRow, holder)
+    return None if row is None else (row.request, row.certificate)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

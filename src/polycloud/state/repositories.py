@@ -35,6 +35,8 @@ from polycloud.state.records import (
     InferenceKeyRecord,
     ReplicaRecord,
     RevisionRecord,
+    SealedSecret,
+    SecretRecord,
     WorkloadState,
 )
 from polycloud.state.rollout_records import RolloutRecord, RolloutState
@@ -225,3 +227,29 @@ class KeyRepository(Protocol):
 
     def key_grants(self) -> list[KeyGrant]: ...
     def add_key_usage(self, month: str, counts: dict[int, int]) -> None: ...
+
+
+# ------------------------------------------------------------------------------ certificates (mTLS)
+
+
+class TrustReader(Protocol):
+    """The fleet CA certificates (public), kept as shared settings `fleet-ca/<n>`."""
+
+    def control_settings_like(self, prefix: str) -> dict[str, str]: ...
+
+
+class CertificateRequester(TrustReader, Protocol):
+    """What a gateway needs for its certificate: ask with a signing request, read the grant."""
+
+    def request_certificate(self, holder: str, request: str) -> None: ...
+    def granted_certificate(self, holder: str) -> tuple[str, str | None] | None: ...
+
+
+class AuthorityRepository(TrustReader, Protocol):
+    """What the fleet CA needs: its certificates and sealed keys, and the requests to grant."""
+
+    def settle_control_setting(self, name: str, value: str) -> str: ...
+    def put_secret(self, secret: SealedSecret) -> SecretRecord: ...
+    def sealed_secrets(self) -> list[SealedSecret]: ...
+    def pending_certificates(self) -> list[tuple[str, str]]: ...
+    def grant_certificate(self, holder: str, request: str, certificate: str) -> None: ...

@@ -64,9 +64,10 @@ def put_secret(session: Session, sealed: SealedSecret, now: datetime) -> SecretR
 
 
 def list_secrets(session: Session) -> list[SecretRecord]:
-    """Every secret's metadata, by (project, name)."""
+    """Every user secret's metadata, by (project, name): polycloud's own, in projects starting with `_`
+    (the fleet CA's sealed keys), are never listed."""
     query = select(SecretRow).order_by(SecretRow.project, SecretRow.name)
-    return [_record(row) for row in session.scalars(query)]
+    return [_record(row) for row in session.scalars(query) if not row.project.startswith("_")]
 
 
 def sealed_secrets(session: Session) -> list[SealedSecret]:

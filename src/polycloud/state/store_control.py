@@ -59,6 +59,33 @@ class ControlStore(StoreCore):
         with self._session(write=True, unfenced=True, lock_name="control-settings") as session:
             return control.setting_once(session, name, value)
 
+    def control_settings_like(self, prefix: str) -> dict[str, str]:
+        """Every shared setting whose name starts with `prefix`."""
+        with self._session(write=False) as session:
+            return control.settings_like(session, prefix)
+
+    # certificates (mutual TLS inside the fleet)
+
+    def request_certificate(self, holder: str, request: str) -> None:
+        """Ask the leader for a certificate for `holder` (a PEM signing request)."""
+        with self._session(write=True, unfenced=True) as session:
+            control.request_certificate(session, holder, request, self._clock())
+
+    def pending_certificates(self) -> list[tuple[str, str]]:
+        """(holder, request) of the requests waiting for the leader."""
+        with self._session(write=False) as session:
+            return control.pending_certificates(session)
+
+    def grant_certificate(self, holder: str, request: str, certificate: str) -> None:
+        """Record the certificate the leader issued for `holder`'s request."""
+        with self._session(write=True, unfenced=True) as session:
+            control.grant_certificate(session, holder, request, certificate, self._clock())
+
+    def granted_certificate(self, holder: str) -> tuple[str, str | None] | None:
+        """(request, certificate or None) of `holder`, None when it never asked."""
+        with self._session(write=False) as session:
+            return control.granted_certificate(session, holder)
+
     # injected faults
 
     def add_fault(self, fault: FaultInput) -> FaultRecord:

@@ -80,3 +80,19 @@ class FaultRow(Base):
     cleared_at: Mapped[datetime | None]
     applied_at: Mapped[datetime | None]
     released_at: Mapped[datetime | None]
+
+
+class CertificateRow(Base):
+    """A holder's certificate request and the certificate the leader granted for it (gateways ask this
+    way: their private key never leaves them)."""
+
+    __tablename__ = "certificates"
+
+    holder: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    """The SPIFFE identity asked for."""
+    request: Mapped[str] = mapped_column(Text)
+    """PEM certificate signing request."""
+    requested_at: Mapped[datetime]
+    certificate: Mapped[str | None] = mapped_column(Text)
+    """PEM certificate for the request's key; None until granted."""
+    granted_at: Mapped[datetime | None]

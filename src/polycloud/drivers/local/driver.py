@@ -50,6 +50,8 @@ from polycloud.drivers.local.processes import (
 from polycloud.drivers.local.records import RecordStore, ReplicaRecord
 from polycloud.drivers.local.reporting import failure_message, process_status, record_status
 from polycloud.errors import NotFoundError, PermanentError, TransientError, UserError
+from polycloud.pki import identities
+from polycloud.pki.contexts import FleetTls, TlsFiles
 
 SPAWN_GRACE_S = 30.0
 """A record without a pid younger than this is a spawn in progress; older, the spawner died."""
@@ -60,6 +62,10 @@ MAX_FAULT_DELAY_MS = 600_000.0
 FROZEN = "frozen (injected fault): stopped with SIGSTOP, answers nothing until the fault is cleared"
 
 _log = logging.getLogger(__name__)
+REPLICA_HOSTS = ("127.0.0.1", "localhost")
+"""The names a local replica's certificate is valid for (it listens on 127.0.0.1)."""
+RENEW_CHECK_S = 5.0
+"""How often the driver looks for replica certificates due for renewal."""
 
 
 class LocalDriver(LocalJobsMixin):
@@ -69,13 +75,17 @@ class LocalDriver(LocalJobsMixin):
     `SupportsFaults` and `SupportsJobs`.
     """
 
-    def __init__(self, cluster: str, home: Path, *, python: str = sys.executable) -> None:
+    def __init__(
+        self, cluster: str, home: Path, *, python: str = sys.executable, tls: FleetTls | None = None
+    ) -> None:
         """Create a driver; cheap, starts nothing.
 
         Args:
             cluster: The cluster's name.
             home: The polycloud home (`$POLYCLOUD_HOME`); replicas, records and logs live under it.
             python: The interpreter that runs replicas.
+            tls: The fleet's mutual TLS: replicas then get certificates (renewed past half their life)
+                and accept only fleet clients; None: plain HTTP.
         """
         spawning.check_name("cluster name", cluster)
         self.cluster = cluster
@@ -86,7 +96,10 @@ class LocalDriver(LocalJobsMixin):
         self._jobs = LocalJobs(self.home, cluster, python)  # training jobs: drivers.local.jobs
         self._lock = threading.Lock()
         self._ready: set[tuple[int, float]] = set()  # guarded by _lock
-        self._http = probing.new_client()
+        self._tls = tls
+        self._scheme = "https" if tls is not None else "http"
+        self._http = probing.new_client(tls.client_context() if tls is not None else None)
+        self._renewed_at = time.monotonic()
 
     # ----------------------------------------------------------------------------------- listing
 
@@ -99,6 +112,7 @@ class LocalDriver(LocalJobsMixin):
         """
         records = self._records.load_all()
         running = self._running()
+        self._renew(running)
         statuses: dict[str, ReplicaStatus] = {}
         to_probe: list[ReplicaProcess] = []
         for rid in sorted(records.keys() | running.keys()):
@@ -167,11 +181,42 @@ class LocalDriver(LocalJobsMixin):
             return None
         if record.pid is None:
             if time.time() - record.created_at < SPAWN_GRACE_S:
-                return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}")
+                return record_status(record, "starting", endpoint=f"{self._scheme}://127.0.0.1:{record.port}")
             return record_status(record, "failed", message="the replica process was never started")
         ended = self._records.exit_of(record.id, record.pid)
         message = failure_message(ended, self._log_path(record.id), record.log_offset)
         return record_status(record, "failed", pid=record.pid, message=message)
+
+    def _issue(self, spec: ReplicaSpec) -> Path | None:
+        """Give `spec`'s replica a fresh certificate; its folder (None without mutual TLS)."""
+        if self._tls is None:
+            return None
+        folder = self._tls_folder(spec.id)
+        self._tls.replica_files(identities.replica(None, spec.service, self.cluster), REPLICA_HOSTS, folder)
+        return folder
+
+    def _tls_folder(self, replica_id: str) -> Path:
+        return self.home / "tls" / self.cluster / replica_id
+
+    def _renew(self, running: dict[str, ReplicaProcess]) -> None:
+        """Renew replica certificates past half their life (each replica reloads its files), and the
+        server's own."""
+        if self._tls is None or time.monotonic() - self._renewed_at < RENEW_CHECK_S:
+            return
+        self._renewed_at = time.monotonic()
+        bundle = self._tls.trust_bundle()
+        for proc in running.values():
+            files = TlsFiles(self._tls_folder(proc.replica_id))
+            try:
+                certificate, trusted = files.cert.read_text(), files.ca.read_text()
+            except OSError:
+                continue  # not one of ours (started without TLS)
+            if self._tls.due(certificate):
+                identity = identities.replica(None, proc.service, self.cluster)
+                self._tls.replica_files(identity, REPLICA_HOSTS, files.folder)
+            elif trusted != bundle:
+                files.write_bundle(bundle)  # a new CA: trusted before it signs anything
+        self._tls.client_context()  # renews the server's own certificate in place when due
 
     def _probe(self, procs: list[ReplicaProcess], records: dict[str, ReplicaRecord]) -> list[ReplicaProcess]:
         """The processes of `procs` whose readiness probe answers 200 (probed all at once)."""
@@ -220,7 +265,12 @@ class LocalDriver(LocalJobsMixin):
                 )
                 txn.put(record)  # before the spawn: a listing never sees a replica without metadata
                 command = spawning.replica_command(
-                    self._python, spec, self.home, port=record.port, fd=listener.fileno()
+                    self._python,
+                    spec,
+                    self.home,
+                    port=record.port,
+                    fd=listener.fileno(),
+                    tls_dir=self._issue(spec),
                 )
                 try:
                     popen = spawning.spawn(command, env, log_path, listener, cwd=self.home)
@@ -239,7 +289,9 @@ class LocalDriver(LocalJobsMixin):
                     os.kill(popen.pid, signal.SIGSTOP)
             record = replace(record, pid=popen.pid, create_time=start_time(popen.pid))
             txn.put(record)
-        return record_status(record, "starting", endpoint=f"http://127.0.0.1:{record.port}", pid=popen.pid)
+        return record_status(
+            record, "starting", endpoint=f"{self._scheme}://127.0.0.1:{record.port}", pid=popen.pid
+        )
 
     def stop_replica(self, replica_id: str, grace_s: float = 10.0) -> None:
         """SIGTERM the replica now and SIGKILL it after `grace_s` (from a background thread).

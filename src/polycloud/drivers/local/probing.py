@@ -6,6 +6,7 @@ timeout, not one per replica. Failures are answers ("not ready", "not applied"),
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ class FaultSetting:
     error_rate: float
 
 
-def new_client() -> httpx.Client:
-    """An HTTP client for replicas on this machine (proxy settings of the environment are ignored)."""
-    return httpx.Client(trust_env=False, timeout=PROBE_TIMEOUT_S)
+def new_client(tls: ssl.SSLContext | None = None) -> httpx.Client:
+    """An HTTP client for replicas on this machine (proxy settings of the environment are ignored),
+    presenting the server's fleet certificate when `tls` is given."""
+    return httpx.Client(trust_env=False, timeout=PROBE_TIMEOUT_S, verify=tls if tls is not None else True)
 
 
 def _each(items: Sequence[T], call: Callable[[T], bool]) -> list[bool]:

@@ -35,6 +35,8 @@ class ReplicaProcess:
     spec_hash: str
     port: int | None
     delay_ms: float
+    scheme: str = "http"
+    """"https" for a replica serving mutual TLS (its command line names a `--tls-dir`)."""
 
     @property
     def key(self) -> tuple[int, float]:
@@ -44,7 +46,7 @@ class ReplicaProcess:
     @property
     def endpoint(self) -> str | None:
         """The replica's base URL, when its command line names a port."""
-        return None if self.port is None else f"http://127.0.0.1:{self.port}"
+        return None if self.port is None else f"{self.scheme}://127.0.0.1:{self.port}"
 
 
 def server_command(python: str, options: Mapping[str, str]) -> list[str]:
@@ -122,6 +124,7 @@ def parse_command(pid: int, create_time: float, cmdline: list[str]) -> ReplicaPr
         spec_hash=opts.get("spec-hash", ""),
         port=_int(opts.get("port")),
         delay_ms=_float(opts.get("delay-ms")),
+        scheme="https" if opts.get("tls-dir") else "http",
     )
 
 

@@ -40,7 +40,9 @@ def check_name(what: str, name: str) -> None:
         raise PermanentError(f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-'")
 
 
-def replica_command(python: str, spec: ReplicaSpec, home: Path, *, port: int, fd: int) -> list[str]:
+def replica_command(
+    python: str, spec: ReplicaSpec, home: Path, *, port: int, fd: int, tls_dir: Path | None = None
+) -> list[str]:
     """The command line of `spec`'s replica process (no environment values: secrets stay off argv).
 
     Args:
@@ -50,6 +52,7 @@ def replica_command(python: str, spec: ReplicaSpec, home: Path, *, port: int, fd
             caches models named by URI).
         port: The port of the inherited socket (informational for the server).
         fd: The inherited listening socket's descriptor.
+        tls_dir: The replica's certificate folder when it serves mutual TLS.
     """
     model = spec.model_path
     if is_uri(model):  # the digest-named copy apply fetched (fetched again on a host that lacks it)
@@ -67,6 +70,8 @@ def replica_command(python: str, spec: ReplicaSpec, home: Path, *, port: int, fd
         "spec-hash": spec.spec_hash,
         "home": str(home),
     }
+    if tls_dir is not None:
+        options["tls-dir"] = str(tls_dir)
     return server_command(python, options)
 
 
