@@ -19,7 +19,7 @@ def _kubernetes(
 ) -> ClusterDriver:
     if declared is None:
         raise PermanentError(f"cluster {cluster}: the kubernetes driver needs the declared specs")
-    return KubernetesDriver.connect(cluster, declared)
+    return KubernetesDriver.connect(cluster, declared, tls=tls)
 
 
 FACTORIES: dict[str, DriverFactory] = {
@@ -51,7 +51,8 @@ def create_driver(
         cluster: The cluster's name.
         home: The polycloud home (the local driver keeps its records there).
         declared: What is declared (the kubernetes driver reads its Cluster and Service revisions).
-        tls: The fleet's mutual TLS (local replicas then serve it); None: plain HTTP.
+        tls: The fleet's mutual TLS (replicas then serve it: local ones from files, Kubernetes ones
+            from Secrets); None: plain HTTP.
     """
     factory = FACTORIES.get(driver_type)
     if factory is None:

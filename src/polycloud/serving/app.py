@@ -13,6 +13,9 @@ Routes (a `{version}` segment is optional after the model name, `/v2/models/{nam
     GET  /_polycloud/predictions      sampled output values, for drift detection
     POST /_polycloud/faults           change them: {"delayMs": float, "errorRate": float}
 
+A replica may also listen on a plain-HTTP health port (`create_health_app`) that answers only the two
+health routes, for probes that cannot present a client certificate (the kubelet's).
+
 Errors are JSON `{"error": "..."}`: 400 for a request that does not fit the model (malformed or too
 deeply nested JSON, NaN or infinite inputs included), 404 for another model name or path, 413 for a
 body over 64 MiB, 422 when the model answers NaN or infinity (JSON cannot carry it), 500 for an
@@ -317,3 +320,18 @@ def create_app(replica: Replica) -> ASGIApp:
         ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     return SimulatedNetwork(app, replica)
+
+
+def create_health_app(replica: Replica) -> ASGIApp:
+    """The application of the plain-HTTP health port: `GET /v2/health/live` and `/v2/health/ready`
+    as on the main port, without the simulated delay; any other path is a 404 (other methods on those
+    two a 405), so nothing but liveness and readiness is reachable without a client certificate.
+
+    Args:
+        replica: The state the two routes read.
+    """
+    routes = [
+        Route("/v2/health/live", replica.health_live, methods=["GET"]),
+        Route("/v2/health/ready", replica.health_ready, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

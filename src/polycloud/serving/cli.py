@@ -2,7 +2,7 @@
 
     python -m polycloud.serving --model PATH --name NAME [--host 127.0.0.1] [--port P] [--fd N]
         [--sha256 HEX] [--delay-ms D] [--error-rate R] [--replica-id ID] [--cluster C]
-        [--revision R] [--spec-hash H] [--home DIR]
+        [--revision R] [--spec-hash H] [--home DIR] [--tls-dir DIR] [--health-port N]
 
 Exit status: 0 after a graceful stop (SIGTERM/SIGINT); 2 when the replica cannot start (bad flags, a
 missing, corrupt or mismatching model, an unusable socket), with one line on stderr saying why.
@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="serve mutual TLS with cert.pem, key.pem and ca.pem of this folder (reloaded when renewed)",
     )
+    add(
+        "--health-port",
+        type=_port,
+        help="also answer GET /v2/health/live and /v2/health/ready, and nothing else, in plain HTTP on "
+        "this port of --host (for probes without a client certificate, such as the kubelet's)",
+    )
     return parser
 
 
@@ -105,6 +111,7 @@ def parse_options(argv: Sequence[str] | None = None) -> ServerOptions:
         spec_hash=args.spec_hash,
         home=args.home,
         tls_dir=args.tls_dir,
+        health_port=args.health_port,
     )
 
 

@@ -1,7 +1,10 @@
 """Running a replica: load the model, listen, serve with uvicorn, and drain gracefully on SIGTERM.
 
 The listening socket is either inherited (`fd`: the driver binds port 0 itself, so there is no race
-for a free port, and passes the descriptor) or bound here from `host` and `port`.
+for a free port, and passes the descriptor) or bound here from `host` and `port`. With `health_port`, a
+second uvicorn server on the same event loop answers the two health routes in plain HTTP on
+`host:health_port` (`create_health_app`: probes that cannot present a client certificate reach no
+more than that); it keeps answering — readiness 503 — while the main server drains, and stops after it.
 
 SIGTERM or SIGINT marks the replica not ready, stops accepting connections, lets in-flight requests
 finish within `grace_s` seconds (after that they are cancelled), and `run` returns 0. uvicorn's own
@@ -29,7 +32,7 @@ import uvicorn
 
 from polycloud.errors import PermanentError, PolycloudError
 from polycloud.pki.contexts import TlsFiles, Watched
-from polycloud.serving.app import Replica, ServedModel, create_app
+from polycloud.serving.app import Replica, ServedModel, create_app, create_health_app
 from polycloud.serving.events import EventLog
 from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
@@ -40,6 +43,8 @@ from polycloud.telemetry import logs, tracing
 from polycloud.telemetry.recording import SpanRecorder
 
 BACKLOG = 1024
+HEALTH_GRACE_S = 1
+"""How long health requests in flight may take once the main server has drained."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -65,6 +70,8 @@ class ServerOptions:
     """How long in-flight requests may take to finish after SIGTERM."""
     tls_dir: Path | None = None
     """Serve mutual TLS with the fleet certificate in this folder; None: plain HTTP."""
+    health_port: int | None = None
+    """Also answer the health routes, and only them, in plain HTTP on this port of `host`."""
 
     def identity(self) -> dict[str, str]:
         """The fields every log event of the replica carries."""
@@ -131,6 +138,40 @@ def listening_socket(options: ServerOptions) -> socket.socket:
     return _bound_socket(options.host, options.port)
 
 
+def _health_socket(options: ServerOptions, main: socket.socket) -> socket.socket | None:
+    """The health port's socket (None without one); closes `main` when it cannot be bound."""
+    if options.health_port is None:
+        return None
+    try:
+        return _bound_socket(options.host, options.health_port)
+    except PermanentError:
+        main.close()
+        raise
+
+
+@dataclass(frozen=True)
+class _Listener:
+    """A second server and the socket it serves on."""
+
+    server: uvicorn.Server
+    sock: socket.socket
+
+
+def _health_listener(replica: Replica, sock: socket.socket | None) -> _Listener | None:
+    if sock is None:
+        return None
+    config = uvicorn.Config(
+        create_health_app(replica),
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=HEALTH_GRACE_S,
+    )
+    return _Listener(_Server(config, lambda: None), sock)
+
+
 def _endpoint(sock: socket.socket, scheme: str) -> str:
     address = sock.getsockname()
     if isinstance(address, tuple):
@@ -157,11 +198,18 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(
-    server: _Server, sock: socket.socket, replica: Replica, events: EventLog, tls: Watched | None
+    server: _Server,
+    sock: socket.socket,
+    replica: Replica,
+    events: EventLog,
+    tls: Watched | None,
+    health: _Listener | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     if tls is not None:
         refresher = asyncio.create_task(keep_fresh(tls), name="tls-refresh")
+    if health is not None:
+        probes = asyncio.create_task(health.server.serve(sockets=[health.sock]), name="health")
 
     def stop(sig: signal.Signals) -> None:
         if server.should_exit:
@@ -178,6 +226,9 @@ async def _serve(
     finally:
         if tls is not None:
             refresher.cancel()
+        if health is not None:  # answered "not ready" while the main server drained; now it goes too
+            health.server.should_exit = True
+            await probes
 
 
 def _tracing(options: ServerOptions) -> SpanRecorder | None:
@@ -218,6 +269,7 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
             model = load_model(options.model, options.sha256)
             tls = Watched(TlsFiles(options.tls_dir)) if options.tls_dir is not None else None
             sock = listening_socket(options)
+            health_sock = _health_socket(options, sock)
         except PolycloudError as e:
             log.emit("failed", error=str(e))
             raise
@@ -245,10 +297,18 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         def ready() -> None:
             seconds = round(time.monotonic() - started, 3)
             scheme = "https" if tls is not None else "http"
-            log.emit("ready", endpoint=_endpoint(sock, scheme), sha256=model.info.sha256, loadSeconds=seconds)
+            where = {"health": _endpoint(health_sock, "http")} if health_sock is not None else {}
+            log.emit(
+                "ready",
+                endpoint=_endpoint(sock, scheme),
+                sha256=model.info.sha256,
+                loadSeconds=seconds,
+                **where,
+            )
 
+        health = _health_listener(replica, health_sock)
         try:
-            asyncio.run(_serve(_Server(config, ready), sock, replica, log, tls))
+            asyncio.run(_serve(_Server(config, ready), sock, replica, log, tls, health))
         finally:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_IGN)

@@ -32,7 +32,7 @@ def serving(**changes: Any) -> Serving:
         "spec_hash": "0123456789abcdef",
         "model": ModelRef(path="models/cancer.onnx", sha256="b" * 64),
         "resources": Resources(accelerator="T4", acceleratorCount=2, vcpus=3.5, memoryGiB=12),
-        "env": (EnvVar(name="LOG_LEVEL", value="info"), EnvVar(name="API_TOKEN", secret="Diagnosis_Token")),
+        "env": (EnvVar(name="LOG_LEVEL", value="info"), EnvVar(name="API_TOKEN", secret="diagnosis_token")),
     }
     return Serving(**(base | changes))
 
@@ -101,6 +101,80 @@ def test_service_and_secret_are_valid() -> None:
     valid(secret)
     assert secret["metadata"]["name"] == manifests.secret_name("Diagnosis_Token")
     assert manifests.secret_name("plain-name") == "polycloud-plain-name"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"model": ModelRef(uri="https://models.example.com/cancer.onnx", sha256="c" * 64)}],
+    ids=["image-model", "uri-model"],
+)
+def test_with_tls_pods_mount_their_secret_and_are_probed_on_the_health_port(variant: dict[str, Any]) -> None:
+    dep = manifests.deployment(TARGET, serving(tls=True, **variant), ["diagnosis-gke-euw4-0"])
+    valid(dep)
+    pod = dep["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    args = server["args"]
+    assert args[args.index("--tls-dir") + 1] == "/etc/polycloud/tls"
+    assert args[args.index("--health-port") + 1] == str(manifests.HEALTH_PORT)
+    assert server["ports"] == [
+        {"name": "https", "containerPort": manifests.PORT, "protocol": "TCP"},
+        {"name": "health", "containerPort": manifests.HEALTH_PORT, "protocol": "TCP"},
+    ]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert server[probe]["httpGet"]["port"] == "health"  # the kubelet has no client certificate
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"] == {
+        "secretName": "polycloud-tls.diagnosis",
+        "items": [
+            {"key": "tls.crt", "path": "cert.pem"},
+            {"key": "tls.key", "path": "key.pem"},
+            {"key": "ca.crt", "path": "ca.pem"},
+        ],
+    }
+    mount = next(v for v in server["volumeMounts"] if v["name"] == "tls")
+    assert mount == {"name": "tls", "mountPath": "/etc/polycloud/tls", "readOnly": True}
+    assert "subPath" not in mount  # a subPath mount would never see the renewed files
+    assert len(pod["volumes"]) == (2 if "model" in variant else 1)
+
+
+def test_without_tls_nothing_of_it_appears() -> None:
+    dep = manifests.deployment(TARGET, serving(), ["diagnosis-gke-euw4-0"])
+    assert dep == manifests.deployment(TARGET, serving(tls=False), ["diagnosis-gke-euw4-0"])
+    server = dep["spec"]["template"]["spec"]["containers"][0]
+    assert "--tls-dir" not in server["args"] and "--health-port" not in server["args"]
+    assert server["ports"] == [{"name": "http", "containerPort": manifests.PORT, "protocol": "TCP"}]
+    assert server["startupProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert "volumes" not in dep["spec"]["template"]["spec"] and "volumeMounts" not in server
+    port = manifests.service(TARGET, "diagnosis")["spec"]["ports"]
+    assert port == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert manifests.service_url(TARGET, "diagnosis") == "http://diagnosis.ml.svc.cluster.local"
+
+
+def test_tls_service_and_secret() -> None:
+    svc = manifests.service(TARGET, "diagnosis", tls=True)
+    valid(svc)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    assert manifests.service_url(TARGET, "diagnosis", tls=True) == "https://diagnosis.ml.svc.cluster.local"
+    assert manifests.service_hosts(TARGET, "diagnosis") == [
+        "diagnosis",
+        "diagnosis.ml",
+        "diagnosis.ml.svc",
+        "diagnosis.ml.svc.cluster.local",
+    ]
+    secret = manifests.tls_secret(TARGET, "diagnosis", "CERT", "KEY", "BUNDLE")
+    valid(secret)
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "polycloud",
+        "polycloud.dev/cluster": "gke-euw4",
+        "polycloud.dev/service": "diagnosis",
+    }
+    assert manifests.tls_values(secret) == {"tls.crt": "CERT", "tls.key": "KEY", "ca.crt": "BUNDLE"}
+    assert manifests.tls_values({"data": {"tls.crt": "not base64!"}}) == {}
+    # A dot: no polycloud secret's Secret (`secret_name` never keeps one) can be named onto it.
+    assert manifests.tls_secret_name("diagnosis") == "polycloud-tls.diagnosis"
+    assert "." not in manifests.secret_name("tls.diagnosis")
+    assert manifests.tls_secret_name("Odd_Name").startswith("polycloud-tls.odd-name-")
 
 
 def job(**spec: Any) -> Job:

@@ -2,8 +2,9 @@
 
 "Declared" is read off the cluster itself, so that a control plane that never saw an object can still
 clean it up: a Deployment with no replica ids is empty; a Service whose service has no Deployment
-left, and a Secret no remaining Deployment refers to, are orphans. Only objects carrying the owner
-labels (`app.kubernetes.io/managed-by: polycloud` and this cluster's label) are ever considered.
+left, and a Secret no remaining Deployment refers to (by env, or mounted: the TLS Secrets), are
+orphans. Only objects carrying the owner labels (`app.kubernetes.io/managed-by: polycloud` and this
+cluster's label) are ever considered.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def collect_garbage(api: KubeApi, cluster: str) -> list[tuple[str, str]]:
 
 
 def _secret_refs(deployment: m.Manifest) -> Iterator[str]:
+    """The Secrets a Deployment's pods read: env `secretKeyRef`s and mounted volumes (TLS)."""
     spec: dict[str, Any] = deployment.get("spec", {}).get("template", {}).get("spec", {})
+    for volume in spec.get("volumes") or []:
+        name = (volume.get("secret") or {}).get("secretName")
+        if name:
+            yield str(name)
     for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         for var in container.get("env") or []:
             ref = (var.get("valueFrom") or {}).get("secretKeyRef")

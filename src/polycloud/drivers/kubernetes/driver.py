@@ -9,6 +9,9 @@ is a new Deployment, grown one replica at a time while the old one shrinks.
 
 Reads come from informers (list + watch), writes are server-side applies as field manager
 "polycloud", conditional on the resourceVersion read, so two writers never lose an update (409).
+
+With the fleet's mutual TLS, each service's pods mount a TLS Secret the driver issues and renews
+(`certifying`), serve `https://` and are probed on a plain-HTTP health port (`manifests`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Any
 from polycloud.drivers.base import DeclaredSpecs, ReplicaSpec, ReplicaStatus
 from polycloud.drivers.kubernetes import manifests as m
 from polycloud.drivers.kubernetes.api import KubeApi, connect
+from polycloud.drivers.kubernetes.certifying import RENEW_INTERVAL_S, ReplicaCertificates
 from polycloud.drivers.kubernetes.collecting import collect_garbage
 from polycloud.drivers.kubernetes.informer import Informer
 from polycloud.drivers.kubernetes.status import belongs, group_statuses
 from polycloud.errors import PermanentError, TransientError
+from polycloud.pki.contexts import FleetTls
 
 FIRST_SYNC_S = 5.0
 """How long the first listing may wait for the informers' first list."""
@@ -62,6 +67,8 @@ class KubernetesDriver:
         watch_timeout_s: int = 60,
         gc_interval_s: float = GC_INTERVAL_S,
         retry_s: float = 1.0,
+        tls: FleetTls | None = None,
+        renew_interval_s: float = RENEW_INTERVAL_S,
     ) -> None:
         """Start watching the cluster's objects; creates nothing.
 
@@ -72,10 +79,17 @@ class KubernetesDriver:
             watch_timeout_s: How long each watch stream lasts before it is renewed.
             gc_interval_s: Least time between garbage collections of undeclared objects.
             retry_s: Pause before relisting after an error.
+            tls: The fleet's mutual TLS: replicas then get certificates as Secrets (renewed past half
+                their life), serve `https://` and accept only fleet clients; None: plain HTTP.
+            renew_interval_s: Least time between renewal passes over the TLS Secrets.
         """
         self.cluster = target.cluster
         self.target = target
         self._api = api
+        self._https = tls is not None
+        self._certificates = (
+            ReplicaCertificates(tls, api, target, interval_s=renew_interval_s) if tls is not None else None
+        )
         self._declared = declared
         self._gc_interval_s = gc_interval_s
         self._last_gc = float("-inf")
@@ -97,6 +111,8 @@ class KubernetesDriver:
         watch_timeout_s: int = 60,
         gc_interval_s: float = GC_INTERVAL_S,
         retry_s: float = 1.0,
+        tls: FleetTls | None = None,
+        renew_interval_s: float = RENEW_INTERVAL_S,
     ) -> KubernetesDriver:
         """A driver for a declared kubernetes Cluster, through its kubeconfig context (see `__init__`)."""
         target, kubeconfig, context = target_of(cluster, declared)
@@ -109,6 +125,8 @@ class KubernetesDriver:
             watch_timeout_s=watch_timeout_s,
             gc_interval_s=gc_interval_s,
             retry_s=retry_s,
+            tls=tls,
+            renew_interval_s=renew_interval_s,
         )
 
     # ----------------------------------------------------------------------------------- listing
@@ -128,12 +146,23 @@ class KubernetesDriver:
             why = self.deployments.error or self.pods.error or "not listed yet"
             raise TransientError(f"cluster {self.cluster}: cannot observe replicas: {why}")
         self._maybe_collect()
+        self._maybe_renew(deployments)
         statuses: list[ReplicaStatus] = []
         for dep in deployments:
-            service = (dep.get("metadata", {}).get("labels") or {}).get(m.SERVICE_LABEL, "")
+            service = _service_of(dep)
             own = [p for p in pods if belongs(p, dep)]
-            statuses += group_statuses(self.cluster, dep, own, m.service_url(self.target, service))
+            statuses += group_statuses(self.cluster, dep, own, self._endpoint(service))
         return statuses
+
+    def _endpoint(self, service: str) -> str:
+        return m.service_url(self.target, service, tls=self._https)
+
+    def _maybe_renew(self, deployments: list[m.Manifest]) -> None:
+        """Renew the TLS Secrets of services that still have replicas (never raises)."""
+        if self._certificates is None:
+            return
+        with self._lock:  # after a garbage collection, never beside one
+            self._certificates.renew(_service_of(d) for d in deployments if m.replica_ids(d))
 
     def _maybe_collect(self) -> None:
         if time.monotonic() - self._last_gc < self._gc_interval_s:
@@ -156,11 +185,12 @@ class KubernetesDriver:
     # ---------------------------------------------------------------------------------- changing
 
     def start_replica(self, spec: ReplicaSpec) -> ReplicaStatus:
-        """Add `spec.id` to its group's Deployment (creating it, its Service and Secrets as needed).
+        """Add `spec.id` to its group's Deployment (creating it, its Service and Secrets as needed;
+        with TLS, the service's certificate Secret too when it is missing or due).
 
         Raises:
-            PermanentError: Wrong cluster, no such service revision, a secret value missing, or the
-                API refused the objects (RBAC, invalid, no namespace).
+            PermanentError: Wrong cluster, no such service revision, a secret value missing, the fleet
+                CA cannot issue, or the API refused the objects (RBAC, invalid, no namespace).
             TransientError: The API is unreachable, a quota is full, or the Deployment changed under us.
         """
         if spec.cluster != self.cluster:
@@ -170,7 +200,9 @@ class KubernetesDriver:
             for var in serving.env:
                 if var.secret is not None:
                     self._api.apply(m.secret(self.target, var.secret, self._secret_value(spec, var.name)))
-            self._api.apply(m.service(self.target, spec.service))
+            if self._certificates is not None:
+                self._certificates.ensure(spec.service)
+            self._api.apply(m.service(self.target, spec.service, tls=self._https))
             name = m.deployment_name(spec.service, spec.spec_hash)
             current = self._api.get("Deployment", name)
             ids = m.replica_ids(current) if current is not None else []
@@ -188,7 +220,7 @@ class KubernetesDriver:
             role=spec.role,
             spec_hash=spec.spec_hash,
             state="starting",
-            endpoint=m.service_url(self.target, spec.service),
+            endpoint=self._endpoint(spec.service),
         )
 
     def _serving(self, spec: ReplicaSpec) -> m.Serving:
@@ -206,6 +238,7 @@ class KubernetesDriver:
             model=model,
             resources=service.spec.resources,
             env=tuple(service.spec.env),
+            tls=self._https,
         )
 
     @staticmethod
@@ -258,3 +291,7 @@ class KubernetesDriver:
         self.deployments.stop()
         self.pods.stop()
         self._api.close()
+
+
+def _service_of(deployment: m.Manifest) -> str:
+    return str((deployment.get("metadata", {}).get("labels") or {}).get(m.SERVICE_LABEL, ""))

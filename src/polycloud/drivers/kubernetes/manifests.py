@@ -1,9 +1,16 @@
-"""Kubernetes manifests of a served model (pure; no I/O): Deployment, Service and env Secrets.
+"""Kubernetes manifests of a served model (pure; no I/O): Deployment, Service, env and TLS Secrets.
 
 One Deployment per replica group — (service, cluster, spec hash) — whose `replicas` is the number of
 replica ids the controller started in it (kept in an annotation); one Service per (service, cluster)
 selecting every pod of the service, so old and new pods both serve during a rolling update.
 The driver applies exactly these dicts, and `polycloud export k8s` writes them.
+
+With the fleet's mutual TLS (`Serving.tls`), each (service, cluster) also has a TLS Secret
+(`tls_secret`: type `kubernetes.io/tls`, keys `tls.crt`, `tls.key` and `ca.crt`) that its pods mount
+read-only at `TLS_DIR` as the `cert.pem`, `key.pem` and `ca.pem` the model server reads with
+`--tls-dir`; the server then answers only mTLS on its main port (named `https`, Service port 443), so
+the kubelet's probes go to a plain-HTTP health port (`--health-port`, named `health`) that answers
+nothing but `/v2/health/live` and `/v2/health/ready`. Without TLS the manifests are as before.
 """
 
 from __future__ import annotations
@@ -32,6 +39,13 @@ REPLICAS_ANNOTATION = "polycloud.dev/replica-ids"
 SECRET_ANNOTATION = "polycloud.dev/secret"
 SECRET_KEY = "value"
 PORT = 8000
+HEALTH_PORT = 8001
+"""The replica's plain-HTTP health port (with TLS only): the kubelet's probes cannot present a client
+certificate, so they cannot reach the mTLS port."""
+TLS_DIR = "/etc/polycloud/tls"
+"""Where pods mount their TLS Secret (the model server's `--tls-dir`)."""
+TLS_KEYS = {"tls.crt": "cert.pem", "tls.key": "key.pem", "ca.crt": "ca.pem"}
+"""TLS Secret key → file name in `TLS_DIR` (the names `polycloud.pki.contexts.TlsFiles` reads)."""
 MODELS_DIR = "/models"
 GRACE_S = 30
 
@@ -60,6 +74,8 @@ class Serving:
     model: ModelRef
     resources: Resources = field(default_factory=Resources)
     env: tuple[EnvVar, ...] = ()
+    tls: bool = False
+    """Serve the fleet's mutual TLS from the service's TLS Secret (the probes then use the health port)."""
 
 
 def owner_labels(cluster: str) -> dict[str, str]:
@@ -81,6 +97,15 @@ def secret_name(secret: str) -> str:
     if clean != secret:
         clean = f"{clean}-{hashlib.sha256(secret.encode()).hexdigest()[:8]}"
     return f"polycloud-{clean}"
+
+
+def tls_secret_name(service: str) -> str:
+    """The TLS Secret of a service's replicas. The dot keeps it apart from every `secret_name`, which
+    never has one, so no polycloud secret can be named onto it."""
+    clean = _NOT_DNS.sub("-", service.lower()).strip("-")[:40] or "service"
+    if clean != service:
+        clean = f"{clean}-{hashlib.sha256(service.encode()).hexdigest()[:8]}"
+    return f"polycloud-tls.{clean}"
 
 
 def deployment(target: Target, serving: Serving, replica_ids: list[str]) -> Manifest:
@@ -123,6 +148,7 @@ def pod_spec(target: Target, serving: Serving) -> Manifest:
         "terminationGracePeriodSeconds": GRACE_S,
         "containers": [_server_container(target, serving, model_file)],
     }
+    volumes: list[Manifest] = []
     if serving.model.uri is not None:
         spec["initContainers"] = [
             {
@@ -132,7 +158,15 @@ def pod_spec(target: Target, serving: Serving) -> Manifest:
                 "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}],
             }
         ]
-        spec["volumes"] = [{"name": "models", "emptyDir": {}}]
+        volumes.append({"name": "models", "emptyDir": {}})
+    if serving.tls:
+        # No subPath: the kubelet then swaps renewed files in place and the server reloads them.
+        items = [{"key": key, "path": path} for key, path in TLS_KEYS.items()]
+        volumes.append(
+            {"name": "tls", "secret": {"secretName": tls_secret_name(serving.service), "items": items}}
+        )
+    if volumes:
+        spec["volumes"] = volumes
     if _accelerator_resource(serving.resources) is not None:
         # GPU node pools are usually tainted so that only pods asking for GPUs land there.
         name = _accelerator_resource(serving.resources)
@@ -146,21 +180,35 @@ def _server_container(target: Target, serving: Serving, model_file: str) -> Mani
         args += ["--sha256", serving.model.sha256]
     args += ["--replica-id", "$(POD_NAME)", "--cluster", target.cluster]
     args += ["--revision", str(serving.revision), "--spec-hash", serving.spec_hash]
+    ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+    probed = "http"
+    if serving.tls:
+        args += ["--tls-dir", TLS_DIR, "--health-port", str(HEALTH_PORT)]
+        ports = [
+            {"name": "https", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        ]
+        probed = "health"
     container: Manifest = {
         "name": "server",
         "image": target.image,
         "command": ["python", "-m", "polycloud.serving"],
         "args": args,
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "ports": ports,
         "env": env_vars(serving.env),
         "resources": resources(serving.resources),
-        "readinessProbe": _probe("/v2/health/ready", period_s=2, failures=3),
-        "livenessProbe": _probe("/v2/health/live", period_s=10, failures=3),
+        "readinessProbe": _probe("/v2/health/ready", probed, period_s=2, failures=3),
+        "livenessProbe": _probe("/v2/health/live", probed, period_s=10, failures=3),
         # Loading a large model may take minutes: liveness starts counting only once it is up.
-        "startupProbe": _probe("/v2/health/live", period_s=5, failures=120),
+        "startupProbe": _probe("/v2/health/live", probed, period_s=5, failures=120),
     }
+    mounts: list[Manifest] = []
     if serving.model.uri is not None:
-        container["volumeMounts"] = [{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}]
+        mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+    if serving.tls:
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+    if mounts:
+        container["volumeMounts"] = mounts
     return container
 
 
@@ -213,9 +261,9 @@ def _quantity(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{math.ceil(x * 1000)}m"
 
 
-def _probe(path: str, *, period_s: int, failures: int) -> Manifest:
+def _probe(path: str, port: str, *, period_s: int, failures: int) -> Manifest:
     return {
-        "httpGet": {"path": path, "port": "http"},
+        "httpGet": {"path": path, "port": port},
         "periodSeconds": period_s,
         "failureThreshold": failures,
         "timeoutSeconds": 2,
@@ -227,9 +275,13 @@ def _model_file_name(model: ModelRef) -> str:
     return posixpath.basename(source.replace("\\", "/")) or "model.onnx"
 
 
-def service(target: Target, name: str) -> Manifest:
-    """The Service of (service, cluster): a stable cluster DNS name over every pod of the service."""
+def service(target: Target, name: str, *, tls: bool = False) -> Manifest:
+    """The Service of (service, cluster): a stable cluster DNS name over every pod of the service
+    (port 80 to the pods' `http`; with TLS, 443 to their `https`)."""
     labels = {**owner_labels(target.cluster), SERVICE_LABEL: name}
+    port = {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    if tls:
+        port = {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -237,13 +289,20 @@ def service(target: Target, name: str) -> Manifest:
         "spec": {
             "type": "ClusterIP",
             "selector": dict(labels),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [port],
         },
     }
 
 
-def service_url(target: Target, name: str) -> str:
-    return f"http://{name}.{target.namespace}.svc.cluster.local"
+def service_hosts(target: Target, name: str) -> list[str]:
+    """Every name the Service answers to in the cluster (a replica certificate's DNS names)."""
+    short = f"{name}.{target.namespace}"
+    return [name, short, f"{short}.svc", f"{short}.svc.cluster.local"]
+
+
+def service_url(target: Target, name: str, *, tls: bool = False) -> str:
+    """The endpoint every replica of the service on the cluster is reached at (its Service's)."""
+    return f"{'https' if tls else 'http'}://{service_hosts(target, name)[-1]}"
 
 
 def secret(target: Target, secret: str, value: str) -> Manifest:
@@ -262,3 +321,31 @@ def secret(target: Target, secret: str, value: str) -> Manifest:
         # its own field again and report drift forever.
         "data": {SECRET_KEY: base64.b64encode(value.encode()).decode()},
     }
+
+
+def tls_secret(target: Target, service: str, certificate_pem: str, key_pem: str, bundle_pem: str) -> Manifest:
+    """The service's TLS Secret: its replicas' certificate, key and trust bundle (applied by the
+    driver only; the owner labels let garbage collection remove it with the service)."""
+    values = {"tls.crt": certificate_pem, "tls.key": key_pem, "ca.crt": bundle_pem}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": tls_secret_name(service),
+            "namespace": target.namespace,
+            "labels": {**owner_labels(target.cluster), SERVICE_LABEL: service},
+        },
+        "type": "kubernetes.io/tls",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+    }
+
+
+def tls_values(secret: Manifest) -> dict[str, str]:
+    """The PEM texts of a TLS Secret read back from the API, by key (undecodable ones left out)."""
+    found: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            found[key] = base64.b64decode(value, validate=True).decode()
+        except (ValueError, TypeError):
+            continue
+    return found
