@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         "false: plain HTTP inside the fleet.",
     )
     ca_publish_s: float = Field(
-        default=60.0,
+        default=180.0,
         ge=0,
         le=86400,
         description="Seconds a new fleet CA is trusted everywhere before it signs certificates.",

@@ -55,6 +55,6 @@ def issue(
 @friendly
 def rotate() -> None:
     """Make a new fleet CA. It is trusted everywhere at once and signs after POLYCLOUD_CA_PUBLISH_S
-    (60 s); every certificate is then renewed with it, without dropping a request."""
+    (180 s); every certificate is then renewed with it, without dropping a request."""
     connect(settings(), start=False, say=err.print).rotate_authority()
     out.print("new fleet CA made: certificates move to it once every part trusts it")

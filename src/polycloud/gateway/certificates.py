@@ -74,7 +74,8 @@ class GatewayCredentials:
             self._last_error = None
 
     def _refresh(self) -> None:
-        authorities = list(self._store.control_settings_like(CA_SETTING).values())
+        found = self._store.control_settings_like(CA_SETTING)
+        authorities = [found[name] for name in sorted(found)]  # oldest first
         if not authorities:
             return  # no server has made the fleet CA yet
         bundle = ca.bundle(authorities)

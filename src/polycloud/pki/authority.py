@@ -251,7 +251,7 @@ def bundle(certificates: Iterable[str], now: datetime | None = None) -> str:
     return "".join(pem for _, pem in sorted(live, reverse=True))
 
 
-CA_PUBLISH = timedelta(seconds=60)
+CA_PUBLISH = timedelta(seconds=180)
 """How long a new CA is trusted everywhere before it signs anything (holders reload trust bundles well
 within this), so a rotation never presents a certificate that a peer cannot verify yet."""
 
@@ -260,16 +260,17 @@ def signer(
     certificates: Iterable[str], now: datetime | None = None, publish: timedelta = CA_PUBLISH
 ) -> str | None:
     """The PEM of the CA that signs now: the newest one published for at least `publish` (the oldest
-    when none is yet: the fleet's first CA signs at once); None without CAs."""
+    when none is yet: the fleet's first CA signs at once); None without CAs. `certificates` come oldest
+    first (by their number), which breaks ties between CAs made within the same second."""
     moment = now or datetime.now(UTC)
     dated = sorted(
-        (x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc + CLOCK_SKEW, pem)
-        for pem in certificates
+        (x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc + CLOCK_SKEW, order, pem)
+        for order, pem in enumerate(certificates)
     )
     if not dated:
         return None
-    published = [pem for start, pem in dated if start + publish <= moment]
-    return published[-1] if published else dated[0][1]
+    published = [pem for start, _, pem in dated if start + publish <= moment]
+    return published[-1] if published else dated[0][2]
 
 
 def issued_by(certificate_pem: str, authority_pem: str) -> bool:

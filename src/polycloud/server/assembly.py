@@ -195,10 +195,9 @@ class Server:
             gate=self.leadership.holds,
             tls=credentials.client_context() if credentials is not None else None,
         )
-        if credentials is not None:  # gateways' certificate requests, granted by the leader
-            grant = credentials.authority.grant_pending
+        if credentials is not None:  # gateways' requests granted, and the server's own renewed
             self.grants = Loop(
-                "certificates", grant, interval_s=GRANT_EVERY_S, gate=self.leadership.holds
+                "certificates", credentials.keep_current, interval_s=GRANT_EVERY_S, gate=self.leadership.holds
             ).start()
         self.app.state.registries = [self.reconciler.metrics.registry, self.observer.metrics.registry]
         self.app.state.feed.start()

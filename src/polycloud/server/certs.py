@@ -106,7 +106,7 @@ class FleetAuthority:
             self._create("0001")
             certificates = self._store.control_settings_like(CA_SETTING)
         sealed = {s.name: s for s in self._store.sealed_secrets() if s.project == RESERVED_PROJECT}
-        signing = ca.signer(certificates.values(), publish=self._publish)
+        signing = ca.signer([certificates[n] for n in sorted(certificates)], publish=self._publish)
         current = None
         for name in sorted(certificates, reverse=True):
             pem = certificates[name]
@@ -206,6 +206,11 @@ class ServerCredentials:
     def due(self, certificate_pem: str) -> bool:
         """Whether a holder's certificate must be replaced."""
         return self.authority.due(certificate_pem)
+
+    def keep_current(self) -> None:
+        """The leader's certificate pass, every second: grant gateways' requests, renew its own."""
+        self.authority.grant_pending()
+        self.client_context()
 
     def rotate_authority(self) -> str:
         """Make a new fleet CA (`FleetAuthority.rotate`); returns its certificate."""
