@@ -6,11 +6,14 @@ import base64
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from tests.e2e.conftest import Fleet, Polycloud
+
+from polycloud.pki.contexts import TlsFiles, client_context
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +24,18 @@ def infer_body() -> dict[str, object]:
     return {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROW}]}
 
 
-def test_apply_serves_real_inference_and_down_stops_everything(polycloud: Polycloud, fleet: Fleet) -> None:
+def test_apply_serves_real_inference_and_down_stops_everything(
+    polycloud: Polycloud, fleet: Fleet, tmp_path: Path
+) -> None:
     applied = polycloud.ok("apply", fleet.write(), "--yes")
     assert "started the control plane in the background" in applied.stderr
     assert "+ " in applied.stdout or "+" in applied.stdout
     status = polycloud.expect_exactly(fleet)
     assert set(status) >= {"gateway", "api", "services"}
     replica = status["services"][0]["clusters"][0]["replicas"][0]
-    with httpx.Client(timeout=10) as http:
+    assert replica["endpoint"].startswith("https://")  # replicas speak mutual TLS: a user calls them
+    polycloud.ok("cert", "issue", "--out", tmp_path / "me")  # with an admin's fleet certificate
+    with httpx.Client(timeout=10, verify=client_context(TlsFiles(tmp_path / "me"))) as http:
         direct = http.post(f"{replica['endpoint']}/v2/models/alpha/infer", json=infer_body())
         assert direct.status_code == 200 and direct.json()["outputs"][0]["data"] == [0]  # setosa
         meta = http.get(f"{replica['endpoint']}/v2/models/alpha").json()
