@@ -47,9 +47,9 @@ from gateway_harness import (
     wait_ready,
 )
 
-from polycloud.gateway.certificates import CA_SETTING
 from polycloud.pki import authority as ca
 from polycloud.pki import identities
+from polycloud.pki.authority import CA_SETTING
 from polycloud.pki.contexts import TlsFiles, client_context
 from polycloud.state import Store
 

@@ -105,32 +105,34 @@ def declare(store: Store) -> None:
     store.apply(workloads=[workload], documents=documents, author="test", message="e2e")
 
 
+def start_replicas(
+    processes: Processes, model: Path, layout: list[tuple[str, str]]
+) -> dict[str, tuple[str, subprocess.Popen[bytes], str]]:
+    """Real replicas of `model`, one per (replica id, cluster): id -> (cluster, process, URL)."""
+    replicas = {}
+    for rid, cluster in layout:
+        args = ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--cluster", cluster]
+        replicas[rid] = (cluster, *processes.start(rid, [*args, "--replica-id", rid]))
+    return replicas
+
+
+def start_gateway(processes: Processes, database: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m polycloud.gateway` over `database`, in region aws/us-east-1."""
+    args = ["polycloud.gateway", "--addr", "127.0.0.1:0", "--database-url", database]
+    return processes.start("gateway", [*args, "--region", "aws/us-east-1", *extra])
+
+
 def test_gateway_process_over_real_replicas_survives_a_cluster_kill(
     tmp_path: Path, processes: Processes
 ) -> None:
     model = build_model(tmp_path / "tiny.onnx")
     database = f"sqlite:///{tmp_path / 'state.db'}"
-    replicas = {}
-    for rid, cluster in [("near-0", "near"), ("near-1", "near"), ("far-0", "far"), ("far-1", "far")]:
-        args = ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--cluster", cluster]
-        replicas[rid] = (cluster, *processes.start(rid, [*args, "--replica-id", rid]))
+    layout = [("near-0", "near"), ("near-1", "near"), ("far-0", "far"), ("far-1", "far")]
+    replicas = start_replicas(processes, model, layout)
     with Store.open(database) as store, httpx.Client(trust_env=False, timeout=30.0) as client:
         declare(store)
         store.replace_replicas([record(rid, c, url, p.pid) for rid, (c, p, url) in replicas.items()])
-        gateway, url = processes.start(
-            "gateway",
-            [
-                "polycloud.gateway",
-                "--addr",
-                "127.0.0.1:0",
-                "--database-url",
-                database,
-                "--region",
-                "aws/us-east-1",
-                "--health-interval",
-                "0.2",
-            ],
-        )
+        gateway, url = start_gateway(processes, database, "--health-interval", "0.2")
         for _, _, replica_url in replicas.values():
             wait_until(ready(client, replica_url), 60, f"replica {replica_url}")
         wait_until(ready(client, url), 60, "the gateway")

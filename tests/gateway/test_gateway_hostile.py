@@ -16,7 +16,7 @@ from tests.support import build_model
 from polycloud.state import Store
 
 from .support import wait_until
-from .test_gateway_e2e import SERVICE, Processes, declare, ready, record
+from .test_gateway_e2e import SERVICE, Processes, declare, ready, record, start_gateway, start_replicas
 
 pytestmark = pytest.mark.e2e
 
@@ -42,25 +42,11 @@ def _ejections(client: httpx.Client, url: str) -> float:
 def test_hostile_requests_get_4xx_and_never_eject_a_replica(tmp_path: Path, processes: Processes) -> None:
     model = build_model(tmp_path / "tiny.onnx")
     database = f"sqlite:///{tmp_path / 'state.db'}"
-    replicas = {}
-    for rid, cluster in [("near-0", "near"), ("near-1", "near"), ("far-0", "far")]:
-        args = ["polycloud.serving", "--model", str(model), "--name", SERVICE, "--cluster", cluster]
-        replicas[rid] = (cluster, *processes.start(rid, [*args, "--replica-id", rid]))
+    replicas = start_replicas(processes, model, [("near-0", "near"), ("near-1", "near"), ("far-0", "far")])
     with Store.open(database) as store, httpx.Client(trust_env=False, timeout=30.0) as client:
         declare(store)
         store.replace_replicas([record(rid, c, url, p.pid) for rid, (c, p, url) in replicas.items()])
-        _, url = processes.start(
-            "gateway",
-            [
-                "polycloud.gateway",
-                "--addr",
-                "127.0.0.1:0",
-                "--database-url",
-                database,
-                "--region",
-                "aws/us-east-1",
-            ],
-        )
+        _, url = start_gateway(processes, database)
         for _, _, replica_url in replicas.values():
             wait_until(ready(client, replica_url), 60, f"replica {replica_url}")
         wait_until(ready(client, url), 60, "the gateway")

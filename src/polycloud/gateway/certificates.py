@@ -28,8 +28,6 @@ from polycloud.state.repositories import CertificateRequester
 
 log = logging.getLogger(__name__)
 
-CA_SETTING = "fleet-ca/"
-
 
 class GatewayCredentials:
     """The gateway's certificate, kept current from the store (`refresh` from a worker thread)."""
@@ -74,7 +72,7 @@ class GatewayCredentials:
             self._last_error = None
 
     def _refresh(self) -> None:
-        found = self._store.control_settings_like(CA_SETTING)
+        found = self._store.control_settings_like(ca.CA_SETTING)
         authorities = [found[name] for name in sorted(found)]  # oldest first
         if not authorities:
             return  # no server has made the fleet CA yet

@@ -24,6 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from polycloud.errors import PermanentError
 
+CA_SETTING = "fleet-ca/"
+"""Prefix of the shared settings holding the fleet CA certificates (`fleet-ca/0001`, ...), oldest first."""
 CA_LIFETIME = timedelta(days=365)
 CA_ROTATE_BEFORE = timedelta(days=60)
 """A CA this close to its end is replaced (its successor signs every renewal from then on)."""

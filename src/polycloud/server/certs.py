@@ -34,7 +34,6 @@ from polycloud.state.repositories import AuthorityRepository
 
 log = logging.getLogger(__name__)
 
-CA_SETTING = "fleet-ca/"
 RESERVED_PROJECT = "_polycloud"
 REFRESH_S = 10.0
 """How long a server trusts its cached view of the CAs (a rotation by another server shows up then)."""
@@ -93,18 +92,18 @@ class FleetAuthority:
         """Make a new CA: trusted at once, signing after the publish delay, when every leaf is renewed
         with it; the old CA stays trusted until it expires. Returns the new CA's certificate."""
         with self._lock:
-            numbers = sorted(self._store.control_settings_like(CA_SETTING))
-            after = int(numbers[-1].removeprefix(CA_SETTING)) if numbers else 0
+            numbers = sorted(self._store.control_settings_like(ca.CA_SETTING))
+            after = int(numbers[-1].removeprefix(ca.CA_SETTING)) if numbers else 0
             pem = self._create(f"{after + 1:04d}")
             self._load()
             log.info("fleet CA rotated: CA %04d signs in %s", after + 1, self._publish)
             return pem
 
     def _load(self) -> None:
-        certificates = self._store.control_settings_like(CA_SETTING)
+        certificates = self._store.control_settings_like(ca.CA_SETTING)
         if not certificates:
             self._create("0001")
-            certificates = self._store.control_settings_like(CA_SETTING)
+            certificates = self._store.control_settings_like(ca.CA_SETTING)
         sealed = {s.name: s for s in self._store.sealed_secrets() if s.project == RESERVED_PROJECT}
         signing = ca.signer([certificates[n] for n in sorted(certificates)], publish=self._publish)
         current = None
@@ -112,7 +111,7 @@ class FleetAuthority:
             pem = certificates[name]
             if pem != signing:
                 continue
-            key = sealed.get(_key_name(name.removeprefix(CA_SETTING), pem))
+            key = sealed.get(_key_name(name.removeprefix(ca.CA_SETTING), pem))
             if key is None:
                 continue
             try:
@@ -125,7 +124,7 @@ class FleetAuthority:
             raise PermanentError("no fleet CA key opens with this master key; run `polycloud cert rotate`")
         newest = certificates[max(certificates)]
         if newest == signing and current.not_after - datetime.now(UTC) < ca.CA_ROTATE_BEFORE:
-            number = int(sorted(certificates)[-1].removeprefix(CA_SETTING)) + 1
+            number = int(sorted(certificates)[-1].removeprefix(ca.CA_SETTING)) + 1
             self._create(f"{number:04d}")
             return self._load()
         self._current = current
@@ -138,7 +137,7 @@ class FleetAuthority:
         pem = candidate.certificate_pem()
         sealed = seal_secret(candidate.key_pem(), _key_name(number, pem), RESERVED_PROJECT, self._wrapper)
         self._store.put_secret(sealed)
-        return self._store.settle_control_setting(f"{CA_SETTING}{number}", pem)  # the first to settle wins
+        return self._store.settle_control_setting(f"{ca.CA_SETTING}{number}", pem)  # the first to settle wins
 
     def grant_pending(self) -> int:
         """Sign every waiting gateway request (the identity must be a gateway's); returns how many."""
