@@ -129,7 +129,8 @@ def timed_infer(http: httpx.Client, base: str, service: str, body: dict[str, Any
 
 def request_body(fleet: Fleet, service: str) -> dict[str, Any]:
     """An infer request with a real sample row for the service's model (from samples.json)."""
-    path = Path(fleet.services[service].spec.model.path or "")
+    model = fleet.services[service].spec.model
+    path = Path((model.path if model is not None else None) or "")
     samples_file = path.parent / "samples.json"
     from polycloud.serving.model import inspect_model  # onnxruntime is slow to import; only demo needs it
 

@@ -63,7 +63,7 @@ def model_digests(fleet: Fleet) -> dict[str, str]:
     digests = {}
     for name, service in fleet.services.items():
         model = service.spec.model
-        if model.sha256 is None and model.path is not None:
+        if model is not None and model.sha256 is None and model.path is not None and Path(model.path).is_file():
             try:
                 digests[name] = file_sha256(Path(model.path))
             except PermanentError:

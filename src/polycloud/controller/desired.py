@@ -18,7 +18,7 @@ from pathlib import Path
 
 from polycloud.catalog import Catalog
 from polycloud.placement.sites import Point, Site, rtt_ms
-from polycloud.spec.models import Service
+from polycloud.spec.models import Runtime, Service
 from polycloud.state import WorkloadState, canonical_json, content_hash
 
 SecretLookup = Callable[[str, str | None], str | None]
@@ -38,6 +38,8 @@ class ReplicaTemplate:
     env: Mapping[str, str]
     delay_ms: float
     spec_hash: str
+    protocol: str = "oip-v2"
+    runtime: Runtime | None = None
 
 
 @dataclass(frozen=True)
@@ -170,24 +172,30 @@ def _template(
     env_key: bytes,
 ) -> ReplicaTemplate:
     model = service.spec.model
-    digest = model.sha256 or ""
+    digest = (model.sha256 if model is not None else None) or ""
+    where = (model.path or model.uri or "") if model is not None else ""
+    runtime = service.spec.runtime
     fingerprint = {
-        "model": model.path or model.uri,
+        "model": where,
         "digest": digest,
         "env": hmac.new(env_key, canonical_json(env).encode(), hashlib.sha256).hexdigest(),
         "role": role,
         "delay": round(delay, 3),
     }
+    if runtime is not None or service.spec.protocol != "oip-v2":  # absent before runtimes: same hashes
+        fingerprint |= {"protocol": service.spec.protocol, "runtime": runtime.model_dump() if runtime else None}
     return ReplicaTemplate(
         service=workload.name,
         cluster=cluster,
         revision=workload.number,
         role=role,
-        model_path=model.path or model.uri or "",
+        model_path=where,
         model_sha256=digest or None,
         env=env,
         delay_ms=delay,
         spec_hash=content_hash(fingerprint)[:16],
+        protocol=service.spec.protocol,
+        runtime=runtime,
     )
 
 

@@ -179,6 +179,8 @@ def _spec(group: ReplicaGroup, replica_id: str) -> ReplicaSpec:
         model_sha256=t.model_sha256,
         env=dict(t.env),
         delay_ms=t.delay_ms,
+        protocol=t.protocol,
+        runtime=t.runtime,
     )
 
 

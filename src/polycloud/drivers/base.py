@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from polycloud.spec.models import Cluster, Service
+from polycloud.spec.models import Cluster, Runtime, Service
 
 ReplicaState = Literal["starting", "ready", "failed", "stopping"]
 
@@ -31,9 +31,14 @@ class ReplicaSpec:
     role: str
     spec_hash: str
     model_path: str
+    """The model's absolute path or URI; "" for a runtime given no model."""
     model_sha256: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     delay_ms: float = 0.0
+    protocol: str = "oip-v2"
+    """What the replica speaks: "oip-v2" or "openai"."""
+    runtime: Runtime | None = None
+    """The user's server the replica runs (command locally, image on Kubernetes); None: polycloud's."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The upstream call: pooled keep-alive connections, and outcomes as values instead of exceptions.
 
-The client is `polycloud.gateway.connections` (httptools over asyncio protocols): it keeps up to
+The client is `polycloud.proxying.connections` (httptools over asyncio protocols): it keeps up to
 `max_connections_per_replica` connections per replica and closes idle ones before the replica's own
 keep-alive (5 s) would. It replaced aiohttp's client, which cost ~115 µs of CPU per request against
 ~45 µs (see that module); aiohttp itself had replaced httpx.AsyncClient, which made ~260 requests/s
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from polycloud.gateway.connections import Broken, ConnectFailed, ConnectionPools
+from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.upstreams import Upstream
 

@@ -36,6 +36,10 @@ def check_models(ctx: Context, digests: Mapping[str, str] | None) -> None:
         if not isinstance(service, Service):
             continue
         model = service.spec.model
+        if model is None:  # a runtime that brings its own weights: nothing to check, so not approved
+            why = "the service's runtime brings its own weights (no model): they cannot be checked"
+            ctx.report(("approvedModels",), service, ("spec",), why, "declare spec.model with its sha256")
+            continue
         digest = model.sha256 or (digests or {}).get(service.metadata.name)
         if digest is None and model.path is not None:
             unknown.append(service.metadata.name)

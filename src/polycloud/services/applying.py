@@ -17,9 +17,9 @@ from polycloud.placement import Placement, Plan, plan_fleet
 from polycloud.policy import PolicyViolationError, evaluate
 from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.fetching import default_model_cache, fetch_model
-from polycloud.serving.model import inspect_model
+from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
-from polycloud.spec.models import Cluster, Dataset, Policy
+from polycloud.spec.models import Cluster, Dataset, ModelRef, Policy, ServiceSpec
 from polycloud.state import DocumentInput, WorkloadInput, WorkloadState, content_hash
 from polycloud.state.repositories_services import FleetRepository
 
@@ -123,22 +123,42 @@ def pin_model_digests(fleet: Fleet, cache: Path | None = None) -> None:
 
     A `model.uri` is fetched into `cache` (default: a folder in the system's temporary directory) and its
     digest verified first: a model that cannot be fetched is refused here, with the reason, rather than
-    recorded as a revision whose replicas could never start."""
+    recorded as a revision whose replicas could never start. A `runtime`'s model is the user server's
+    business: a local file is pinned by its bytes, a folder or URI is passed on as declared."""
     for name, service in list(fleet.services.items()):
         model = service.spec.model
+        if model is None:
+            continue
         try:
-            if model.path is not None:
-                info = inspect_model(Path(model.path), model.sha256)
-            elif model.uri is not None:
-                local, digest = fetch_model(model.uri, cache or default_model_cache(), model.sha256)
-                info = inspect_model(local, digest)
-            else:
-                continue
+            digest = _checked_digest(service.spec, model, cache)
         except (OSError, PermanentError) as e:
             raise UserError(f"Service {name}: {e}") from e
-        pinned = model.model_copy(update={"sha256": info.sha256})
+        if digest is None:
+            continue
+        pinned = model.model_copy(update={"sha256": digest})
         spec = service.spec.model_copy(update={"model": pinned})
         fleet.services[name] = service.model_copy(update={"spec": spec})
+
+
+def _checked_digest(spec: ServiceSpec, model: ModelRef, cache: Path | None) -> str | None:
+    """The sha256 of the model's bytes once they load as what the service serves; None: not pinned."""
+    if spec.runtime is not None:
+        path = Path(model.path) if model.path is not None else None
+        return check_sha256(path, model.sha256) if path is not None and path.is_file() else None
+    if model.path is not None:
+        local, pinned = Path(model.path), model.sha256
+    elif model.uri is not None:
+        local, pinned = fetch_model(model.uri, cache or default_model_cache(), model.sha256)
+    else:
+        return None
+    if spec.protocol == "openai":
+        from polycloud.serving.llm.lm import load  # the built-in LLM runtime's model file
+
+        digest = load(local)[1]
+        if pinned is not None and digest != pinned:
+            raise PermanentError(f"model {local} has sha256 {digest}, not the pinned {pinned}")
+        return digest
+    return inspect_model(local, pinned).sha256
 
 
 def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:

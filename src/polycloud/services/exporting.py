@@ -119,13 +119,16 @@ def serving_of(service: Service, role: str) -> manifests.Serving:
     (model, env with secret *names*, role); the live one also covers secret values, so it differs
     when the service reads secrets."""
     spec = service.spec
+    model = spec.model
     fingerprint = {
-        "model": spec.model.path or spec.model.uri,
-        "digest": spec.model.sha256 or "",
+        "model": (model.path or model.uri) if model is not None else None,
+        "digest": (model.sha256 if model is not None else None) or "",
         "env": [var.model_dump() for var in spec.env],
         "role": role,
         "resources": spec.resources.model_dump(),
     }
+    if spec.runtime is not None or spec.protocol != "oip-v2":
+        fingerprint |= {"protocol": spec.protocol, "runtime": spec.runtime.model_dump() if spec.runtime else None}
     return manifests.Serving(
         service=service.metadata.name,
         revision=0,
@@ -134,6 +137,8 @@ def serving_of(service: Service, role: str) -> manifests.Serving:
         model=spec.model,
         resources=spec.resources,
         env=tuple(spec.env),
+        protocol=spec.protocol,
+        runtime=spec.runtime,
     )
 
 

@@ -27,69 +27,44 @@ loop stays free for health checks. Every `/v2` answer is delayed by the simulate
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from polycloud.errors import PermanentError
-from polycloud.pki.identities import CONTROL_ROLES
-from polycloud.serving.faults import Faults, InvalidFaults
+from polycloud.serving.control import (
+    JSON,
+    MAX_BODY_BYTES,
+    ReplicaBase,
+    SimulatedNetwork,
+    control_routes,
+    error_response,
+    http_error,
+    json_response,
+    read_limited,
+)
+from polycloud.serving.faults import Faults
 from polycloud.serving.metrics import ReplicaMetrics
 from polycloud.serving.model import Model
-from polycloud.serving.mtls import peer_role
-from polycloud.serving.predictions import PredictionSampler
 from polycloud.serving.protocol import (
     InvalidRequest,
     NonFiniteOutput,
-    decode_json,
     encode_infer_response,
-    error_body,
     model_metadata,
     parse_infer_request,
     server_metadata,
 )
 from polycloud.serving.tracing import ReplicaTracer
 
-JSON = "application/json"
 INFER_WORKERS = 2
 """Threads running inference: one session thread each, and replicas share the machine's cores."""
-
-
-MAX_BODY_BYTES = 64 * 2**20
-"""Largest inference body a replica reads (the gateway's default limit): a larger one is a 413."""
-
-
-async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The request's body, or None when it declares or sends over `limit` bytes (then no more is read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, separators=(",", ":")).encode(), status, media_type=JSON)
-
-
-def _error(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(error_body(message), status, headers=headers, media_type=JSON)
 
 
 @dataclass(frozen=True)
@@ -103,8 +78,8 @@ class ServedModel:
     model: Model
 
 
-class Replica:
-    """The state behind the routes: the model, readiness, faults, metrics and the inference threads."""
+class Replica(ReplicaBase):
+    """polycloud's ONNX model server: the model, the inference threads and the OIP routes' handlers."""
 
     def __init__(
         self,
@@ -115,7 +90,7 @@ class Replica:
         tracer: ReplicaTracer | None = None,
         mutual_tls: bool = False,
     ) -> None:
-        """Create the replica's application state.
+        """Create the replica's application state (see `ReplicaBase` for the shared arguments).
 
         Args:
             served: The model and its name and version.
@@ -123,17 +98,11 @@ class Replica:
             metrics: Where requests are counted.
             sleep: How the simulated delay is waited (tests pass a fake).
             tracer: Spans and request logs of inferences; None: neither.
-            mutual_tls: Served over mutual TLS: the control endpoints then answer only servers and
-                admins (inference needs any fleet client certificate, which the handshake checked).
+            mutual_tls: Served over mutual TLS (control endpoints for servers and admins only).
         """
-        self.mutual_tls = mutual_tls
+        super().__init__(faults, metrics, sleep, tracer, mutual_tls)
         self.served = served
-        self.faults = faults
-        self.metrics = metrics
-        self.sleep = sleep
-        self.ready = True
-        self.tracer = tracer
-        self.predictions = PredictionSampler()
+        self.revision = served.version
         self._executor = ThreadPoolExecutor(max_workers=INFER_WORKERS, thread_name_prefix="infer")
 
     def close(self) -> None:
@@ -144,22 +113,15 @@ class Replica:
         name = request.path_params["name"]
         version = request.path_params.get("version", self.served.version)
         if name != self.served.name:
-            return _error(f"unknown model {name!r}; this replica serves {self.served.name!r}", 404)
+            return error_response(f"unknown model {name!r}; this replica serves {self.served.name!r}", 404)
         if version != self.served.version:
-            return _error(f"model {name!r} has no version {version!r} (it has {self.served.version!r})", 404)
+            message = f"model {name!r} has no version {version!r} (it has {self.served.version!r})"
+            return error_response(message, 404)
         return None
 
     async def server_metadata(self, request: Request) -> Response:
         """`GET /v2`."""
-        return _json(server_metadata())
-
-    async def health_live(self, request: Request) -> Response:
-        """`GET /v2/health/live`."""
-        return _json({"live": True})
-
-    async def health_ready(self, request: Request) -> Response:
-        """`GET /v2/health/ready`."""
-        return _json({"ready": self.ready}, 200 if self.ready else 503)
+        return json_response(server_metadata())
 
     async def model_metadata(self, request: Request) -> Response:
         """`GET /v2/models/{name}`."""
@@ -167,14 +129,14 @@ class Replica:
         if unknown is not None:
             return unknown
         served = self.served
-        return _json(model_metadata(served.name, served.version, served.model.info))
+        return json_response(model_metadata(served.name, served.version, served.model.info))
 
     async def model_ready(self, request: Request) -> Response:
         """`GET /v2/models/{name}/ready`."""
         unknown = self._unknown_model(request)
         if unknown is not None:
             return unknown
-        return _json({"name": self.served.name, "ready": self.ready}, 200 if self.ready else 503)
+        return json_response({"name": self.served.name, "ready": self.ready}, 200 if self.ready else 503)
 
     async def infer(self, request: Request) -> Response:
         """`POST /v2/models/{name}/infer`."""
@@ -183,16 +145,16 @@ class Replica:
             return unknown
         body = await read_limited(request, MAX_BODY_BYTES)
         if body is None:
-            return _error(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
+            return error_response(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
         loop = asyncio.get_running_loop()
         try:
             payload = await loop.run_in_executor(self._executor, self._infer, body)
         except InvalidRequest as e:
-            return _error(str(e), 400)
+            return error_response(str(e), 400)
         except NonFiniteOutput as e:
-            return _error(str(e), 422)
+            return error_response(str(e), 422)
         except PermanentError as e:
-            return _error(str(e), 500)
+            return error_response(str(e), 500)
         return Response(payload, media_type=JSON)
 
     def _infer(self, body: bytes) -> bytes:
@@ -205,98 +167,6 @@ class Replica:
         self.predictions.observe(outputs)
         return encode_infer_response(served.name, served.version, request.id, outputs)
 
-    async def metrics_text(self, request: Request) -> Response:
-        """`GET /metrics`."""
-        return Response(self.metrics.render(), media_type=self.metrics.content_type)
-
-    def _not_control_peer(self, request: Request) -> Response | None:
-        if not self.mutual_tls or peer_role(request) in CONTROL_ROLES:
-            return None
-        return _error("only a polycloud server or an admin certificate may use the control endpoints", 403)
-
-    async def sampled_predictions(self, request: Request) -> Response:
-        """`GET /_polycloud/predictions`."""
-        refused = self._not_control_peer(request)
-        if refused is not None:
-            return refused
-        values, total = self.predictions.snapshot()
-        return _json({"revision": self.served.version, "total": total, "values": values})
-
-    async def fault_settings(self, request: Request) -> Response:
-        """`GET` and `POST /_polycloud/faults`."""
-        refused = self._not_control_peer(request)
-        if refused is not None:
-            return refused
-        if request.method == "POST":
-            body = await read_limited(request, 64 * 1024)
-            try:
-                if body is None:
-                    raise InvalidRequest("the body is larger than 64 KiB")
-                self.faults.update(decode_json(body))
-            except InvalidRequest as e:
-                return _error(str(e), 400)
-            except InvalidFaults as e:
-                return _error(str(e), 400)
-        return _json(self.faults.to_json())
-
-
-class SimulatedNetwork:
-    """ASGI middleware: delays `/v2` answers, injects 500s into inference, and measures inference."""
-
-    def __init__(self, app: ASGIApp, replica: Replica) -> None:
-        self.app = app
-        self.replica = replica
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/v2" or path.startswith("/v2/")):
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] != "POST" or not path.endswith("/infer"):
-            await self._delay()
-            await self.app(scope, receive, send)
-            return
-        await self._infer(scope, receive, send)
-
-    async def _delay(self) -> None:
-        delay = self.replica.faults.delay_s
-        if delay > 0:
-            await self.replica.sleep(delay)
-
-    async def _infer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        metrics = self.replica.metrics
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        tracer = self.replica.tracer
-        span, request_id = tracer.start(scope["headers"], path=scope["path"]) if tracer else (None, "")
-        metrics.started()
-        try:
-            await self._delay()
-            if self.replica.faults.should_fail():
-                await _error("injected fault: this replica fails a share of requests", 500)(
-                    scope, receive, send_status
-                )
-            else:
-                await self.app(scope, receive, send_status)
-        finally:
-            elapsed = time.perf_counter() - start
-            metrics.finished(status, elapsed)
-            if span is not None and tracer is not None:
-                tracer.finish(span, request_id, status, elapsed)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):
-        return _error(exc.detail, exc.status_code, exc.headers)
-    return _error("internal error", 500)
-
 
 def create_app(replica: Replica) -> ASGIApp:
     """Build the ASGI application of a replica.
@@ -304,25 +174,18 @@ def create_app(replica: Replica) -> ASGIApp:
     Args:
         replica: The state the routes serve.
     """
-    routes: list[Route] = [
-        Route("/v2", replica.server_metadata, methods=["GET"]),
-        Route("/v2/health/live", replica.health_live, methods=["GET"]),
-        Route("/v2/health/ready", replica.health_ready, methods=["GET"]),
-        Route("/metrics", replica.metrics_text, methods=["GET"]),
-        Route("/_polycloud/faults", replica.fault_settings, methods=["GET", "POST"]),
-        Route("/_polycloud/predictions", replica.sampled_predictions, methods=["GET"]),
-    ]
+    routes: list[Route] = [Route("/v2", replica.server_metadata, methods=["GET"]), *control_routes(replica)]
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [
             Route(prefix, replica.model_metadata, methods=["GET"]),
             Route(f"{prefix}/ready", replica.model_ready, methods=["GET"]),
             Route(f"{prefix}/infer", replica.infer, methods=["POST"]),
         ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     return SimulatedNetwork(app, replica)
 
 
-def create_health_app(replica: Replica) -> ASGIApp:
+def create_health_app(replica: ReplicaBase) -> ASGIApp:
     """The application of the plain-HTTP health port: `GET /v2/health/live` and `/v2/health/ready`
     as on the main port, without the simulated delay; any other path is a 404 (other methods on those
     two a 405), so nothing but liveness and readiness is reachable without a client certificate.
@@ -334,4 +197,4 @@ def create_health_app(replica: Replica) -> ASGIApp:
         Route("/v2/health/live", replica.health_live, methods=["GET"]),
         Route("/v2/health/ready", replica.health_ready, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -3,8 +3,10 @@
     python -m polycloud.serving --model PATH --name NAME [--host 127.0.0.1] [--port P] [--fd N]
         [--sha256 HEX] [--delay-ms D] [--error-rate R] [--replica-id ID] [--cluster C]
         [--revision R] [--spec-hash H] [--home DIR] [--tls-dir DIR] [--health-port N]
+        [--protocol oip-v2|openai] [--runtime-command JSON | --runtime-port N] [--readiness-path P]
 
-Exit status: 0 after a graceful stop (SIGTERM/SIGINT); 2 when the replica cannot start (bad flags, a
+Exit status: 0 after a graceful stop (SIGTERM/SIGINT); 3 when a `--runtime-command` exited on its
+own; 2 when the replica cannot start (bad flags, a
 missing, corrupt or mismatching model, an unusable socket), with one line on stderr saying why.
 The identity flags (`--replica-id`, `--cluster`, `--revision`, `--spec-hash`, `--home`) label metrics
 and log events, and let the local driver recognise its replicas from their command lines.
@@ -18,7 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from polycloud.errors import PolycloudError
+from polycloud.errors import PermanentError, PolycloudError
+from polycloud.serving.kinds import parse_runtime
 from polycloud.serving.server import ServerOptions, run
 
 PROG = "python -m polycloud.serving"
@@ -60,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Serve one ONNX model over the Open Inference Protocol v2 (REST)."
     )
     add = parser.add_argument
-    add("--model", required=True, type=Path, help="the ONNX file to serve")
+    add("--model", type=Path, help="the model: an ONNX file, a built-in LLM model file (--protocol openai), "
+        "or what a --runtime-command is given as ${MODEL}; required unless --runtime-command is given")
     add("--name", required=True, help="the model name in URLs (the Service's name)")
     add("--host", default="127.0.0.1", help="address to bind (ignored with --fd)")
     add("--port", type=_port, default=8000, help="port to bind (informational with --fd)")
@@ -84,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also answer GET /v2/health/live and /v2/health/ready, and nothing else, in plain HTTP on "
         "this port of --host (for probes without a client certificate, such as the kubelet's)",
     )
+    add("--protocol", choices=("oip-v2", "openai"), default="oip-v2", help="the API served (default oip-v2)")
+    add(
+        "--runtime-command",
+        help='run this server (a JSON argv, e.g. \'["python", "server.py", "--port", "${PORT}"]\') on a '
+        "loopback port and relay to it (the replica's port, TLS and control routes stay this process's)",
+    )
+    add(
+        "--runtime-port",
+        type=_port,
+        help="relay to a server started by someone else on this port of 127.0.0.1 (a container beside this one)",
+    )
+    add("--readiness-path", default="/health", help="the runtime's path that answers 200 once ready")
     return parser
 
 
@@ -96,6 +112,14 @@ def parse_options(argv: Sequence[str] | None = None) -> ServerOptions:
     args = build_parser().parse_args(argv)
     if not args.name.strip():
         build_parser().error("--name must not be empty")
+    runtime = None
+    if args.runtime_command is not None:
+        try:
+            runtime = parse_runtime(args.runtime_command)
+        except PermanentError as e:
+            build_parser().error(str(e))
+    elif args.model is None and args.runtime_port is None:
+        build_parser().error("--model is required unless --runtime-command or --runtime-port is given")
     return ServerOptions(
         model=args.model,
         name=args.name,
@@ -112,6 +136,10 @@ def parse_options(argv: Sequence[str] | None = None) -> ServerOptions:
         home=args.home,
         tls_dir=args.tls_dir,
         health_port=args.health_port,
+        protocol=args.protocol,
+        runtime=runtime,
+        readiness_path=args.readiness_path,
+        runtime_port=args.runtime_port,
     )
 
 

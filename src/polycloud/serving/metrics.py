@@ -41,7 +41,8 @@ class ReplicaMetrics:
             labels: The values of the service, cluster and revision labels.
         """
         self.registry = CollectorRegistry()
-        self._labels = labels
+        self.labels = labels
+        """The service, cluster and revision every metric carries."""
         names = ("service", "cluster", "revision")
         self._requests = Counter(
             "polycloud_replica_requests",
@@ -79,7 +80,7 @@ class ReplicaMetrics:
         """
         self._inflight.dec()
         self._duration.observe(seconds)
-        labels = self._labels
+        labels = self.labels
         self._requests.labels(labels.service, labels.cluster, labels.revision, str(code)).inc()
 
     def render(self) -> bytes:

@@ -32,11 +32,12 @@ import uvicorn
 
 from polycloud.errors import PermanentError, PolycloudError
 from polycloud.pki.contexts import TlsFiles, Watched
-from polycloud.serving.app import Replica, ServedModel, create_app, create_health_app
+from polycloud.serving.app import create_health_app
+from polycloud.serving.control import ReplicaBase
 from polycloud.serving.events import EventLog
 from polycloud.serving.faults import Faults, FaultSettings
+from polycloud.serving.kinds import build
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
-from polycloud.serving.model import load_model
 from polycloud.serving.mtls import PeerHttpProtocol, keep_fresh
 from polycloud.serving.tracing import ReplicaTracer
 from polycloud.telemetry import logs, tracing
@@ -52,7 +53,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class ServerOptions:
     """Everything a replica is started with (the command-line flags of `python -m polycloud.serving`)."""
 
-    model: Path
+    model: Path | None
+    """The model file; None for a runtime command that is given none."""
     name: str
     host: str = "127.0.0.1"
     port: int = 8000
@@ -72,6 +74,14 @@ class ServerOptions:
     """Serve mutual TLS with the fleet certificate in this folder; None: plain HTTP."""
     health_port: int | None = None
     """Also answer the health routes, and only them, in plain HTTP on this port of `host`."""
+    protocol: str = "oip-v2"
+    """"oip-v2" or "openai" (a model file of the built-in LLM runtime, or what the runtime speaks)."""
+    runtime: tuple[str, ...] | None = None
+    """The user's server to run behind this process (`polycloud.serving.sidecar`); None: serve the model."""
+    readiness_path: str = "/health"
+    """The runtime's path that answers 200 once it is ready."""
+    runtime_port: int | None = None
+    """Relay to a server already listening on this loopback port (another container of the pod)."""
 
     def identity(self) -> dict[str, str]:
         """The fields every log event of the replica carries."""
@@ -157,7 +167,7 @@ class _Listener:
     sock: socket.socket
 
 
-def _health_listener(replica: Replica, sock: socket.socket | None) -> _Listener | None:
+def _health_listener(replica: ReplicaBase, sock: socket.socket | None) -> _Listener | None:
     if sock is None:
         return None
     config = uvicorn.Config(
@@ -200,7 +210,7 @@ class _Server(uvicorn.Server):
 async def _serve(
     server: _Server,
     sock: socket.socket,
-    replica: Replica,
+    replica: ReplicaBase,
     events: EventLog,
     tls: Watched | None,
     health: _Listener | None,
@@ -221,9 +231,16 @@ async def _serve(
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
+
+    def ended() -> None:  # what the replica runs ended on its own: stop serving
+        replica.ready = False
+        server.should_exit = True
+
     try:
+        await replica.begin(ended)
         await server.serve(sockets=[sock])
     finally:
+        await replica.end(server.config.timeout_graceful_shutdown or 10)
         if tls is not None:
             refresher.cancel()
         if health is not None:  # answered "not ready" while the main server drained; now it goes too
@@ -264,24 +281,34 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
     previous = {sig: signal.signal(sig, _stop_early) for sig in STOP_SIGNALS}
     started = time.monotonic()
     try:
-        log.emit("loading", model=str(options.model), pid=os.getpid())
+        log.emit("loading", model=str(options.model or ""), pid=os.getpid())
+        faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
+        labels = ReplicaLabels(options.name, options.cluster, options.revision)
+        recorder = _tracing(options)
         try:
-            model = load_model(options.model, options.sha256)
             tls = Watched(TlsFiles(options.tls_dir)) if options.tls_dir is not None else None
+            built = build(
+                name=options.name,
+                revision=options.revision,
+                protocol=options.protocol,
+                model=options.model,
+                sha256=options.sha256,
+                runtime=options.runtime,
+                readiness_path=options.readiness_path,
+                runtime_port=options.runtime_port,
+                faults=faults,
+                metrics=ReplicaMetrics(labels),
+                tracer=_tracer(recorder),
+                mutual_tls=tls is not None,
+            )
             sock = listening_socket(options)
             health_sock = _health_socket(options, sock)
         except PolycloudError as e:
             log.emit("failed", error=str(e))
             raise
-        served = ServedModel(options.name, options.revision or "1", model)
-        faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
-        labels = ReplicaLabels(options.name, options.cluster, options.revision)
-        recorder = _tracing(options)
-        replica = Replica(
-            served, faults, ReplicaMetrics(labels), tracer=_tracer(recorder), mutual_tls=tls is not None
-        )
+        replica = built.replica
         config = uvicorn.Config(
-            create_app(replica),
+            built.app,
             lifespan="off",
             log_config=None,
             log_level="warning",
@@ -301,7 +328,7 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
             log.emit(
                 "ready",
                 endpoint=_endpoint(sock, scheme),
-                sha256=model.info.sha256,
+                sha256=built.sha256,
                 loadSeconds=seconds,
                 **where,
             )
@@ -322,5 +349,8 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    if replica.exit_status is not None:
+        log.emit("stopped", reason="the runtime command exited", status=replica.exit_status)
+        return replica.exit_status
     log.emit("stopped")
     return 0

@@ -204,13 +204,17 @@ def _resolve_model_path(data: dict[str, Any], base_dir: Path) -> None:
 
 
 def _resolve_command_paths(data: dict[str, Any], base_dir: Path) -> None:
-    """Make a Job's argv entries that name files next to its spec file absolute (`train.py`).
+    """Make a Job's (or a Service runtime's) argv entries that name files next to its spec file
+    absolute (`train.py`).
 
     Only existing files are rewritten, so flags, numbers and names found on PATH (`python`) stay as
     written; the job runs elsewhere than the spec file, so a relative script would not be found.
     """
     spec = data.get("spec")
     command = spec.get("command") if isinstance(spec, dict) and data.get("kind") == "Job" else None
+    runtime = spec.get("runtime") if isinstance(spec, dict) and data.get("kind") == "Service" else None
+    if isinstance(runtime, dict):
+        command = runtime.get("command")
     if not isinstance(command, list):
         return
     for i, arg in enumerate(command):

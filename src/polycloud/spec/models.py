@@ -242,10 +242,42 @@ class Slo(Strict):
 
 
 Pattern = Literal["single", "active-active", "active-passive", "burst"]
+Protocol = Literal["oip-v2", "openai"]
+PORT_RULE = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Runtime(Strict):
+    """What a Service's replicas run when it is not polycloud's own model server (docs/llm.md)."""
+
+    command: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="argv a local replica runs; ${PORT} and ${MODEL} are substituted (also env PORT "
+        "and MODEL); `python` is polycloud's interpreter; relative files are made relative to the "
+        "spec file's folder.",
+    )
+    image: str | None = Field(default=None, min_length=1, description="Container image (kubernetes).")
+    args: list[str] = Field(default_factory=list, description="Container arguments (kubernetes).")
+    port: PORT_RULE = Field(default=8000, description="The port the container listens on (kubernetes).")
+    readinessPath: str = Field(
+        default="/health", pattern=r"^/[^\s]*$", description="Polled until it answers 200."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Runtime:
+        if self.command is None and self.image is None:
+            raise ValueError("give a command (local driver), an image (kubernetes driver) or both")
+        return self
 
 
 class ServiceSpec(Strict):
-    model: ModelRef
+    model: ModelRef | None = Field(
+        default=None, description="The model; required unless a runtime is given."
+    )
+    protocol: Protocol = Field(
+        default="oip-v2", description="What replicas speak: oip-v2 (Open Inference Protocol) or openai."
+    )
+    runtime: Runtime | None = None
     resources: Resources = Field(default_factory=Resources)
     replicas: b.Replicas = 1
     pattern: Pattern = "single"
@@ -259,6 +291,12 @@ class ServiceSpec(Strict):
     hedging: Hedging | None = None
     env: list[EnvVar] = Field(default_factory=list)
     slo: Slo | None = None
+
+    @model_validator(mode="after")
+    def _model_or_runtime(self) -> ServiceSpec:
+        if self.model is None and self.runtime is None:
+            raise ValueError("give a model (served by polycloud) or a runtime (a server of your own)")
+        return self
 
 
 class Checkpoint(Strict):

@@ -62,9 +62,12 @@ def _check_service(fleet: Fleet, service: Service, catalog: Catalog) -> list[Spe
     where = fleet.where("Service", service.metadata.name)
     issues = _check_reads(fleet, service, [r.dataset for r in spec.reads])
     issues.extend(_check_rules(fleet, service, spec.placement))
-    if spec.model.path is not None and not Path(spec.model.path).is_file():
-        issues.append(where.issue(("spec", "model", "path"), f"model file not found: {spec.model.path}"))
-    elif spec.model.path is not None and (outside := outside_roots(spec.model.path, where.model_roots)):
+    path = spec.model.path if spec.model is not None else None
+    found = path is not None and (Path(path).exists() if spec.runtime is not None else Path(path).is_file())
+    if path is not None and not found:
+        what = "model file or folder" if spec.runtime is not None else "model file"
+        issues.append(where.issue(("spec", "model", "path"), f"{what} not found: {path}"))
+    elif path is not None and (outside := outside_roots(path, where.model_roots)):
         issues.append(where.issue(("spec", "model", "path"), outside))
     if spec.traffic:
         total = sum(t.share for t in spec.traffic)

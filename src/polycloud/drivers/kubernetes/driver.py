@@ -228,7 +228,7 @@ class KubernetesDriver:
         if service is None:
             raise PermanentError(f"replica {spec.id}: no revision r{spec.revision} of service {spec.service}")
         model = service.spec.model
-        if spec.model_sha256 and model.sha256 != spec.model_sha256:
+        if model is not None and spec.model_sha256 and model.sha256 != spec.model_sha256:
             model = model.model_copy(update={"sha256": spec.model_sha256})
         return m.Serving(
             service=spec.service,
@@ -239,6 +239,8 @@ class KubernetesDriver:
             resources=service.spec.resources,
             env=tuple(service.spec.env),
             tls=self._https,
+            protocol=service.spec.protocol,
+            runtime=service.spec.runtime,
         )
 
     @staticmethod

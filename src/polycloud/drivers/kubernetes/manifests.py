@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from polycloud.spec.models import EnvVar, ModelRef, Resources
+from polycloud.spec.models import EnvVar, ModelRef, Resources, Runtime
 
 Manifest = dict[str, Any]
 
@@ -51,6 +51,7 @@ GRACE_S = 30
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 # Fetches a `model.uri` into the shared volume; the server checks the sha256 when it loads the file.
+FETCHED_SCHEMES = ("http", "https", "file")
 _FETCH = "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])"
 
 
@@ -71,11 +72,14 @@ class Serving:
     revision: int
     role: str
     spec_hash: str
-    model: ModelRef
+    model: ModelRef | None
     resources: Resources = field(default_factory=Resources)
     env: tuple[EnvVar, ...] = ()
     tls: bool = False
     """Serve the fleet's mutual TLS from the service's TLS Secret (the probes then use the health port)."""
+    protocol: str = "oip-v2"
+    runtime: Runtime | None = None
+    """The user's server image: it runs beside polycloud's sidecar, which relays to it (`runtime_pod`)."""
 
 
 def owner_labels(cluster: str) -> dict[str, str]:
@@ -143,18 +147,21 @@ def replica_ids(manifest: Manifest) -> list[str]:
 
 
 def pod_spec(target: Target, serving: Serving) -> Manifest:
-    model_file = posixpath.join(MODELS_DIR, _model_file_name(serving.model))
-    spec: Manifest = {
-        "terminationGracePeriodSeconds": GRACE_S,
-        "containers": [_server_container(target, serving, model_file)],
-    }
+    model = serving.model
+    model_file = posixpath.join(MODELS_DIR, _model_file_name(model)) if model is not None else ""
+    if serving.runtime is not None and serving.runtime.image is not None:
+        containers = runtime_containers(target, serving, serving.runtime, serving.runtime.image, model_file)
+    else:
+        containers = [_server_container(target, serving, model_file)]
+    spec: Manifest = {"terminationGracePeriodSeconds": GRACE_S, "containers": containers}
     volumes: list[Manifest] = []
-    if serving.model.uri is not None:
+    if fetched(model):
+        assert model is not None and model.uri is not None
         spec["initContainers"] = [
             {
                 "name": "fetch-model",
                 "image": target.image,
-                "command": ["python", "-c", _FETCH, serving.model.uri, model_file],
+                "command": ["python", "-c", _FETCH, model.uri, model_file],
                 "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}],
             }
         ]
@@ -174,10 +181,59 @@ def pod_spec(target: Target, serving: Serving) -> Manifest:
     return spec
 
 
+def fetched(model: ModelRef | None) -> bool:
+    """Whether the pod's init container downloads the model into `MODELS_DIR` (an http(s) URI; other
+    schemes, such as s3:// or gs://, are handed to a runtime as they are, for it to read itself)."""
+    return model is not None and model.uri is not None and model.uri.split("://", 1)[0] in FETCHED_SCHEMES
+
+
+def runtime_containers(
+    target: Target, serving: Serving, runtime: Runtime, image: str, model_file: str
+) -> list[Manifest]:
+    """The user's server (`runtime.image`, with the declared resources, GPUs included) and polycloud's
+    sidecar in front of it: the sidecar serves the replica's port (mTLS, health, faults, metrics) and
+    relays to the server on the pod's loopback (`--runtime-port`); the server's port is not exposed."""
+    model = serving.model
+    where = ""
+    if model is not None:
+        where = model_file if (fetched(model) or model.path is not None) else (model.uri or "")
+    values = {"${PORT}": str(runtime.port), "${MODEL}": where}
+    args = [_substituted(a, values) for a in runtime.args]
+    env = [*env_vars(serving.env), {"name": "PORT", "value": str(runtime.port)}, {"name": "MODEL", "value": where}]
+    server: Manifest = {
+        "name": "model-server",
+        "image": image,
+        "args": args,
+        "env": env,
+        "resources": resources(serving.resources),
+    }
+    if fetched(model):
+        server["volumeMounts"] = [{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}]
+    sidecar = _server_container(target, serving, "")
+    sidecar["name"] = "polycloud-sidecar"
+    sidecar["args"] += ["--runtime-port", str(runtime.port), "--readiness-path", runtime.readinessPath]
+    sidecar["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    sidecar["env"] = env_vars(())
+    sidecar.pop("volumeMounts", None)
+    if serving.tls:
+        sidecar["volumeMounts"] = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
+    return [sidecar, server]
+
+
+def _substituted(arg: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        arg = arg.replace(placeholder, value)
+    return arg
+
+
 def _server_container(target: Target, serving: Serving, model_file: str) -> Manifest:
-    args = ["--model", model_file, "--name", serving.service, "--host", "0.0.0.0", "--port", str(PORT)]
-    if serving.model.sha256:
+    args = ["--name", serving.service, "--host", "0.0.0.0", "--port", str(PORT)]
+    if model_file:
+        args = ["--model", model_file, *args]
+    if serving.model is not None and serving.model.sha256 and serving.runtime is None:
         args += ["--sha256", serving.model.sha256]
+    if serving.protocol != "oip-v2":
+        args += ["--protocol", serving.protocol]
     args += ["--replica-id", "$(POD_NAME)", "--cluster", target.cluster]
     args += ["--revision", str(serving.revision), "--spec-hash", serving.spec_hash]
     ports = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
@@ -203,7 +259,7 @@ def _server_container(target: Target, serving: Serving, model_file: str) -> Mani
         "startupProbe": _probe("/v2/health/live", probed, period_s=5, failures=120),
     }
     mounts: list[Manifest] = []
-    if serving.model.uri is not None:
+    if fetched(serving.model) and model_file:
         mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
     if serving.tls:
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
@@ -270,7 +326,9 @@ def _probe(path: str, port: str, *, period_s: int, failures: int) -> Manifest:
     }
 
 
-def _model_file_name(model: ModelRef) -> str:
+def _model_file_name(model: ModelRef | None) -> str:
+    if model is None:
+        return ""
     source = model.path or (model.uri or "").split("?", 1)[0]
     return posixpath.basename(source.replace("\\", "/")) or "model.onnx"
 

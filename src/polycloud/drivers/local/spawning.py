@@ -7,6 +7,7 @@ same port, and nothing can take it between choosing and serving.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ from polycloud.drivers.base import ReplicaSpec
 from polycloud.drivers.local.processes import server_command
 from polycloud.errors import PermanentError, TransientError
 from polycloud.serving.fetching import fetch_model, is_uri
+from polycloud.spec.models import Runtime
 
 LOG_TAIL_BYTES = 8192
 _DROPPED_PREFIX = "POLYCLOUD_"
@@ -55,13 +57,22 @@ def replica_command(
         tls_dir: The replica's certificate folder when it serves mutual TLS.
     """
     model = spec.model_path
-    if is_uri(model):  # the digest-named copy apply fetched (fetched again on a host that lacks it)
+    runtime = spec.runtime
+    if runtime is not None and is_uri(model):
+        pass  # the user's server fetches what it is given
+    elif is_uri(model):  # the digest-named copy apply fetched (fetched again on a host that lacks it)
         model = str(fetch_model(model, home / "models", spec.model_sha256)[0])
-    else:
+    elif model:
         model = str(Path(model).expanduser().resolve())
-    options = {"model": model, "name": spec.service, "host": "127.0.0.1", "port": str(port), "fd": str(fd)}
-    if spec.model_sha256:
+    options = {"name": spec.service, "host": "127.0.0.1", "port": str(port), "fd": str(fd)}
+    if model:
+        options["model"] = model
+    if spec.model_sha256 and runtime is None:
         options["sha256"] = spec.model_sha256
+    if spec.protocol != "oip-v2":
+        options["protocol"] = spec.protocol
+    if runtime is not None:
+        options |= runtime_options(python, runtime)
     options |= {
         "delay-ms": str(float(spec.delay_ms)),  # the fixed base; injected faults are sent later, as extra
         "replica-id": spec.id,
@@ -73,6 +84,23 @@ def replica_command(
     if tls_dir is not None:
         options["tls-dir"] = str(tls_dir)
     return server_command(python, options)
+
+
+def runtime_options(python: str, runtime: Runtime) -> dict[str, str]:
+    """The flags that run `runtime`'s command behind the replica's sidecar (`polycloud.serving.sidecar`);
+    `python`/`python3` as the command's program means polycloud's interpreter, as for Jobs.
+
+    Raises:
+        PermanentError: The runtime has no command (only an image, which only Kubernetes runs).
+    """
+    if runtime.command is None:
+        raise PermanentError(
+            f"the runtime has no command: the local driver runs commands (image {runtime.image!r} is for Kubernetes)"
+        )
+    argv = list(runtime.command)
+    if argv[0] in ("python", "python3"):
+        argv[0] = python
+    return {"runtime-command": json.dumps(argv), "readiness-path": runtime.readinessPath}
 
 
 def bind_listener() -> socket.socket:

@@ -14,6 +14,11 @@ deque per replica. Semantics kept from the aiohttp setup:
   more on another connection; a POST is not (the proxy retries it elsewhere);
 - outcomes: the answer, else `ConnectFailed`, `TimeoutError` or `Broken`.
 
+`ConnectionPools.stream` is the same exchange with the answer's body handed over as it arrives
+(`Streamed.read`), for answers that are streams (server-sent events of an LLM): the status and headers
+come first, and the connection goes back to the pool once the body has been read to its end. A stream
+whose reader stops early closes its connection (the rest of the answer would be out of step).
+
 Everything runs on the event loop that opened the pool; nothing here blocks.
 """
 
@@ -57,7 +62,16 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._headers_done = False
         self._framed = False
+        self._streaming = False
+        """Hand the body over as it arrives (`wait_head`, `read_part`) instead of whole."""
+        self._error: BaseException | None = None
+        """Why the exchange failed, kept for a streamed read that was not waiting when it happened."""
         """The answer says where its body ends (content-length or chunked); else it ends at EOF."""
+
+    @property
+    def complete(self) -> bool:
+        """The last exchange's answer has arrived whole."""
+        return self._complete
 
     @property
     def usable(self) -> bool:
@@ -80,7 +94,8 @@ class _Connection(asyncio.Protocol):
             self._fail(Broken("the connection closed before the answer was complete"))
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:  # nothing asked: a stray answer; the connection is unusable
+        if self._waiter is None and not (self._streaming and not self._complete):
+            # nothing asked (and no streamed body being read): a stray answer; the connection is unusable
             self.close()
             return
         try:
@@ -100,9 +115,13 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
         self._headers_done = True
+        if self._streaming and self._status >= 200:
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
+        if self._streaming:
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self._status < 200:  # an interim answer (1xx): the real one follows
@@ -116,11 +135,15 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self) -> None:
         self._complete = True
+        self._wake()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def _fail(self, error: BaseException) -> None:
+        self._error = error
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
@@ -143,8 +166,8 @@ class _Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             raise Broken("the connection closed before the request was sent")
         loop = self.pool.loop
-        self._status, self._headers, self._body = 0, [], []
-        self._complete = self._headers_done = self._framed = False
+        self._status, self._headers, self._body, self._error = 0, [], [], None
+        self._complete = self._headers_done = self._framed = self._streaming = False
         waiter = self._waiter = loop.create_future()
         self._expires = expires
         self._timer = loop.call_later(max(0.0, expires - _monotonic()), self._expire)
@@ -162,6 +185,62 @@ class _Connection(asyncio.Protocol):
                 self.close()  # cancelled or failed mid-exchange: the stream is out of step
         body_parts = self._body
         return self._status, self._headers, body_parts[0] if len(body_parts) == 1 else b"".join(body_parts)
+
+    async def wait_head(self, head: bytes, body: bytes, expires: float) -> tuple[int, Headers]:
+        """Send one request and wait for the answer's status and headers only (a streamed exchange:
+        `read_part` then hands the body over). Same deadline and failures as `exchange`."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise Broken("the connection closed before the request was sent")
+        self._status, self._headers, self._body, self._error = 0, [], [], None
+        self._complete = self._headers_done = self._framed = False
+        self._streaming = True
+        done = False
+        try:
+            transport.write(head + body if len(body) < 65536 else head)
+            if len(body) >= 65536:
+                transport.write(body)
+            while not (self._headers_done and self._status >= 200) and not self._complete:
+                await self._wait(expires)
+            done = True
+        finally:
+            if not done:
+                self.close()
+        return self._status, self._headers
+
+    async def read_part(self, idle_s: float) -> bytes:
+        """The body that arrived since the last call, waiting at most `idle_s` for some; b"" at its end.
+
+        Raises:
+            TimeoutError: Nothing arrived within `idle_s` (the connection is then closed).
+            Broken: The connection failed before the body was complete.
+        """
+        while True:
+            parts = self._body
+            if parts:
+                self._body = []
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            if self._complete:
+                return b""
+            try:
+                await self._wait(_monotonic() + idle_s)
+            except BaseException:
+                self.close()
+                raise
+
+    async def _wait(self, expires: float) -> None:
+        """Until the parser wakes the exchange (or it fails, or `expires` passes)."""
+        if self._error is not None:
+            raise self._error
+        loop = self.pool.loop
+        waiter = self._waiter = loop.create_future()
+        self._expires = expires
+        self._timer = loop.call_later(max(0.0, expires - _monotonic()), self._expire)
+        try:
+            await waiter
+        finally:
+            self._timer.cancel()
+            self._waiter = None
 
     def close(self) -> None:
         """Close the connection (the pool hears of it through `connection_lost`)."""
@@ -288,6 +367,46 @@ class _Pool:
             connection.close()
 
 
+class Streamed:
+    """A streamed answer: its status and headers, and its body part by part (`read`).
+
+    Read it to its end (`read` gives b"") or `close` it: either returns the connection to the pool, or
+    closes it when the body was not complete.
+    """
+
+    __slots__ = ("_connection", "_pool", "headers", "status")
+
+    def __init__(self, pool: _Pool, connection: _Connection, status: int, headers: Headers) -> None:
+        self._pool = pool
+        self._connection: _Connection | None = connection
+        self.status = status
+        self.headers = headers
+
+    async def read(self, idle_s: float) -> bytes:
+        """The next part of the body (b"" at its end), waiting at most `idle_s` for it.
+
+        Raises:
+            TimeoutError: Nothing came within `idle_s`.
+            Broken: The connection failed mid-body.
+        """
+        connection = self._connection
+        if connection is None:
+            return b""
+        part = await connection.read_part(idle_s)
+        if not part:
+            self.close()
+        return part
+
+    def close(self) -> None:
+        """Done with the answer: a complete one's connection goes back to the pool, else it is closed."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if not connection.complete:
+            connection.close()
+        self._pool.release(connection)
+
+
 class ConnectionPools:
     """A pool of keep-alive connections per replica endpoint (`http(s)://host:port`)."""
 
@@ -331,17 +450,9 @@ class ConnectionPools:
             TimeoutError: No complete answer within `timeout_s` (connecting included).
             Broken: The connection failed mid-way or the answer was malformed.
         """
-        pool = self._pools.get(endpoint)
-        if pool is None:
-            pool = self._pools[endpoint] = _Pool(self, endpoint)
+        pool = self._pool(endpoint)
         expires = _monotonic() + timeout_s
-        lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), pool.host_line]
-        for name, value in headers:
-            lines += (name, b": ", value, b"\r\n")
-        if body or method != "GET":
-            lines.append(b"content-length: %d\r\n" % len(body))
-        lines.append(b"\r\n")
-        head = b"".join(lines)
+        head = _head(pool, method, target, headers, body)
         retry = method == "GET"
         while True:
             connection = pool.take_idle() or await pool.acquire(expires)
@@ -360,9 +471,57 @@ class ConnectionPools:
             pool.release(connection)
             return answer
 
+    async def stream(
+        self, endpoint: str, method: str, target: str, headers: Headers, body: bytes, timeout_s: float
+    ) -> Streamed:
+        """Send one request to `endpoint` and return as soon as the answer's status and headers are in;
+        its body is read from the `Streamed` answer. A GET is sent once more when a kept-alive
+        connection fails before the head.
+
+        Raises:
+            ConnectFailed: No connection could be opened.
+            TimeoutError: No answer head within `timeout_s` (connecting included).
+            Broken: The connection failed before the head, or the answer was malformed.
+        """
+        pool = self._pool(endpoint)
+        expires = _monotonic() + timeout_s
+        head = _head(pool, method, target, headers, body)
+        retry = method == "GET"
+        while True:
+            connection = pool.take_idle() or await pool.acquire(expires)
+            try:
+                status, answer_headers = await connection.wait_head(head, body, expires)
+            except Broken:
+                pool.release(connection)
+                if not retry:
+                    raise
+                retry = False
+                continue
+            except BaseException:
+                pool.release(connection)
+                raise
+            return Streamed(pool, connection, status, answer_headers)
+
+    def _pool(self, endpoint: str) -> _Pool:
+        pool = self._pools.get(endpoint)
+        if pool is None:
+            pool = self._pools[endpoint] = _Pool(self, endpoint)
+        return pool
+
     async def close(self) -> None:
         """Close every connection."""
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
         await asyncio.sleep(0)  # let the transports report their closing
+
+
+def _head(pool: _Pool, method: str, target: str, headers: Headers, body: bytes) -> bytes:
+    """The request line and headers (`host` and `content-length` added), ready to write."""
+    lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), pool.host_line]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    if body or method != "GET":
+        lines.append(b"content-length: %d\r\n" % len(body))
+    lines.append(b"\r\n")
+    return b"".join(lines)

@@ -1,4 +1,4 @@
-"""The upstream client (`polycloud.gateway.connections`) against a scripted raw HTTP server: reuse,
+"""The upstream client (`polycloud.proxying.connections`) against a scripted raw HTTP server: reuse,
 framing (length, chunked, until close), keep-alive limits, the one retry of a GET, timeouts, refused
 connections, the per-replica limit and cancellation."""
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from polycloud.gateway import GatewaySettings
-from polycloud.gateway.connections import Broken, ConnectFailed, ConnectionPools, _Pool
+from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, _Pool
 from polycloud.gateway.forwarding import Failure, Forwarder, Reply
 from polycloud.gateway.routes import ReplicaRoute
 from polycloud.gateway.upstreams import Upstream
