@@ -10,6 +10,9 @@ Paths served:
     GET  /v2/health/ready                           200 once routes are loaded; 503 before, and while
                                                     draining
     GET  /metrics                                   Prometheus text format
+    POST /v1/chat/completions, /v1/completions,     OpenAI API, routed by the body's `model`, answers
+         /v1/embeddings                             streamed through (`polycloud.gateway.llm`)
+    GET  /v1/models                                 the OpenAI services the caller may use
 
 On lifespan startup the gateway opens its connection pool, reads the routes once, and starts the
 route refresher, the health checker and (given a load sink) the load reporter; on shutdown it stops
@@ -32,6 +35,7 @@ from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.forwarding import Forwarder
 from polycloud.gateway.keyload import KeyWindow
 from polycloud.gateway.keys import KeyGuard, KeySource
+from polycloud.gateway.llm import LlmFront
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.policies import make_routing_policy
@@ -87,6 +91,9 @@ class GatewayApp:
             self.metrics,
         )
         self.metrics.in_flight.set_function(lambda: self.proxy.in_flight)
+        self.llm = LlmFront(
+            settings, self.registry, self.proxy, self.forwarder, locator, self.metrics, self.proxy.revisions
+        )
         self.refresher = RouteRefresher(source, self.registry, settings, self.metrics)
         self.health = HealthChecker(self.registry, self.forwarder, settings)
         self.reporter: LoadReporter | None = None
@@ -142,6 +149,9 @@ class GatewayApp:
                 query: bytes = scope.get("query_string", b"")
                 target = (raw + b"?" + query if query else raw).decode("latin-1")
                 await self.proxy.handle(scope, receive, send, service, target)
+            return
+        if path.startswith("/v1/"):
+            await self.llm.handle(scope, receive, send)
             return
         if method != "GET":
             await send_error(send, 405, f"{path} takes GET, not {method}", [(b"allow", b"GET")])
@@ -261,6 +271,6 @@ def create_app(
     """
     load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
     app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load, upstream_tls)
-    app.keys = None if keys is None else KeyGuard(keys)
+    app.keys = app.llm.keys = None if keys is None else KeyGuard(keys)
     app.proxy.tracer = tracer
     return app

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools
+from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, Streamed
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.upstreams import Upstream
 
@@ -151,6 +151,33 @@ class Forwarder:
             if name not in DROP_RESPONSE_HEADERS:
                 kept.append((name, value))
         return Reply(status, kept, payload, (time.perf_counter() - start) * 1000.0)
+
+    async def open_stream(
+        self,
+        upstream: Upstream,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeout_s: float,
+    ) -> Streamed | Failure:
+        """Send one request to `upstream` and return once the answer's head is in (its body is read from
+        the `Streamed`, whose headers are already filtered by `DROP_RESPONSE_HEADERS`); same failures
+        as `send`, within `timeout_s` for the head."""
+        pools = self._pools
+        if pools is None:
+            raise RuntimeError("Forwarder.open() was not awaited")
+        endpoint = upstream.endpoint
+        try:
+            answer = await pools.stream(endpoint, method, target, headers, body, timeout_s)
+        except ConnectFailed as e:
+            return Failure("connect", f"cannot connect to {endpoint}: {e}")
+        except TimeoutError:
+            return Failure("timeout", f"no answer from {endpoint} within {timeout_s:.3g} s")
+        except Broken as e:
+            return Failure("broken", f"{endpoint} failed mid-request: {e}")
+        answer.headers = [(n, v) for n, v in ((n.lower(), v) for n, v in answer.headers) if n not in DROP_RESPONSE_HEADERS]
+        return answer
 
     async def probe(self, upstream: Upstream, path: str, timeout_s: float) -> Reply | Failure:
         """`GET path` on `upstream` (a health check); same outcomes as `send`."""

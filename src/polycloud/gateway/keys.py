@@ -154,6 +154,15 @@ class KeyGuard:
             scope[KEY_ID_SCOPE] = key_id  # for per-key load reports, without a second lookup
         return denial
 
+    def may_use(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """Whether the request's key (if any) may call `service`, without counting anything (listings)."""
+        keys = self._keys.get(service)
+        if not keys:
+            return self.loaded
+        key = presented_key(headers)
+        grant = keys.get(hash_key(key)) if key is not None else None
+        return grant is not None and not grant.revoked
+
     def check(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> Denial | None:
         """None to let the request through (and count it); else the answer that refuses it."""
         return self._verdict(service, headers)[0]

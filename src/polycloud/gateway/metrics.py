@@ -13,6 +13,9 @@
                                                                 bodies, sent to and received from a cluster
     polycloud_gateway_in_flight                                requests being proxied
     polycloud_gateway_routes_version                           route tables applied
+    polycloud_gateway_llm_time_to_first_token_seconds{service, cluster, revision}  LLM streams
+    polycloud_gateway_llm_inter_token_seconds{service, cluster, revision}  mean gap between tokens
+    polycloud_gateway_llm_tokens_total{service, cluster, revision, kind}  prompt and completion tokens
 
 Names follow `polycloud_<component>_<what>_<unit>`; the control plane's `/metrics` adds the cluster's
 provider and region (`polycloud.obs.federation`).
@@ -21,7 +24,9 @@ The request path counts in plain dicts of plain numbers (a lookup and an additio
 collector turns them into Prometheus families when `/metrics` is read: the exposition is what
 `prometheus_client`'s `Counter` and `Histogram` would write (`_created` included), without their
 per-increment lock and checks, which were a sixth of the gateway's own Python time per request. Every
-count happens on the event loop; a scrape reads the dicts from the same loop.
+count happens on the event loop; a scrape reads the dicts from the same loop. The LLM families use
+`prometheus_client`'s own classes: they are counted once per LLM answer, not once per request of the
+hot path, and an answer costs milliseconds to seconds of a replica's time.
 """
 
 from __future__ import annotations
@@ -31,13 +36,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from polycloud.gateway.tokens import TokenUsage
+
+TOKEN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds, for time to first token and between tokens."""
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _go_float = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus_client
 _LE = (*(_go_float(b) for b in BUCKETS), "+Inf")
@@ -87,6 +96,39 @@ class GatewayMetrics:
         r = self.registry
         self.in_flight = Gauge("polycloud_gateway_in_flight", "Requests being proxied.", registry=r)
         self.routes_version = Gauge("polycloud_gateway_routes_version", "Route tables applied.", registry=r)
+        labels = ["service", "cluster", "revision"]
+        self.first_token = Histogram(
+            "polycloud_gateway_llm_time_to_first_token_seconds",
+            "Time from an LLM request's arrival to its first streamed token.",
+            labels,
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.inter_token = Histogram(
+            "polycloud_gateway_llm_inter_token_seconds",
+            "Mean time between the streamed tokens of one answer.",
+            labels,
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "polycloud_gateway_llm_tokens",
+            "Tokens of LLM requests (kind: prompt or completion), as the replica's usage reports them.",
+            [*labels, "kind"],
+            registry=r,
+        )
+
+    def streamed(self, service: str, cluster: str, revision: int, usage: TokenUsage) -> None:
+        """Count one LLM answer's tokens, time to first token and inter-token time."""
+        labels = (service, cluster, str(revision))
+        if usage.prompt:
+            self.tokens.labels(*labels, "prompt").inc(usage.prompt)
+        if usage.completion:
+            self.tokens.labels(*labels, "completion").inc(usage.completion)
+        if usage.first_token_s is not None:
+            self.first_token.labels(*labels).observe(usage.first_token_s)
+        if usage.inter_token_s is not None:
+            self.inter_token.labels(*labels).observe(usage.inter_token_s)
 
     def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
         """Count one answer to a client and its duration."""

@@ -328,7 +328,7 @@ class Proxy:
             pool = self._registry.pool(call.service)
             if remaining <= 0 or pool is None:
                 break
-            choice = self._select(pool, call, now, tried)
+            choice = self.select_first(pool, call, now, tried)
             if isinstance(choice, NoRoute):
                 if last is None:
                     await send_error(send, choice.status, choice.reason, [call.id_header, self._retry_after])
@@ -346,7 +346,7 @@ class Proxy:
                     continue
                 if answered and isinstance(failure, Failure) and failure.kind == "timeout":
                     self._silenced(upstream, failure)
-                self._failed(upstream, failure, now)
+                self.failed(upstream, failure, now)
                 tried.append(upstream)
                 last = failure
             if isinstance(outcome, Reply) and answered:
@@ -359,7 +359,7 @@ class Proxy:
                     headers.append(_tried(tried, overtaken))
                 await send_response(send, outcome.status, headers, outcome.body, call.id_header, winner)
                 return outcome.status, winner.cluster
-            self._failed(winner, outcome, now)
+            self.failed(winner, outcome, now)
             tried.append(winner)
             last = outcome
         return await self._exhausted(send, call, last, tried)
@@ -466,7 +466,7 @@ class Proxy:
         race.hedge = hedge = asyncio.get_running_loop().create_task(self._forward(second, call, timeout_s))
         hedge.add_done_callback(race.hedge_done)
 
-    def _select(self, pool: ServicePool, call: Call, now: float, tried: list[Upstream]) -> Upstream | NoRoute:
+    def select_first(self, pool: ServicePool, call: Call, now: float, tried: list[Upstream]) -> Upstream | NoRoute:
         """During a canary the first attempt draws its revision by weight (the other revision serves
         when the drawn one has no replica to offer); retries may go to any replica."""
         if tried or pool.tracks is None:
@@ -490,7 +490,11 @@ class Proxy:
                 failure.message,
             )
 
-    def _failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
+    def succeeded(self, upstream: Upstream, now: float) -> None:
+        """An attempt on `upstream` succeeded (the ejection policy forgives its earlier failures)."""
+        self._ejection.succeeded(upstream, now)
+
+    def failed(self, upstream: Upstream, outcome: Reply | Failure, now: float) -> None:
         kind: str = outcome.kind if isinstance(outcome, Failure) else "5xx"
         if kind == "connect" and upstream.healthy:
             upstream.healthy = upstream.silent = False  # until the next health check passes

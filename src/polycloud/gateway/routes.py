@@ -59,6 +59,8 @@ class ServiceRoutes:
     revision first (a retry may go anywhere), the rest to the others."""
     hedge: float | None = None
     """The percentile of recent attempt times after which an attempt is hedged; None: never."""
+    protocol: str = "oip-v2"
+    """What its replicas speak: "oip-v2" (served under /v2/models/) or "openai" (under /v1/)."""
 
     def clusters(self) -> dict[str, list[ReplicaRoute]]:
         """The replicas grouped by cluster, clusters in order of first appearance."""

@@ -64,6 +64,12 @@ def _pattern(spec: dict[str, Any]) -> str:
     return pattern if isinstance(pattern, str) else "single"
 
 
+def _protocol(spec: dict[str, Any]) -> str:
+    inner = spec.get("spec")
+    protocol = inner.get("protocol") if isinstance(inner, dict) else None
+    return protocol if isinstance(protocol, str) else "oip-v2"
+
+
 def _hedge(spec: dict[str, Any]) -> float | None:
     inner = spec.get("spec")
     hedging = inner.get("hedging") if isinstance(inner, dict) else None
@@ -105,6 +111,7 @@ class StoreRouteSource:
             raise TransientError(f"cannot read routes from the state store: {e}") from e
         patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
         hedges = {w.name: _hedge(w.spec) for w in workloads if w.kind == "Service"}
+        protocols = {w.name: _protocol(w.spec) for w in workloads if w.kind == "Service"}
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
         for record in replicas:
@@ -112,7 +119,12 @@ class StoreRouteSource:
                 grouped.setdefault(record.workload, []).append(_replica(record))
         services = [
             ServiceRoutes(
-                name, patterns.get(name, "single"), tuple(routes), rollouts.get(name), hedges.get(name)
+                name,
+                patterns.get(name, "single"),
+                tuple(routes),
+                rollouts.get(name),
+                hedges.get(name),
+                protocols.get(name, "oip-v2"),
             )
             for name, routes in grouped.items()
         ]

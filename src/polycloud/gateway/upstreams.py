@@ -146,6 +146,7 @@ class ServicePool:
         "hedge",
         "name",
         "pattern",
+        "protocol",
         "standby",
         "tracks",
         "upstreams",
@@ -158,6 +159,7 @@ class ServicePool:
         upstreams: list[Upstream],
         canary: tuple[int, int] | None = None,
         hedge: float | None = None,
+        protocol: str = "oip-v2",
     ) -> None:
         """Group `upstreams` by role; unknown roles count as active. With `canary` (revision, percent),
         `tracks` holds the pools of the baseline's and of the canary's replicas."""
@@ -169,14 +171,16 @@ class ServicePool:
         self.active = [u for u in upstreams if u.role not in ("standby", "burst")]
         self.hedge = hedge
         """Hedge attempts slower than this percentile of recent ones; None: never."""
+        self.protocol = protocol
+        """"oip-v2" or "openai"."""
         self.canary_weight = canary[1] if canary else 0
         self.tracks: tuple[ServicePool, ServicePool] | None = None
         if canary is not None:
             baseline = [u for u in upstreams if u.revision != canary[0]]
             new = [u for u in upstreams if u.revision == canary[0]]
             self.tracks = (
-                ServicePool(name, pattern, baseline, hedge=hedge),
-                ServicePool(name, pattern, new, hedge=hedge),
+                ServicePool(name, pattern, baseline, hedge=hedge, protocol=protocol),
+                ServicePool(name, pattern, new, hedge=hedge, protocol=protocol),
             )
 
     def track(self, draw: float) -> ServicePool:
@@ -254,7 +258,7 @@ class UpstreamRegistry:
                 by_key[key] = upstream
                 members.append(upstream)
             pools[service.name] = ServicePool(
-                service.name, service.pattern, members, service.canary, service.hedge
+                service.name, service.pattern, members, service.canary, service.hedge, service.protocol
             )
         self._by_key = by_key
         self._pools = pools
