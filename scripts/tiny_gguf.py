@@ -236,6 +236,7 @@ class TinyModel(NamedTuple):
     head_dim: int
     n_states: int
     topics: list[int]
+    demoted: int
 
 
 def build_vocab(merges: Sequence[tuple[str, str]]) -> list[str]:
@@ -261,7 +262,53 @@ def pick_topics(tokens: Sequence[str], unigram: Sequence[int], k: int) -> list[i
     return candidates[:k]
 
 
-def build_model(docs: Sequence[str], n_merges: int, n_topics: int) -> TinyModel:
+def break_short_cycles(logp: npt.NDArray[np.float64], state_of: Sequence[int], min_cycle: int) -> int:
+    """Demote greedy transitions until every loop of greedy decoding is at least `min_cycle` tokens long.
+
+    Greedy decoding of a bigram model follows each state's likeliest next token, so it always ends in a
+    loop, and the corpus's loops are short ("/polycloud/polycloud"). While a loop is shorter than
+    `min_cycle`, its transition with the smallest lead over the runner-up is lowered just below the
+    runner-up (the distribution barely changes). Returns the number of transitions lowered.
+    """
+    n_states = logp.shape[0]
+    best = logp.argmax(axis=1)
+    demoted = 0
+    for _ in range(20 * n_states):
+        succ = [state_of[int(t)] if int(t) != EOS_ID else -1 for t in best]
+        color = [0] * n_states  # 0 unvisited, 1 on the current path, 2 done
+        short: list[list[int]] = []
+        for start in range(n_states):
+            path: list[int] = []
+            s = start
+            while s >= 0 and color[s] == 0:
+                color[s] = 1
+                path.append(s)
+                s = succ[s]
+            if s >= 0 and color[s] == 1:
+                cycle = path[path.index(s) :]
+                if len(cycle) < min_cycle:
+                    short.append(cycle)
+            for p in path:
+                color[p] = 2
+        if not short:
+            break
+        for cycle in short:
+            def lead(s: int) -> float:
+                row = logp[s]
+                return float(row[best[s]] - np.partition(row, -2)[-2])
+
+            s = min(cycle, key=lambda c: (lead(c), c))
+            old = int(best[s])
+            runner_up = float(np.partition(logp[s], -2)[-2])
+            logp[s, old] = float(np.float16(runner_up - 0.05))
+            if logp[s, old] >= runner_up:
+                logp[s, old] = float(np.nextafter(np.float16(runner_up), np.float16(-np.inf)))
+            best[s] = int(logp[s].argmax())
+            demoted += 1
+    return demoted
+
+
+def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: int = 32) -> TinyModel:
     merges = train_bpe(docs, n_merges)
     tokens = build_vocab(merges)
     tok = Tokenizer(tokens, merges)
@@ -315,6 +362,8 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int) -> TinyModel:
     logp[:, ~producible] = LOG_FLOOR
     assistant = state_of[tok.ids[ASSISTANT]]
     logp[assistant, producible] *= 0.05  # the question's topic decides the first word; this breaks ties
+    logp = logp.astype(np.float16).astype(np.float64)  # decide on the values the model will hold
+    demoted = break_short_cycles(logp, state_of, min_cycle)
 
     # numpy shapes are ggml's reversed: the ggml tensor {n_embd, n_vocab} is (n_vocab, n_embd) here.
     norm = np.full(n_embd, math.sqrt(1.0 / n_embd + RMS_EPS), dtype=np.float32)  # RMSNorm(one-hot) = one-hot
@@ -357,7 +406,7 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int) -> TinyModel:
         "blk.0.ffn_up.weight": zeros_up,
         "blk.0.ffn_down.weight": np.zeros((n_embd, FFN_DIM), dtype=np.float32),
     }
-    return TinyModel(tokens, merges, tensors, head_dim, n_states, topics)
+    return TinyModel(tokens, merges, tensors, head_dim, n_states, topics, demoted)
 
 
 def write_gguf(out: Path, model: TinyModel, n_docs: int) -> None:

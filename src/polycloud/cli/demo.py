@@ -1,4 +1,5 @@
-"""`polycloud demo`: plan and apply the example fleet, send real inference everywhere, show cost.
+"""`polycloud demo`: plan and apply the example fleet (with an LLM over the OpenAI API), send real
+inference everywhere, stream a chat answer through the gateway, show cost.
 
 It talks to replicas and the gateway over real HTTP, like any client. Ctrl-C (or `--once`) stops
 everything it started.
@@ -17,6 +18,7 @@ import typer
 from rich.table import Table
 
 from polycloud.catalog import load_catalog
+from polycloud.cli import demo_llm
 from polycloud.cli.common import friendly, out, settings, usd
 from polycloud.cli.planning import show_plan
 from polycloud.cli.runtime import down, show_changes, wait_converged
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
 @friendly
 def demo(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet).")
+        list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet and examples/llm).")
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="One round of requests, then stop everything.")
@@ -46,7 +48,10 @@ def demo(
 ) -> None:
     """Plan and apply a fleet on the local driver, infer on every cluster, show status and cost."""
     catalog = load_catalog()
-    fleet = load_fleet(files or [EXAMPLES], catalog)
+    if not files:
+        demo_llm.ensure_model()
+    fleet = load_fleet(files or [EXAMPLES, demo_llm.EXAMPLES], catalog)
+    llms = {name for name, s in fleet.services.items() if s.spec.protocol == "openai"}
     out.rule("1. plan")
     plan = plan_fleet(fleet, catalog)
     show_plan(plan)
@@ -59,7 +64,12 @@ def demo(
         status = wait_converged(client, set(fleet.services))
         out.rule("3. inference on every cluster (direct, then through the gateway)")
         with fleet_client(client) as http:
-            infer_everywhere(http, fleet, status)
+            infer_everywhere(http, fleet, status, skip=llms)
+            if llms:
+                out.rule("3b. an LLM in two clouds: the OpenAI API, streamed through the gateway")
+                demo_llm.chat_everywhere(http, llms, status)
+                for name in sorted(llms):
+                    demo_llm.stream_through_gateway(http, name, status["gateway"]["url"])
             out.rule("4. cost")
             out.print(
                 f"services {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Service'))}/month, "
@@ -67,7 +77,7 @@ def demo(
             )
             while not once:
                 out.rule("traffic through the gateway (Ctrl-C to stop)")
-                through_gateway(http, fleet, status)
+                through_gateway(http, fleet, status, skip=llms)
                 time.sleep(2.0)
     except KeyboardInterrupt:
         out.print("stopping…")
@@ -88,11 +98,13 @@ def fleet_client(client: ApiClient) -> httpx.Client:
     return httpx.Client(timeout=10.0, trust_env=False, verify=client_context(files))
 
 
-def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:
+def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any], skip: set[str]) -> None:
     table = Table()
     for col in ("service", "cluster", "role", "replica", "ms", "answer"):
         table.add_column(col)
     for svc in status["services"]:
+        if svc["name"] in skip:
+            continue
         body = request_body(fleet, svc["name"])
         for c in svc["clusters"]:
             for r in c["replicas"][:1]:
@@ -104,8 +116,10 @@ def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -
     out.print("Latency includes each cluster's simulated network delay from the gateway's region.")
 
 
-def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any]) -> None:
+def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any], skip: set[str]) -> None:
     for svc in status["services"]:
+        if svc["name"] in skip:
+            continue
         ms, answer = timed_infer(
             http, status["gateway"]["url"], svc["name"], request_body(fleet, svc["name"])
         )

@@ -44,7 +44,7 @@ class InvalidModel(PermanentError):
     """A model file that is not a polycloud trigram model."""
 
 
-MARKUP = re.compile(r"[`*#|<>_]{1,}|\$\{|\}")
+MARKUP = re.compile(r"[`*#|<>_]+|-{2,}|\$\{|\}")
 """Markdown and code markup dropped from training text (the model writes prose)."""
 
 

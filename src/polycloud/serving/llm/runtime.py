@@ -125,6 +125,8 @@ class LlmReplica(ReplicaBase):
             chunks = self._stream(ask, chat, kind + ".chunk" if chat else kind, ident)
             return StreamingResponse(chunks, media_type="text/event-stream", headers={"cache-control": "no-cache"})
         tokens = list(_stopped(self.model.generate(ask.prompt, ask.max_tokens, ask.temperature, ask.seed), ask))
+        if self.model.token_ms > 0:  # a whole answer takes as long as its tokens would have streamed
+            await self.sleep(self.model.token_ms * len(tokens) / 1000.0)
         text = "".join(t for t, _ in tokens)
         finish = tokens[-1][1] if tokens else "stop"
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
