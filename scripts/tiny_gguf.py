@@ -3,16 +3,16 @@
 
 Usage::
 
-    python scripts/tiny_gguf.py OUT.gguf [--corpus FILE ...] [--merges N] [--topics K]
+    python scripts/tiny_gguf.py OUT.gguf [--corpus FILE ...] [--merges N] [--topics K] [--recent R]
 
 The end-to-end tests run llama.cpp's server as a third-party model server and must not download a model
-from a hub, so this script makes one (about 15 MB, in a few seconds, with numpy and the `gguf` package
-from PyPI, the writer ggml publishes). The corpus defaults to the repository's README.md and docs/*.md.
-The same corpus and options always give the same bytes.
+from a hub, so this script makes one (16 MB, in about a second, with numpy and the `gguf` package from
+PyPI, the writer ggml publishes). The corpus defaults to the repository's README.md and docs/*.md. The
+same corpus and options always give the same bytes.
 
-The model is a real llama-architecture network (one transformer block) whose weights are set, not
-trained by gradient descent, so that it computes a bigram language model of the corpus, plus one
-attention trick that makes a chat reply start from the question's topic:
+The model is a real llama-architecture network (one transformer block, two attention heads) whose
+weights are set, not trained by gradient descent: it computes a bigram language model of the corpus,
+with two attention heads on top.
 
 * Tokenizer: llama.cpp's "gpt2" byte-level BPE with the GPT-2 pre-tokenizer. The merges are learnt from
   the corpus here (plain BPE: the most frequent adjacent pair first), so frequent words are single
@@ -23,17 +23,23 @@ attention trick that makes a chat reply start from the question's topic:
   The token embedding is the state's one-hot vector, stored exactly in Q4_0.
 * Bigram: the output matrix holds log P(next token | state), from the corpus's bigram counts smoothed
   towards unigram frequencies. The RMSNorm weights are set so that normalising a one-hot vector gives
-  it back, so the logits are exactly those log-probabilities. The feed-forward block is zero.
-* Topics: the corpus's K most frequent content words are topics. Every token's attention goes to the
-  BOS token and the other non-topic tokens, whose values are zero, so the residual passes through
-  unchanged, except <|assistant|>'s, which goes to the topic words in its context (the rotary embedding is made negligible on the
-  dimensions used by a huge frequency base). Their one-hot values make the most specific topic word of
-  the question the reply's first word; the bigram chain takes over from there. A chat reply thus
-  depends on the question, and /v1/completions continues from the prompt's last token.
+  it back, so without the heads the logits are exactly those log-probabilities. The feed-forward block
+  is zero.
+* Head 0, topics: the corpus's K most frequent content words are topics. Every token attends to BOS and
+  the other non-topic tokens, whose values are zero, except <|assistant|>, which attends to the topic
+  words in its context; their one-hot values make the question's most specific topic word the first
+  word of the reply. A chat reply thus depends on the question (and /v1/completions continues from
+  the prompt's last token).
+* Head 1, recent tokens: every token attends to a window of about the last 15 tokens (rotary
+  embedding, one frequency), and the values, one-hot over the R most frequent tokens, lower the logits
+  of those seen in the window. Greedy decoding of a bare bigram falls into short loops
+  ("/polycloud/polycloud/..."); with this it writes markdown-flavoured word salad such as
+  " gateway's `polycloud/v1.\n| --- | 2, and the same run 1 s".
 
 Greedy decoding (temperature 0) is deterministic and practically never ends early (EOS is likely only
 at the end of a corpus file), so a request with `max_tokens` gets that many tokens, finish_reason
-"length".
+"length". Tests should not pin the exact text beyond a few tokens: near-ties may break differently on
+another CPU or llama.cpp version.
 
 Chat template (`tokenizer.chat_template`, Jinja, used by llama-cpp-python's `/v1/chat/completions`)::
 
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import math
 import re
 import sys
@@ -84,12 +91,95 @@ CHAT_TEMPLATE = (
 PIECE_RE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
 
 STOPWORDS = frozenset(
-    """about above after again also among another because been before being below between both cannot
-    could does doing done down during each either every from further have having here however into itself
-    just least less like made make many more most much must never next none once only other others over
-    same shall should since some such than that their them themselves then there these they this those
-    through under until upon very were what when where whether which while will with within without would
-    your yours""".split()
+    [
+        "about",
+        "above",
+        "after",
+        "again",
+        "also",
+        "among",
+        "another",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "cannot",
+        "could",
+        "does",
+        "doing",
+        "done",
+        "down",
+        "during",
+        "each",
+        "either",
+        "every",
+        "from",
+        "further",
+        "have",
+        "having",
+        "here",
+        "however",
+        "into",
+        "itself",
+        "just",
+        "least",
+        "less",
+        "like",
+        "made",
+        "make",
+        "many",
+        "more",
+        "most",
+        "much",
+        "must",
+        "never",
+        "next",
+        "none",
+        "once",
+        "only",
+        "other",
+        "others",
+        "over",
+        "same",
+        "shall",
+        "should",
+        "since",
+        "some",
+        "such",
+        "than",
+        "that",
+        "their",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "under",
+        "until",
+        "upon",
+        "very",
+        "were",
+        "what",
+        "when",
+        "where",
+        "whether",
+        "which",
+        "while",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "your",
+        "yours",
+    ]
 )
 
 FFN_DIM = 32
@@ -100,6 +190,9 @@ LOG_FLOOR = -30.0  # the log-probability of tokens the model must not produce
 ROPE_BASE = 1e12
 RMS_EPS = 1e-5
 ALPHA = 1.0  # weight of the unigram prior in each state's next-token distribution
+RECENT_PAIR = 8  # rotary pair of the recent-tokens head: theta = ROPE_BASE ** (-2 * 8 / head_dim)
+RECENT_SHARPNESS = 30.0
+RECENT_PENALTY = 200.0
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -153,7 +246,7 @@ def train_bpe(docs: Sequence[str], n_merges: int) -> list[tuple[str, str]]:
     pair_count: Counter[tuple[str, str]] = Counter()
     where: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
     for i, symbols in enumerate(words):
-        for pair in zip(symbols, symbols[1:]):
+        for pair in itertools.pairwise(symbols):
             pair_count[pair] += freq[i]
             where[pair].add(i)
     heap = [(-n, pair) for pair, n in pair_count.items()]
@@ -170,7 +263,7 @@ def train_bpe(docs: Sequence[str], n_merges: int) -> list[tuple[str, str]]:
         touched: set[tuple[str, str]] = set()
         for i in sorted(where.pop(pair, set())):
             old = words[i]
-            for p in zip(old, old[1:]):
+            for p in itertools.pairwise(old):
                 pair_count[p] -= freq[i]
                 touched.add(p)
             new: list[str] = []
@@ -183,7 +276,7 @@ def train_bpe(docs: Sequence[str], n_merges: int) -> list[tuple[str, str]]:
                     new.append(old[j])
                     j += 1
             words[i] = new
-            for p in zip(new, new[1:]):
+            for p in itertools.pairwise(new):
                 pair_count[p] += freq[i]
                 where[p].add(i)
                 touched.add(p)
@@ -212,7 +305,9 @@ class Tokenizer:
         symbols = list(spell(piece))
         none = len(self.ranks)
         while len(symbols) > 1:  # the lowest-ranked pair first, the leftmost on ties, as llama.cpp does
-            rank, i = min((self.ranks.get(pair, none), i) for i, pair in enumerate(zip(symbols, symbols[1:])))
+            rank, i = min(
+                (self.ranks.get(pair, none), i) for i, pair in enumerate(itertools.pairwise(symbols))
+            )
             if rank == none:
                 break
             symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
@@ -236,7 +331,7 @@ class TinyModel(NamedTuple):
     head_dim: int
     n_states: int
     topics: list[int]
-    demoted: int
+    recent: list[int]
 
 
 def build_vocab(merges: Sequence[tuple[str, str]]) -> list[str]:
@@ -262,53 +357,7 @@ def pick_topics(tokens: Sequence[str], unigram: Sequence[int], k: int) -> list[i
     return candidates[:k]
 
 
-def break_short_cycles(logp: npt.NDArray[np.float64], state_of: Sequence[int], min_cycle: int) -> int:
-    """Demote greedy transitions until every loop of greedy decoding is at least `min_cycle` tokens long.
-
-    Greedy decoding of a bigram model follows each state's likeliest next token, so it always ends in a
-    loop, and the corpus's loops are short ("/polycloud/polycloud"). While a loop is shorter than
-    `min_cycle`, its transition with the smallest lead over the runner-up is lowered just below the
-    runner-up (the distribution barely changes). Returns the number of transitions lowered.
-    """
-    n_states = logp.shape[0]
-    best = logp.argmax(axis=1)
-    demoted = 0
-    for _ in range(20 * n_states):
-        succ = [state_of[int(t)] if int(t) != EOS_ID else -1 for t in best]
-        color = [0] * n_states  # 0 unvisited, 1 on the current path, 2 done
-        short: list[list[int]] = []
-        for start in range(n_states):
-            path: list[int] = []
-            s = start
-            while s >= 0 and color[s] == 0:
-                color[s] = 1
-                path.append(s)
-                s = succ[s]
-            if s >= 0 and color[s] == 1:
-                cycle = path[path.index(s) :]
-                if len(cycle) < min_cycle:
-                    short.append(cycle)
-            for p in path:
-                color[p] = 2
-        if not short:
-            break
-        for cycle in short:
-            def lead(s: int) -> float:
-                row = logp[s]
-                return float(row[best[s]] - np.partition(row, -2)[-2])
-
-            s = min(cycle, key=lambda c: (lead(c), c))
-            old = int(best[s])
-            runner_up = float(np.partition(logp[s], -2)[-2])
-            logp[s, old] = float(np.float16(runner_up - 0.05))
-            if logp[s, old] >= runner_up:
-                logp[s, old] = float(np.nextafter(np.float16(runner_up), np.float16(-np.inf)))
-            best[s] = int(logp[s].argmax())
-            demoted += 1
-    return demoted
-
-
-def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: int = 32) -> TinyModel:
+def build_model(docs: Sequence[str], n_merges: int, n_topics: int, n_recent: int) -> TinyModel:
     merges = train_bpe(docs, n_merges)
     tokens = build_vocab(merges)
     tok = Tokenizer(tokens, merges)
@@ -331,11 +380,14 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: in
     rare_state = n_states
     n_states += 1
     state_of = [rare_state if s < 0 else s for s in state_of]
-    states_padded = -(-n_states // 32) * 32
 
     topics = pick_topics(tokens, unigram, n_topics)
-    head_dim = max(HEAD_DIM_MIN, -(-len(topics) // 32) * 32)
-    n_embd = states_padded + head_dim
+    recent = sorted(range(n_special, n_vocab), key=lambda t: (-unigram[t], t))[:n_recent]
+    head_dim = max(HEAD_DIM_MIN, -(-max(len(topics), len(recent)) // 32) * 32)
+    # residual stream: [states | topic values | recent-token values], a multiple of 32 for Q4_0 rows
+    topic_base = -(-n_states // 32) * 32
+    recent_base = topic_base + head_dim
+    n_embd = recent_base + head_dim
 
     # Bigram counts; the chat control tokens get the distribution of words that start a line.
     counts = np.zeros((n_states, n_vocab), dtype=np.float64)
@@ -343,7 +395,7 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: in
     ends_line = [i >= n_special and unspell(t).endswith("\n") for i, t in enumerate(tokens)]
     starts_word = [i >= n_special and unspell(t)[:1].isalpha() for i, t in enumerate(tokens)]
     for stream in streams:
-        for prev, nxt in zip(stream, stream[1:]):
+        for prev, nxt in itertools.pairwise(stream):
             counts[state_of[prev], nxt] += 1.0
             if ends_line[prev] and starts_word[nxt]:
                 line_start[nxt] += 1.0
@@ -362,8 +414,6 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: in
     logp[:, ~producible] = LOG_FLOOR
     assistant = state_of[tok.ids[ASSISTANT]]
     logp[assistant, producible] *= 0.05  # the question's topic decides the first word; this breaks ties
-    logp = logp.astype(np.float16).astype(np.float64)  # decide on the values the model will hold
-    demoted = break_short_cycles(logp, state_of, min_cycle)
 
     # numpy shapes are ggml's reversed: the ggml tensor {n_embd, n_vocab} is (n_vocab, n_embd) here.
     norm = np.full(n_embd, math.sqrt(1.0 / n_embd + RMS_EPS), dtype=np.float32)  # RMSNorm(one-hot) = one-hot
@@ -372,24 +422,40 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: in
     output = np.zeros((n_vocab, n_embd), dtype=np.float32)
     output[:, :n_states] = logp.T
 
-    # Attention uses the last rotary pair only: with ROPE_BASE its rotation stays below 1e-6 rad.
-    to_topic, to_bos = head_dim - 2, head_dim - 1
-    wq = np.zeros((head_dim, n_embd), dtype=np.float32)
-    wk = np.zeros((head_dim, n_embd), dtype=np.float32)
-    wv = np.zeros((head_dim, n_embd), dtype=np.float32)
-    wo = np.zeros((n_embd, head_dim), dtype=np.float32)
-    wq[to_bos, :n_states] = GATE  # every token looks at BOS and the other non-topic tokens (value zero) ...
-    wq[to_bos, assistant] = 0.0
-    wq[to_topic, assistant] = GATE  # ... but <|assistant|> looks at the topic words before it
-    wk[to_bos, :n_states] = GATE
+    # Two attention heads; q, k, v rows [0, head_dim) are head 0's, [head_dim, 2 * head_dim) head 1's.
+    wq = np.zeros((2 * head_dim, n_embd), dtype=np.float32)
+    wk = np.zeros((2 * head_dim, n_embd), dtype=np.float32)
+    wv = np.zeros((2 * head_dim, n_embd), dtype=np.float32)
+    wo = np.zeros((n_embd, 2 * head_dim), dtype=np.float32)
+
+    # Head 0, topics. It uses the last rotary pair, which ROPE_BASE keeps still (< 1e-6 rad). Every token
+    # looks at BOS and the other non-topic tokens, whose values are zero; <|assistant|> looks at the
+    # topic words before it, and their values make the question's most specific topic the first word.
+    to_topic, to_sink = head_dim - 2, head_dim - 1
+    wq[to_sink, :n_states] = GATE
+    wq[to_sink, assistant] = 0.0
+    wq[to_topic, assistant] = GATE
+    wk[to_sink, :n_states] = GATE
     for rank, tid in enumerate(topics):
         s = state_of[tid]
-        wk[to_bos, s] = 0.0
+        wk[to_sink, s] = 0.0
         wk[to_topic, s] = GATE
         wv[rank, s] = 1.0
-        wo[states_padded + rank, rank] = 1.0
-        # the topic word itself becomes the likeliest next token; the rarer topic wins a tie
-        output[tid, states_padded + rank] = TOPIC_BOOST * (1.0 + rank / len(topics))
+        wo[topic_base + rank, rank] = 1.0
+        output[tid, topic_base + rank] = TOPIC_BOOST * (1.0 + rank / len(topics))
+
+    # Head 1, recent tokens: q and k are the same constant vector on one rotary pair, so the score is
+    # RECENT_SHARPNESS * cos(theta * distance) and attention is a window of the last ~15 tokens (the
+    # token itself included). Its values are one-hot over the most frequent tokens, so the output
+    # lowers the logit of each of them in proportion to its weight in the window: greedy decoding does
+    # not fall into the bigram's short loops ("/polycloud/polycloud").
+    amp = math.sqrt(RECENT_SHARPNESS * math.sqrt(head_dim))
+    wq[head_dim + 2 * RECENT_PAIR, :n_states] = amp
+    wk[head_dim + 2 * RECENT_PAIR, :n_states] = amp
+    for rank, tid in enumerate(recent):
+        wv[head_dim + rank, state_of[tid]] = 1.0
+        wo[recent_base + rank, head_dim + rank] = 1.0
+        output[tid, recent_base + rank] = -RECENT_PENALTY
 
     zeros_up = np.zeros((FFN_DIM, n_embd), dtype=np.float32)
     tensors = {
@@ -406,7 +472,7 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, min_cycle: in
         "blk.0.ffn_up.weight": zeros_up,
         "blk.0.ffn_down.weight": np.zeros((n_embd, FFN_DIM), dtype=np.float32),
     }
-    return TinyModel(tokens, merges, tensors, head_dim, n_states, topics, demoted)
+    return TinyModel(tokens, merges, tensors, head_dim, n_states, topics, recent)
 
 
 def write_gguf(out: Path, model: TinyModel, n_docs: int) -> None:
@@ -422,8 +488,8 @@ def write_gguf(out: Path, model: TinyModel, n_docs: int) -> None:
     writer.add_embedding_length(n_embd)
     writer.add_block_count(1)
     writer.add_feed_forward_length(FFN_DIM)
-    writer.add_head_count(1)
-    writer.add_head_count_kv(1)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
     writer.add_key_length(model.head_dim)
     writer.add_value_length(model.head_dim)
     writer.add_rope_dimension_count(model.head_dim)
@@ -448,6 +514,10 @@ def write_gguf(out: Path, model: TinyModel, n_docs: int) -> None:
             # one-hot rows are exact in Q4_0 (scale -1/8, nibble 0) at a quarter of f16's size
             qtype = gguf.GGMLQuantizationType.Q4_0
             writer.add_tensor(name, gguf.quants.quantize(value, qtype), raw_dtype=qtype)
+        elif ".attn_" in name and value.ndim == 2:
+            # rows of 0 and one constant each: Q8_0 keeps them to 4 decimals at half f16's size
+            qtype = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, gguf.quants.quantize(value, qtype), raw_dtype=qtype)
         elif value.ndim == 1:
             writer.add_tensor(name, value)
         else:
@@ -462,14 +532,17 @@ def write_gguf(out: Path, model: TinyModel, n_docs: int) -> None:
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the .gguf file to write")
-    parser.add_argument("--corpus", type=Path, nargs="+", help="UTF-8 text files (default: README.md docs/*.md)")
+    parser.add_argument(
+        "--corpus", type=Path, nargs="+", help="UTF-8 text files (default: README.md docs/*.md)"
+    )
     parser.add_argument("--merges", type=int, default=2000, help="BPE merges to learn (default 2000)")
     parser.add_argument("--topics", type=int, default=128, help="topic words for chat replies (default 128)")
+    parser.add_argument("--recent", type=int, default=128, help="tokens kept from repeating (default 128)")
     args = parser.parse_args(None if argv is None else list(argv))
     started = time.monotonic()
     paths: list[Path] = args.corpus or default_corpus()
     docs = read_corpus(paths)
-    model = build_model(docs, args.merges, args.topics)
+    model = build_model(docs, args.merges, args.topics, args.recent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_gguf(args.out, model, len(docs))
     print(
