@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/llama_cpp.py            # prints e.g. /root/.cache/polycloud/llama-cpp-python-0.3.36/bin/python
+    python scripts/llama_cpp.py    # prints e.g. /root/.cache/polycloud/llama-cpp-python-0.3.36/bin/python
 
 The end-to-end tests run llama.cpp's server (`python -m llama_cpp.server`, from the PyPI package
 `llama-cpp-python`) as a third-party model server. That package ships only a source distribution on

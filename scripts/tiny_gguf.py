@@ -90,96 +90,17 @@ CHAT_TEMPLATE = (
 # [^\s\p{L}\p{N}] is (?:[^\s\w]|_)); llama.cpp's own implementation also ends with \s+.
 PIECE_RE = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+")
 
+# Words too common to be a topic.
 STOPWORDS = frozenset(
-    [
-        "about",
-        "above",
-        "after",
-        "again",
-        "also",
-        "among",
-        "another",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "cannot",
-        "could",
-        "does",
-        "doing",
-        "done",
-        "down",
-        "during",
-        "each",
-        "either",
-        "every",
-        "from",
-        "further",
-        "have",
-        "having",
-        "here",
-        "however",
-        "into",
-        "itself",
-        "just",
-        "least",
-        "less",
-        "like",
-        "made",
-        "make",
-        "many",
-        "more",
-        "most",
-        "much",
-        "must",
-        "never",
-        "next",
-        "none",
-        "once",
-        "only",
-        "other",
-        "others",
-        "over",
-        "same",
-        "shall",
-        "should",
-        "since",
-        "some",
-        "such",
-        "than",
-        "that",
-        "their",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "under",
-        "until",
-        "upon",
-        "very",
-        "were",
-        "what",
-        "when",
-        "where",
-        "whether",
-        "which",
-        "while",
-        "will",
-        "with",
-        "within",
-        "without",
-        "would",
-        "your",
-        "yours",
-    ]
+    re.findall(
+        r"\w+",
+        """about above after again also among another because been before being below between both cannot
+        could does doing done down during each either every from further have having here however into
+        itself just least less like made make many more most much must never next none once only other
+        others over same shall should since some such than that their them themselves then there these
+        they this those through under until upon very were what when where whether which while will with
+        within without would your yours""",
+    )
 )
 
 FFN_DIM = 32
@@ -350,9 +271,9 @@ def pick_topics(tokens: Sequence[str], unigram: Sequence[int], k: int) -> list[i
     for tid in range(len(SPECIALS), len(tokens)):
         word = unspell(tokens[tid])
         core = word.lstrip(" ")
-        if len(core) >= 4 and core.isascii() and core.isalpha() and core.lower() not in STOPWORDS:
-            if unigram[tid] >= 3:
-                candidates.append(tid)
+        content = len(core) >= 4 and core.isascii() and core.isalpha() and core.lower() not in STOPWORDS
+        if content and unigram[tid] >= 3:
+            candidates.append(tid)
     candidates.sort(key=lambda t: (-unigram[t], t))
     return candidates[:k]
 

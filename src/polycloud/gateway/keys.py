@@ -154,6 +154,9 @@ class KeyGuard:
             scope[KEY_ID_SCOPE] = key_id  # for per-key load reports, without a second lookup
         return denial
 
+    def spend_tokens(self, key_id: int, service: str, tokens: int) -> None:
+        """Count the tokens an LLM answer admitted with key `key_id` used (prompt and completion)."""
+
     def may_use(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> bool:
         """Whether the request's key (if any) may call `service`, without counting anything (listings)."""
         keys = self._keys.get(service)

@@ -171,6 +171,8 @@ class LlmFront:
         key_id = scope.get(KEY_ID_SCOPE)
         if key_id is not None and proxy.key_window is not None:
             proxy.key_window.answered(key_id, model, status, elapsed)
+        if key_id is not None and self.keys is not None and meter.metered is not None:
+            self.keys.spend_tokens(key_id, model, meter.metered.total)
 
     def _call(self, scope: Scope, service: str, body: bytes) -> Call:
         request_id = region = None
@@ -277,7 +279,7 @@ class LlmFront:
             self._proxy.succeeded(upstream, now)
         self._revisions.attempted(call.service, upstream.revision, ok, 0.0)
         self._metrics.attempted(call.service, upstream.cluster, "ok" if ok else "broken")
-        usage = meter.usage()
+        usage = meter.metered = meter.usage()
         self._metrics.streamed(call.service, upstream.cluster, upstream.revision, usage)
         return status, upstream.cluster
 

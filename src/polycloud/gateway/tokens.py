@@ -46,7 +46,18 @@ class TokenUsage:
 class TokenMeter:
     """Watches one answer's body on its way to the client."""
 
-    __slots__ = ("_carry", "_first", "_last", "_started", "_strip", "_texts", "_usage", "_whole", "events")
+    __slots__ = (
+        "_carry",
+        "_first",
+        "_last",
+        "_started",
+        "_strip",
+        "_texts",
+        "_usage",
+        "_whole",
+        "events",
+        "metered",
+    )
 
     def __init__(self, started: float, events: bool, strip_usage: bool) -> None:
         """Meter an answer to a request that arrived at `started` (`time.perf_counter()`); `events`:
@@ -60,6 +71,8 @@ class TokenMeter:
         self._texts = 0
         self._usage: dict[str, Any] | None = None
         self._whole: list[bytes] | None = None if events else []
+        self.metered: TokenUsage | None = None
+        """The answer's usage once it has been relayed (None: no answer was relayed)."""
 
     def feed(self, part: bytes) -> bytes:
         """Take the next part of the body; returns what to send on now."""
