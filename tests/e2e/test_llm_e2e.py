@@ -78,17 +78,26 @@ def test_llm_services_through_the_gateway_with_the_openai_sdk(polycloud: Polyclo
     sdk = openai.OpenAI(base_url=f"{gateway}/v1", api_key="none", max_retries=0, timeout=30)
     assert sorted(m.id for m in sdk.models.list()) == ["chat", "custom"]
     for model in ("chat", "custom"):
-        answer = sdk.chat.completions.with_raw_response.create(model=model, messages=ASK, temperature=0, max_tokens=12)
+        answer = sdk.chat.completions.with_raw_response.create(
+            model=model, messages=ASK, temperature=0, max_tokens=12
+        )
         assert answer.headers["x-polycloud-cluster"] in ("east", "west")
         text = answer.parse().choices[0].message.content
-        streamed = sdk.chat.completions.create(model=model, messages=ASK, temperature=0, max_tokens=12, stream=True)
+        streamed = sdk.chat.completions.create(
+            model=model, messages=ASK, temperature=0, max_tokens=12, stream=True
+        )
         assert "".join(c.choices[0].delta.content or "" for c in streamed) == text and text
     # Replicas answer fleet certificates only: a plain or certificate-less call is refused.
     endpoints = [r["endpoint"] for s in status["services"] for c in s["clusters"] for r in c["replicas"]]
     assert endpoints and all(e.startswith("https://") for e in endpoints)
     for endpoint in endpoints:
         with pytest.raises(httpx.HTTPError):
-            httpx.post(f"{endpoint}/v1/chat/completions", json={"model": "chat", "messages": ASK}, verify=False, timeout=5)
+            httpx.post(
+                f"{endpoint}/v1/chat/completions",
+                json={"model": "chat", "messages": ASK},
+                verify=False,
+                timeout=5,
+            )
         plain = endpoint.replace("https://", "http://")
         with pytest.raises(httpx.HTTPError):
             httpx.post(f"{plain}/v1/chat/completions", json={"model": "chat", "messages": ASK}, timeout=5)
@@ -138,5 +147,7 @@ def test_killing_a_cluster_under_streaming_load_fails_no_request_started_after(
 
 def _ready(polycloud: Polycloud, replicas: int) -> dict[str, object] | None:
     status = polycloud.status()
-    ready = [r for s in status["services"] for c in s["clusters"] for r in c["replicas"] if r["state"] == "ready"]
+    ready = [
+        r for s in status["services"] for c in s["clusters"] for r in c["replicas"] if r["state"] == "ready"
+    ]
     return status if len(ready) >= replicas else None

@@ -6,7 +6,6 @@ that stream with an error the SDK raises."""
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +13,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from tests.support import wait_until
 
 from polycloud.gateway import ReplicaRoute, RouteTable, ServiceRoutes, StaticRouteSource
 from polycloud.serving.faults import Faults, FaultSettings
 from polycloud.serving.llm import lm
 from polycloud.serving.llm.runtime import LlmReplica, create_llm_app
 from polycloud.serving.metrics import ReplicaLabels, ReplicaMetrics
-
-from tests.support import wait_until
 
 from .support import MakeGateway, ServerThread
 from .test_gateway_e2e import Processes, ready
@@ -36,7 +34,9 @@ ASK = [{"role": "user", "content": "How does the gateway route a request?"}]
 
 def llm_replica(cluster: str, token_ms: float = 0.0) -> tuple[LlmReplica, ServerThread]:
     model = lm.train(CORPUS, token_ms=token_ms)
-    replica = LlmReplica("chat", model, Faults(FaultSettings()), ReplicaMetrics(ReplicaLabels("chat", cluster, "1")))
+    replica = LlmReplica(
+        "chat", model, Faults(FaultSettings()), ReplicaMetrics(ReplicaLabels("chat", cluster, "1"))
+    )
     return replica, ServerThread(create_llm_app(replica)).start()
 
 
@@ -58,10 +58,16 @@ def client(base: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30)
 
 
-def test_answers_through_the_gateway_equal_answers_from_a_replica(fleet: tuple[dict[str, ServerThread], str]) -> None:
+def test_answers_through_the_gateway_equal_answers_from_a_replica(
+    fleet: tuple[dict[str, ServerThread], str],
+) -> None:
     servers, gateway = fleet
-    direct = client(servers["a"].url).chat.completions.create(model="chat", messages=ASK, temperature=0, max_tokens=20)
-    raw = client(gateway).chat.completions.with_raw_response.create(model="chat", messages=ASK, temperature=0, max_tokens=20)
+    direct = client(servers["a"].url).chat.completions.create(
+        model="chat", messages=ASK, temperature=0, max_tokens=20
+    )
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="chat", messages=ASK, temperature=0, max_tokens=20
+    )
     routed = raw.parse()
     assert routed.choices[0].message.content == direct.choices[0].message.content
     assert routed.choices[0].message.content
@@ -88,7 +94,12 @@ def test_streamed_chunks_arrive_as_the_replica_sent_them(fleet: tuple[dict[str, 
     assert chunks(gateway) == direct  # the usage the gateway asked for on the client's behalf is not shown
     assert len(direct) >= 5 and direct[-1][1] in ("stop", "length")
     with_usage = client(gateway).chat.completions.create(
-        model="chat", messages=ASK, temperature=0, max_tokens=12, stream=True, stream_options={"include_usage": True}
+        model="chat",
+        messages=ASK,
+        temperature=0,
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     last = list(with_usage)[-1]
     assert last.choices == [] and last.usage is not None and last.usage.completion_tokens > 0
@@ -133,7 +144,9 @@ def test_oip_services_are_not_openai_models(make_gateway: MakeGateway) -> None:
         server.stop(force=True)
 
 
-def test_a_replica_down_before_the_first_byte_is_failed_over(fleet: tuple[dict[str, ServerThread], str]) -> None:
+def test_a_replica_down_before_the_first_byte_is_failed_over(
+    fleet: tuple[dict[str, ServerThread], str],
+) -> None:
     servers, gateway = fleet
     servers["a"].stop(force=True)
     for _ in range(10):
@@ -170,24 +183,73 @@ def test_a_replica_dying_mid_stream_ends_the_stream_with_an_error(
                 if len(got) == 5:
                     proc.kill()
         assert len(got) >= 5 and "failed mid-answer" in str(cut.value), got
-        source.set(RouteTable.of([ServiceRoutes("chat", "single", (slow, _route("b", other)), protocol="openai")]))
+        source.set(
+            RouteTable.of([ServiceRoutes("chat", "single", (slow, _route("b", other)), protocol="openai")])
+        )
         gateway.wait_version(2)
-        answer = client(gateway.url).chat.completions.with_raw_response.create(model="chat", messages=ASK, max_tokens=3)
+        answer = client(gateway.url).chat.completions.with_raw_response.create(
+            model="chat", messages=ASK, max_tokens=3
+        )
         assert answer.headers["x-polycloud-cluster"] == "b"
     finally:
         other.stop(force=True)
 
 
 def _route(cluster: str, server: ServerThread) -> ReplicaRoute:
-    return ReplicaRoute(id=f"chat-{cluster}", cluster=cluster, role="active", endpoint=server.url, state="ready", revision=1)
+    return ReplicaRoute(
+        id=f"chat-{cluster}", cluster=cluster, role="active", endpoint=server.url, state="ready", revision=1
+    )
 
 
 def test_token_metrics(fleet: tuple[dict[str, ServerThread], str]) -> None:
     _, gateway = fleet
-    list(client(gateway).chat.completions.create(model="chat", messages=ASK, temperature=0, max_tokens=6, stream=True))
+    list(
+        client(gateway).chat.completions.create(
+            model="chat", messages=ASK, temperature=0, max_tokens=6, stream=True
+        )
+    )
     metrics = httpx.get(f"{gateway}/metrics", trust_env=False).text
     assert 'polycloud_gateway_llm_tokens_total{cluster="' in metrics
     assert "polycloud_gateway_llm_time_to_first_token_seconds_count" in metrics
-    completion = [line for line in metrics.splitlines() if line.startswith("polycloud_gateway_llm_tokens_total") and 'kind="completion"' in line]
+    completion = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("polycloud_gateway_llm_tokens_total") and 'kind="completion"' in line
+    ]
     assert completion and sum(float(line.rsplit(" ", 1)[1]) for line in completion) >= 6
     json.dumps(metrics)
+
+
+def test_prefix_affinity_sends_a_shared_prompt_prefix_to_one_replica(make_gateway: MakeGateway) -> None:
+    made = [llm_replica("a") for _ in range(3)]
+    replicas = tuple(
+        ReplicaRoute(id=f"chat-{i}", cluster="a", role="active", endpoint=s.url, state="ready", revision=1)
+        for i, (_, s) in enumerate(made)
+    )
+    routes_ = RouteTable.of(
+        [ServiceRoutes("chat", "single", replicas, protocol="openai", prefix_affinity=True)]
+    )
+    gateway = make_gateway(StaticRouteSource(routes_))
+    system = {"role": "system", "content": "You are the support assistant of ACME's ML platform. " * 8}
+    try:
+        for question in (
+            "How do I deploy?",
+            "Why is my job slow?",
+            "Who pays for GPUs?",
+            "What is a canary?",
+        ):
+            client(gateway.url).chat.completions.create(
+                model="chat", messages=[system, {"role": "user", "content": question}], max_tokens=3
+            )
+        counts = [_answered(r) for r, _ in made]
+        assert sorted(counts) == [0, 0, 4], counts
+    finally:
+        for _, server in made:
+            server.stop(force=True)
+
+
+def _answered(replica: LlmReplica) -> int:
+    for line in replica.metrics.render().decode().splitlines():
+        if line.startswith("polycloud_replica_requests_total") and 'code="200"' in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0

@@ -26,7 +26,7 @@ from polycloud.gateway.forwarding import Failure, Forwarder, Reply
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.policies import make_routing_policy
 from polycloud.gateway.running import split_addr
-from polycloud.gateway.selecting import NoRoute, Selector
+from polycloud.gateway.selecting import AFFINITY_SLACK, NoRoute, Selector, affine
 from polycloud.gateway.upstreams import ServicePool, Upstream, UpstreamRegistry
 
 SETTINGS = GatewaySettings()
@@ -276,3 +276,21 @@ def test_health_checks_mark_and_measure_afresh_after_recovery() -> None:
     assert u.ewma_ms is None and u.consecutive_failures == 0
     asyncio.run(checker.check(u))
     assert u.ewma_ms == 2.0
+
+
+def test_prefix_affinity_keeps_a_prefix_on_one_replica_of_the_chosen_cluster() -> None:
+    """Rendezvous hashing within the cluster the policy picked: the same prefix meets the same replica
+    whatever the order of candidates, prefixes spread over replicas, and load bounds the preference."""
+    local = [upstream("a", n=i) for i in range(4)]
+    far = upstream("b", n=9)
+    picks = {affine([*local, far], local[0], b"system: you are a helpful assistant").id for _ in range(5)}
+    assert len(picks) == 1 and picks.pop().startswith("a-")
+    assert affine([far, *reversed(local)], local[3], b"system: you are a helpful assistant").id in {
+        u.id for u in local
+    }
+    spread = {affine(local, local[0], f"prefix {i}".encode()).id for i in range(40)}
+    assert len(spread) == 4
+    preferred = affine(local, local[0], b"p")
+    preferred.outstanding = AFFINITY_SLACK + 1
+    assert affine(local, local[0], b"p") is local[0]  # too busy: the policy's choice wins
+    assert affine([far], far, b"p") is far

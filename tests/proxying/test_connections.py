@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from polycloud.gateway import GatewaySettings
-from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, _Pool
 from polycloud.gateway.forwarding import Failure, Forwarder, Reply
 from polycloud.gateway.routes import ReplicaRoute
 from polycloud.gateway.upstreams import Upstream
+from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, _Pool
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 

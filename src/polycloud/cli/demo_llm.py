@@ -30,7 +30,9 @@ def ensure_model(path: Path = MODEL) -> None:
     build(path, token_ms=TOKEN_MS)
 
 
-def chat(http: httpx.Client, base: str, service: str, prompt: str, max_tokens: int = 24) -> tuple[float, str, str]:
+def chat(
+    http: httpx.Client, base: str, service: str, prompt: str, max_tokens: int = 24
+) -> tuple[float, str, str]:
     """One chat completion (greedy): (milliseconds, answer or error, the cluster that served)."""
     body = {"model": service, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
     start = time.perf_counter()

@@ -63,9 +63,10 @@ def model_digests(fleet: Fleet) -> dict[str, str]:
     digests = {}
     for name, service in fleet.services.items():
         model = service.spec.model
-        if model is not None and model.sha256 is None and model.path is not None and Path(model.path).is_file():
+        local = model.path if model is not None and model.sha256 is None else None
+        if local is not None:
             try:
-                digests[name] = file_sha256(Path(model.path))
+                digests[name] = file_sha256(Path(local))
             except PermanentError:
                 continue  # reported as "cannot check" by the policy
     return digests

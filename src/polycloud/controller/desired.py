@@ -183,7 +183,8 @@ def _template(
         "delay": round(delay, 3),
     }
     if runtime is not None or service.spec.protocol != "oip-v2":  # absent before runtimes: same hashes
-        fingerprint |= {"protocol": service.spec.protocol, "runtime": runtime.model_dump() if runtime else None}
+        served = runtime.model_dump() if runtime else None
+        fingerprint |= {"protocol": service.spec.protocol, "runtime": served}
     return ReplicaTemplate(
         service=workload.name,
         cluster=cluster,

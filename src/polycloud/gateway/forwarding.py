@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, Streamed
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.upstreams import Upstream
+from polycloud.proxying.connections import Broken, ConnectFailed, ConnectionPools, Streamed
 
 FailureKind = Literal["connect", "timeout", "broken"]
 
@@ -176,7 +176,9 @@ class Forwarder:
             return Failure("timeout", f"no answer from {endpoint} within {timeout_s:.3g} s")
         except Broken as e:
             return Failure("broken", f"{endpoint} failed mid-request: {e}")
-        answer.headers = [(n, v) for n, v in ((n.lower(), v) for n, v in answer.headers) if n not in DROP_RESPONSE_HEADERS]
+        answer.headers = [
+            (n, v) for n, v in ((n.lower(), v) for n, v in answer.headers) if n not in DROP_RESPONSE_HEADERS
+        ]
         return answer
 
     async def probe(self, upstream: Upstream, path: str, timeout_s: float) -> Reply | Failure:

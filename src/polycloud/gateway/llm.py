@@ -12,8 +12,10 @@ requests. Errors the gateway answers itself have OpenAI's shape: 400 for a malfo
 unknown model, the key's 401/429, 503 when no replica can take the request.
 
 Replicas are chosen by the gateway's routing policy over their outstanding requests (which, for LLM
-streams, count until the stream ends: least outstanding requests); hedging is off for LLM requests, a
-copy would double a GPU's work. Usage, time to first token and inter-token time are metered
+streams, count until the stream ends: least outstanding requests); with the service's `prefixAffinity`,
+requests that share a prompt prefix then prefer one replica of the chosen cluster, for its KV cache
+(`polycloud.gateway.selecting.affine`). Hedging is off for LLM requests: a copy would double a GPU's
+work. Usage, time to first token and inter-token time are metered
 (`polycloud.gateway.tokens`) per service, cluster and revision.
 """
 
@@ -23,6 +25,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
 from polycloud.gateway.canary import RevisionCounter
 from polycloud.gateway.forwarding import DROP_REQUEST_HEADERS, Failure, FailureKind, Forwarder
@@ -45,6 +48,9 @@ JSON_TYPE = (b"content-type", b"application/json")
 IDLE_TIMEOUT_S = 300.0
 """How long a relayed answer may pause between two parts before the stream is cut as failed."""
 MAX_ERROR_BODY = 65536
+PREFIX_CHARS = 256
+"""Characters of a prompt's start that prefix affinity hashes: enough to cover a system prompt's
+opening, so conversations that share one meet the same replica's KV cache."""
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:
@@ -98,7 +104,9 @@ class LlmFront:
         method: str = scope["method"]
         if path == "/v1/models":
             if method != "GET":
-                await send_openai_error(send, 405, f"{path} takes GET", "method_not_allowed", [(b"allow", b"GET")])
+                await send_openai_error(
+                    send, 405, f"{path} takes GET", "method_not_allowed", [(b"allow", b"GET")]
+                )
             else:
                 await self._models(scope, send)
             return
@@ -106,7 +114,9 @@ class LlmFront:
             await send_openai_error(send, 404, f"no such path {path!r}", "not_found")
             return
         if method != "POST":
-            await send_openai_error(send, 405, f"{path} takes POST", "method_not_allowed", [(b"allow", b"POST")])
+            await send_openai_error(
+                send, 405, f"{path} takes POST", "method_not_allowed", [(b"allow", b"POST")]
+            )
             return
         await self._inference(scope, receive, send)
 
@@ -139,14 +149,22 @@ class LlmFront:
             return
         model = data.get("model") if isinstance(data, dict) else None
         if not isinstance(model, str) or not model:
-            await send_openai_error(send, 400, "'model' is required: the name of a service", "invalid_request")
+            await send_openai_error(
+                send, 400, "'model' is required: the name of a service", "invalid_request"
+            )
             return
         pool = self._registry.pool(model)
         if pool is None or pool.protocol != OPENAI:
             await send_openai_error(send, 404, f"The model {model!r} does not exist", "model_not_found")
             return
         if self.keys is not None and (denial := self.keys.guard(model, scope)) is not None:
-            await send_openai_error(send, denial.status, denial.message, "invalid_api_key" if denial.status == 401 else "rate_limited", denial.headers)
+            await send_openai_error(
+                send,
+                denial.status,
+                denial.message,
+                "invalid_api_key" if denial.status == 401 else "rate_limited",
+                denial.headers,
+            )
             return
         proxy = self._proxy
         if proxy.in_flight >= settings.max_in_flight:
@@ -156,14 +174,17 @@ class LlmFront:
             return
         streaming = data.get("stream") is True
         strip = False
-        if streaming and not (isinstance(data.get("stream_options"), dict) and data["stream_options"].get("include_usage")):
+        if streaming and not (
+            isinstance(data.get("stream_options"), dict) and data["stream_options"].get("include_usage")
+        ):
             data["stream_options"] = {**(data.get("stream_options") or {}), "include_usage": True}
             body, strip = json.dumps(data, separators=(",", ":")).encode(), True
         call = self._call(scope, model, body)
         meter = TokenMeter(started, streaming, strip)
+        affinity = prompt_prefix(data) if pool.prefix_affinity else None
         proxy.in_flight += 1
         try:
-            status, cluster = await self._attempts(receive, send, call, meter)
+            status, cluster = await self._attempts(receive, send, call, meter, affinity)
         finally:
             proxy.in_flight -= 1
         elapsed = time.perf_counter() - started
@@ -191,7 +212,9 @@ class LlmFront:
         deadline = time.monotonic() + self._settings.default_timeout_s
         return Call(service, "POST", scope["path"], forward, body, client, deadline, id_header)
 
-    async def _attempts(self, receive: Receive, send: Send, call: Call, meter: TokenMeter) -> tuple[int, str]:
+    async def _attempts(
+        self, receive: Receive, send: Send, call: Call, meter: TokenMeter, affinity: bytes | None
+    ) -> tuple[int, str]:
         """Try replicas until one answers with a head below 500, then relay it. Returns (status, cluster)."""
         settings, proxy = self._settings, self._proxy
         tried: list[Upstream] = []
@@ -201,11 +224,13 @@ class LlmFront:
             pool = self._registry.pool(call.service)
             if call.deadline <= now or pool is None:
                 break
-            choice = proxy.select_first(pool, call, now, tried)
+            choice = proxy.select_first(pool, call, now, tried, affinity)
             if isinstance(choice, NoRoute):
                 if last is None:
                     retry = (b"retry-after", str(settings.retry_after_s).encode())
-                    await send_openai_error(send, choice.status, choice.reason, "no_replica", [call.id_header, retry])
+                    await send_openai_error(
+                        send, choice.status, choice.reason, "no_replica", [call.id_header, retry]
+                    )
                     return choice.status, ""
                 break
             if attempt:
@@ -214,7 +239,9 @@ class LlmFront:
             upstream.outstanding += 1
             try:
                 timeout_s = min(call.deadline - now, settings.attempt_timeout_s)
-                outcome = await self._forwarder.open_stream(upstream, "POST", call.target, call.headers, call.body, timeout_s)
+                outcome = await self._forwarder.open_stream(
+                    upstream, "POST", call.target, call.headers, call.body, timeout_s
+                )
                 if isinstance(outcome, Failure):
                     proxy.failed(upstream, outcome, time.monotonic())
                     self._revisions.attempted(call.service, upstream.revision, False, 0.0)
@@ -247,7 +274,9 @@ class LlmFront:
         headers = [*answer.headers, call.id_header, (b"x-polycloud-cluster", upstream.cluster_header)]
         if tried:
             headers.append((TRIED_HEADER, ",".join(dict.fromkeys(u.cluster for u in tried)).encode()))
-        meter.events = meter.events and any(n == b"content-type" and v.startswith(b"text/event-stream") for n, v in answer.headers)
+        meter.events = meter.events and any(
+            n == b"content-type" and v.startswith(b"text/event-stream") for n, v in answer.headers
+        )
         if meter.events:
             headers = [(n, v) for n, v in headers if n != b"content-length"]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
@@ -261,7 +290,9 @@ class LlmFront:
             except (Broken, TimeoutError) as e:
                 ok = False
                 kind: FailureKind = "broken" if isinstance(e, Broken) else "timeout"
-                self._proxy.failed(upstream, Failure(kind, f"the answer stopped mid-way: {e}"), time.monotonic())
+                self._proxy.failed(
+                    upstream, Failure(kind, f"the answer stopped mid-way: {e}"), time.monotonic()
+                )
             except asyncio.CancelledError:
                 if not watch.gone():
                     raise
@@ -298,12 +329,27 @@ class LlmFront:
             return answer.status, tried[-1].cluster
         why = f"; last: {last.message}" if last is not None else ""
         if time.monotonic() >= call.deadline:
-            await send_openai_error(send, 504, f"deadline passed for model {call.service!r}{why}", "timeout", extra)
+            await send_openai_error(
+                send, 504, f"deadline passed for model {call.service!r}{why}", "timeout", extra
+            )
             return 504, ""
         retry = (b"retry-after", str(self._settings.retry_after_s).encode())
         message = f"every replica tried for model {call.service!r} failed ({len(tried)} attempts{why})"
         await send_openai_error(send, 503, message, "no_replica", [*extra, retry])
         return 503, ""
+
+
+def prompt_prefix(data: dict[str, Any]) -> bytes | None:
+    """The start of a request's prompt (`PREFIX_CHARS`: a system prompt, or the opening of a
+    conversation), which decides its replica under prefix affinity; None when it has no text."""
+    messages = data.get("messages")
+    if isinstance(messages, list):
+        parts = [m.get("content") for m in messages if isinstance(m, dict)]
+        text = "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts if p is not None)
+    else:
+        prompt = data.get("prompt", data.get("input"))
+        text = prompt if isinstance(prompt, str) else json.dumps(prompt) if prompt is not None else ""
+    return text[:PREFIX_CHARS].encode() if text else None
 
 
 async def _drain(answer: Streamed) -> bytes:

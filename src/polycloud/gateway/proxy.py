@@ -466,14 +466,18 @@ class Proxy:
         race.hedge = hedge = asyncio.get_running_loop().create_task(self._forward(second, call, timeout_s))
         hedge.add_done_callback(race.hedge_done)
 
-    def select_first(self, pool: ServicePool, call: Call, now: float, tried: list[Upstream]) -> Upstream | NoRoute:
+    def select_first(
+        self, pool: ServicePool, call: Call, now: float, tried: list[Upstream], affinity: bytes | None = None
+    ) -> Upstream | NoRoute:
         """During a canary the first attempt draws its revision by weight (the other revision serves
-        when the drawn one has no replica to offer); retries may go to any replica."""
+        when the drawn one has no replica to offer); retries may go to any replica. `affinity`: the
+        prompt prefix of a service with prefix affinity (`polycloud.gateway.selecting.affine`)."""
+        select = self._selector.select
         if tried or pool.tracks is None:
-            return self._selector.select(pool, call.client, now, tried)
-        choice = self._selector.select(pool.track(self._rng.random()), call.client, now, tried)
+            return select(pool, call.client, now, tried, affinity)
+        choice = select(pool.track(self._rng.random()), call.client, now, tried, affinity)
         if isinstance(choice, NoRoute):
-            return self._selector.select(pool, call.client, now, tried)
+            return select(pool, call.client, now, tried, affinity)
         return choice
 
     @staticmethod

@@ -61,6 +61,8 @@ class ServiceRoutes:
     """The percentile of recent attempt times after which an attempt is hedged; None: never."""
     protocol: str = "oip-v2"
     """What its replicas speak: "oip-v2" (served under /v2/models/) or "openai" (under /v1/)."""
+    prefix_affinity: bool = False
+    """Requests sharing a prompt prefix prefer the replica that served it (openai services)."""
 
     def clusters(self) -> dict[str, list[ReplicaRoute]]:
         """The replicas grouped by cluster, clusters in order of first appearance."""

@@ -22,6 +22,7 @@ and the routing policy picks among what is left. No candidate at all is a 503 wi
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -54,7 +55,12 @@ class Selector:
         self._limit = settings.max_in_flight_per_replica
 
     def select(
-        self, pool: ServicePool, client: Point | None, now: float, tried: list[Upstream]
+        self,
+        pool: ServicePool,
+        client: Point | None,
+        now: float,
+        tried: list[Upstream],
+        affinity: bytes | None = None,
     ) -> Upstream | NoRoute:
         """The upstream for the next attempt of a request.
 
@@ -63,6 +69,7 @@ class Selector:
             client: Where the client is, for locality.
             now: `time.monotonic()`, for ejections.
             tried: Upstreams that already failed this request, in order.
+            affinity: The request's prompt prefix (prefix affinity, `affine`); None: the policy alone.
         """
         actives = [u for u in pool.active if u.usable(now)]
         fresh = [u for u in actives if u not in tried] if tried else actives
@@ -84,7 +91,8 @@ class Selector:
         open_ = [u for u in tier if u.outstanding < limit]
         if not open_:
             return NoRoute(429, f"every replica of service {pool.name!r} is saturated ({limit} in flight)")
-        return self.policy.choose(open_, client)
+        chosen = self.policy.choose(open_, client)
+        return chosen if affinity is None else affine(open_, chosen, affinity)
 
     @staticmethod
     def _spread(pool: ServicePool, tier: list[Upstream], now: float, tried: list[Upstream]) -> list[Upstream]:
@@ -96,6 +104,23 @@ class Selector:
             return elsewhere
         spare = [u for u in (*pool.standby, *pool.burst) if u.cluster not in clusters and u.usable(now)]
         return spare or tier
+
+
+AFFINITY_SLACK = 2
+"""How many more requests in flight than the least busy of its cluster's candidates a prefix's replica
+may have and still be preferred (consistent hashing with bounded load): past it, load wins."""
+
+
+def affine(candidates: list[Upstream], chosen: Upstream, prefix: bytes) -> Upstream:
+    """Prefix affinity: among the candidates in the cluster the policy `chosen` (locality stays the
+    policy's), the one a prompt prefix hashes to (rendezvous hashing: stable as replicas come and go,
+    the same on every gateway), unless it is busier than the least busy by more than `AFFINITY_SLACK`."""
+    local = [u for u in candidates if u.cluster == chosen.cluster]
+    if len(local) < 2:
+        return chosen
+    preferred = max(local, key=lambda u: hashlib.blake2b(prefix + u.id.encode(), digest_size=8).digest())
+    least = min(u.outstanding for u in local)
+    return preferred if preferred.outstanding <= least + AFFINITY_SLACK else chosen
 
 
 def unavailable_reason(pool: ServicePool, tried: list[Upstream]) -> str:

@@ -70,6 +70,11 @@ def _protocol(spec: dict[str, Any]) -> str:
     return protocol if isinstance(protocol, str) else "oip-v2"
 
 
+def _affinity(spec: dict[str, Any]) -> bool:
+    inner = spec.get("spec")
+    return isinstance(inner, dict) and inner.get("prefixAffinity") is True
+
+
 def _hedge(spec: dict[str, Any]) -> float | None:
     inner = spec.get("spec")
     hedging = inner.get("hedging") if isinstance(inner, dict) else None
@@ -112,6 +117,7 @@ class StoreRouteSource:
         patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
         hedges = {w.name: _hedge(w.spec) for w in workloads if w.kind == "Service"}
         protocols = {w.name: _protocol(w.spec) for w in workloads if w.kind == "Service"}
+        affinity = {w.name for w in workloads if w.kind == "Service" and _affinity(w.spec)}
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
         for record in replicas:
@@ -125,6 +131,7 @@ class StoreRouteSource:
                 rollouts.get(name),
                 hedges.get(name),
                 protocols.get(name, "oip-v2"),
+                name in affinity,
             )
             for name, routes in grouped.items()
         ]

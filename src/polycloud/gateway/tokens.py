@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-TEXT = re.compile(rb'"(?:content|text)":"(?!")')
+TEXT = re.compile(rb'"(?:content|text)": ?"(?!")')
 """An event carrying generated text (a non-empty `content` or `text`)."""
 MAX_WHOLE_SCAN = 1 << 20
 """A whole answer larger than this is not parsed for usage (embeddings of huge batches)."""

@@ -146,6 +146,7 @@ class ServicePool:
         "hedge",
         "name",
         "pattern",
+        "prefix_affinity",
         "protocol",
         "standby",
         "tracks",
@@ -160,6 +161,7 @@ class ServicePool:
         canary: tuple[int, int] | None = None,
         hedge: float | None = None,
         protocol: str = "oip-v2",
+        prefix_affinity: bool = False,
     ) -> None:
         """Group `upstreams` by role; unknown roles count as active. With `canary` (revision, percent),
         `tracks` holds the pools of the baseline's and of the canary's replicas."""
@@ -173,14 +175,20 @@ class ServicePool:
         """Hedge attempts slower than this percentile of recent ones; None: never."""
         self.protocol = protocol
         """"oip-v2" or "openai"."""
+        self.prefix_affinity = prefix_affinity
+        """Route requests sharing a prompt prefix to the same replica (`Selector.select`'s `affinity`)."""
         self.canary_weight = canary[1] if canary else 0
         self.tracks: tuple[ServicePool, ServicePool] | None = None
         if canary is not None:
             baseline = [u for u in upstreams if u.revision != canary[0]]
             new = [u for u in upstreams if u.revision == canary[0]]
             self.tracks = (
-                ServicePool(name, pattern, baseline, hedge=hedge, protocol=protocol),
-                ServicePool(name, pattern, new, hedge=hedge, protocol=protocol),
+                ServicePool(
+                    name, pattern, baseline, hedge=hedge, protocol=protocol, prefix_affinity=prefix_affinity
+                ),
+                ServicePool(
+                    name, pattern, new, hedge=hedge, protocol=protocol, prefix_affinity=prefix_affinity
+                ),
             )
 
     def track(self, draw: float) -> ServicePool:
@@ -258,7 +266,13 @@ class UpstreamRegistry:
                 by_key[key] = upstream
                 members.append(upstream)
             pools[service.name] = ServicePool(
-                service.name, service.pattern, members, service.canary, service.hedge, service.protocol
+                service.name,
+                service.pattern,
+                members,
+                service.canary,
+                service.hedge,
+                service.protocol,
+                service.prefix_affinity,
             )
         self._by_key = by_key
         self._pools = pools

@@ -128,7 +128,10 @@ def serving_of(service: Service, role: str) -> manifests.Serving:
         "resources": spec.resources.model_dump(),
     }
     if spec.runtime is not None or spec.protocol != "oip-v2":
-        fingerprint |= {"protocol": spec.protocol, "runtime": spec.runtime.model_dump() if spec.runtime else None}
+        fingerprint |= {
+            "protocol": spec.protocol,
+            "runtime": spec.runtime.model_dump() if spec.runtime else None,
+        }
     return manifests.Serving(
         service=service.metadata.name,
         revision=0,

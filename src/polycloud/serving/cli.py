@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Serve one ONNX model over the Open Inference Protocol v2 (REST)."
     )
     add = parser.add_argument
-    add("--model", type=Path, help="the model: an ONNX file, a built-in LLM model file (--protocol openai), "
-        "or what a --runtime-command is given as ${MODEL}; required unless --runtime-command is given")
+    add(
+        "--model",
+        type=Path,
+        help="the model: an ONNX file, a built-in LLM model file (--protocol openai), "
+        "or what a --runtime-command is given as ${MODEL}; required unless --runtime-command is given",
+    )
     add("--name", required=True, help="the model name in URLs (the Service's name)")
     add("--host", default="127.0.0.1", help="address to bind (ignored with --fd)")
     add("--port", type=_port, default=8000, help="port to bind (informational with --fd)")
@@ -97,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--runtime-port",
         type=_port,
-        help="relay to a server started by someone else on this port of 127.0.0.1 (a container beside this one)",
+        help="relay to a server started by someone else on this port of 127.0.0.1 "
+        "(a container beside this one)",
     )
     add("--readiness-path", default="/health", help="the runtime's path that answers 200 once ready")
     return parser

@@ -174,7 +174,11 @@ class SimulatedNetwork:
     500s into inference, and counts and times inference."""
 
     def __init__(
-        self, app: ASGIApp, replica: ReplicaBase, prefix: str = "/v2", inference: InferencePath = oip_inference
+        self,
+        app: ASGIApp,
+        replica: ReplicaBase,
+        prefix: str = "/v2",
+        inference: InferencePath = oip_inference,
     ) -> None:
         """Wrap `app`; `prefix` is the protocol's path root ("/v2" or "/v1"), `inference` tells which of
         its requests are inferences."""

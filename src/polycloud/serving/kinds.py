@@ -87,5 +87,7 @@ def build(
     from polycloud.serving.model import load_model
 
     onnx = load_model(model, sha256)
-    replica = Replica(ServedModel(name, revision or "1", onnx), faults, metrics, tracer=tracer, mutual_tls=mutual_tls)
+    replica = Replica(
+        ServedModel(name, revision or "1", onnx), faults, metrics, tracer=tracer, mutual_tls=mutual_tls
+    )
     return Built(replica, create_app(replica), onnx.info.sha256)

@@ -63,9 +63,21 @@ IDLE_TIMEOUT_S = 300.0
 """How long a relayed answer may pause between two parts."""
 CHILD_EXITED = 3
 """The sidecar's exit status when the user's server exited."""
-CONTROL_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics", "/_polycloud/faults", "/_polycloud/predictions"})
+CONTROL_PATHS = frozenset(
+    {"/v2/health/live", "/v2/health/ready", "/metrics", "/_polycloud/faults", "/_polycloud/predictions"}
+)
 HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
 )
 
 
@@ -142,7 +154,9 @@ class RuntimeReplica(ReplicaBase):
         argv = substitute(self.command.argv, self.port, self.command.model)
         env = self._env | {"PORT": str(self.port), "MODEL": self.command.model}
         try:
-            self._child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+            self._child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent
+            )
         except OSError as e:
             raise PermanentError(f"cannot start the runtime command {argv[0]!r}: {e.strerror or e}") from e
 
@@ -264,7 +278,10 @@ def create_sidecar_app(replica: RuntimeReplica) -> ASGIApp:
     """The sidecar's ASGI application: the control routes, everything else relayed."""
     control = Starlette(routes=control_routes(replica), exception_handlers={HTTPException: http_error})
     relayed = SimulatedNetwork(
-        replica.relay, replica, prefix="/v1" if replica.command.protocol == "openai" else "/v2", inference=replica.inference
+        replica.relay,
+        replica,
+        prefix="/v1" if replica.command.protocol == "openai" else "/v2",
+        inference=replica.inference,
     )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -271,13 +271,16 @@ class Runtime(Strict):
 
 
 class ServiceSpec(Strict):
-    model: ModelRef | None = Field(
-        default=None, description="The model; required unless a runtime is given."
-    )
+    model: ModelRef | None = Field(default=None, description="The model; required unless a runtime is given.")
     protocol: Protocol = Field(
         default="oip-v2", description="What replicas speak: oip-v2 (Open Inference Protocol) or openai."
     )
     runtime: Runtime | None = None
+    prefixAffinity: StrictBool = Field(
+        default=False,
+        description="openai only: requests whose prompts share a prefix prefer the replica that served it "
+        "(its KV cache), within the cluster the gateway chose and while that replica is not much busier.",
+    )
     resources: Resources = Field(default_factory=Resources)
     replicas: b.Replicas = 1
     pattern: Pattern = "single"
@@ -296,6 +299,8 @@ class ServiceSpec(Strict):
     def _model_or_runtime(self) -> ServiceSpec:
         if self.model is None and self.runtime is None:
             raise ValueError("give a model (served by polycloud) or a runtime (a server of your own)")
+        if self.prefixAffinity and self.protocol != "openai":
+            raise ValueError("prefixAffinity routes by the prompt: it needs protocol: openai")
         return self
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from polycloud.drivers.kubernetes import jobs, manifests
 from polycloud.drivers.kubernetes.manifests import Serving, Target
-from polycloud.spec.models import EnvVar, Job, ModelRef, Resources
+from polycloud.spec.models import EnvVar, Job, ModelRef, Resources, Runtime
 
 TARGET = Target(
     cluster="gke-euw4", namespace="ml", image="europe-docker.pkg.dev/acme/ml/polycloud-server:0.1.0"
@@ -249,3 +249,45 @@ def test_invalid_manifests_are_caught() -> None:
     bad["spec"]["portz"] = bad["spec"].pop("ports")
     with pytest.raises(kubernetes_validate.ValidationError):
         valid(bad)
+
+
+VLLM = Runtime(
+    image="vllm/vllm-openai:v0.33.0",
+    args=["--model", "${MODEL}", "--port", "${PORT}", "--host", "127.0.0.1"],
+    port=8000,
+    readinessPath="/health",
+)
+
+
+@pytest.mark.parametrize("tls", [False, True])
+@pytest.mark.parametrize(
+    ("model", "expected", "fetched"),
+    [
+        (None, "", False),
+        (ModelRef(uri="https://models.example.com/llama.gguf"), "/models/llama.gguf", True),
+        (ModelRef(uri="s3://acme-models/llama-3-8b/"), "s3://acme-models/llama-3-8b/", False),
+        (ModelRef(path="/models/llama"), "/models/llama", False),
+    ],
+)
+def test_a_runtime_image_runs_beside_polycloud_sidecar(
+    tls: bool, model: ModelRef | None, expected: str, fetched: bool
+) -> None:
+    """The user's server gets the declared resources (GPUs included) and the substituted args; the
+    sidecar serves the replica's port, relays to the server on loopback, and is what the probes ask."""
+    spec = serving(model=model, protocol="openai", runtime=VLLM, tls=tls)
+    dep = manifests.deployment(TARGET, spec, ["chat-gke-euw4-0"])
+    valid(dep)
+    pod = dep["spec"]["template"]["spec"]
+    sidecar, server = pod["containers"]
+    assert server["image"] == VLLM.image and server["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert "ports" not in server  # reached only through the sidecar
+    assert server["args"] == ["--model", expected, "--port", "8000", "--host", "127.0.0.1"]
+    assert {"name": "MODEL", "value": expected} in server["env"]
+    assert sidecar["image"] == TARGET.image
+    assert sidecar["args"][sidecar["args"].index("--runtime-port") :][:2] == ["--runtime-port", "8000"]
+    assert "--protocol" in sidecar["args"] and "--model" not in sidecar["args"]
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert ("initContainers" in pod) == fetched
+    assert all(
+        e.get("valueFrom", {}).get("secretKeyRef") is None for e in sidecar["env"]
+    )  # secrets: server only

@@ -199,7 +199,11 @@ def runtime_containers(
         where = model_file if (fetched(model) or model.path is not None) else (model.uri or "")
     values = {"${PORT}": str(runtime.port), "${MODEL}": where}
     args = [_substituted(a, values) for a in runtime.args]
-    env = [*env_vars(serving.env), {"name": "PORT", "value": str(runtime.port)}, {"name": "MODEL", "value": where}]
+    env = [
+        *env_vars(serving.env),
+        {"name": "PORT", "value": str(runtime.port)},
+        {"name": "MODEL", "value": where},
+    ]
     server: Manifest = {
         "name": "model-server",
         "image": image,

@@ -95,7 +95,8 @@ def runtime_options(python: str, runtime: Runtime) -> dict[str, str]:
     """
     if runtime.command is None:
         raise PermanentError(
-            f"the runtime has no command: the local driver runs commands (image {runtime.image!r} is for Kubernetes)"
+            "the runtime has no command: the local driver runs commands "
+            f"(image {runtime.image!r} is for Kubernetes)"
         )
     argv = list(runtime.command)
     if argv[0] in ("python", "python3"):

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,8 @@ class LanguageModel:
     ) -> Iterator[str]:
         """The answer to `prompt`, token by token (each with the space before it, if any).
 
-        The answer starts at the prompt's rarest known word of four letters or more (what it is about) and stops at a sentence's
-        end once it has `MIN_SENTENCE_TOKENS` tokens, or after `max_tokens`.
+        The answer starts at the prompt's rarest known word of four letters or more (what it is about)
+        and stops at a sentence's end once it has `MIN_SENTENCE_TOKENS` tokens, or after `max_tokens`.
         """
         index = self.index
         rng = random.Random(seed if seed is not None else 0)
@@ -102,7 +103,12 @@ class LanguageModel:
             previous, current = current, following
 
     def _next(
-        self, previous: int, current: int, seen: set[tuple[int, int, int]], temperature: float, rng: random.Random
+        self,
+        previous: int,
+        current: int,
+        seen: set[tuple[int, int, int]],
+        temperature: float,
+        rng: random.Random,
     ) -> int:
         for found in (self.trigrams.get((previous, current)), self.bigrams.get(current), self.unigrams):
             if found is None:
@@ -153,7 +159,7 @@ def train(texts: Iterable[str], token_ms: float = 0.0) -> LanguageModel:
     for text in texts:
         tokens = tokenize(MARKUP.sub(" ", text))
         unigram.update(tokens)
-        for a, b in zip(tokens, tokens[1:], strict=False):
+        for a, b in pairwise(tokens):
             bigram.setdefault(a, Counter())[b] += 1
         for a, b, c in zip(tokens, tokens[1:], tokens[2:], strict=False):
             trigram.setdefault((a, b), Counter())[c] += 1

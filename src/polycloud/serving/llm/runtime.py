@@ -98,7 +98,9 @@ class LlmReplica(ReplicaBase):
         items = []
         for i, text in enumerate(texts):
             vector = self.model.embed(text)
-            packed: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+            packed: Any = (
+                base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+            )
             items.append({"object": "embedding", "index": i, "embedding": packed})
         used = sum(len(tokenize(t)) for t in texts)
         usage = {"prompt_tokens": used, "total_tokens": used}
@@ -107,7 +109,9 @@ class LlmReplica(ReplicaBase):
     async def _request(self, request: Request) -> dict[str, Any]:
         body = await read_limited(request, MAX_BODY_BYTES)
         if body is None:
-            raise OpenAIError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", "invalid_request_error")
+            raise OpenAIError(
+                413, f"the request body is larger than {MAX_BODY_BYTES} bytes", "invalid_request_error"
+            )
         data = shapes.parse_body(body)
         name = shapes.model_name(data)
         if name != self.name:
@@ -123,8 +127,12 @@ class LlmReplica(ReplicaBase):
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         if ask.stream:
             chunks = self._stream(ask, chat, kind + ".chunk" if chat else kind, ident)
-            return StreamingResponse(chunks, media_type="text/event-stream", headers={"cache-control": "no-cache"})
-        tokens = list(_stopped(self.model.generate(ask.prompt, ask.max_tokens, ask.temperature, ask.seed), ask))
+            return StreamingResponse(
+                chunks, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            )
+        tokens = list(
+            _stopped(self.model.generate(ask.prompt, ask.max_tokens, ask.temperature, ask.seed), ask)
+        )
         if self.model.token_ms > 0:  # a whole answer takes as long as its tokens would have streamed
             await self.sleep(self.model.token_ms * len(tokens) / 1000.0)
         text = "".join(t for t, _ in tokens)
@@ -161,7 +169,9 @@ class LlmReplica(ReplicaBase):
             yield chunk({"role": "assistant", "content": ""}, None)
         count, finish = 0, "stop"
         pace = self.model.token_ms / 1000.0
-        for text, finish_reason in _stopped(self.model.generate(ask.prompt, ask.max_tokens, ask.temperature, ask.seed), ask):
+        for text, finish_reason in _stopped(
+            self.model.generate(ask.prompt, ask.max_tokens, ask.temperature, ask.seed), ask
+        ):
             if pace > 0:
                 await self.sleep(pace)
             count += 1
@@ -185,9 +195,7 @@ class LlmReplica(ReplicaBase):
 def _stopped(tokens: Iterator[str], ask: Generation) -> Iterator[tuple[str, str]]:
     """(token, finish reason if the answer ended now) until a stop string or the model's own end."""
     emitted = ""
-    count = 0
-    for token in tokens:
-        count += 1
+    for count, token in enumerate(tokens, 1):
         if ask.stop:
             joined = emitted + token
             cut = min((i for s in ask.stop if (i := joined.find(s)) >= 0), default=-1)
@@ -217,4 +225,3 @@ def create_llm_app(replica: LlmReplica) -> ASGIApp:
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     return SimulatedNetwork(app, replica, prefix="/v1", inference=openai_inference)
-

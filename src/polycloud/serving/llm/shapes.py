@@ -23,7 +23,9 @@ DEFAULT_MAX_TOKENS = 64
 class OpenAIError(Exception):
     """An error answered in OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None):
+    def __init__(
+        self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -49,7 +51,9 @@ def invalid(message: str, param: str | None = None) -> OpenAIError:
 
 def unknown_model(name: object) -> OpenAIError:
     """A 404 for a model no one serves."""
-    return OpenAIError(404, f"The model {name!r} does not exist", "invalid_request_error", "model_not_found", "model")
+    return OpenAIError(
+        404, f"The model {name!r} does not exist", "invalid_request_error", "model_not_found", "model"
+    )
 
 
 def event(data: Any) -> bytes:

@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the model file to write")
     parser.add_argument("texts", nargs="*", type=Path, help="UTF-8 text files (default: the shipped corpus)")
     parser.add_argument(
-        "--token-ms", type=float, default=0.0, help="pause before each streamed token (a GPU's pace; default 0)"
+        "--token-ms",
+        type=float,
+        default=0.0,
+        help="pause before each streamed token (a GPU's pace; default 0)",
     )
     args = parser.parse_args(argv)
     if not 0 <= args.token_ms <= 10_000:
