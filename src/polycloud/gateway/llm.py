@@ -187,7 +187,7 @@ class LlmFront:
             status, cluster = await self._attempts(receive, send, call, meter, affinity)
         finally:
             proxy.in_flight -= 1
-        elapsed = time.perf_counter() - started
+        elapsed = responsive_s(meter)
         self._metrics.answered(model, cluster, status, elapsed)
         key_id = scope.get(KEY_ID_SCOPE)
         if key_id is not None and proxy.key_window is not None:
@@ -308,9 +308,9 @@ class LlmFront:
         now = time.monotonic()
         if ok:
             self._proxy.succeeded(upstream, now)
-        self._revisions.attempted(call.service, upstream.revision, ok, 0.0)
-        self._metrics.attempted(call.service, upstream.cluster, "ok" if ok else "broken")
         usage = meter.metered = meter.usage()
+        self._revisions.attempted(call.service, upstream.revision, ok, responsive_s(meter) * 1e3)
+        self._metrics.attempted(call.service, upstream.cluster, "ok" if ok else "broken")
         self._metrics.streamed(call.service, upstream.cluster, upstream.revision, usage)
         return status, upstream.cluster
 
@@ -337,6 +337,17 @@ class LlmFront:
         message = f"every replica tried for model {call.service!r} failed ({len(tried)} attempts{why})"
         await send_openai_error(send, 503, message, "no_replica", [*extra, retry])
         return 503, ""
+
+
+def responsive_s(meter: TokenMeter) -> float:
+    """How long the client waited for the answer: to its first token when streamed, else to its end.
+    It is the latency of LLM answers everywhere a latency is judged — the request-duration metric, load
+    reports (SLO `p99Ms`, autoscaling) and canary judging — since a stream's full length is the
+    length of the answer, not the service's speed."""
+    usage = meter.metered
+    if usage is not None and usage.first_token_s is not None:
+        return usage.first_token_s
+    return time.perf_counter() - meter.started
 
 
 def prompt_prefix(data: dict[str, Any]) -> bytes | None:

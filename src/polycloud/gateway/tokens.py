@@ -50,7 +50,7 @@ class TokenMeter:
         "_carry",
         "_first",
         "_last",
-        "_started",
+        "started",
         "_strip",
         "_texts",
         "_usage",
@@ -62,7 +62,8 @@ class TokenMeter:
     def __init__(self, started: float, events: bool, strip_usage: bool) -> None:
         """Meter an answer to a request that arrived at `started` (`time.perf_counter()`); `events`:
         it is a stream of server-sent events; `strip_usage`: remove the usage-only event."""
-        self._started = started
+        self.started = started
+        """When the request arrived (`time.perf_counter()`)."""
         self.events = events
         self._strip = strip_usage
         self._carry = b""
@@ -127,7 +128,7 @@ class TokenMeter:
             usage = found.get("usage") if isinstance(found, dict) else None
         prompt = _count(usage, "prompt_tokens")
         completion = _count(usage, "completion_tokens") if usage is not None else self._texts
-        first = None if self._first is None else self._first - self._started
+        first = None if self._first is None else self._first - self.started
         spacing = None
         if self._first is not None and self._texts > 1:
             spacing = (self._last - self._first) / (max(completion, self._texts) - 1)
