@@ -38,11 +38,14 @@ Environment: `POLYCLOUD_CACHE_DIR` replaces `${XDG_CACHE_HOME:-~/.cache}/polyclo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,6 +99,7 @@ BUILD_PARALLEL_LEVEL: Final = "2"
 _MARKER: Final = "polycloud-llama-cpp.json"
 _IMPORT_CHECK: Final = "import llama_cpp, llama_cpp.server; print(llama_cpp.__version__)"
 _PROGRESS_EVERY_S: Final = 30.0
+_BUILD_ENV: Final = "POLYCLOUD_LLAMA_CPP_BUILD"
 
 Log = Callable[[str], None]
 
@@ -191,7 +195,11 @@ def _build(venv: Path, log: Log) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{venv.name}.", suffix=".tmp", dir=root))
     try:
         log(f"creating a virtualenv for llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} in {tmp}")
-        _run([sys.executable, "-m", "venv", str(tmp)], log=log, what="python -m venv")
+        _run(
+            [sys.executable, "-m", "venv", str(tmp)],
+            log=log,
+            what=f"{sys.executable} -m venv (Debian's python3 needs `apt-get install python3-venv`)",
+        )
         python = venv_python(tmp)
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
@@ -200,6 +208,10 @@ def _build(venv: Path, log: Log) -> None:
         env["CMAKE_BUILD_PARALLEL_LEVEL"] = BUILD_PARALLEL_LEVEL
         env["FORCE_CMAKE"] = "1"
         env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        env[_BUILD_ENV] = str(tmp)
+        scratch = tmp / ".build-tmp"  # pip's and cmake's temporary files, removed with the folder
+        scratch.mkdir()
+        env["TMPDIR"] = str(scratch)
         log(
             f"building llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} from source for the CPU "
             f"(several minutes on 2 cores; full log: {build_log})"
@@ -218,6 +230,7 @@ def _build(venv: Path, log: Log) -> None:
                 "the build finished but `import llama_cpp.server` fails in it:\n"
                 + (done.stderr.strip() or done.stdout.strip())
             )
+        shutil.rmtree(scratch, ignore_errors=True)
         _relocate_scripts(tmp, venv)
         marker = {
             "llama_cpp_python": LLAMA_CPP_PYTHON_VERSION,
@@ -240,12 +253,36 @@ def _remove_leftovers(venv: Path, log: Log) -> None:
     root = venv.parent
     for stale in root.glob(f".{venv.name}.*.tmp"):
         log(f"removing the leftover of an interrupted build: {stale}")
+        _kill_build_processes(stale, log)
         shutil.rmtree(stale, ignore_errors=True)
     if venv.exists() or venv.is_symlink():
         log(f"{venv} is incomplete or broken (`import llama_cpp.server` fails there); rebuilding it")
         trash = root / f".{venv.name}.{os.getpid()}.broken.tmp"
         os.rename(venv, trash)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _kill_build_processes(tmp: Path, log: Log) -> None:
+    """Kill what is left running of a build whose caller was SIGKILLed (pip, cmake, the compilers).
+
+    Every process of a build carries `POLYCLOUD_LLAMA_CPP_BUILD=<its temporary folder>` in its
+    environment, so only those are found (Linux's /proc; elsewhere nothing is done).
+    """
+    mark = f"{_BUILD_ENV}={tmp}".encode()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if mark in environ.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                log(f"killed process {entry.name}, left running by the interrupted build")
 
 
 def _ensure_toolchain(log: Log) -> None:
@@ -291,6 +328,8 @@ def _pip_install(python: Path, env: dict[str, str], build_log: Path, log: Log) -
         "install",
         "--verbose",
         "--no-input",
+        "--cache-dir",
+        str(_pip_cache()),
         "--no-binary",
         "llama-cpp-python",
         *SERVER_REQUIREMENTS,
@@ -299,6 +338,8 @@ def _pip_install(python: Path, env: dict[str, str], build_log: Path, log: Log) -
     with open(build_log, "w", encoding="utf-8", errors="replace") as out:
         out.write(f"$ CMAKE_ARGS='{env['CMAKE_ARGS']}' {' '.join(command)}\n")
         out.flush()
+        # pip, its build backend, cmake and the compilers run in a process group of their own, so that
+        # an interrupted build (exception, Ctrl-C, SIGTERM) stops all of them, not pip alone.
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -307,6 +348,7 @@ def _pip_install(python: Path, env: dict[str, str], build_log: Path, log: Log) -
             env=env,
             text=True,
             errors="replace",
+            start_new_session=True,
         )
         stop = threading.Event()
         started = time.monotonic()
@@ -326,8 +368,7 @@ def _pip_install(python: Path, env: dict[str, str], build_log: Path, log: Log) -
                     last_line[0] = stripped
             code = process.wait()
         except BaseException:
-            process.kill()
-            process.wait()
+            _stop_group(process)
             raise
         finally:
             stop.set()
@@ -338,6 +379,25 @@ def _pip_install(python: Path, env: dict[str, str], build_log: Path, log: Log) -
             f"pip could not build llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} (exit code {code}); "
             f"the end of {build_log}:\n" + "\n".join(tail)
         )
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop a build's process group: SIGINT first (pip then cleans up after itself), SIGKILL after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is still there
+    process.wait()
+
+
+def _pip_cache() -> Path:
+    """pip's cache for these builds: pip keys the wheels it builds on the source alone, so this folder is
+    named after the build flags too, and a change of CMAKE_ARGS cannot bring back a wheel built without it.
+    A virtualenv removed by hand is rebuilt from this cache in seconds."""
+    key = json.dumps([LLAMA_CPP_PYTHON_VERSION, CMAKE_ARGS, platform.python_version()]).encode()
+    return cache_dir() / f"pip-cache-{hashlib.sha256(key).hexdigest()[:12]}"
 
 
 def _relocate_scripts(tmp: Path, venv: Path) -> None:
@@ -355,8 +415,15 @@ def _relocate_scripts(tmp: Path, venv: Path) -> None:
         cfg.write_bytes(cfg.read_bytes().replace(old, new))
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    # SIGTERM (a test runner's or CI's stop) unwinds like Ctrl-C, so the build's processes and its
+    # temporary folder are removed too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0
@@ -369,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[llama_cpp] error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("[llama_cpp] interrupted; nothing was left half-built", file=sys.stderr)
+        print("[llama_cpp] interrupted; the partial build was removed", file=sys.stderr)
         return 130
     print(python)
     return 0

@@ -251,7 +251,7 @@ class TinyModel(NamedTuple):
     tensors: dict[str, FloatArray]
     head_dim: int
     n_states: int
-    topics: list[int]
+    topics: list[list[int]]
     recent: list[int]
 
 
@@ -265,17 +265,24 @@ def build_vocab(merges: Sequence[tuple[str, str]]) -> list[str]:
     return tokens
 
 
-def pick_topics(tokens: Sequence[str], unigram: Sequence[int], k: int) -> list[int]:
-    """The k most frequent content words (4+ ASCII letters, not a stopword), most frequent first."""
-    candidates = []
+def pick_topics(tokens: Sequence[str], unigram: Sequence[int], k: int) -> list[list[int]]:
+    """The k most frequent content words (4+ ASCII letters, not a stopword), most frequent first.
+
+    A word is a token with a leading space (" gateway") and, when it is a token too, the same word
+    without (a message starting "gateway ..."); the first is the one a reply uses.
+    """
+    variants: defaultdict[str, list[int]] = defaultdict(list)
     for tid in range(len(SPECIALS), len(tokens)):
         word = unspell(tokens[tid])
-        core = word.lstrip(" ")
-        content = len(core) >= 4 and core.isascii() and core.isalpha() and core.lower() not in STOPWORDS
-        if content and unigram[tid] >= 3:
-            candidates.append(tid)
-    candidates.sort(key=lambda t: (-unigram[t], t))
-    return candidates[:k]
+        core = word.removeprefix(" ")
+        if len(core) >= 4 and core.isascii() and core.isalpha() and core.lower() not in STOPWORDS:
+            variants[core].append(tid)
+    words = [
+        sorted(ids, key=lambda t: (not unspell(tokens[t]).startswith(" "), t)) for ids in variants.values()
+    ]
+    words = [ids for ids in words if sum(unigram[t] for t in ids) >= 3]
+    words.sort(key=lambda ids: (-sum(unigram[t] for t in ids), ids[0]))
+    return words[:k]
 
 
 def build_model(docs: Sequence[str], n_merges: int, n_topics: int, n_recent: int) -> TinyModel:
@@ -310,16 +317,16 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, n_recent: int
     recent_base = topic_base + head_dim
     n_embd = recent_base + head_dim
 
-    # Bigram counts; the chat control tokens get the distribution of words that start a line.
+    # Bigram counts; the chat control tokens get the distribution of whole words that start a line.
     counts = np.zeros((n_states, n_vocab), dtype=np.float64)
     line_start = np.zeros(n_vocab, dtype=np.float64)
-    ends_line = [i >= n_special and unspell(t).endswith("\n") for i, t in enumerate(tokens)]
-    starts_word = [i >= n_special and unspell(t)[:1].isalpha() for i, t in enumerate(tokens)]
+    texts = [unspell(t) if i >= n_special else "" for i, t in enumerate(tokens)]
     for stream in streams:
         for prev, nxt in itertools.pairwise(stream):
             counts[state_of[prev], nxt] += 1.0
-            if ends_line[prev] and starts_word[nxt]:
-                line_start[nxt] += 1.0
+        for prev, word, after in zip(stream, stream[1:], stream[2:], strict=False):
+            if texts[prev].endswith("\n") and texts[word].isalpha() and not texts[after][:1].isalpha():
+                line_start[word] += 1.0
     for special in (SYSTEM, USER, ASSISTANT, EOS):
         counts[state_of[tok.ids[special]]] = line_start
 
@@ -357,13 +364,14 @@ def build_model(docs: Sequence[str], n_merges: int, n_topics: int, n_recent: int
     wq[to_sink, assistant] = 0.0
     wq[to_topic, assistant] = GATE
     wk[to_sink, :n_states] = GATE
-    for rank, tid in enumerate(topics):
-        s = state_of[tid]
-        wk[to_sink, s] = 0.0
-        wk[to_topic, s] = GATE
-        wv[rank, s] = 1.0
+    for rank, variants in enumerate(topics):
+        for tid in variants:
+            s = state_of[tid]
+            wk[to_sink, s] = 0.0
+            wk[to_topic, s] = GATE
+            wv[rank, s] = 1.0
         wo[topic_base + rank, rank] = 1.0
-        output[tid, topic_base + rank] = TOPIC_BOOST * (1.0 + rank / len(topics))
+        output[variants[0], topic_base + rank] = TOPIC_BOOST * (1.0 + rank / len(topics))
 
     # Head 1, recent tokens: q and k are the same constant vector on one rotary pair, so the score is
     # RECENT_SHARPNESS * cos(theta * distance) and attention is a window of the last ~15 tokens (the
