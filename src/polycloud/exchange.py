@@ -1,11 +1,12 @@
 """What the gateways and the state store exchange, typed once and below both.
 
 Gateways read `KeyGrant`s (the keys they admit, by hash, with limits and usage) and write `LoadReport`s
-(load per service and cluster, for the autoscaler), `KeyLoad`s (load per inference key, for anomaly
-detection) and `RevisionCounts` (cumulative attempts per service revision with a latency histogram
-over `LATENCY_BOUNDS_MS`, for judging canaries). Route tables travel as `polycloud.gateway.routes`,
-built from the store's own records by the gateway's store adapter. Neither side keeps a copy of these:
-the gateway's request path produces them and the store persists them as they are.
+(load per service and cluster, for the autoscaler, and LLM tokens served, for showback), `KeyLoad`s
+(load per inference key, for anomaly detection) and `RevisionCounts` (cumulative attempts per service
+revision with a latency histogram over `LATENCY_BOUNDS_MS`, for judging canaries). Route tables travel
+as `polycloud.gateway.routes`, built from the store's own records by the gateway's store adapter.
+Neither side keeps a copy of these: the gateway's request path produces them and the store persists
+them as they are.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ class LoadReport:
     """Median answer time over the window; 0 when there were none."""
     gateway_id: str = ""
     updated_at: datetime | None = None
+    prompt_tokens: int = 0
+    """Prompt tokens of the LLM answers of the window (a count, not a rate: the store adds them up)."""
+    completion_tokens: int = 0
+    """Completion tokens of the LLM answers of the window."""
 
     def __post_init__(self) -> None:
         _require_name(self.service, "load report service")
@@ -102,6 +107,9 @@ class LoadReport:
             value = getattr(self, what)
             if not math.isfinite(value) or value < 0:
                 raise UserError(f"load report {what} must be a finite number >= 0, not {value!r}")
+        for what in ("prompt_tokens", "completion_tokens"):
+            if getattr(self, what) < 0:
+                raise UserError(f"load report {what} must be >= 0, not {getattr(self, what)!r}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise UserError(f"load report error_rate must be within [0, 1], not {self.error_rate!r}")
         _require_aware(self.updated_at, "load report updated_at")
@@ -122,6 +130,12 @@ class KeyGrant:
     month: str
     revoked: bool = False
     """A revoked key admits nothing, but still marks its service as one that needs a key."""
+    tokens_per_minute: int | None = None
+    """LLM tokens (prompt and completion) per sliding minute; None for no limit."""
+    monthly_tokens: int | None = None
+    """LLM tokens per calendar month (UTC); None for no quota."""
+    tokens_used: int = 0
+    """Tokens counted in `month` by every gateway, as flushed to the store."""
 
 
 @dataclass(frozen=True)

@@ -405,3 +405,8 @@ class InferenceKeyRecord:
     created_at: datetime
     revoked: bool
     used_this_month: int = 0
+    """Requests this calendar month (UTC), every gateway's."""
+    tokens_per_minute: int | None = None
+    monthly_tokens: int | None = None
+    tokens_this_month: int = 0
+    """LLM tokens (prompt and completion) this calendar month (UTC), every gateway's."""

@@ -25,6 +25,7 @@ from polycloud.state.control import Lease, MemberInput, MemberRecord
 from polycloud.state.faults import FaultRecord
 from polycloud.state.job_records import JobRunRecord
 from polycloud.state.ledger import LedgerLine
+from polycloud.state.loads import TokensServed
 from polycloud.state.obs_records import AnomalyRecord, IncidentRecord
 from polycloud.state.records import (
     AuditInput,
@@ -153,6 +154,12 @@ class CostLineReader(Protocol):
     def cost_lines(self, since: datetime | None = ...) -> list[LedgerLine]: ...
 
 
+class TokensServedReader(Protocol):
+    """LLM tokens served per (service, cluster), summed from the gateways' load reports."""
+
+    def tokens_served(self, since: datetime | None = ...) -> list[TokensServed]: ...
+
+
 class IncidentReader(Protocol):
     """Incidents with their timelines."""
 
@@ -226,7 +233,9 @@ class KeyRepository(Protocol):
     """What a gateway's key guard reads and flushes: key grants and usage counts."""
 
     def key_grants(self) -> list[KeyGrant]: ...
-    def add_key_usage(self, month: str, counts: dict[int, int]) -> None: ...
+    def add_key_usage(
+        self, month: str, counts: dict[int, int], tokens: dict[int, int] | None = ...
+    ) -> None: ...
 
 
 # ------------------------------------------------------------------------------ certificates (mTLS)

@@ -41,6 +41,7 @@ from polycloud.state.repositories import (
     LoadReader,
     ReplicaReader,
     RolloutRepository,
+    TokensServedReader,
     WorkloadReader,
 )
 from polycloud.state.repositories_runtime import BudgetReader, FederationReader, SloReader
@@ -141,7 +142,15 @@ class InferenceKeyRepository(WorkloadReader, AuditWriter, InferenceKeyReader, Pr
     """What `services/keys.py` needs: create, list and revoke keys of live services, audited."""
 
     def create_inference_key(
-        self, *, service: str, name: str, rps: float, burst: int, monthly_quota: int | None
+        self,
+        *,
+        service: str,
+        name: str,
+        rps: float,
+        burst: int,
+        monthly_quota: int | None,
+        tokens_per_minute: int | None = ...,
+        monthly_tokens: int | None = ...,
     ) -> tuple[str, InferenceKeyRecord]: ...
     def revoke_inference_key(self, key_id: int) -> InferenceKeyRecord: ...
 
@@ -149,9 +158,9 @@ class InferenceKeyRepository(WorkloadReader, AuditWriter, InferenceKeyReader, Pr
 # ------------------------------------------------------------------------------ cost, observability
 
 
-class CostRepository(BudgetReader, DesiredReader, ReplicaReader, LoadReader, Protocol):
-    """What the cost use cases (`services/costing.py`) read: the ledger, the declared fleet, its load
-    and its replicas."""
+class CostRepository(BudgetReader, DesiredReader, ReplicaReader, LoadReader, TokensServedReader, Protocol):
+    """What the cost use cases (`services/costing.py`) read: the ledger, the declared fleet, its load,
+    its replicas and the LLM tokens it served."""
 
 
 class SpendReader(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 from polycloud.exchange import KeyGrant, KeyLoad, RevisionCounts
 from polycloud.state import audit as audit_chain
-from polycloud.state import desired, key_loads, ledger, rollouts
+from polycloud.state import desired, key_loads, ledger, loads, rollouts
 from polycloud.state import jobs as job_runs
 from polycloud.state import keys as inference_keys
 from polycloud.state import observability as obs_state
@@ -117,7 +117,15 @@ class ExtendedStore(StoreCore):
     # gateway inference keys
 
     def create_inference_key(
-        self, *, service: str, name: str, rps: float, burst: int, monthly_quota: int | None
+        self,
+        *,
+        service: str,
+        name: str,
+        rps: float,
+        burst: int,
+        monthly_quota: int | None,
+        tokens_per_minute: int | None = None,
+        monthly_tokens: int | None = None,
     ) -> tuple[str, InferenceKeyRecord]:
         """Create a key of `service`; it is returned here once and only its sha256 is kept."""
         now = self._clock()
@@ -130,6 +138,8 @@ class ExtendedStore(StoreCore):
                 burst=burst,
                 monthly_quota=monthly_quota,
                 now=now,
+                tokens_per_minute=tokens_per_minute,
+                monthly_tokens=monthly_tokens,
             )
 
     def inference_keys(self, service: str | None = None) -> list[InferenceKeyRecord]:
@@ -149,11 +159,11 @@ class ExtendedStore(StoreCore):
         with self._session(write=False) as session:
             return inference_keys.grants(session, now)
 
-    def add_key_usage(self, month: str, counts: dict[int, int]) -> None:
-        """Add a gateway's request counts per key id to `month` ("YYYY-MM")."""
+    def add_key_usage(self, month: str, counts: dict[int, int], tokens: dict[int, int] | None = None) -> None:
+        """Add a gateway's request counts and LLM token counts per key id to `month` ("YYYY-MM")."""
         now = self._clock()
         with self._session(write=True, lock_name="key_usage") as session:
-            inference_keys.add_usage(session, month, counts, now)
+            inference_keys.add_usage(session, month, counts, now, tokens)
 
     # training jobs
 
@@ -245,6 +255,11 @@ class ExtendedStore(StoreCore):
         """Accrued cost per (workload, revision, cluster, category, source) from `since`'s hour on."""
         with self._session(write=False) as session:
             return ledger.lines(session, since)
+
+    def tokens_served(self, since: datetime | None = None) -> list[loads.TokensServed]:
+        """LLM tokens per (service, cluster) from `since`'s hour on, as the gateways reported them."""
+        with self._session(write=False) as session:
+            return loads.tokens_served(session, since)
 
     def cost_hours(self, since: datetime | None = None) -> list[ledger.LedgerLine]:
         """Accrued cost per ledger key and hour from `since`'s hour on, ordered by hour."""

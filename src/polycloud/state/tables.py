@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -299,6 +300,9 @@ class LoadReportRow(Base):
     p50_ms: Mapped[float] = mapped_column(Float, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(index=True)
     """The store clock's time of the report; readers ignore rows older than they care for."""
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Prompt tokens of the window's LLM answers (also added to `token_usage`)."""
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     def to_record(self) -> LoadReport:
         """This row as a detached record."""
@@ -313,4 +317,6 @@ class LoadReportRow(Base):
             p50_ms=self.p50_ms,
             gateway_id=self.gateway_id,
             updated_at=self.updated_at,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
         )

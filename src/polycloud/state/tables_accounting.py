@@ -1,12 +1,13 @@
-"""Tables of accounting and observation: the cost ledger (and its cursor), budget alerts, per-minute SLI
-series, incidents with their events, anomalies, and the gateways' per-inference-key load reports.
-Migrations must match these exactly."""
+"""Tables of accounting and observation: the cost ledger (and its cursor), budget alerts, LLM tokens
+served per hour, per-minute SLI series, incidents with their events, anomalies, and the gateways'
+per-inference-key load reports. Migrations must match these exactly."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKeyConstraint,
@@ -81,6 +82,21 @@ class BudgetAlertRow(Base):
     spend_usd: Mapped[float] = mapped_column(Float)
     limit_usd: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime]
+
+
+class TokenUsageRow(Base):
+    """LLM tokens served by one (service, cluster) in one UTC hour, summed over every gateway's load
+    reports (each report adds the tokens of its window), for cost per 1M tokens."""
+
+    __tablename__ = "token_usage"
+
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    """Start of the UTC hour (the store clock's) the reports were written in."""
+    service: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
 
 
 class SliMinuteRow(Base):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKeyConstraint,
@@ -111,6 +112,10 @@ class InferenceKeyRow(Base):
         CheckConstraint("rps > 0", name="rps_positive"),
         CheckConstraint("burst >= 1", name="burst_positive"),
         CheckConstraint("monthly_quota IS NULL OR monthly_quota >= 1", name="quota_positive"),
+        CheckConstraint(
+            "tokens_per_minute IS NULL OR tokens_per_minute >= 1", name="tokens_per_minute_positive"
+        ),
+        CheckConstraint("monthly_tokens IS NULL OR monthly_tokens >= 1", name="monthly_tokens_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -127,10 +132,14 @@ class InferenceKeyRow(Base):
     """Requests per calendar month (UTC); None for no quota."""
     created_at: Mapped[datetime]
     revoked: Mapped[bool]
+    tokens_per_minute: Mapped[int | None] = mapped_column(BigInteger)
+    """LLM tokens (prompt and completion) per sliding minute, at each gateway; None for no limit."""
+    monthly_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    """LLM tokens per calendar month (UTC), shared by the gateways; None for no quota."""
 
 
 class KeyUsageRow(Base):
-    """Requests counted by the gateways for one inference key in one calendar month (UTC)."""
+    """Requests and LLM tokens counted by the gateways for one inference key in one calendar month (UTC)."""
 
     __tablename__ = "key_usage"
     __table_args__ = (ForeignKeyConstraint(["key_id"], ["inference_keys.id"]),)
@@ -140,6 +149,8 @@ class KeyUsageRow(Base):
     """"YYYY-MM"."""
     requests: Mapped[int]
     updated_at: Mapped[datetime]
+    tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Prompt and completion tokens of the key's LLM answers."""
 
 
 class WebSessionRow(Base):
