@@ -18,6 +18,7 @@ from polycloud.gateway.locality import Locator
 from polycloud.gateway.reporting import LoadReporter, LoadWindow, RecordingMetrics, percentile
 from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
+from polycloud.gateway.tokens import TokenUsage
 from polycloud.gateway.upstreams import UpstreamRegistry
 from polycloud.state import Store
 
@@ -134,6 +135,78 @@ def test_store_load_sink_writes_load_reports(tmp_path: Path) -> None:
         2.5,
         40.0,
         4.0,
+    )
+
+
+def test_llm_tokens_are_reported_per_cluster_and_window() -> None:
+    window = LoadWindow()
+    metrics = RecordingMetrics(window)
+    metrics.answered("chat", "east", 200, 0.5)
+    metrics.streamed("chat", "east", 3, TokenUsage(prompt=12, completion=30, first_token_s=0.01))
+    metrics.streamed("chat", "east", 3, TokenUsage(prompt=8, completion=10))
+    metrics.streamed("chat", "west", 3, TokenUsage(prompt=5))
+    metrics.streamed("chat", "west", 3, TokenUsage())  # no usage at all: nothing to count
+    samples = {s.cluster: s for s in window.close(1.0)}
+    assert (samples["east"].prompt_tokens, samples["east"].completion_tokens) == (20, 40)
+    assert (samples["west"].prompt_tokens, samples["west"].completion_tokens, samples["west"].rps) == (
+        5,
+        0,
+        0.0,
+    )
+    assert all(s.prompt_tokens == s.completion_tokens == 0 for s in window.close(1.0))  # a new window
+    assert (
+        b'polycloud_gateway_llm_tokens_total{cluster="east",kind="prompt",revision="3",service="chat"} 20.0'
+        in (metrics.render())
+    )
+
+
+class FailingHeartbeatSink(FakeSink):
+    """Takes the load reports, then fails the heartbeat (as a store without members would)."""
+
+    def heartbeat(self, routed: object) -> None:
+        raise TransientError("members table is locked")
+
+
+def test_tokens_of_an_unwritten_window_go_with_the_next_one_and_are_never_counted_twice() -> None:
+    sink, window = FakeSink(), LoadWindow()
+    reporter = LoadReporter(sink, registry(), window, "gw-1", clock=FakeClock())
+    window.served("m", "east", 100, 50)
+    sink.failure = "database down"
+    assert not asyncio.run(reporter.report())
+    window.served("m", "east", 1, 1)
+    sink.failure = None
+    assert asyncio.run(reporter.report())
+    [(_, samples)] = sink.reports
+    [east] = [r for r in samples if r.cluster == "east"]
+    assert (east.prompt_tokens, east.completion_tokens) == (101, 51)
+
+    half = FailingHeartbeatSink()
+    reporter = LoadReporter(half, registry(), window, "gw-1", clock=FakeClock())
+    window.served("m", "east", 7, 7)
+    assert not asyncio.run(reporter.report())  # the reports were written, the heartbeat was not
+    assert asyncio.run(reporter.report()) is False
+    assert [sum(r.prompt_tokens for r in samples) for _, samples in half.reports] == [7, 0]
+    reporter.close()
+
+
+def test_store_load_sink_writes_tokens_that_the_store_sums(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        sink = StoreLoadSink(store)
+        sink.report(
+            "gw-1",
+            [LoadReport("chat", "east", 1.0, 1.0, 2.0, 0.0, 9.0, prompt_tokens=30, completion_tokens=70)],
+        )
+        sink.report(
+            "gw-2",
+            [LoadReport("chat", "east", 1.0, 1.0, 2.0, 0.0, 9.0, prompt_tokens=3, completion_tokens=7)],
+        )
+        [served] = store.tokens_served()
+    assert (served.service, served.cluster, served.prompt, served.completion, served.total) == (
+        "chat",
+        "east",
+        33,
+        77,
+        110,
     )
 
 

@@ -33,6 +33,7 @@ class FakeSource:
     def __init__(self, keys: list[KeyGrant]) -> None:
         self.keys = keys
         self.flushes: list[tuple[str, dict[int, int]]] = []
+        self.token_flushes: list[tuple[str, dict[int, int]]] = []
         self.fail = False
         self._lock = threading.Lock()
 
@@ -42,12 +43,18 @@ class FakeSource:
         with self._lock:
             return list(self.keys)
 
-    def flush(self, month: str, counts: dict[int, int]) -> None:
+    def flush(self, month: str, counts: dict[int, int], tokens: dict[int, int]) -> None:
         if self.fail:
             raise TransientError("database down")
         with self._lock:
-            self.flushes.append((month, counts))
-            self.keys = [replace(k, used=k.used + counts.get(k.id, 0)) for k in self.keys]
+            if counts:
+                self.flushes.append((month, counts))
+            if tokens:
+                self.token_flushes.append((month, tokens))
+            self.keys = [
+                replace(k, used=k.used + counts.get(k.id, 0), tokens_used=k.tokens_used + tokens.get(k.id, 0))
+                for k in self.keys
+            ]
 
 
 def limits(key_id: int = 1, key: str = KEY, **changes: object) -> KeyGrant:

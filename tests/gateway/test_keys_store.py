@@ -81,3 +81,29 @@ def test_revocation_reaches_the_gateway_at_its_next_sync(store: Store) -> None:
     with pytest.raises(NotFoundError):
         store.revoke_inference_key(999)
     guard.close()
+
+
+def test_two_gateways_share_one_monthly_token_quota(store: Store) -> None:
+    key, record = store.create_inference_key(
+        service="chat", name="k", rps=1000, burst=1000, monthly_quota=None, monthly_tokens=1000
+    )
+    headers = [(b"x-api-key", key.encode())]
+    first, second = KeyGuard(StoreKeySource(store)), KeyGuard(StoreKeySource(store))
+
+    async def scenario() -> list[bool]:
+        await first.sync()
+        await second.sync()
+        admitted = [first.check("chat", headers) is None, second.check("chat", headers) is None]
+        first.spend_tokens(record.id, "chat", 600)
+        second.spend_tokens(record.id, "chat", 300)
+        admitted.append(second.check("chat", headers) is None)  # it knows its own 300 only: < 1000
+        await first.sync()  # first's 600 reach the store
+        await second.sync()  # and second reads them back: 600 + 300 + ~300 in flight >= 1000
+        admitted.append(second.check("chat", headers) is None)
+        return admitted
+
+    assert asyncio.run(scenario()) == [True, True, True, False]
+    [listed] = store.inference_keys()
+    assert (listed.tokens_this_month, listed.monthly_tokens, listed.used_this_month) == (900, 1000, 3)
+    first.close()
+    second.close()

@@ -62,14 +62,16 @@ class Keys:
     def __init__(self, keys: list[KeyGrant]) -> None:
         self.keys = keys
         self.flushed: list[tuple[str, dict[int, int]]] = []
+        self.tokens: list[tuple[str, dict[int, int]]] = []
         self.calls = 0
 
     def snapshot(self) -> Sequence[KeyGrant]:
         self.calls += 1
         return self.keys
 
-    def flush(self, month: str, counts: dict[int, int]) -> None:
+    def flush(self, month: str, counts: dict[int, int], tokens: dict[int, int]) -> None:
         self.flushed.append((month, counts))
+        self.tokens.append((month, tokens))
 
 
 def test_routes_round_trip_with_format_and_mode_0600(tmp_path: Path) -> None:
@@ -149,5 +151,23 @@ def test_keys_survive_as_hashes_only_in_a_0600_file(tmp_path: Path) -> None:
     restarted_inner = Keys([])
     restarted = SavingKeySource(restarted_inner, saved_keys(tmp_path))
     assert list(restarted.snapshot()) == [KEY] and restarted_inner.calls == 0
-    restarted.flush("2025-01", {7: 3})
+    restarted.flush("2025-01", {7: 3}, {7: 120})
     assert restarted_inner.flushed == [("2025-01", {7: 3})]
+    assert restarted_inner.tokens == [("2025-01", {7: 120})]
+
+
+def test_token_limits_are_saved_and_a_copy_saved_before_them_still_loads(tmp_path: Path) -> None:
+    tokened = KeyGrant(8, "chat", hash_key("k2"), 5.0, 10, None, 0, "2025-01", False, 6000, 10**9, 1234)
+    SavingKeySource(Keys([KEY, tokened]), saved_keys(tmp_path)).snapshot()
+    restarted = SavingKeySource(Keys([]), saved_keys(tmp_path))
+    assert list(restarted.snapshot()) == [KEY, tokened]
+
+    path = saved_keys(tmp_path).path
+    document = json.loads(path.read_text())
+    for grant in document["keys"]:  # as a gateway without token limits wrote it
+        for field in ("tokens_per_minute", "monthly_tokens", "tokens_used"):
+            del grant[field]
+    path.write_text(json.dumps(document))
+    old = list(SavingKeySource(Keys([]), saved_keys(tmp_path)).snapshot())
+    assert old[1].tokens_per_minute is None and old[1].monthly_tokens is None and old[1].tokens_used == 0
+    assert old[0] == KEY

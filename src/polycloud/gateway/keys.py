@@ -1,18 +1,31 @@
 """Inference keys at the gateway: who may call a service, how fast, and how much per month.
 
-A service that has (or ever had) an inference key needs one on every `/v2/models/{name}/...` request,
-as `Authorization: Bearer <key>` or `x-api-key: <key>`; a service that never had a key stays open.
+A service that has (or ever had) an inference key needs one on every `/v2/models/{name}/...` request
+(and every OpenAI request naming it as its `model`), as `Authorization: Bearer <key>` or
+`x-api-key: <key>`; a service that never had a key stays open.
 For each key the gateway keeps, in its own memory:
 
 - a token bucket (`rps` tokens per second, at most `burst`): an empty bucket answers 429 with
   `Retry-After` the time until the next token;
 - a monthly request count (UTC calendar month): what the store had at the last sync plus what this
-  gateway counted since; at `monthly_quota` it answers 429 with `Retry-After` until the month ends.
+  gateway counted since; at `monthly_quota` it answers 429 with `Retry-After` until the month ends;
+- for LLM services, tokens (prompt and completion, from the replica's `usage`), counted by
+  `spend_tokens` once each answer has been relayed: a monthly token count kept like the request count
+  (429 at `monthly_tokens`, `Retry-After` until the month ends), and the tokens of the last minute
+  (`MinuteWindow`; 429 at `tokens_per_minute`, `Retry-After` until enough of the minute has passed).
+
+Token limits admit a request while the budget is not exhausted: the answer's size is known only at its
+end, so the last request admitted may overshoot by its own size. So that concurrent streams do not all
+slip through while none has ended, each admitted request of a key with token limits counts the key's
+mean answer size until its tokens are spent, and then its actual tokens, in the minute it was admitted
+(`TokenUse`): under steady load the tokens of the requests a key gets admitted in any minute stay within
+a few percent of its limit (tested within 5 %).
 
 `KeyGuard.check` runs on the request path and does no I/O. `KeyGuard.run` syncs in the background:
 it adds this gateway's counts to the store (`KeySource.flush`) and reads keys and totals back
-(`KeySource.snapshot`) in a worker thread. Several gateways thus share one quota, each seeing the
-others' requests within a sync interval (a quota may be overshot by that much, never by more).
+(`KeySource.snapshot`) in a worker thread. Several gateways thus share one quota (of requests or of
+tokens), each seeing the others' usage within a sync interval (a quota may be overshot by that much,
+never by more). The rate limit and the tokens per minute are each gateway's own, in its memory.
 Credentials are stripped before a request is forwarded: replicas never see the keys. The admitted key's id
 is left in the ASGI scope (`polycloud.gateway.keyload.KEY_ID_SCOPE`) for per-key load reports.
 """
@@ -24,9 +37,10 @@ import hashlib
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +52,19 @@ from polycloud.gateway.keyload import KEY_ID_SCOPE
 log = logging.getLogger(__name__)
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+MINUTE_S = 60.0
+"""The span of a tokens-per-minute limit."""
+SLOT_S = 0.25
+"""Tokens of the last minute are kept per slot of this many seconds (at most 241 slots per key). A slot
+leaves the window once its *end* is a minute old, so tokens count for 60 to 60.25 s: never less."""
+RESERVATION_S = 300.0
+"""A reservation whose request never spent tokens (its answer failed, or it was no LLM answer) lapses
+after this long."""
+MEAN_WEIGHT = 0.02
+"""Weight of the newest answer in a key's mean answer size: an exponentially weighted mean over about
+the last 50 answers (a plain mean of the first 50). The error of the estimates adds up over the
+requests in flight, so the mean is kept steady rather than quick."""
+REQUESTS, TOKENS = "requests", "tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +83,8 @@ class KeySource(Protocol):
         """Every key (revoked ones marked), with its month's usage so far."""
         ...
 
-    def flush(self, month: str, counts: dict[int, int]) -> None:
-        """Add this gateway's request counts per key id to `month`."""
+    def flush(self, month: str, counts: dict[int, int], tokens: dict[int, int]) -> None:
+        """Add this gateway's request counts and LLM token counts per key id to `month`."""
         ...
 
 
@@ -117,12 +144,154 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+class MinuteWindow:
+    """Tokens of the requests admitted over the last minute, in slots of `SLOT_S` seconds (bounded
+    memory, whatever the traffic)."""
+
+    __slots__ = ("slots", "total")
+
+    def __init__(self) -> None:
+        self.slots: deque[list[float]] = deque()
+        """[slot start, tokens] pairs, oldest first."""
+        self.total = 0.0
+
+    def _expire(self, now: float) -> None:
+        slots = self.slots
+        while slots and slots[0][0] + SLOT_S + MINUTE_S <= now:
+            self.total -= slots.popleft()[1]
+        if not slots:
+            self.total = 0.0  # no drift from float sums
+
+    def add(self, now: float, tokens: float, at: float | None = None) -> None:
+        """Count `tokens` (an estimate, or a correction of one: fractional or negative) in the slot of
+        `at` (default `now`), or in the current slot when `at`'s has left the window already."""
+        self._expire(now)
+        moment = now if at is None else at
+        start = moment - moment % SLOT_S
+        if start + SLOT_S + MINUTE_S <= now:
+            start = now - now % SLOT_S
+        slots = self.slots
+        index = len(slots)
+        while index and slots[index - 1][0] > start:  # from the newest: almost always found at once
+            index -= 1
+        if index and slots[index - 1][0] == start:
+            slots[index - 1][1] += tokens
+        else:
+            slots.insert(index, [start, tokens])
+        self.total += tokens
+
+    def used(self, now: float) -> float:
+        """Tokens within the last minute (and at most `SLOT_S` more)."""
+        self._expire(now)
+        return self.total
+
+    def wait(self, now: float, below: float) -> float:
+        """Seconds from `now` until the window holds fewer than `below` tokens (0 if it does already)."""
+        self._expire(now)
+        left = self.total
+        if left < below:
+            return 0.0
+        for start, tokens in self.slots:
+            left -= tokens
+            if left < below:
+                return max(0.0, start + SLOT_S + MINUTE_S - now)
+        return MINUTE_S + SLOT_S
+
+
+class Reservation:
+    """The estimate an admitted request counts in its key's minute until it spends its tokens."""
+
+    __slots__ = ("admitted", "estimate", "open")
+
+    def __init__(self, admitted: float, estimate: float) -> None:
+        self.admitted, self.estimate, self.open = admitted, estimate, True
+
+
+class TokenUse:
+    """One key's tokens at this gateway: those of the requests it admitted in the last minute (spent,
+    or estimated for the ones still in flight), and the estimates outstanding.
+
+    Each request admitted counts the key's mean answer size at its admission (a `Reservation`; before
+    the key's first answer, a provisional size: a second's worth of its tokens per minute); when its
+    answer's tokens are spent, they replace the estimate, in the slot of the admission. So an answer's
+    tokens count in the minute its request was admitted, the minute's count includes what streams in
+    flight will spend, and concurrent requests cannot all slip through while none has ended. A
+    reservation never spent (the answer failed) lapses after `RESERVATION_S`.
+    """
+
+    __slots__ = ("answers", "mean", "outstanding", "provisional", "reservations", "window")
+
+    def __init__(self, provisional: float = 0.0) -> None:
+        """Start with no tokens; until the key's first answer, requests count `provisional` tokens each."""
+        self.window = MinuteWindow()
+        self.provisional = provisional
+        self.mean: float | None = None
+        """The key's mean answer size in tokens (None until its first answer)."""
+        self.answers = 0
+        self.reservations: deque[Reservation] = deque()
+        """Reservations in order of admission; spent ones are dropped once they reach the front."""
+        self.outstanding = 0.0
+        """The sum of the open reservations' estimates."""
+
+    def _lapse(self, now: float) -> None:
+        reservations = self.reservations
+        while reservations and (not reservations[0].open or reservations[0].admitted + RESERVATION_S <= now):
+            lapsed = reservations.popleft()
+            if lapsed.open:
+                lapsed.open = False
+                self.outstanding -= lapsed.estimate
+        if not reservations:
+            self.outstanding = 0.0  # no drift from float sums
+
+    def reserve(self, now: float) -> Reservation | None:
+        """Count the mean answer size (or the provisional one) for a request just admitted."""
+        self._lapse(now)
+        estimate = self.provisional if self.mean is None else self.mean
+        if estimate <= 0:
+            return None
+        reservation = Reservation(now, estimate)
+        self.reservations.append(reservation)
+        self.outstanding += reservation.estimate
+        self.window.add(now, reservation.estimate)
+        return reservation
+
+    def spend(self, now: float, tokens: int, reservation: Reservation | None = None) -> None:
+        """Count an answer's tokens in place of its request's reservation (the oldest open one when
+        that is unknown or lapsed)."""
+        self._lapse(now)
+        if reservation is None or not reservation.open:
+            reservation = next((r for r in self.reservations if r.open), None)
+        if reservation is None:
+            self.window.add(now, tokens)
+        else:
+            reservation.open = False
+            self.outstanding -= reservation.estimate
+            self.window.add(now, tokens - reservation.estimate, at=reservation.admitted)
+        if tokens > 0:  # an answer with no tokens (it failed before any) says nothing of their size
+            self.answers += 1
+            weight = max(MEAN_WEIGHT, 1.0 / self.answers)
+            self.mean = tokens if self.mean is None else self.mean + weight * (tokens - self.mean)
+
+    def held(self, now: float) -> float:
+        """Tokens estimated for the requests in flight."""
+        self._lapse(now)
+        return max(0.0, self.outstanding)
+
+
+_RESERVED: ContextVar[tuple[TokenUse, Reservation] | None] = ContextVar(
+    "polycloud_key_reservation", default=None
+)
+"""The key's `TokenUse` and the reservation of the request the current task admitted: each ASGI request
+runs in a task of its own, so `spend_tokens` finds its own request's reservation without being told."""
+
+
 def _retry_after(seconds: float) -> tuple[bytes, bytes]:
     return (b"retry-after", str(max(1, math.ceil(seconds))).encode())
 
 
 class KeyGuard:
-    """Admits requests by inference key, rate and monthly quota; one per gateway, on its event loop."""
+    """Admits requests by inference key, rate, monthly quota and token limits; one per gateway, on its
+    event loop."""
 
     def __init__(
         self,
@@ -138,9 +307,12 @@ class KeyGuard:
         self._clock, self._wall = clock, wall
         self._keys: dict[str, dict[str, KeyGrant]] = {}
         self._buckets: dict[int, TokenBucket] = {}
-        self._pending: Counter[tuple[str, int]] = Counter()
-        self._flushing: Counter[tuple[str, int]] = Counter()
-        self._unseen: Counter[tuple[str, int]] = Counter()
+        self._tokens: dict[int, TokenUse] = {}
+        # Counts by (month, key id, REQUESTS or TOKENS): not yet sent, being sent, sent and not yet
+        # read back in the store's totals.
+        self._pending: Counter[tuple[str, int, str]] = Counter()
+        self._flushing: Counter[tuple[str, int, str]] = Counter()
+        self._unseen: Counter[tuple[str, int, str]] = Counter()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-keys")
         self._last_error: str | None = None
         self.loaded = False
@@ -155,7 +327,19 @@ class KeyGuard:
         return denial
 
     def spend_tokens(self, key_id: int, service: str, tokens: int) -> None:
-        """Count the tokens an LLM answer admitted with key `key_id` used (prompt and completion)."""
+        """Count the tokens an LLM answer admitted with key `key_id` used (prompt and completion).
+
+        Called once per relayed answer (request path: no I/O): the tokens go to the month's count that
+        the next sync adds to the store, and, for a key with token limits, to its last minute.
+        """
+        use = self._tokens.get(key_id)
+        if use is not None:
+            reserved = _RESERVED.get()
+            mine = reserved[1] if reserved is not None and reserved[0] is use else None
+            _RESERVED.set(None)
+            use.spend(self._clock(), max(0, tokens), mine)
+        if tokens > 0:
+            self._pending[(utc_month(self._wall()), key_id, TOKENS)] += tokens
 
     def may_use(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> bool:
         """Whether the request's key (if any) may call `service`, without counting anything (listings)."""
@@ -199,6 +383,15 @@ class KeyGuard:
             )
             return Denial(429, message, [_retry_after(wait)])
         now = self._clock()
+        use = None
+        if limits.tokens_per_minute is not None or limits.monthly_tokens is not None:
+            use = self._tokens.get(limits.id)
+            if use is None:
+                per_second = (limits.tokens_per_minute or 0) / MINUTE_S
+                use = self._tokens[limits.id] = TokenUse(per_second)
+            denial = self._token_denial(limits, use, month, now)
+            if denial is not None:
+                return denial
         bucket = self._buckets.get(limits.id)
         if bucket is None:
             bucket = TokenBucket(limits.rps, limits.burst, now)
@@ -210,14 +403,46 @@ class KeyGuard:
                 f"(burst {limits.burst}); retry in {delay:.2f} s"
             )
             return Denial(429, message, [_retry_after(delay)])
-        self._pending[(month, limits.id)] += 1
+        if use is not None and (reservation := use.reserve(now)) is not None:
+            _RESERVED.set((use, reservation))
+        self._pending[(month, limits.id, REQUESTS)] += 1
         return None
+
+    def _token_denial(self, limits: KeyGrant, use: TokenUse, month: str, now: float) -> Denial | None:
+        """429 when the key's token budget (of the month, or of the last minute) is exhausted, counting
+        the requests in flight at the key's mean answer size."""
+        quota = limits.monthly_tokens
+        if quota is not None and self.tokens_used(limits, month) + use.held(now) >= quota:
+            wait = seconds_to_next_month(self._wall())
+            message = (
+                f"key #{limits.id} used its monthly token quota of {quota} tokens; "
+                "it renews with the next month (UTC)"
+            )
+            return Denial(429, message, [_retry_after(wait)])
+        per_minute = limits.tokens_per_minute
+        if per_minute is not None and use.window.used(now) >= per_minute:
+            delay = use.window.wait(now, per_minute)
+            message = (
+                f"key #{limits.id} is over its limit of {per_minute} tokens per minute "
+                f"({use.window.used(now):.0f} in the last minute, requests in flight included); "
+                f"retry in {delay:.1f} s"
+            )
+            return Denial(429, message, [_retry_after(delay)])
+        return None
+
+    def _count(self, key_id: int, month: str, kind: str) -> int:
+        key = (month, key_id, kind)
+        return self._pending[key] + self._flushing[key] + self._unseen[key]
 
     def used(self, limits: KeyGrant, month: str) -> int:
         """Requests of `limits`' key in `month`: the store's total plus what this gateway has not synced."""
         stored = limits.used if limits.month == month else 0
-        key = (month, limits.id)
-        return stored + self._pending[key] + self._flushing[key] + self._unseen[key]
+        return stored + self._count(limits.id, month, REQUESTS)
+
+    def tokens_used(self, limits: KeyGrant, month: str) -> int:
+        """LLM tokens of `limits`' key in `month`: the store's total plus what this gateway has not synced."""
+        stored = limits.tokens_used if limits.month == month else 0
+        return stored + self._count(limits.id, month, TOKENS)
 
     def apply(self, keys: Sequence[KeyGrant]) -> None:
         """Replace the key table; buckets of keys whose limits changed start full again."""
@@ -229,6 +454,7 @@ class KeyGuard:
                 del self._buckets[limits.id]
         live = {k.id for k in keys if not k.revoked}
         self._buckets = {i: b for i, b in self._buckets.items() if i in live}
+        self._tokens = {i: u for i, u in self._tokens.items() if i in live}
         self._keys = table
         self.loaded = True
 
@@ -255,12 +481,13 @@ class KeyGuard:
         self.apply(keys)
         return True
 
-    def _flush(self, counts: dict[tuple[str, int], int]) -> None:
-        batches: dict[str, dict[int, int]] = {}
-        for (month, key_id), count in counts.items():
-            batches.setdefault(month, {})[key_id] = count
-        for month, batch in sorted(batches.items()):
-            self._source.flush(month, batch)
+    def _flush(self, counts: dict[tuple[str, int, str], int]) -> None:
+        batches: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+        for (month, key_id, kind), count in counts.items():
+            requests, tokens = batches.setdefault(month, ({}, {}))
+            (requests if kind == REQUESTS else tokens)[key_id] = count
+        for month, (requests, tokens) in sorted(batches.items()):
+            self._source.flush(month, requests, tokens)
 
     def _failed(self, message: str) -> None:
         if message != self._last_error:

@@ -25,18 +25,15 @@ class StoreKeySource:
             grants = self._store.key_grants()
         except SQLAlchemyError as e:
             raise TransientError(f"cannot read inference keys from the state store: {e}") from e
-        return [
-            KeyGrant(g.id, g.service, g.key_hash, g.rps, g.burst, g.monthly_quota, g.used, g.month, g.revoked)
-            for g in grants
-        ]
+        return list(grants)
 
-    def flush(self, month: str, counts: dict[int, int]) -> None:
-        """Add `counts` (requests per key id) to `month`'s totals.
+    def flush(self, month: str, counts: dict[int, int], tokens: dict[int, int]) -> None:
+        """Add `counts` (requests per key id) and `tokens` (LLM tokens per key id) to `month`'s totals.
 
         Raises:
             TransientError: The database is unreachable, busy or answers with an error.
         """
         try:
-            self._store.add_key_usage(month, counts)
+            self._store.add_key_usage(month, counts, tokens)
         except SQLAlchemyError as e:
             raise TransientError(f"cannot write inference key usage to the state store: {e}") from e

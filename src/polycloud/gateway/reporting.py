@@ -8,6 +8,10 @@ logged (once per distinct message) and the next window is reported as usual, so 
 themselves when the store returns. A sink that is a `MemberSink` also gets a heartbeat after each
 window's reports: the gateway's membership in the fleet.
 
+Each report also carries the LLM tokens (prompt and completion) the (service, cluster) served in the
+window (`LoadWindow.served`, from `RecordingMetrics.streamed`): counts, which the store adds up per hour
+for cost per 1M tokens. A window whose report could not be written keeps its tokens for the next one.
+
 The request path only appends an answer time to a list (`LoadWindow.answered`, called through
 `RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Like the
 registry, everything here is touched from the event loop only. `StoreLoadSink`
@@ -32,6 +36,7 @@ from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
 from polycloud.gateway.keyload import KeySink, KeyWindow
 from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.tokens import TokenUsage
 from polycloud.gateway.upstreams import UpstreamRegistry
 
 log = logging.getLogger(__name__)
@@ -91,6 +96,22 @@ class LoadWindow:
         self._in_flight_sums: dict[Key, float] = {}
         self._samples = 0
         self._current: dict[Key, int] = {}
+        self._tokens: dict[Key, list[int]] = {}
+
+    def served(self, service: str, cluster: str, prompt: int, completion: int) -> None:
+        """Count the tokens of one LLM answer (prompt and completion)."""
+        if not service or not cluster or not (prompt or completion):
+            return
+        tokens = self._tokens.get((service, cluster))
+        if tokens is None:
+            tokens = self._tokens[(service, cluster)] = [0, 0]
+        tokens[0] += prompt
+        tokens[1] += completion
+
+    def unreported(self, samples: list[LoadReport]) -> None:
+        """Give the tokens of `samples`, which could not be written, to the next window."""
+        for sample in samples:
+            self.served(sample.service, sample.cluster, sample.prompt_tokens, sample.completion_tokens)
 
     def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
         """Count one answer to a client (request path: a dict lookup and an append)."""
@@ -115,11 +136,12 @@ class LoadWindow:
 
     def close(self, elapsed_s: float) -> list[LoadReport]:
         """The window's samples, sorted by (service, cluster); a new window begins."""
-        keys = sorted(set(self._answers) | set(self._in_flight_sums) | set(self._current))
+        keys = sorted(set(self._answers) | set(self._in_flight_sums) | set(self._current) | set(self._tokens))
         samples = []
         for key in keys:
             answers = self._answers.get(key) or _Answers()
             mean = self._in_flight_sums.get(key, 0.0) / self._samples if self._samples else 0.0
+            prompt, completion = self._tokens.get(key) or (0, 0)
             samples.append(
                 LoadReport(
                     service=key[0],
@@ -130,9 +152,12 @@ class LoadWindow:
                     error_rate=answers.errors / answers.count if answers.count else 0.0,
                     p99_ms=percentile(answers.times_ms, 0.99),
                     p50_ms=percentile(answers.times_ms, 0.5),
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
                 )
             )
         self._answers = {}
+        self._tokens = {}
         self._in_flight_sums = {}
         self._samples = 0
         return samples
@@ -150,6 +175,11 @@ class RecordingMetrics(GatewayMetrics):
         """Count one answer in the metrics and in the load window."""
         super().answered(service, cluster, code, seconds)
         self.window.answered(service, cluster, code, seconds)
+
+    def streamed(self, service: str, cluster: str, revision: int, usage: TokenUsage) -> None:
+        """Count one LLM answer's tokens in the metrics and in the load window."""
+        super().streamed(service, cluster, revision, usage)
+        self.window.served(service, cluster, usage.prompt, usage.completion)
 
 
 def default_gateway_id() -> str:
@@ -228,9 +258,12 @@ class LoadReporter:
         keys = self._keys.close(elapsed) if self._keys is not None else None
         routed = self._registry.routed()
         loop = asyncio.get_running_loop()
+        written: list[bool] = []
         try:
-            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys, routed)
+            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys, routed, written)
         except PolycloudError as e:
+            if not written:
+                self._window.unreported(samples)  # tokens are counts: the next window carries them
             message = str(e)
             if message != self._last_error:
                 log.warning("cannot report load (dropping this window): %s", message)
@@ -247,8 +280,10 @@ class LoadReporter:
         revisions: list[RevisionCounts] | None,
         keys: list[KeyLoad] | None,
         routed: dict[str, list[int]],
+        written: list[bool],
     ) -> None:
         self._sink.report(self.gateway_id, samples)
+        written.append(True)  # the load reports (and their tokens) are in: never count them again
         if revisions is not None and isinstance(self._sink, RevisionSink):
             self._sink.report_revisions(self.gateway_id, revisions)
         if keys is not None and isinstance(self._sink, KeySink):

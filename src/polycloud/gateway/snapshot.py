@@ -230,6 +230,6 @@ class SavingKeySource:
         self._saved.save(SavedKeys(fresh))
         return fresh
 
-    def flush(self, month: str, counts: dict[int, int]) -> None:
+    def flush(self, month: str, counts: dict[int, int], tokens: dict[int, int]) -> None:
         """Add counts to the store (`inner`); a failure leaves them to the key guard's next sync."""
-        self._inner.flush(month, counts)
+        self._inner.flush(month, counts, tokens)
