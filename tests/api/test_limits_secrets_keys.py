@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -178,9 +179,46 @@ def test_a_key_is_shown_once_and_listed_without_it(api: Api) -> None:
     assert revoked.json()["revoked"] is True
 
 
+def test_a_key_with_token_limits_lists_them_and_its_tokens_this_month(api: Api) -> None:
+    body = {"service": "scorer", "tokensPerMinute": 60000, "monthlyTokens": 5 * 10**9}
+    made = api.client.post("/api/v1/keys", json=body, headers=api.auth("deployer", "risk"))
+    assert made.status_code == 200, made.text
+    assert (made.json()["tokensPerMinute"], made.json()["monthlyTokens"], made.json()["tokensThisMonth"]) == (
+        60000,
+        5 * 10**9,
+        0,
+    )
+    api.store.add_key_usage(
+        datetime.now(UTC).strftime("%Y-%m"), {made.json()["id"]: 2}, {made.json()["id"]: 1234}
+    )
+    [listed] = api.client.get("/api/v1/keys", headers=api.auth("viewer")).json()
+    assert set(listed) == {
+        "id",
+        "service",
+        "name",
+        "prefix",
+        "rps",
+        "burst",
+        "monthlyQuota",
+        "usedThisMonth",
+        "tokensPerMinute",
+        "monthlyTokens",
+        "tokensThisMonth",
+        "createdAt",
+        "revoked",
+    }
+    assert (listed["usedThisMonth"], listed["tokensThisMonth"], listed["monthlyQuota"]) == (2, 1234, None)
+    entry = next(e for e in api.store.audit_log(limit=10) if e.action == "key.create")
+    assert entry.detail["tokens_per_minute"] == 60000 and entry.detail["monthly_tokens"] == 5 * 10**9
+
+
 @pytest.mark.parametrize(
     ("body", "project", "status"),
     [
+        ({"service": "scorer", "tokensPerMinute": 0}, None, 400),
+        ({"service": "scorer", "monthlyTokens": -1}, None, 400),
+        ({"service": "scorer", "monthlyTokens": 10**16}, None, 400),
+        ({"service": "scorer", "tokensPerMinute": 1.5}, None, 400),
         ({"service": "nope"}, None, 404),
         ({"service": "scorer"}, "fraud", 403),
         ({"service": "scorer", "rps": 0}, None, 400),

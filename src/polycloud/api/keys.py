@@ -26,6 +26,16 @@ class KeyBody(BaseModel):
     monthlyQuota: int | None = Field(
         default=None, ge=1, le=10**15, description="Requests per calendar month (UTC); none by default."
     )
+    tokensPerMinute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**15,
+        description="LLM tokens (prompt and completion) per sliding minute, at each gateway; "
+        "none by default.",
+    )
+    monthlyTokens: int | None = Field(
+        default=None, ge=1, le=10**15, description="LLM tokens per calendar month (UTC); none by default."
+    )
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -44,13 +54,15 @@ def create_key(body: KeyBody, request: Request, who: Deployer) -> dict[str, Any]
         rps=body.rps,
         burst=body.burst,
         monthly_quota=body.monthlyQuota,
+        tokens_per_minute=body.tokensPerMinute,
+        monthly_tokens=body.monthlyTokens,
     )
     return {"key": key, **keys.key_json(record)}
 
 
 @router.get("")
 def list_keys(request: Request, who: Viewer, service: str | None = None) -> list[dict[str, Any]]:
-    """Keys (revoked too) with this month's usage; never the keys themselves."""
+    """Keys (revoked too) with this month's usage (requests and LLM tokens); never the keys themselves."""
     return [keys.key_json(r) for r in keys.visible(_ctx(request).store, who, service)]
 
 

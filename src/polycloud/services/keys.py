@@ -29,6 +29,9 @@ def key_json(record: InferenceKeyRecord) -> dict[str, Any]:
         "burst": record.burst,
         "monthlyQuota": record.monthly_quota,
         "usedThisMonth": record.used_this_month,
+        "tokensPerMinute": record.tokens_per_minute,
+        "monthlyTokens": record.monthly_tokens,
+        "tokensThisMonth": record.tokens_this_month,
         "createdAt": record.created_at.isoformat(),
         "revoked": record.revoked,
     }
@@ -43,8 +46,13 @@ def create(
     rps: float,
     burst: int,
     monthly_quota: int | None,
+    tokens_per_minute: int | None = None,
+    monthly_tokens: int | None = None,
 ) -> tuple[str, InferenceKeyRecord]:
     """Create a key of live Service `service`; returns the key (its only copy) and its record.
+
+    Token limits (`tokens_per_minute`, `monthly_tokens`) count the prompt and completion tokens of
+    the service's LLM answers; they sit beside the request limits and are audited with them.
 
     Raises:
         NotFoundError: No live Service is named `service`.
@@ -55,9 +63,22 @@ def create(
         raise NotFoundError(f"no live Service named {service!r}")
     if caller.project is not None and projects[service] != caller.project:
         raise ForbiddenError(f"a token of project {caller.project!r} may not manage keys of {service!r}")
-    with audit.audited(store, audit.actor_of(caller), "key.create", service, rps=rps, burst=burst) as entry:
+    limits: dict[str, int] = {}
+    if tokens_per_minute is not None:
+        limits["tokens_per_minute"] = tokens_per_minute
+    if monthly_tokens is not None:
+        limits["monthly_tokens"] = monthly_tokens
+    with audit.audited(
+        store, audit.actor_of(caller), "key.create", service, rps=rps, burst=burst, **limits
+    ) as entry:
         key, record = store.create_inference_key(
-            service=service, name=name, rps=rps, burst=burst, monthly_quota=monthly_quota
+            service=service,
+            name=name,
+            rps=rps,
+            burst=burst,
+            monthly_quota=monthly_quota,
+            tokens_per_minute=tokens_per_minute,
+            monthly_tokens=monthly_tokens,
         )
         entry.target = f"{service}#{record.id}"
     return key, record
