@@ -6,6 +6,7 @@ import pytest
 
 from polycloud.catalog import load_catalog
 from polycloud.controller.accounting import Accountant
+from polycloud.exchange import LoadReport
 from polycloud.state import ReplicaRecord
 
 from .conftest import Governed
@@ -52,3 +53,33 @@ def test_budgets_and_advice_answer_for_a_fleet_without_either(governed: Governed
     assert governed.client.get("/api/v1/cost/budgets", headers=headers).json() == {"budgets": []}
     advice = governed.client.get("/api/v1/advice", headers=headers).json()
     assert advice["notes"] == [] and advice["monthlySavingUSD"] == 0.0
+
+
+def test_tokens_served_show_with_their_cost_per_million_and_only_to_their_project(governed: Governed) -> None:
+    accrue(governed)
+    before = governed.client.get("/api/v1/cost?by=project", headers=governed.token("viewer")).json()
+    assert "tokens" not in before  # no LLM traffic: the report is exactly what it was
+    report = LoadReport(
+        "alpha-svc", "west", 1.0, 1.0, 5.0, 0.0, 9.0, prompt_tokens=30_000, completion_tokens=10_000
+    )
+    governed.store.report_load("gw-1", [report])
+    fleet = governed.client.get("/api/v1/cost?by=project", headers=governed.token("viewer")).json()
+    assert (fleet["rows"], fleet["totalUSD"]) == (before["rows"], before["totalUSD"])  # figures unchanged
+    tokens = fleet["tokens"]
+    [line] = tokens["services"]
+    replica_usd = sum(ln.usd for ln in governed.store.cost_lines() if ln.tag.workload == "alpha-svc")
+    assert (line["service"], line["cluster"], line["team"], line["totalTokens"]) == (
+        "alpha-svc",
+        "west",
+        "(none)",
+        40_000,
+    )
+    assert line["replicaUSD"] == pytest.approx(replica_usd, abs=1e-6)
+    assert line["usdPerMillionTokens"] == pytest.approx(
+        replica_usd / 40_000 * 1e6, abs=1e-6
+    )  # to a millionth
+    assert [r["key"] for r in tokens["rows"]] == ["alpha"]  # grouped by the project label, as asked
+    alpha = governed.client.get("/api/v1/cost", headers=governed.token("viewer", "alpha")).json()
+    assert alpha["tokens"]["totalTokens"] == 40_000
+    beta = governed.client.get("/api/v1/cost", headers=governed.token("viewer", "beta")).json()
+    assert "tokens" not in beta

@@ -133,3 +133,61 @@ def test_budgets_and_advice(client: FakeClient) -> None:
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Example: polycloud" in result.output
+
+
+TOKENS = {
+    "rows": [
+        {
+            "key": "chat",
+            "promptTokens": 1_000_000,
+            "completionTokens": 500_000,
+            "totalTokens": 1_500_000,
+            "replicaUSD": 3.0,
+            "usdPerMillionTokens": 2.0,
+        }
+    ],
+    "services": [
+        {
+            "team": "nlp",
+            "service": "chat",
+            "cluster": "aws-use1",
+            "provider": "aws",
+            "promptTokens": 1_000_000,
+            "completionTokens": 500_000,
+            "totalTokens": 1_500_000,
+            "replicaUSD": 3.0,
+            "usdPerMillionTokens": 2.0,
+        },
+        {
+            "team": "nlp",
+            "service": "chat",
+            "cluster": "gcp-euw4",
+            "provider": "gcp",
+            "promptTokens": 0,
+            "completionTokens": 0,
+            "totalTokens": 0,
+            "replicaUSD": 1.0,
+            "usdPerMillionTokens": None,
+        },
+    ],
+    "promptTokens": 1_000_000,
+    "completionTokens": 500_000,
+    "totalTokens": 1_500_000,
+    "replicaUSD": 4.0,
+    "usdPerMillionTokens": 2.666667,
+}
+
+
+def test_tokens_served_show_in_json_and_in_two_tables(
+    client: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_tokens = {**REPORT, "tokens": TOKENS}
+    monkeypatch.setattr(client, "cost", lambda by, since: with_tokens)
+    assert json.loads(run("cost", "--json")) == with_tokens
+    table = run("cost")
+    assert "LLM tokens served" in table and "cost per 1M tokens by team, service and cluster" in table
+    assert "1,500,000" in table and "$2.00" in table and "$2.67" in table
+    [standby] = [line for line in table.splitlines() if "gcp-euw4" in line]
+    assert standby.rstrip().endswith("-")  # no tokens there: no cost per 1M tokens
+    rows = list(csv.DictReader(io.StringIO(run("cost", "--format", "csv"))))
+    assert [r["key"] for r in rows] == ["fraud", "triage"]  # the CSV stays the cost rows

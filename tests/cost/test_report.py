@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from polycloud.cost import CostLine, chargeback, group, parse_since, report
+from polycloud.cost import CostLine, TokenLine, chargeback, group, parse_since, report, token_report
 from polycloud.errors import UserError
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -85,3 +85,99 @@ def test_a_bad_since_is_a_clear_error(bad: str) -> None:
 def test_a_bad_grouping_key_is_a_clear_error() -> None:
     with pytest.raises(UserError, match="--by must be"):
         group(LINES, "team name!")
+
+
+# -- LLM tokens: cost per 1M tokens ---------------------------------------------------------------------
+
+
+def replicas(workload: str, cluster: str, usd: float, team: str = "nlp", revision: int = 1) -> CostLine:
+    provider = cluster.split("-")[0]
+    return CostLine(
+        workload, "Service", cluster, provider, "compute", usd, revision=revision, labels={"team": team}
+    )
+
+
+TOKEN_LINES = [
+    replicas("chat", "aws-use1", 3.0),
+    replicas("chat", "gcp-euw4", 1.0),  # a standby: costs, serves nothing
+    CostLine(
+        "chat", "Service", "aws-use1", "aws", "egress", 9.0, source="dataset-reads", labels={"team": "nlp"}
+    ),
+    replicas("summarise", "aws-use1", 0.5, team="docs"),
+    replicas("fraud", "aws-use1", 7.0, team="risk"),  # an ONNX service: no tokens, not in the token rows
+]
+SERVED = [
+    TokenLine("chat", "aws-use1", 1_000_000, 500_000),
+    TokenLine("summarise", "aws-use1", 200_000, 50_000),
+    TokenLine("summarise", "onprem-a", 0, 0),
+]
+
+
+def test_cost_per_million_tokens_is_the_replica_cost_over_the_tokens_served_there() -> None:
+    data = token_report(TOKEN_LINES, SERVED, "service")
+    assert data is not None
+    detail = {(r["service"], r["cluster"]): r for r in data["services"]}
+    assert set(detail) == {("chat", "aws-use1"), ("chat", "gcp-euw4"), ("summarise", "aws-use1")}
+    chat = detail[("chat", "aws-use1")]
+    assert (chat["team"], chat["provider"], chat["promptTokens"], chat["completionTokens"]) == (
+        "nlp",
+        "aws",
+        1_000_000,
+        500_000,
+    )
+    assert chat["replicaUSD"] == 3.0 and chat["usdPerMillionTokens"] == 2.0  # $3 / 1.5M tokens × 1M
+    standby = detail[("chat", "gcp-euw4")]
+    assert (
+        standby["totalTokens"] == 0
+        and standby["replicaUSD"] == 1.0
+        and standby["usdPerMillionTokens"] is None
+    )
+    assert detail[("summarise", "aws-use1")]["usdPerMillionTokens"] == 2.0  # $0.5 / 250k tokens
+
+    by_service = {r["key"]: r for r in data["rows"]}
+    assert list(by_service) == ["chat", "summarise"]  # most tokens first
+    assert by_service["chat"]["replicaUSD"] == 4.0 and by_service["chat"][
+        "usdPerMillionTokens"
+    ] == pytest.approx(4.0 / 1.5)
+    assert (data["totalTokens"], data["replicaUSD"]) == (1_750_000, 4.5)
+    assert data["usdPerMillionTokens"] == pytest.approx(4.5 / 1.75)
+
+
+def test_token_rows_group_by_team_cluster_or_provider_like_the_cost_rows() -> None:
+    by_team = {r["key"]: r for r in (token_report(TOKEN_LINES, SERVED, "team") or {})["rows"]}
+    assert {k: r["totalTokens"] for k, r in by_team.items()} == {"nlp": 1_500_000, "docs": 250_000}
+    by_cluster = {
+        r["key"]: r["replicaUSD"] for r in (token_report(TOKEN_LINES, SERVED, "cluster") or {})["rows"]
+    }
+    assert by_cluster == {"aws-use1": 3.5, "gcp-euw4": 1.0}
+    by_provider = {r["key"] for r in (token_report(TOKEN_LINES, SERVED, "provider") or {})["rows"]}
+    assert by_provider == {"aws", "gcp"}
+
+
+def test_no_tokens_no_token_report_and_the_cost_rows_are_unchanged() -> None:
+    assert token_report(TOKEN_LINES, [], "service") is None
+    assert token_report(TOKEN_LINES, [TokenLine("chat", "aws-use1", 0, 0)], "service") is None
+    assert report(TOKEN_LINES, "service") == report(TOKEN_LINES, "service")  # pure: nothing added to it
+    assert set(report(TOKEN_LINES, "service")) == {"rows", "totalUSD"}
+
+
+def test_a_service_without_ledger_lines_takes_its_labels_from_the_token_line() -> None:
+    data = token_report([], [TokenLine("fresh", "onprem-a", 10, 10, {"team": "lab"})], "team")
+    assert data is not None
+    [row] = data["services"]
+    assert (row["team"], row["provider"], row["replicaUSD"], row["usdPerMillionTokens"]) == (
+        "lab",
+        "(none)",
+        0.0,
+        0.0,
+    )
+    assert [r["key"] for r in data["rows"]] == ["lab"]
+
+
+def test_the_newest_revisions_labels_name_the_team() -> None:
+    lines = [
+        replicas("chat", "aws-use1", 1.0, team="old", revision=1),
+        replicas("chat", "aws-use1", 1.0, team="new", revision=2),
+    ]
+    data = token_report(lines, [TokenLine("chat", "aws-use1", 1, 1)], "service")
+    assert data is not None and [r["team"] for r in data["services"]] == ["new"]

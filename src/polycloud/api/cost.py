@@ -26,7 +26,8 @@ def _ctx(request: Request) -> ApiContext:
 
 @router.get("/cost")
 def cost(request: Request, who: Viewer, by: str = By, since: str | None = Since) -> dict[str, Any]:
-    """`{"rows": [{"key", "computeUSD", "egressUSD", "totalUSD"}], "totalUSD"}` as `polycloud cost --json`."""
+    """`{"rows": [{"key", "computeUSD", "egressUSD", "totalUSD"}], "totalUSD"}` as `polycloud cost --json`;
+    with `"tokens"` (tokens served and cost per 1M tokens) when LLM services served tokens."""
     return costing.cost_report(_ctx(request).store, by, since, who.project)
 
 

@@ -78,7 +78,8 @@ def cost(
     finally:
         client.close()
     if as_json or fmt is Format.json:
-        print_json({"rows": data["rows"], "totalUSD": data["totalUSD"]})
+        tokens = {"tokens": data["tokens"]} if data.get("tokens") else {}
+        print_json({"rows": data["rows"], "totalUSD": data["totalUSD"], **tokens})
     elif fmt is Format.csv:
         sys.stdout.write(_csv(data["rows"], ROW_FIELDS))
     else:
@@ -94,6 +95,41 @@ def _show(data: dict[str, Any], by: str) -> None:
         table.add_row(row["key"], _usd(row["computeUSD"]), _usd(row["egressUSD"]), _usd(row["totalUSD"]))
     table.add_row("[bold]total[/bold]", "", "", f"[bold]{_usd(data['totalUSD'])}[/bold]")
     out.print(table)
+    tokens = data.get("tokens")
+    if tokens:
+        _show_tokens(tokens, by)
+
+
+def _show_tokens(tokens: dict[str, Any], by: str) -> None:
+    """Tokens served and replica cost per 1M tokens: by the `--by` key, then by team, service and cluster."""
+    figures = ("prompt", "completion", "tokens", "replicas", "per 1M tokens")
+    grouped = Table(title="LLM tokens served", show_edge=False)
+    grouped.add_column(by)
+    for col in figures:
+        grouped.add_column(col, justify="right")
+    for row in tokens["rows"]:
+        grouped.add_row(row["key"], *_token_cells(row))
+    grouped.add_row("[bold]total[/bold]", *_token_cells(tokens))
+    out.print(grouped)
+    detail = Table(title="cost per 1M tokens by team, service and cluster", show_edge=False)
+    for col in ("team", "service", "cluster"):
+        detail.add_column(col)
+    for col in figures:
+        detail.add_column(col, justify="right")
+    for row in tokens["services"]:
+        detail.add_row(row["team"], row["service"], row["cluster"], *_token_cells(row))
+    out.print(detail)
+
+
+def _token_cells(row: dict[str, Any]) -> list[str]:
+    rate = row["usdPerMillionTokens"]
+    return [
+        f"{row['promptTokens']:,}",
+        f"{row['completionTokens']:,}",
+        f"{row['totalTokens']:,}",
+        _usd(row["replicaUSD"]),
+        "-" if rate is None else _usd(rate),
+    ]
 
 
 def _usd(x: float) -> str:

@@ -7,7 +7,16 @@ values and store or show what it returns. Prices follow DESIGN.md §4 exactly.
 
 from polycloud.cost.budgets import THRESHOLDS, BudgetStatus, budget_statuses, forecast_usd
 from polycloud.cost.pricing import HOURS_PER_MONTH, PriceBook, compute_usd, prorated_gb
-from polycloud.cost.report import CostLine, CostRow, chargeback, group, parse_since, report
+from polycloud.cost.report import (
+    CostLine,
+    CostRow,
+    TokenLine,
+    chargeback,
+    group,
+    parse_since,
+    report,
+    token_report,
+)
 
 __all__ = [
     "HOURS_PER_MONTH",
@@ -16,6 +25,7 @@ __all__ = [
     "CostLine",
     "CostRow",
     "PriceBook",
+    "TokenLine",
     "budget_statuses",
     "chargeback",
     "compute_usd",
@@ -24,4 +34,5 @@ __all__ = [
     "parse_since",
     "prorated_gb",
     "report",
+    "token_report",
 ]

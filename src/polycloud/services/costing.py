@@ -14,7 +14,15 @@ from pydantic import ValidationError
 
 from polycloud.catalog import Catalog
 from polycloud.controller.accounting import RUNNING, cost_line
-from polycloud.cost import PriceBook, budget_statuses, chargeback, parse_since, report
+from polycloud.cost import (
+    PriceBook,
+    TokenLine,
+    budget_statuses,
+    chargeback,
+    parse_since,
+    report,
+    token_report,
+)
 from polycloud.cost.advisor import Deployed, ranked, replanning, replicas_of_datasets, rightsizing, spot_jobs
 from polycloud.cost.budgets import month_start
 from polycloud.cost.report import CostLine, check_by, money
@@ -22,7 +30,8 @@ from polycloud.errors import PolycloudError
 from polycloud.placement import Plan, plan_fleet
 from polycloud.services.documents import documents_to_fleet
 from polycloud.spec.models import Cluster, Dataset, Job, Policy, Service
-from polycloud.state.repositories import CostLineReader
+from polycloud.state.loads import TokensServed
+from polycloud.state.repositories import CostLineReader, WorkloadReader
 from polycloud.state.repositories_runtime import BudgetReader
 from polycloud.state.repositories_services import CostRepository
 
@@ -40,11 +49,50 @@ def cost_lines(store: CostLineReader, since: datetime | None, project: str | Non
     return [line for line in lines if project is None or line.project == project]
 
 
-def cost_report(store: CostLineReader, by: str, since: str | None, project: str | None) -> dict[str, Any]:
-    """`{"rows": [{"key", "computeUSD", "egressUSD", "totalUSD"}], "totalUSD"}` of the accrued cost."""
+def cost_report(store: CostRepository, by: str, since: str | None, project: str | None) -> dict[str, Any]:
+    """`{"rows": [{"key", "computeUSD", "egressUSD", "totalUSD"}], "totalUSD"}` of the accrued cost, and
+    `"tokens"` (`polycloud.cost.report.token_report`) when LLM services served tokens in the window."""
     check_by(by)
     start = parse_since(since, _now())
-    return report(cost_lines(store, start, project), by)
+    ledger = [cost_line(line) for line in store.cost_lines(start)]
+    kept = [line for line in ledger if project is None or line.project == project]
+    data = report(kept, by)
+    served = store.tokens_served(start)
+    if served:
+        tokens = token_report(kept, _token_lines(store, ledger, served, project), by)
+        if tokens is not None:
+            data["tokens"] = tokens
+    return data
+
+
+def _token_lines(
+    store: WorkloadReader, ledger: list[CostLine], served: list[TokensServed], project: str | None
+) -> list[TokenLine]:
+    """The served tokens a caller of `project` may see (all for None), with each service's labels.
+
+    A service's project and labels are the ledger's (as they were when it accrued), else the current
+    workload's; a service known to neither is shown to fleet-wide callers only.
+    """
+    projects: dict[str, str | None] = {}
+    labels: dict[str, dict[str, str]] = {}
+    for w in store.current():
+        if w.kind == "Service":
+            projects[w.name] = w.project
+            labels[w.name] = _spec_labels(w.spec)
+    for line in ledger:
+        if line.kind == "Service":
+            projects[line.workload] = line.project
+    return [
+        TokenLine(t.service, t.cluster, t.prompt, t.completion, labels.get(t.service, {}))
+        for t in served
+        if project is None or (t.service in projects and projects[t.service] == project)
+    ]
+
+
+def _spec_labels(spec: dict[str, Any]) -> dict[str, str]:
+    metadata = spec.get("metadata")
+    found = metadata.get("labels") if isinstance(metadata, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def cost_export(store: CostLineReader, label: str, since: str | None, project: str | None) -> dict[str, Any]:
