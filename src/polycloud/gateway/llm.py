@@ -194,23 +194,31 @@ class LlmFront:
             proxy.key_window.answered(key_id, model, status, elapsed)
         if key_id is not None and self.keys is not None and meter.metered is not None:
             self.keys.spend_tokens(key_id, model, meter.metered.total)
+        tracer = proxy.tracer
+        if call.span is not None and tracer is not None:
+            tracer.finish(call.span, call.id_header[1].decode("latin-1"), model, cluster, status, elapsed)
 
     def _call(self, scope: Scope, service: str, body: bytes) -> Call:
-        request_id = region = None
+        request_id = region = parent = None
         forward: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             if name in DROP_REQUEST_HEADERS:
                 if name == b"x-request-id":
                     request_id = usable_request_id(value.decode("latin-1"))
+                elif name == b"traceparent":
+                    parent = value.decode("latin-1")
                 continue
             if name == b"x-polycloud-client-region":
                 region = value.decode("latin-1")
             forward.append((name, value))
+        tracer, span = self._proxy.tracer, None
+        if tracer is not None:
+            span, request_id = tracer.start(request_id, parent, "POST", service)
         id_header = (b"x-request-id", (request_id or uuid.uuid4().hex).encode("latin-1"))
         forward.append(id_header)
         client: Point | None = self._home if region is None else self._locator.point(region)
         deadline = time.monotonic() + self._settings.default_timeout_s
-        return Call(service, "POST", scope["path"], forward, body, client, deadline, id_header)
+        return Call(service, "POST", scope["path"], forward, body, client, deadline, id_header, span)
 
     async def _attempts(
         self, receive: Receive, send: Send, call: Call, meter: TokenMeter, affinity: bytes | None
@@ -239,9 +247,16 @@ class LlmFront:
             upstream.outstanding += 1
             try:
                 timeout_s = min(call.deadline - now, settings.attempt_timeout_s)
+                headers, traced, tracer = call.headers, None, proxy.tracer
+                if call.span is not None and tracer is not None:
+                    traced, header = tracer.attempt(call.span, upstream)
+                    headers = [*headers, header]
                 outcome = await self._forwarder.open_stream(
-                    upstream, "POST", call.target, call.headers, call.body, timeout_s
+                    upstream, "POST", call.target, headers, call.body, timeout_s
                 )
+                if traced is not None and tracer is not None:
+                    failed = outcome.kind if isinstance(outcome, Failure) else None
+                    tracer.attempted(traced, None if isinstance(outcome, Failure) else outcome.status, failed)
                 if isinstance(outcome, Failure):
                     proxy.failed(upstream, outcome, time.monotonic())
                     self._revisions.attempted(call.service, upstream.revision, False, 0.0)
