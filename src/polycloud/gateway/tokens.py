@@ -50,13 +50,13 @@ class TokenMeter:
         "_carry",
         "_first",
         "_last",
-        "started",
         "_strip",
         "_texts",
         "_usage",
         "_whole",
         "events",
         "metered",
+        "started",
     )
 
     def __init__(self, started: float, events: bool, strip_usage: bool) -> None:
