@@ -29,6 +29,9 @@ def _require_aware(value: datetime | None, what: str) -> None:
         raise UserError(f"{what} must be timezone-aware (UTC), got {value.isoformat()}")
 
 
+LOAD_REPORT_INTERVAL_S = 1.0
+"""How long one gateway's load-report window lasts: a report's token counts over this are tokens/s."""
+
 LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(round(0.25 * 1.25**k, 3) for k in range(56))
 """Upper bounds of the latency histogram's buckets (0.25 ms … about 60 s, 25 % apart); a last
 bucket past the end holds everything slower. 25 % steps keep a p99 read from it within 25 %."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 from tests.support import FaultLog, wait_until
 
+from polycloud.api.feed import Feed
 from polycloud.drivers.base import Fault
 from polycloud.exchange import LoadReport
+from polycloud.serving.llm import lm
 from polycloud.state import ReplicaRecord
 
-from .conftest import Governed
+from .conftest import CLUSTER, Governed, service
 
 
 def login_with_code(gov: Governed, role: str = "viewer", project: str | None = None) -> str:
@@ -111,6 +114,47 @@ def test_overview_shows_health_load_and_flows(governed: Governed) -> None:
     assert alpha["clusters"][0]["health"] == "up"
     beta = next(s for s in view["services"] if s["name"] == "beta-svc")
     assert beta["clusters"][0]["health"] == "down"
+
+
+def test_an_llm_service_shows_its_tokens_per_second_and_today_per_cluster(governed: Governed) -> None:
+    """Tokens/s from the gateways' last one-second windows (summed over gateways), today's tokens from
+    every report; the latency figures of an openai service are its time to first token."""
+    (governed.root / "tiny-lm.json").write_bytes(lm.dumps(lm.train(["the gateway routes tokens " * 4])))
+    chat = service("chat", "alpha")
+    chat["spec"] = {**chat["spec"], "protocol": "openai", "model": {"path": "tiny-lm.json"}}
+    admin = governed.token("admin")
+    applied = governed.apply(admin, CLUSTER, service("alpha-svc", "alpha"), service("beta-svc", "beta"), chat)
+    assert applied.status_code == 200, applied.text
+
+    def report(gateway: str, prompt: int, completion: int) -> None:
+        row = LoadReport("chat", "west", 1.0, 1.0, rps=2.0, error_rate=0.0, p99_ms=90.0, p50_ms=40.0)
+        governed.store.report_load(
+            gateway, [replace(row, prompt_tokens=prompt, completion_tokens=completion)]
+        )
+
+    report("gw-1", 30, 50)  # an earlier window of gw-1: counted today, no longer in its rate
+    report("gw-1", 10, 20)
+    report("gw-2", 5, 5)
+    view = governed.client.get("/api/v1/dashboard/overview", headers=governed.token("viewer", "alpha")).json()
+    by_name = {s["name"]: s for s in view["services"]}
+    llm, plain = by_name["chat"], by_name["alpha-svc"]
+    assert (llm["protocol"], plain["protocol"]) == ("openai", "oip-v2")
+    assert (llm["promptTokensPerS"], llm["completionTokensPerS"]) == (15.0, 25.0)
+    assert llm["tokensToday"] == {"prompt": 45, "completion": 75}
+    assert (llm["p50Ms"], llm["p99Ms"]) == (40.0, 90.0)  # time to first token, as the gateways report it
+    (west,) = llm["clusters"]
+    assert (west["cluster"], west["promptTokensPerS"], west["completionTokensPerS"]) == ("west", 15.0, 25.0)
+    assert west["tokensToday"] == {"prompt": 45, "completion": 75}
+    assert (plain["promptTokensPerS"], plain["tokensToday"]) == (0.0, {"prompt": 0, "completion": 0})
+    cluster = next(c for c in view["clusters"] if c["name"] == "west")
+    assert cluster["completionTokensPerS"] == 25.0
+
+    feed: Feed = governed.client.app.state.feed  # type: ignore[attr-defined]
+    feed.tick()
+    series = governed.client.get("/api/v1/dashboard/series", headers=governed.token("viewer")).json()
+    assert series["services"]["chat"]["promptTokensPerS"][-1] == 15.0
+    assert series["services"]["chat"]["completionTokensPerS"][-1] == 25.0
+    assert series["clusters"]["west"]["completionTokensPerS"][-1] == 25.0
 
 
 def test_explain_gives_the_planners_reasons(governed: Governed) -> None:

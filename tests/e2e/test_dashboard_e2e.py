@@ -1,11 +1,13 @@
 """The web dashboard as a person uses it, in headless Chromium against a real control plane.
 
 One fleet (three private sites far apart, three services, one of them active-active with traffic from
-Lisbon and Dallas, so that the map draws traffic arcs), with steady load through the gateway so that
-every figure is live. The checks log in with the address `polycloud dashboard` prints, check the
+Lisbon and Dallas, so that the map draws traffic arcs, and an LLM service on the built-in runtime, spoken
+to with streamed OpenAI chat completions), with steady load through the gateway so that every figure is
+live. The checks log in with the address `polycloud dashboard` prints, check the
 single-use code, the login form and a viewer's read-only page, find every cluster and service of
 `polycloud status --json`, run an outage drill from the incidents view and watch the map change without
-a reload, open every view without a console error (saving a screenshot of each under
+a reload, see the LLM service's tokens per second and time to first token in the services and traffic
+views, open every view without a console error (saving a screenshot of each under
 `.artifacts/dashboard/`), and check the page's security headers, cookie and logout.
 
 The checks are subtests of one test: under `pytest -n 2` a module's tests may land on both workers, and
@@ -16,6 +18,7 @@ groups by rewriting `item._nodeid`, which pytest 9 no longer reads).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -32,6 +35,8 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 from tests.e2e.browser import PageProblems, launch
 from tests.e2e.conftest import IRIS_MODEL, ROOT, Polycloud
 
+from polycloud.serving.llm import lm
+
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / ".artifacts" / "dashboard"
@@ -45,6 +50,16 @@ ACTIVE_ACTIVE = "vision"
 """Active-active over frankfurt and ashburn; its Lisbon traffic is served from frankfurt until it fails."""
 DRILLED, OTHER = "frankfurt", "ashburn"
 SERVICES = {ACTIVE_ACTIVE: (DRILLED, OTHER), "speech": ("ashburn",), "ranker": ("tokyo",)}
+LLM, LLM_CLUSTER = "chat", "tokyo"
+"""An LLM service (protocol openai, the built-in runtime): its figures are tokens and time to first token."""
+ALL_SERVICES = {*SERVICES, LLM}
+LLM_CORPUS = ["The gateway streams every answer token by token to the client that asked for it. " * 8]
+CHAT_BODY = {
+    "model": LLM,
+    "messages": [{"role": "user", "content": "How does the gateway stream an answer?"}],
+    "max_tokens": 8,
+    "stream": True,
+}
 LOAD_RPS = 20.0
 SAMPLE = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}
 INFER_BODY = {"inputs": [SAMPLE]}
@@ -55,7 +70,7 @@ FLEET_TIMEOUT_MS = 60_000
 """How long a change of the fleet (a drill's outage, its recovery) may take to show on the map."""
 
 
-def _documents(model: Path) -> list[dict[str, Any]]:
+def _documents(model: Path, language_model: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for index, (name, (lat, lon, jurisdiction)) in enumerate(SITES.items()):
         spec = {
@@ -83,6 +98,14 @@ def _documents(model: Path) -> list[dict[str, Any]]:
             ]
         labels = {"team": "vision" if name == ACTIVE_ACTIVE else "speech"}
         docs.append(_doc("Service", {"name": name, "labels": labels}, service))
+    chat = {
+        "protocol": "openai",
+        "model": {"path": str(language_model)},
+        "resources": {"vcpus": 1, "memoryGiB": 1},
+        "replicas": 1,
+        "placement": {"clusters": [LLM_CLUSTER]},
+    }
+    docs.append(_doc("Service", {"name": LLM, "labels": {"team": "speech"}}, chat))
     return docs
 
 
@@ -91,7 +114,8 @@ def _doc(kind: str, metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str,
 
 
 class Load(threading.Thread):
-    """Requests through the gateway at about LOAD_RPS, spread over the services, until `stop`."""
+    """Requests through the gateway at about LOAD_RPS, spread over the services (streamed chat
+    completions for the LLM service), until `stop`."""
 
     def __init__(self, gateway: str) -> None:
         super().__init__(name="dashboard-load", daemon=True)
@@ -101,13 +125,16 @@ class Load(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        names = list(SERVICES)
+        names = [*SERVICES, LLM]
         with httpx.Client(base_url=self.gateway, timeout=5.0, trust_env=False) as client:
             next_at = time.monotonic()
             while not self._halt.is_set():
                 name = names[self.sent % len(names)]
                 try:
-                    answer = client.post(f"/v2/models/{name}/infer", json=INFER_BODY)
+                    if name == LLM:  # the whole event stream is read: the gateway meters its tokens
+                        answer = client.post("/v1/chat/completions", json=CHAT_BODY)
+                    else:
+                        answer = client.post(f"/v2/models/{name}/infer", json=INFER_BODY)
                     self.ok += answer.status_code == 200
                 except httpx.HTTPError:
                     pass  # a drilled cluster: the gateway's problem to route around, not the load's
@@ -161,8 +188,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     load: Load | None = None
     try:
         model = Path(shutil.copy(IRIS_MODEL, root / "iris.onnx"))
+        language_model = root / "tiny-lm.json"
+        language_model.write_bytes(lm.dumps(lm.train(LLM_CORPUS)))
         fleet = root / "fleet.yaml"
-        fleet.write_text(yaml.safe_dump_all(_documents(model), sort_keys=False))
+        fleet.write_text(yaml.safe_dump_all(_documents(model, language_model), sort_keys=False))
         pc.ok("apply", fleet, "--yes")
         info = pc.runinfo()
         assert info is not None
@@ -230,8 +259,8 @@ def login_codes_work_once_and_a_viewer_sees_everything_but_changes_nothing(dashb
         expect(again.locator("svg circle.cluster")).to_have_count(len(SITES))
         assert _names(again, "svg circle.cluster", "data-cluster") == set(SITES)
         _open(again, "services")
-        expect(again.locator("tr[data-service]:not(.detail)")).to_have_count(len(SERVICES))
-        assert _names(again, "tr[data-service]:not(.detail)", "data-service") == set(SERVICES)
+        expect(again.locator("tr[data-service]:not(.detail)")).to_have_count(len(ALL_SERVICES))
+        assert _names(again, "tr[data-service]:not(.detail)", "data-service") == ALL_SERVICES
         again.locator(f'tr[data-service="{ACTIVE_ACTIVE}"]:not(.detail)').click()
         detail = again.locator(f'tr.detail[data-service="{ACTIVE_ACTIVE}"]')
         expect(detail).to_be_visible()
@@ -253,7 +282,7 @@ def every_cluster_and_service_of_the_fleet_is_on_the_page(dashboard: Dashboard) 
     status = dashboard.polycloud.status()
     services = {s["name"] for s in status["services"]}
     clusters = {c["cluster"] for s in status["services"] for c in s["clusters"]}
-    assert services == set(SERVICES) and clusters == set(SITES)
+    assert services == ALL_SERVICES and clusters == set(SITES)
 
     with dashboard.logged_in() as (_, page, problems):
         _open(page, "map")
@@ -311,6 +340,35 @@ def a_drill_from_the_incidents_view_shows_on_the_map_without_a_reload(dashboard:
         assert problems.all() == []
 
 
+def an_llm_services_tokens_per_second_and_time_to_first_token_are_shown(dashboard: Dashboard) -> None:
+    not_zero = re.compile(r"(?<![\d.,])(?!0 )\d[\d,.]* tok/s")
+    with dashboard.logged_in() as (_, page, problems):
+        _open(page, "services")
+        row = page.locator(f'tr.service[data-service="{LLM}"]')
+        expect(row).to_contain_text("LLM · openai")
+        expect(row.locator("td.tokens")).to_contain_text(not_zero, timeout=FLEET_TIMEOUT_MS)
+        expect(row.locator("td.tokens")).to_contain_text("today")
+        expect(row.locator(".ttft")).to_have_count(2)  # p50 and p99 are times to first token
+        expect(page.locator(f'tr.service[data-service="{ACTIVE_ACTIVE}"] td.tokens')).to_have_text("—")
+        row.click()
+        tokens = page.locator(f'tr.detail[data-service="{LLM}"] table.llm-tokens')
+        expect(tokens).to_contain_text("TTFT p99")
+        expect(tokens.locator(f'tr[data-cluster="{LLM_CLUSTER}"]')).to_be_visible()
+
+        _open(page, "traffic")
+        page.locator("#traffic-scope").select_option(LLM)
+        ttft = page.locator('.charts [data-figure="ttft"]')
+        expect(ttft.locator("h3")).to_have_text(f"Time to first token p50 / p99 (ms) — {LLM}")
+        expect(ttft).to_contain_text(f"{LLM} TTFT p99")  # the legend
+        chart = page.locator('.charts [data-figure="tokens"]')
+        expect(chart.locator("h3")).to_have_text(f"Tokens per second — {LLM}")
+        expect(chart).to_contain_text(f"{LLM} completion")
+        expect(page.locator(f'.slo tr[data-slo="{LLM}"]')).to_contain_text("TTFT")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "traffic-llm.png"), full_page=True)
+        assert problems.all() == []
+
+
 def every_view_renders_without_errors(dashboard: Dashboard) -> None:
     """Also saves a full-page screenshot of each view, for a person to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -355,6 +413,7 @@ CHECKS: list[Callable[[Dashboard], None]] = [
     login_codes_work_once_and_a_viewer_sees_everything_but_changes_nothing,
     every_cluster_and_service_of_the_fleet_is_on_the_page,
     a_drill_from_the_incidents_view_shows_on_the_map_without_a_reload,
+    an_llm_services_tokens_per_second_and_time_to_first_token_are_shown,
     every_view_renders_without_errors,  # after the drill: the incidents and audit views have more to show
     security_headers_cookie_and_logout,
 ]

@@ -61,8 +61,9 @@ def make_feed(context: ApiContext) -> Feed:
 
 @router.get("/overview")
 def fleet_overview(request: Request, who: Viewer) -> dict[str, Any]:
-    """Clusters (location, health, load), services (placement, replicas, rollout, load), jobs and
-    the traffic and data flows between them; the same document the stream pushes."""
+    """Clusters (location, health, load), services (placement, replicas, rollout, load; for LLM
+    services tokens per second and today's tokens), jobs and the traffic and data flows between them;
+    the same document the stream pushes."""
     fresh = _feed(request).latest(who, max_age_s=1.0)  # a page opening its stream gets it anyway
     if fresh is not None:
         return fresh
@@ -72,8 +73,9 @@ def fleet_overview(request: Request, who: Viewer) -> dict[str, Any]:
 
 @router.get("/series")
 def series(request: Request, who: Viewer) -> dict[str, Any]:
-    """Requests per second, 5xx share, p50 and p99 per cluster and per service over the last minutes,
-    one sample per second while a dashboard is open (every 5 s otherwise)."""
+    """Requests per second, 5xx share, p50 and p99 (time to first token for LLM services) and LLM
+    tokens per second (prompt, completion) per cluster and per service over the last minutes, one
+    sample per second while a dashboard is open (every 5 s otherwise)."""
     return _feed(request).series(who)
 
 

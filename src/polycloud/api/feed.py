@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Message = tuple[str, dict[str, Any]]
 """(SSE event name, data)."""
 CLOSED: Message = ("closed", {})
-SERIES_FIGURES = ("rps", "errorRate", "p50Ms", "p99Ms")
+SERIES_FIGURES = ("rps", "errorRate", "p50Ms", "p99Ms", "promptTokensPerS", "completionTokensPerS")
 
 
 @dataclass(eq=False)
@@ -156,7 +156,7 @@ class Feed:
         view = self._sample()
         now = time.time()
         point = {
-            group: {row["name"]: tuple(row[f] for f in SERIES_FIGURES) for row in view[group]}
+            group: {row["name"]: tuple(row.get(f) for f in SERIES_FIGURES) for row in view[group]}
             for group in ("clusters", "services")
         }
         events: list[dict[str, Any]] = []

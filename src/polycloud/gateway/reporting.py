@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from polycloud.errors import PolycloudError
-from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
+from polycloud.exchange import LOAD_REPORT_INTERVAL_S, KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
 from polycloud.gateway.keyload import KeySink, KeyWindow
 from polycloud.gateway.metrics import GatewayMetrics
@@ -206,7 +206,7 @@ class LoadReporter:
         window: LoadWindow,
         gateway_id: str,
         *,
-        interval_s: float = 1.0,
+        interval_s: float = LOAD_REPORT_INTERVAL_S,
         sample_interval_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         revisions: RevisionCounter | None = None,

@@ -7,6 +7,12 @@ Health of a cluster, from the replicas the controller observed there:
 Traffic flows follow the cost model's rule (each source is served by its nearest active cluster, by RTT)
 over the active clusters that have a ready replica (else any cluster with one: a standby that took
 over), which is where the gateway sends requests, so an arc moves when a cluster goes down.
+
+LLM services (`spec.protocol: openai`) also show their tokens: per second (prompt and completion) from
+the gateways' last load reports (each carries the tokens of its one-second window), and today's totals
+(UTC) from the hourly `token_usage` rows. Their latency figures (`p50Ms`, `p99Ms`) are times to first
+token: that is what the gateway reports as the latency of an LLM answer (`gateway/llm.py`'s
+`responsive_s`; the whole answer's time when it was not streamed).
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from polycloud.catalog import Catalog
-from polycloud.exchange import LoadReport
+from polycloud.exchange import LOAD_REPORT_INTERVAL_S, LoadReport
 from polycloud.placement.sites import Site, build_site, rtt_ms, traffic_point
 from polycloud.services.inspecting import control_plane
 from polycloud.spec.models import Cluster, TrafficSource
 from polycloud.state import ReplicaRecord, TokenRecord, WorkloadState
+from polycloud.state.loads import TokensServed
 from polycloud.state.repositories import DocumentReader, EventFeed
 from polycloud.state.repositories_services import OverviewReader
 
@@ -40,12 +47,17 @@ class Load:
     errors: float = 0.0
     weighted_p50: float = 0.0
     weighted_p99: float = 0.0
+    prompt_tokens: int = 0
+    """LLM tokens of the gateways' last windows (one each, `LOAD_REPORT_INTERVAL_S` long)."""
+    completion_tokens: int = 0
 
     def add(self, r: LoadReport) -> None:
         self.rps += r.rps
         self.errors += r.rps * r.error_rate
         self.weighted_p50 += r.p50_ms * r.rps
         self.weighted_p99 += r.p99_ms * r.rps
+        self.prompt_tokens += r.prompt_tokens
+        self.completion_tokens += r.completion_tokens
 
     def to_json(self) -> dict[str, float]:
         share = (lambda v: round(v / self.rps, 3)) if self.rps > 0 else (lambda v: 0.0)
@@ -54,6 +66,8 @@ class Load:
             "errorRate": round(self.errors / self.rps, 4) if self.rps > 0 else 0.0,
             "p50Ms": share(self.weighted_p50),
             "p99Ms": share(self.weighted_p99),
+            "promptTokensPerS": round(self.prompt_tokens / LOAD_REPORT_INTERVAL_S, 1),
+            "completionTokensPerS": round(self.completion_tokens / LOAD_REPORT_INTERVAL_S, 1),
         }
 
 
@@ -77,6 +91,7 @@ def health(t: Tally) -> str:
 
 def overview(store: OverviewReader, catalog: Catalog, now: datetime | None = None) -> dict[str, Any]:
     """The whole fleet's overview (every project's; `visible` narrows it for a caller)."""
+    now = now or datetime.now(UTC)
     sites = _sites(store, catalog)
     workloads = store.current()
     replicas: dict[tuple[str, str], list[ReplicaRecord]] = defaultdict(list)
@@ -86,15 +101,17 @@ def overview(store: OverviewReader, catalog: Catalog, now: datetime | None = Non
     for report in store.load(LOAD_WINDOW_S):
         loads[(report.service, report.cluster)].add(report)
     rollouts = {r.service: r.to_json() for r in store.active_rollouts()}
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    served = store.tokens_served(today)
     clusters = {name: Tally() for name in sites}
     services = [
-        _service(w, replicas, loads, clusters, rollouts.get(w.name), sites, catalog)
+        _service(w, replicas, loads, clusters, rollouts.get(w.name), sites, catalog, served)
         for w in workloads
         if w.kind == "Service"
     ]
     datasets = {d.name: d.spec.get("spec", {}) for d in store.documents("Dataset")}
     return {
-        "at": (now or datetime.now(UTC)).isoformat(),
+        "at": now.isoformat(),
         # A replica may name a cluster without a (valid) document: it is counted, not drawn.
         "clusters": [_cluster(sites[name], tally) for name, tally in clusters.items() if name in sites],
         "services": services,
@@ -162,8 +179,10 @@ def _service(
     rollout: dict[str, Any] | None,
     sites: dict[str, Site],
     catalog: Catalog,
+    served: list[TokensServed],
 ) -> dict[str, Any]:
     spec, total = w.spec.get("spec", {}), Load()
+    tokens = {t.cluster: t for t in served if t.service == w.name}
     placed = [(str(a["cluster"]), str(a["role"]), int(a["replicas"])) for a in w.placement]
     placed += [
         (c, reps[0].role, 0)
@@ -188,6 +207,7 @@ def _service(
                     for r in sorted(reps, key=lambda r: r.id)
                 ],
                 **t.load.to_json(),
+                "tokensToday": _tokens_json([tokens[cluster]] if cluster in tokens else []),
             }
         )
     ready = [r for r in rows if r["ready"] > 0 and r["cluster"] in sites]
@@ -199,12 +219,19 @@ def _service(
         "team": w.spec.get("metadata", {}).get("labels", {}).get("team"),
         "revision": f"r{w.number}",
         "pattern": spec.get("pattern", "single"),
+        "protocol": spec.get("protocol", "oip-v2"),
         "monthlyUSD": round(sum(float(a.get("costUSD", 0.0)) for a in w.placement), 2),
         "rollout": rollout,
         "clusters": rows,
         **total.to_json(),
+        # Every cluster's tokens today, also of one the service has since left.
+        "tokensToday": _tokens_json(list(tokens.values())),
         "_flows": _traffic_flows(w.name, spec.get("traffic", []), serving, total.rps, sites, catalog),
     }
+
+
+def _tokens_json(served: list[TokensServed]) -> dict[str, int]:
+    return {"prompt": sum(t.prompt for t in served), "completion": sum(t.completion for t in served)}
 
 
 def _add(into: Tally, t: Tally) -> None:
@@ -219,6 +246,8 @@ def _add_load(into: Load, load: Load) -> None:
     into.errors += load.errors
     into.weighted_p50 += load.weighted_p50
     into.weighted_p99 += load.weighted_p99
+    into.prompt_tokens += load.prompt_tokens
+    into.completion_tokens += load.completion_tokens
 
 
 def _traffic_flows(

@@ -118,10 +118,17 @@ class StatusReader(
 
 
 class OverviewReader(
-    DesiredReader, ReplicaReader, EventFeed, LoadReader, ActiveRolloutReader, ControlPlaneReader, Protocol
+    DesiredReader,
+    ReplicaReader,
+    EventFeed,
+    LoadReader,
+    TokensServedReader,
+    ActiveRolloutReader,
+    ControlPlaneReader,
+    Protocol,
 ):
-    """What the dashboard's overview (`services/overview.py`) reads: the whole fleet, its load, the
-    control plane, and where the event feed stands."""
+    """What the dashboard's overview (`services/overview.py`) reads: the whole fleet, its load and the
+    LLM tokens it served today, the control plane, and where the event feed stands."""
 
 
 class RolloutControlRepository(HistoryReader, EventWriter, RolloutRepository, Protocol):

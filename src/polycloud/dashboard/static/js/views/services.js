@@ -1,5 +1,6 @@
 // Services: placement (clusters and roles), replicas and their states, revision and canary progress,
 // the planner's explanation, revision history and rollback. Rows expand with a click or Enter.
+// LLM services (protocol openai) show tokens per second, and their latencies are times to first token.
 
 import { api, may } from "../api.js";
 import { html, num, ms, pct, usd, time, HEALTH_LABEL, rowsOr } from "../format.js";
@@ -30,6 +31,31 @@ function rollout(s) {
     aria-valuemax="100" aria-valuenow="${r.weight}"><span data-width="${r.weight}"></span></span>`;
 }
 
+const isLlm = (s) => s.protocol === "openai";
+const tokensPerS = (x) => (x.promptTokensPerS || 0) + (x.completionTokensPerS || 0);
+
+function tokenCell(s) {
+  if (!isLlm(s)) return html`<td class="n tokens muted" data-service="${s.name}">—</td>`;
+  return html`<td class="n tokens" data-service="${s.name}" title="prompt ${num(s.promptTokensPerS)} + completion ${num(s.completionTokensPerS)} tokens/s">
+    ${num(tokensPerS(s))} tok/s<div class="muted">${num(s.tokensToday.prompt + s.tokensToday.completion, 0)} today</div></td>`;
+}
+
+// The per-cluster token figures of an LLM service, in its detail.
+function tokenTable(s) {
+  const rows = s.clusters.map(
+    (c) => html`<tr data-cluster="${c.cluster}"><td>${c.cluster}</td><td class="n">${num(c.rps)}</td>
+      <td class="n">${ms(c.p50Ms)}</td><td class="n">${ms(c.p99Ms)}</td><td class="n">${num(c.promptTokensPerS)}</td>
+      <td class="n">${num(c.completionTokensPerS)}</td><td class="n">${num(c.tokensToday.prompt, 0)} / ${num(c.tokensToday.completion, 0)}</td></tr>`,
+  );
+  return html`<h3>Tokens and time to first token</h3>
+    <table class="llm-tokens" data-service="${s.name}"><thead><tr><th scope="col">cluster</th><th scope="col" class="n">req/s</th>
+      <th scope="col" class="n">TTFT p50</th><th scope="col" class="n">TTFT p99</th><th scope="col" class="n">prompt tok/s</th>
+      <th scope="col" class="n">completion tok/s</th><th scope="col" class="n">today (UTC): prompt / completion</th></tr></thead>
+      <tbody>${rowsOr(rows, 7, "not placed")}</tbody></table>
+    <p class="muted">Inter-token latency is in each gateway's <code>/metrics</code>
+      (<code>polycloud_gateway_llm_inter_token_seconds</code>).</p>`;
+}
+
 function detail(s) {
   const replicas = s.clusters.flatMap((c) =>
     c.replicas.map(
@@ -53,6 +79,7 @@ function detail(s) {
       ${r ? html`<button type="button" class="danger" data-action="abort" data-service="${s.name}" ${change ? "" : "disabled"}>Abort canary</button>` : ""}
     </div>
     ${r && r.message ? html`<p class="muted">Rollout: ${r.message}</p>` : ""}
+    ${isLlm(s) ? tokenTable(s) : ""}
     <table><thead><tr><th scope="col">replica</th><th scope="col">cluster</th><th scope="col">role</th>
       <th scope="col">state</th><th scope="col">revision</th><th scope="col">message</th></tr></thead>
       <tbody>${rowsOr(replicas, 6, "no replicas")}</tbody></table>
@@ -74,17 +101,20 @@ function render(o) {
   );
   const rows = shown.map((s) => {
     const open = expanded.has(s.name);
+    const ttft = isLlm(s) ? html`<div class="muted ttft">TTFT</div>` : "";
+    const latency = isLlm(s) ? "time to first token" : "answer time";
     return html`<tr class="service" data-service="${s.name}" tabindex="0" aria-expanded="${open}">
-        <th scope="row">${s.name}<div class="muted">${s.team ? `team ${s.team}` : ""}${s.project ? ` · project ${s.project}` : ""}</div></th>
+        <th scope="row">${s.name}${isLlm(s) ? html` <span class="chip role">LLM · openai</span>` : ""}<div class="muted">${s.team ? `team ${s.team}` : ""}${s.project ? ` · project ${s.project}` : ""}</div></th>
         <td>${s.pattern}</td><td>${s.revision}${rollout(s)}</td><td class="placement">${placement(s)}</td>
-        <td class="n">${num(s.rps)}</td><td class="n">${ms(s.p50Ms)}</td><td class="n">${ms(s.p99Ms)}</td>
+        <td class="n">${num(s.rps)}</td>${tokenCell(s)}<td class="n" title="${latency} p50">${ms(s.p50Ms)}${ttft}</td>
+        <td class="n" title="${latency} p99">${ms(s.p99Ms)}${ttft}</td>
         <td class="n">${pct(s.errorRate, 2)}</td><td class="n">${usd(s.monthlyUSD, 0)}</td></tr>
-      ${open ? html`<tr class="detail" data-service="${s.name}"><td colspan="9">${detail(s)}</td></tr>` : ""}`;
+      ${open ? html`<tr class="detail" data-service="${s.name}"><td colspan="10">${detail(s)}</td></tr>` : ""}`;
   });
   const focused = document.activeElement;
   const refocus = focused && el.contains(focused) ? focused.dataset.action || (focused.matches("tr.service") && "row") : null;
   const refocusService = focused && focused.dataset ? focused.dataset.service : null;
-  el.querySelector("tbody").innerHTML = html`${rowsOr(rows, 9, filter ? "no service matches" : "no services declared")}`.text;
+  el.querySelector("tbody").innerHTML = html`${rowsOr(rows, 10, filter ? "no service matches" : "no services declared")}`.text;
   el.querySelectorAll(".progress > span").forEach((bar) => (bar.style.width = `${bar.dataset.width}%`));
   el.querySelector("#service-count").textContent = `${shown.length} of ${o.services.length}`;
   if (refocus && refocusService) {
@@ -137,7 +167,9 @@ export default {
         <span id="service-count" class="muted"></span></div>
       <table class="services"><thead><tr><th scope="col">service</th><th scope="col">pattern</th>
         <th scope="col">revision</th><th scope="col">placement (cluster · role · ready)</th>
-        <th scope="col" class="n">req/s</th><th scope="col" class="n">p50</th><th scope="col" class="n">p99</th>
+        <th scope="col" class="n">req/s</th><th scope="col" class="n" title="LLM services: prompt and completion tokens per second">tokens/s</th>
+        <th scope="col" class="n" title="LLM services: time to first token (TTFT)">p50</th>
+        <th scope="col" class="n" title="LLM services: time to first token (TTFT)">p99</th>
         <th scope="col" class="n">errors</th><th scope="col" class="n">cost/month</th></tr></thead><tbody></tbody></table>`.text;
     el.querySelector("#service-filter").addEventListener("input", redraw);
     el.addEventListener("click", (e) => {

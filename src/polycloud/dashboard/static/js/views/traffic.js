@@ -1,20 +1,37 @@
 // Traffic and SLOs: requests per second, p50/p99 and 5xx share over time (per cluster, or for one
-// service with its objectives drawn), and each service's error budget and burn rates.
+// service with its objectives drawn), and each service's error budget and burn rates. For an LLM service
+// (protocol openai) the latency is its time to first token and a chart of tokens per second is added.
 
 import { api } from "../api.js";
 import { html, num, pct, ms, colour, rowsOr } from "../format.js";
 
 const KEEP = 900;
+const COLUMNS = ["rps", "errorRate", "p50Ms", "p99Ms", "promptTokensPerS", "completionTokensPerS"];
 const FIGURES = [
   { key: "rps", title: "Requests per second", unit: "req/s" },
   { key: "latency", title: "Latency p50 / p99 (ms)", unit: "ms" },
   { key: "errorRate", title: "5xx share", unit: "" },
 ];
+const TTFT = { key: "latency", title: "Time to first token p50 / p99 (ms)", unit: "ms", ttft: true };
+const TOKENS = { key: "tokens", title: "Tokens per second", unit: "tok/s" };
 let el, ctx, series = null, charts = [], scope = "clusters", visible = false, sloTimer = null, slo = null;
 
 function names() {
   if (!series) return [];
   return scope === "clusters" ? Object.keys(series.clusters).sort() : [scope];
+}
+
+function llm(name) {
+  const o = ctx.overview;
+  return !!o && o.services.some((s) => s.name === name && s.protocol === "openai");
+}
+
+// The charts of the scope: an LLM service's latency is its time to first token, and it has tokens/s;
+// every cluster together gets a tokens/s chart when any LLM service runs.
+function figures() {
+  if (scope !== "clusters" && llm(scope)) return [FIGURES[0], TTFT, FIGURES[2], TOKENS];
+  const o = ctx.overview;
+  return o && o.services.some((s) => s.protocol === "openai") ? [...FIGURES, TOKENS] : FIGURES;
 }
 
 function columns(name) {
@@ -34,8 +51,13 @@ function lines(figure) {
   for (const name of list) {
     if (!columns(name)) continue;
     if (figure.key === "latency") {
-      out.push({ label: `${name} p50`, stroke: colour(name, list), dash: [4, 4], width: 1.5, col: (c) => c.p50Ms, name });
-      out.push({ label: `${name} p99`, stroke: colour(name, list), width: 2, col: (c) => c.p99Ms, name });
+      const what = figure.ttft ? "TTFT " : "";
+      out.push({ label: `${name} ${what}p50`, stroke: colour(name, list), dash: [4, 4], width: 1.5, col: (c) => c.p50Ms, name });
+      out.push({ label: `${name} ${what}p99`, stroke: colour(name, list), width: 2, col: (c) => c.p99Ms, name });
+    } else if (figure.key === "tokens") {
+      const tokens = (c, k) => c[k] || series.t.map(() => null); // a series from before tokens were sampled
+      out.push({ label: `${name} prompt`, stroke: colour(name, list), dash: [4, 4], width: 1.5, col: (c) => tokens(c, "promptTokensPerS"), name });
+      out.push({ label: `${name} completion`, stroke: colour(name, list), width: 2, col: (c) => tokens(c, "completionTokensPerS"), name });
     } else {
       out.push({ label: name, stroke: colour(name, list), width: 2, col: (c) => c[figure.key], name,
         value: (u, v) => fmt(figure.key, v) });
@@ -44,7 +66,7 @@ function lines(figure) {
   const goal = objective();
   const target = goal && (figure.key === "latency" ? goal.p99Ms : figure.key === "errorRate" ? 1 - goal.availability : null);
   if (target) {
-    const label = figure.key === "latency" ? "p99 objective" : "error budget rate";
+    const label = figure.key === "latency" ? (figure.ttft ? "TTFT p99 objective" : "p99 objective") : "error budget rate";
     out.push({ label, stroke: "#cf222e", dash: [8, 4], width: 1.5, target });
   }
   return out;
@@ -65,9 +87,10 @@ function build() {
   }
   const wide = holder.clientWidth || 900;
   const width = Math.max(360, Math.floor(wide / (wide > 1300 ? 3 : 2)) - 24);
-  for (const figure of FIGURES) {
+  for (const figure of figures()) {
     const box = document.createElement("div");
     box.className = "panel chart";
+    box.dataset.figure = figure.ttft ? "ttft" : figure.key;
     box.innerHTML = html`<h3>${figure.title}${scope === "clusters" ? " per cluster" : ` — ${scope}`}</h3>`.text;
     holder.appendChild(box);
     const defs = lines(figure);
@@ -104,10 +127,10 @@ function append(o) {
     for (const row of rows) {
       seen.add(row.name);
       if (!series[group][row.name]) {
-        series[group][row.name] = { rps: [], errorRate: [], p50Ms: [], p99Ms: [] };
+        series[group][row.name] = Object.fromEntries(COLUMNS.map((k) => [k, []]));
         for (const k of Object.keys(series[group][row.name])) series[group][row.name][k] = series.t.slice(0, -1).map(() => null);
       }
-      for (const k of ["rps", "errorRate", "p50Ms", "p99Ms"]) series[group][row.name][k].push(row[k]);
+      for (const k of COLUMNS) series[group][row.name][k].push(row[k] === undefined ? null : row[k]);
     }
     for (const [name, col] of Object.entries(series[group])) {
       if (!seen.has(name)) for (const k of Object.keys(col)) col[k].push(null);
@@ -132,15 +155,16 @@ async function loadSlo() {
     const level = left <= 0 ? "out" : left < 0.25 ? "low" : "";
     const burn = o.burnRates;
     const availability = o.availability;
+    const ttft = llm(s.service) ? "TTFT " : "";
     return html`<tr data-slo="${s.service}"><th scope="row">${s.service}${s.declared ? "" : html` <span class="muted">(default)</span>`}</th>
-      <td class="n">${pct(s.objective.availability, 2)}${s.objective.p99Ms ? ` · p99 ≤ ${s.objective.p99Ms} ms` : ""}</td>
+      <td class="n">${pct(s.objective.availability, 2)}${s.objective.p99Ms ? ` · ${ttft}p99 ≤ ${s.objective.p99Ms} ms` : ""}</td>
       <td><div class="gauge" role="img" aria-label="availability ${pct(availability, 3)} against objective ${pct(s.objective.availability, 2)}">
         <span class="fill" data-value="${gaugeX(availability)}"></span><span class="objective" data-value="${gaugeX(s.objective.availability)}"></span></div>
         <span class="muted">${pct(availability, 3)}</span></td>
       <td><div class="budget" role="meter" aria-label="error budget left" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${Math.round(left * 100)}">
         <span class="${level}" data-value="${left * 100}"></span></div><span class="muted">${pct(o.budgetLeft, 1)} left</span></td>
       <td class="n">${num(burn["5m"], 2)}</td><td class="n">${num(burn["1h"], 2)}</td><td class="n">${num(burn["6h"], 2)}</td>
-      <td class="n">${ms(o.p99Ms)}</td>
+      <td class="n">${ms(o.p99Ms)}${ttft ? html`<div class="muted">TTFT</div>` : ""}</td>
       <td>${o.alerts.map((a) => html`<span class="chip down">${a.severity || a.level || "alert"} ${a.window || ""}</span> `)}</td></tr>`;
   });
   el.querySelector(".slo tbody").innerHTML = html`${rowsOr(rows, 9, "no services")}`.text;
@@ -200,6 +224,8 @@ export default {
   },
   update() {
     if (!visible || !series) return;
+    const wanted = figures().map((f) => f.title).join();
+    if (charts.length && wanted !== charts.map((c) => c.figure.title).join()) return build();
     for (const c of charts) {
       const defs = lines(c.figure);
       if (defs.map((d) => d.label).join() !== c.defs.map((d) => d.label).join()) return build();
