@@ -95,7 +95,9 @@ def test_llama_cpp_behind_the_gateway_answers_as_it_does_directly(
     polycloud.ok("cert", "issue", "--out", tmp_path / "me")  # an admin's certificate, to call a replica
     http = httpx.Client(verify=client_context(TlsFiles(tmp_path / "me")), timeout=60)
     direct = openai.OpenAI(base_url=f"{endpoint}/v1", api_key="none", http_client=http, max_retries=0)
-    routed = openai.OpenAI(base_url=f"{status['gateway']['url']}/v1", api_key="none", max_retries=0, timeout=60)
+    routed = openai.OpenAI(
+        base_url=f"{status['gateway']['url']}/v1", api_key="none", max_retries=0, timeout=60
+    )
 
     assert [m.id for m in routed.models.list()] == ["llama"]
     ask: dict[str, Any] = {"model": "llama", "messages": ASK, "temperature": 0, "max_tokens": 16}

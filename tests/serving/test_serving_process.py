@@ -92,7 +92,7 @@ def test_options_parse() -> None:
     argv = "--model m.onnx --name fraud --fd 5 --port 41234 --delay-ms 12.5 --error-rate 0.1"
     argv += " --replica-id fraud-a-0 --cluster a --revision 4 --spec-hash h --home /h --sha256 00"
     options = parse_options(argv.split())
-    assert (options.model, options.name, options.fd, options.port) == (Path("m.onnx"), "fraud", 5, 41234)
+    assert (options.model, options.name, options.fd, options.port) == ("m.onnx", "fraud", 5, 41234)
     assert (options.delay_ms, options.error_rate, options.revision) == (12.5, 0.1, "4")
     assert options.identity() == {
         "replica": "fraud-a-0",

@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add(
         "--model",
-        type=Path,
         help="the model: an ONNX file, a built-in LLM model file (--protocol openai), "
         "or what a --runtime-command is given as ${MODEL}; required unless --runtime-command is given",
     )

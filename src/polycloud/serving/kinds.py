@@ -51,7 +51,7 @@ def build(
     name: str,
     revision: str,
     protocol: str,
-    model: Path | None,
+    model: str | None,
     sha256: str | None,
     runtime: tuple[str, ...] | None,
     readiness_path: str,
@@ -69,7 +69,7 @@ def build(
     if runtime is not None or runtime_port is not None:
         from polycloud.serving.sidecar import RuntimeCommand, RuntimeReplica, create_sidecar_app
 
-        where = str(model) if model is not None else ""
+        where = model or ""
         command = RuntimeCommand(runtime or (), readiness_path, where, protocol, runtime_port)
         sidecar = RuntimeReplica(command, faults, metrics, tracer=tracer, mutual_tls=mutual_tls)
         return Built(sidecar, create_sidecar_app(sidecar), sha256 or "")
@@ -79,14 +79,14 @@ def build(
         from polycloud.serving.llm.lm import load
         from polycloud.serving.llm.runtime import LlmReplica, create_llm_app
 
-        language_model, digest = load(model)
+        language_model, digest = load(Path(model))
         if sha256 is not None and digest != sha256:
             raise PermanentError(f"model {model} has sha256 {digest}, not the pinned {sha256}")
         llm = LlmReplica(name, language_model, faults, metrics, tracer=tracer, mutual_tls=mutual_tls)
         return Built(llm, create_llm_app(llm), digest)
     from polycloud.serving.model import load_model
 
-    onnx = load_model(model, sha256)
+    onnx = load_model(Path(model), sha256)
     replica = Replica(
         ServedModel(name, revision or "1", onnx), faults, metrics, tracer=tracer, mutual_tls=mutual_tls
     )

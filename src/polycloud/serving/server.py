@@ -53,8 +53,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class ServerOptions:
     """Everything a replica is started with (the command-line flags of `python -m polycloud.serving`)."""
 
-    model: Path | None
-    """The model file; None for a runtime command that is given none."""
+    model: str | None
+    """The model file (for a runtime, a file, folder or URI, passed on as given); None: no model."""
     name: str
     host: str = "127.0.0.1"
     port: int = 8000
@@ -281,7 +281,7 @@ def run(options: ServerOptions, events: EventLog | None = None) -> int:
     previous = {sig: signal.signal(sig, _stop_early) for sig in STOP_SIGNALS}
     started = time.monotonic()
     try:
-        log.emit("loading", model=str(options.model or ""), pid=os.getpid())
+        log.emit("loading", model=options.model or "", pid=os.getpid())
         faults = Faults(FaultSettings(options.delay_ms, options.error_rate))
         labels = ReplicaLabels(options.name, options.cluster, options.revision)
         recorder = _tracing(options)

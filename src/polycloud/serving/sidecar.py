@@ -223,6 +223,8 @@ class RuntimeReplica(ReplicaBase):
         """Relay one request to the child and its answer back, part by part."""
         pools = self._pools
         body = await _read_body(receive)
+        if body is _GONE:
+            return  # the client left before its request was whole: nothing to relay
         if body is None or pools is None:
             status, message = (413, b"request body too large") if body is None else (503, b"not started")
             await _plain(send, status, message)
@@ -246,13 +248,18 @@ class RuntimeReplica(ReplicaBase):
         await send({"type": "http.response.body", "body": b""})
 
 
+_GONE = b"\0gone"
+"""What `_read_body` returns when the client disconnected (compared by identity)."""
+
+
 async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None past `MAX_BODY_BYTES`; `_GONE` when the client left."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b""
+            return _GONE
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class LanguageModel:
     token_ms: float = 0.0
     """Pause before each streamed token, as a GPU decoder's pace (0: as fast as they are made)."""
 
-    @property
+    @cached_property
     def index(self) -> dict[str, int]:
         """Token → id."""
         return {token: i for i, token in enumerate(self.vocab)}
