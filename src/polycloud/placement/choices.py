@@ -1,32 +1,46 @@
 """What each workload may do where: per role and cluster, the offering, its cost and its quota use.
 
-This is the cost model of DESIGN.md §4 applied cluster by cluster; the optimiser then only combines
-these `Choice`s. Clusters that no role may use keep the reasons that rule them out, for explanations.
+This is the cost model of DESIGN.md §4 applied to all clusters at once: a workload's figures are arrays
+over the sites (`grid.py` holds offerings per resource shape, transfer prices and RTTs as matrices;
+`eligibility.py` the masks of rules, policies, residency and latency), and only the eligible cells become
+`Choice`s, which the optimiser then combines. Clusters that no role may use keep the reasons that rule
+them out, for explanations.
+
+The arrays repeat the scalar model's float operations in the same order (`(replicas * price) * hours`,
+then `compute + egress`), so every figure is bit-identical to evaluating DESIGN.md §4 cell by cell;
+`tests/placement/test_choices.py` holds the two side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from itertools import compress, repeat
+from typing import Literal, NamedTuple
+
+import numpy as np
 
 from polycloud.catalog import Catalog, Offering
-from polycloud.placement.sites import (
-    Point,
-    Site,
-    best_offering,
-    hourly,
-    rtt_ms,
-    traffic_point,
-    transfer_usd_per_gb,
-)
+from polycloud.placement.eligibility import Eligibility, Figures, Layout, Reach, Verdict
+from polycloud.placement.grid import Floats, Grid, Offers, QuotaKey, Rate
+from polycloud.placement.sites import Site, traffic_point
 from polycloud.policy.scope import selects
 from polycloud.spec.fleet import Fleet
-from polycloud.spec.models import Job, PlacementRules, Policy, Resources, Service, TrafficSource
+from polycloud.spec.models import Job, Policy, Resources, Service, TrafficSource
 
 HOURS_PER_MONTH = 730.0
 Role = Literal["active", "standby", "burst"]
-QuotaKey = tuple[str, str]  # (cluster, accelerator lower-case)
+__all__ = [
+    "HOURS_PER_MONTH",
+    "ROLES_BY_PATTERN",
+    "Choice",
+    "Problem",
+    "ProblemBuilder",
+    "QuotaKey",
+    "Role",
+    "describe",
+    "source_label",
+]
 
 ROLES_BY_PATTERN: dict[str, tuple[Role, ...]] = {
     "single": ("active",),
@@ -36,9 +50,13 @@ ROLES_BY_PATTERN: dict[str, tuple[Role, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One role a workload may take in one cluster, priced."""
+class Choice(NamedTuple):
+    """One role a workload may take in one cluster, priced.
+
+    A named tuple: a large fleet has about a million of these, and a tuple is built and compared in C
+    (a frozen dataclass sets each field through `object.__setattr__` and compares in Python). `cost`
+    (compute plus egress, added once) is stored because the optimiser reads it more than anything else.
+    """
 
     role: Role
     cluster: str
@@ -50,15 +68,15 @@ class Choice:
     egress_usd: float
     quota_key: QuotaKey | None
     usage: float
-
-    @property
-    def cost(self) -> float:
-        return self.compute_usd + self.egress_usd
+    cost: float
 
 
 @dataclass
 class Problem:
-    """One workload's placement problem: its eligible choices per role and why others are out."""
+    """One workload's placement problem: its eligible choices per role and why others are out.
+
+    Read-only once built: problems alike share their `rejected`, `coverage` and `would_cost` tables.
+    """
 
     name: str
     kind: str
@@ -73,21 +91,44 @@ class Problem:
     """Cluster → reasons that keep every role out of it (rules, residency, no offering)."""
     role_rejected: dict[tuple[Role, str], str] = field(default_factory=dict)
     """(role, cluster) → why that role alone is out (latency budget, quota too small)."""
-    would_cost: dict[str, float] = field(default_factory=dict)
+    would_cost: Mapping[str, float] = field(default_factory=dict)
     """Cluster → active cost had the cluster been allowed (for "cheaper but ruled out")."""
 
 
+@dataclass(frozen=True)
+class Columns:
+    """One role of one workload: its rate, what it holds against quotas, the data it moves."""
+
+    role: Role
+    replicas: int
+    held: int
+    """Instances held against the accelerator quota: all replicas when active, one standby, none burst."""
+    rate: Rate
+    egress: Floats | None
+    """USD of data moved, per site; None: none (0.0)."""
+
+
+Rejections = list[tuple[int, Role, str]]
+"""(site index, role, reason) of roles ruled out alone."""
+
+
 class ProblemBuilder:
-    """Builds `Problem`s for every workload of a fleet against resolved sites."""
+    """Builds `Problem`s for every workload of a fleet against resolved sites.
+
+    Problems alike share what they have in common — the `rejected`, `coverage` and (without data to
+    move) `would_cost` tables, the floats of equal figures — so a built problem is read-only.
+    """
 
     def __init__(self, fleet: Fleet, sites: dict[str, Site], catalog: Catalog) -> None:
         self.fleet = fleet
         self.sites = sites
         self.catalog = catalog
         self.policies: list[Policy] = list(fleet.policies.values())
-        self._offerings: dict[tuple[str, str | None, float, float, float, bool], Offering | None] = {}
-        self._rtts: dict[tuple[Point, Point], float] = {}
-        self._policy_verdicts: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self.grid = Grid(sites, catalog)
+        self.eligibility = Eligibility(self.grid)
+        roles: tuple[Role, ...] = ("active", "standby", "burst")
+        self._keys = {role: [(role, name) for name in sites] for role in roles}
+        """(role, cluster) keys of `role_rejected`, one tuple each rather than one per problem."""
 
     def build(self, workload: Service | Job) -> Problem:
         if isinstance(workload, Service):
@@ -97,203 +138,152 @@ class ProblemBuilder:
     # -- services ---------------------------------------------------------------------------
     def _service(self, svc: Service) -> Problem:
         spec = svc.spec
-        roles = ROLES_BY_PATTERN[spec.pattern]
-        problem = self._problem(svc, spec.pattern, roles)
-        points = [traffic_point(t, self.catalog, self.sites) for t in spec.traffic]
+        offers = self.grid.offers(spec.resources, False)
+        egress = self._egress([(r.gbPerMonth, r.dataset) for r in spec.reads])
+        active: Rate = (spec.replicas, HOURS_PER_MONTH)
+        problem, verdict = self._problem(svc, spec.pattern, offers.active_costs(active, egress, True), offers)
         problem.sources = [source_label(t) for t in spec.traffic]
+        points = [traffic_point(t, self.catalog, self.sites) for t in spec.traffic]
         budget = spec.latency.maxRttMs if spec.latency else None
-        covering: list[set[str]] = [set() for _ in points]
-        datasets = [r.dataset for r in spec.reads]
-        for site, offering, reasons in self._candidates(
-            problem, svc, spec.resources, spec.placement, datasets
-        ):
-            price = offering.hourly_usd
-            egress = sum(r.gbPerMonth * self._transfer(r.dataset, site) for r in spec.reads)
-            active_compute = spec.replicas * price * HOURS_PER_MONTH
-            problem.would_cost[site.name] = active_compute + egress
-            if reasons:
-                continue
-            rtts = [self._rtt(p, site.point) for p in points]
-            for i, rtt in enumerate(rtts):
-                if budget is None or rtt <= budget:
-                    covering[i].add(site.name)
-            late = self._late(problem.sources, rtts, budget)
-            for role in dict.fromkeys(roles):
-                if role == "active":
-                    choice = self._choice(
-                        site, offering, "active", spec.replicas, active_compute, egress, False
-                    )
-                    if late and spec.pattern != "active-active":
-                        problem.role_rejected[("active", site.name)] = late
-                        continue
-                elif role == "standby":
-                    choice = self._choice(site, offering, "standby", 1, price * HOURS_PER_MONTH, 0.0, False)
-                else:
-                    burst = spec.replicas * price * spec.burstHoursPerMonth
-                    choice = self._choice(site, offering, "burst", spec.replicas, burst, 0.0, False)
-                self._offer(problem, choice, site)
+        reach = self.eligibility.reach(points, problem.sources, budget)
         if spec.pattern == "active-active":
-            problem.coverage = [frozenset(c) for c in covering]
+            problem.coverage = verdict.coverage(reach)
+        # Only a lone active role must meet the budget; active-active covers sources between its two.
+        budgeted = "active" if spec.pattern != "active-active" and budget is not None else None
+        rejections: Rejections = []
+        for role in dict.fromkeys(problem.roles):
+            if role == "active":
+                columns = Columns(role, spec.replicas, spec.replicas, active, egress)
+            elif role == "standby":  # 1 * price is price: the same figure as price * hours
+                columns = Columns(role, 1, 1, (1, HOURS_PER_MONTH), None)
+            else:
+                columns = Columns(role, spec.replicas, 0, (spec.replicas, spec.burstHoursPerMonth), None)
+            far = reach if role == budgeted else None
+            problem.choices[role] = _offer(columns, verdict, far, True, rejections)
+        self._reject(problem, rejections)
         return problem
 
     # -- jobs -------------------------------------------------------------------------------
     def _job(self, job: Job) -> Problem:
         spec = job.spec
-        problem = self._problem(job, "single", ("active",))
-        datasets = [r.dataset for r in spec.reads]
-        for site, offering, reasons in self._candidates(
-            problem, job, spec.resources, spec.placement, datasets
-        ):
-            price = hourly(offering, spec.spot)
-            paid_spot = spec.spot and offering.spot_hourly_usd is not None
-            egress = sum(
-                self.fleet.datasets[r.dataset].spec.sizeGB * self._transfer(r.dataset, site)
-                for r in spec.reads
-            )
-            compute = spec.nodes * spec.hours * price
-            problem.would_cost[site.name] = compute + egress
-            if reasons:
-                continue
-            choice = self._choice(site, offering, "active", spec.nodes, compute, egress, paid_spot)
-            self._offer(problem, choice, site)
+        offers = self.grid.offers(spec.resources, spec.spot)
+        sizes = self.fleet.datasets
+        egress = self._egress([(sizes[r.dataset].spec.sizeGB, r.dataset) for r in spec.reads])
+        # (nodes * hours) * price, times 1.0 (which changes no float) to fit the services' form.
+        rate: Rate = (spec.nodes * spec.hours, 1.0)
+        problem, verdict = self._problem(job, "single", offers.active_costs(rate, egress, False), offers)
+        rejections: Rejections = []
+        columns = Columns("active", spec.nodes, spec.nodes, rate, egress)
+        problem.choices["active"] = _offer(columns, verdict, None, False, rejections)
+        self._reject(problem, rejections)
         return problem
 
     # -- shared -----------------------------------------------------------------------------
-    def _problem(self, workload: Service | Job, pattern: str, roles: tuple[Role, ...]) -> Problem:
-        return Problem(
+    def _problem(
+        self, workload: Service | Job, pattern: str, would_cost: Mapping[str, float], offers: Offers
+    ) -> tuple[Problem, Verdict]:
+        """The problem with its rejected clusters and would-be costs; and the verdict over the sites."""
+        spec = workload.spec
+        resources = spec.resources
+        datasets = self.fleet.datasets
+        residencies = {
+            residency: r.dataset for r in spec.reads if (residency := datasets[r.dataset].spec.residency)
+        }
+        verdict = self.eligibility.verdict(
+            spec.placement,
+            tuple(p for p in self.policies if selects(p, workload)),
+            residencies,
+            offers,
+            lambda: f"no offering with {describe(resources)}",
+        )
+        problem = Problem(
             name=workload.metadata.name,
             kind=workload.kind,
             pattern=pattern,
-            roles=roles,
-            choices={role: [] for role in roles},
-            providers={name: site.provider for name, site in self.sites.items()},
+            roles=ROLES_BY_PATTERN[pattern],
+            choices={},
+            providers=self.grid.providers,
+            rejected=verdict.rejected,
+            would_cost=would_cost,
         )
+        return problem, verdict
 
-    def _candidates(
-        self,
-        problem: Problem,
-        workload: Service | Job,
-        resources: Resources,
-        rules: PlacementRules,
-        datasets: Iterable[str],
-    ) -> Iterable[tuple[Site, Offering, list[str]]]:
-        """Sites with an offering, and the reasons (if any) that rule each out; all reasons are recorded."""
-        residencies = {
-            self.fleet.datasets[d].spec.residency: d
-            for d in datasets
-            if self.fleet.datasets[d].spec.residency
-        }
-        governing = tuple(p for p in self.policies if selects(p, workload))
-        for site in self.sites.values():
-            reasons = [*self._rule_reasons(site, rules), *self._policy_reasons(site, governing)]
-            for jurisdiction, dataset in residencies.items():
-                if site.jurisdiction != jurisdiction:
-                    reasons.append(
-                        f"in jurisdiction {site.jurisdiction or 'unknown'}, "
-                        f"but dataset {dataset} must stay in {jurisdiction}"
-                    )
-            offering = self._offering(site, resources, isinstance(workload, Job) and workload.spec.spot)
-            if offering is None:
-                reasons.append(f"no offering with {describe(resources)}")
-            if reasons:
-                problem.rejected[site.name] = reasons
-            if offering is not None:
-                yield site, offering, reasons
+    def _egress(self, reads: list[tuple[float, str]]) -> Floats | None:
+        """USD of moving `(GB, dataset)` reads to every site, `sum(GB * transfer price)`; None: no reads."""
+        index, datasets = self.grid.index, self.fleet.datasets
+        transfer = self.grid.transfer
+        terms: list[Floats] = [gb * transfer[index[datasets[name].spec.cluster]] for gb, name in reads]
+        if not terms:
+            return None
+        if len(terms) == 1:
+            return 0.0 + terms[0]  # sum() starts from 0, which turns -0.0 into 0.0
+        # Several reads are rare; the builtin sum keeps its exact additions on every Python version
+        # (3.12 made it compensated).
+        return np.array([sum(column) for column in zip(*(t.tolist() for t in terms), strict=True)])
 
-    def _offering(self, site: Site, resources: Resources, spot: bool) -> Offering | None:
-        """`best_offering`, remembered: fleets repeat the same few resource shapes many times."""
-        # A plain tuple: hashing the pydantic model itself costs more than the lookup saves.
-        key = (
-            site.name,
-            resources.accelerator,
-            resources.accelerators,
-            resources.vcpus,
-            resources.memoryGiB,
-            spot,
-        )
-        if key not in self._offerings:
-            self._offerings[key] = best_offering(site, resources, spot=spot)
-        return self._offerings[key]
+    def _reject(self, problem: Problem, rejections: Rejections) -> None:
+        """Record roles ruled out alone, cluster by cluster (roles in pattern order within a cluster)."""
+        if rejections:
+            rejections.sort(key=lambda r: r[0])  # stable: the roles' order within a site stays
+            keys = self._keys
+            problem.role_rejected = {keys[role][i]: reason for i, role, reason in rejections}
 
-    def _rtt(self, a: Point, b: Point) -> float:
-        """`rtt_ms`, remembered: many services share the same traffic sources."""
-        if (a, b) not in self._rtts:
-            self._rtts[(a, b)] = rtt_ms(a, b, self.catalog)
-        return self._rtts[(a, b)]
 
-    def _rule_reasons(self, site: Site, rules: PlacementRules) -> list[str]:
-        reasons = []
-        if rules.clusters is not None and site.name not in rules.clusters:
-            reasons.append("not in placement.clusters")
-        if rules.providers is not None and site.provider not in rules.providers:
-            reasons.append(f"provider {site.provider} not in placement.providers")
-        if rules.jurisdictions is not None and site.jurisdiction not in rules.jurisdictions:
-            reasons.append(f"jurisdiction {site.jurisdiction or 'unknown'} not in placement.jurisdictions")
-        return reasons
+def _offer(
+    columns: Columns, verdict: Verdict, reach: Reach | None, remember: bool, rejections: Rejections
+) -> list[Choice]:
+    """The role's choices where it is allowed, in site order; the rest go to `rejections`.
 
-    def _policy_reasons(self, site: Site, policies: tuple[Policy, ...]) -> list[str]:
-        """What the policies governing a workload say against `site` (shared by workloads, so remembered)."""
-        key = (site.name, tuple(p.metadata.name for p in policies))
-        if key not in self._policy_verdicts:
-            self._policy_verdicts[key] = self._judge(site, policies)
-        return self._policy_verdicts[key]
+    A lone active role beyond the latency budget is out (`reach`); otherwise a choice whose quota could
+    never hold it, even alone, is out (the layout's `over`). `remember`: keep the compute figures for
+    workloads alike.
+    """
+    layout = verdict.layout(columns.held)
+    rows = _rows(columns, layout, layout.at(columns.rate, remember))
+    near = _near(columns.role, verdict, layout, reach, rejections) if reach is not None else None
+    if near is None:
+        rejections.extend((i, columns.role, reason) for i, reason in layout.over)
+        return list(map(Choice._make, rows))
+    return list(map(Choice._make, compress(rows, near)))
 
-    @staticmethod
-    def _judge(site: Site, policies: tuple[Policy, ...]) -> list[str]:
-        reasons = []
-        for policy in policies:
-            rules, name = policy.spec, policy.metadata.name
-            if rules.providers is not None and site.provider not in rules.providers:
-                reasons.append(f"policy {name} does not allow provider {site.provider}")
-            if rules.regions is not None and f"{site.provider}/{site.region}" not in rules.regions:
-                reasons.append(f"policy {name} does not allow region {site.provider}/{site.region}")
-            if rules.jurisdictions is not None and site.jurisdiction not in rules.jurisdictions:
-                reasons.append(f"policy {name} does not allow jurisdiction {site.jurisdiction or 'unknown'}")
-        return reasons
 
-    def _transfer(self, dataset: str, site: Site) -> float:
-        return transfer_usd_per_gb(self.sites[self.fleet.datasets[dataset].spec.cluster], site)
+def _near(
+    role: Role, verdict: Verdict, layout: Layout, reach: Reach, rejections: Rejections
+) -> list[bool] | None:
+    """Which of the layout's sites are within the latency budget (None: all of them); the allowed sites
+    beyond it are rejected as late, and only the others for their quota (the reason the model gives first)."""
+    far = np.flatnonzero(verdict.allowed & reach.late).tolist()
+    if not far:
+        return None
+    rejections.extend((i, role, reach.message(i)) for i in far)
+    rejections.extend((i, role, reason) for i, reason in layout.over if not reach.late[i])
+    near: list[bool] = (~reach.late[layout.where]).tolist()
+    return near
 
-    @staticmethod
-    def _late(sources: list[str], rtts: list[float], budget: float | None) -> str:
-        if budget is None:
-            return ""
-        worst = max(range(len(rtts)), key=lambda i: rtts[i], default=None)
-        if worst is None or rtts[worst] <= budget:
-            return ""
-        return f"RTT {rtts[worst]:.0f} ms from {sources[worst]} exceeds maxRttMs {budget:g}"
 
-    @staticmethod
-    def _choice(
-        site: Site, offering: Offering, role: Role, replicas: int, compute: float, egress: float, spot: bool
-    ) -> Choice:
-        held = 0 if role == "burst" else (1 if role == "standby" else replicas)
-        usage = held * offering.accelerator_count
-        limited = site.quota(offering.accelerator) is not None and usage > 0
-        key = (site.name, offering.accelerator.lower()) if limited and offering.accelerator else None
-        return Choice(
-            role=role,
-            cluster=site.name,
-            offering=offering,
-            replicas=replicas,
-            hourly_usd=hourly(offering, spot),
-            spot=spot,
-            compute_usd=compute,
-            egress_usd=egress,
-            quota_key=key,
-            usage=usage if key else 0.0,
-        )
-
-    @staticmethod
-    def _offer(problem: Problem, choice: Choice, site: Site) -> None:
-        """Keep `choice` unless the cluster's quota could never hold it, even alone."""
-        cap = site.quota(choice.offering.accelerator)
-        if choice.quota_key is not None and cap is not None and choice.usage > cap + 1e-9:
-            problem.role_rejected[(choice.role, site.name)] = (
-                f"needs {choice.usage:g} {choice.offering.accelerator} but its quota is {cap}"
-            )
-            return
-        problem.choices[choice.role].append(choice)
+def _rows(columns: Columns, layout: Layout, figures: Figures) -> Iterator[tuple[object, ...]]:
+    """The choices' fields, zipped column by column (each column gathered at once, in C)."""
+    count = len(layout.where)
+    if columns.egress is None:
+        egress: Iterable[float] = repeat(0.0, count)
+        costs = figures.bare_costs
+    else:
+        moved = columns.egress[layout.where]
+        egress, costs = moved.tolist(), (figures.compute + moved).tolist()
+    return zip(
+        repeat(columns.role, count),
+        layout.names,
+        layout.offerings,
+        repeat(columns.replicas, count),
+        layout.prices,
+        layout.spot,
+        figures.computes,
+        egress,
+        layout.keys,
+        layout.usage,
+        costs,
+        strict=True,
+    )
 
 
 def describe(resources: Resources) -> str:
