@@ -45,6 +45,7 @@ bench: install browser
 	$(BIN)/python bench/apply_bench.py
 	$(BIN)/python bench/gateway_bench.py
 	$(BIN)/python bench/dashboard_bench.py
+	$(BIN)/python bench/cli_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

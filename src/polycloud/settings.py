@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from polycloud.errors import UserError
 
+ENV_PREFIX = "POLYCLOUD_"
 
-class Settings(BaseSettings):
-    """Everything a polycloud process reads from its environment (`POLYCLOUD_*`)."""
 
-    model_config = SettingsConfigDict(env_prefix="POLYCLOUD_", extra="ignore")
+def environment() -> dict[str, str]:
+    """The `POLYCLOUD_*` variables of the environment by field name: `POLYCLOUD_API_ADDR` (in any case)
+    is `api_addr`."""
+    prefix = ENV_PREFIX.lower()
+    return {k.lower()[len(prefix) :]: v for k, v in os.environ.items() if k.lower().startswith(prefix)}
+
+
+class Settings(BaseModel):
+    """Everything a polycloud process reads from its environment (`POLYCLOUD_*`).
+
+    Read as pydantic-settings reads a `BaseSettings` with `env_prefix="POLYCLOUD_"`: a variable per field,
+    its name in any case, its text validated as the field's type; values given to the constructor win
+    over the environment, and the environment over the defaults. Without pydantic-settings itself: its
+    import (asyncio, dotenv and a dozen sources these plain fields never use) would be a tenth of a second
+    of every CLI command's start. `tests/test_settings.py` holds the two to the same results.
+    """
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**(environment() | values))
 
     home: Path = Field(default=Path(".polycloud"), description="State folder: database, logs, tokens.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite under home if unset.")

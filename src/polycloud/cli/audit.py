@@ -1,15 +1,11 @@
 """`polycloud audit log|verify`: read the tamper-evident audit trail and check its hash chain."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from polycloud.cli.common import EXIT_INVALID, err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import EXIT_INVALID, connect, err, friendly, out, print_json, settings
 
 audit_app = typer.Typer(
     help="The audit trail: every change, refused request and policy decision, in a hash chain.",
@@ -61,6 +57,8 @@ def verify(
         if not as_json:
             out.print(f"audit trail intact: {verdict['entries']} entries, head {verdict['headHash']}")
         return
+    from rich.markup import escape
+
     why = escape(broken["reason"])
     err.print(f"[red]audit trail tampered:[/red] entry {broken['seq']} {broken['kind']} ({why})")
     raise typer.Exit(EXIT_INVALID)

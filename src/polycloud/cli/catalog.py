@@ -1,19 +1,17 @@
 """`polycloud catalog`: the cheapest offerings per region, from the shipped price and region catalog."""
 
-from __future__ import annotations
-
 import difflib
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
 
-from polycloud.catalog import Catalog, CatalogRow, cheapest, load_catalog, suggest_accelerator, suggest_region
 from polycloud.cli.common import friendly, out, print_json
 from polycloud.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from polycloud.catalog import Catalog, CatalogRow
 
 HELP = (
     "Show the cheapest offerings per region (or every offering with --all), cheapest first.\n\n"
@@ -59,6 +57,11 @@ def catalog(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ) -> None:
     """List matching offerings (see HELP)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    from polycloud.catalog import cheapest, load_catalog
+
     cat = load_catalog()
     check_filters(cat, accelerator=accelerator, provider=provider, jurisdiction=jurisdiction, region=region)
     rows = cheapest(
@@ -86,7 +89,7 @@ def catalog(
 
 
 def check_filters(
-    cat: Catalog,
+    cat: "Catalog",
     *,
     accelerator: str | None,
     provider: str | None,
@@ -98,6 +101,8 @@ def check_filters(
     Raises:
         UserError: a provider, region, accelerator or jurisdiction is unknown.
     """
+    from polycloud.catalog import suggest_accelerator, suggest_region
+
     if region is not None and "/" in region:
         head, _, region = region.partition("/")
         provider = provider or head
@@ -129,7 +134,7 @@ def _num(x: float) -> float | int:
     return int(x) if x.is_integer() else x
 
 
-def row_json(row: CatalogRow) -> dict[str, str | float | int | None]:
+def row_json(row: "CatalogRow") -> dict[str, str | float | int | None]:
     """One row as JSON: the offering (spec field names) and where it is."""
     o = row.offering
     return {
@@ -148,8 +153,11 @@ def row_json(row: CatalogRow) -> dict[str, str | float | int | None]:
     }
 
 
-def row_table(rows: list[CatalogRow], *, spot: bool, per_region: bool) -> Table:
+def row_table(rows: "list[CatalogRow]", *, spot: bool, per_region: bool) -> "Table":
     """The rows as a compact rich table, the ranked price column in bold."""
+    from rich import box
+    from rich.table import Table
+
     what = "cheapest per region" if per_region else "every match"
     table = Table(
         title=f"{what}, by {'spot' if spot else 'on-demand'} USD/hour",

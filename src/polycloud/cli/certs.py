@@ -1,15 +1,12 @@
 """`polycloud cert ...`: an admin's short-lived client certificate, and rotating the fleet CA."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from polycloud.cli.common import err, friendly, out, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, settings
 
 cert_app = typer.Typer(
     help="The fleet's own certificates: polycloud's parts talk to each other over mutual TLS.",

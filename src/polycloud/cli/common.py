@@ -1,4 +1,11 @@
-"""What every command shares: consoles, settings, and turning errors into messages and exit codes."""
+"""What every command shares: consoles, settings, and turning errors into messages and exit codes.
+
+Import discipline: the CLI imports every command module before it parses its arguments (Typer builds
+`--help` from the command functions), so this module and the command modules import only what is cheap
+at the top — typer, the error classes, the standard library. Whatever a command needs beyond that (rich
+tables, pydantic settings, the HTTP client, specs, the planner, the server stack) is imported inside the
+command, or through the helpers below. `tests/cli/test_import_discipline.py` guards it.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +13,46 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import typer
-from rich.console import Console
 
 from polycloud.errors import PolycloudError, SpecError, TransientError
-from polycloud.policy import PolicyViolationError
-from polycloud.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from polycloud.client.http import ApiClient
+    from polycloud.homefiles import RunInfo
+    from polycloud.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 EXIT_INVALID = 1
 EXIT_INFEASIBLE = 2
 EXIT_VIOLATION = 2
+
+
+class _LazyConsole:
+    """A rich `Console` made on first use, so that rich is imported when a command prints, not when the
+    CLI starts (`--help` may not need it). Every attribute is the console's."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        console = self._console
+        if console is None:
+            from rich.console import Console
+
+            console = self._console = Console(**self._options)
+        return getattr(console, name)
+
+
+out = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
+err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
 _OVERRIDES: dict[str, str] = {}
@@ -37,7 +66,30 @@ def connect_to(server: str | None, token: str | None) -> None:
 
 def settings() -> Settings:
     """Settings from the environment (and `--server`/`--token`), read at the edge of the process."""
-    return Settings(**_OVERRIDES)  # type: ignore[arg-type]
+    from polycloud.settings import Settings
+
+    return Settings(**_OVERRIDES)
+
+
+def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> ApiClient:
+    """`polycloud.client.discovery.connect`, imported (with the HTTP client) when a command calls it."""
+    from polycloud.client.discovery import connect
+
+    return connect(settings, start=start, say=say)
+
+
+def find(settings: Settings) -> ApiClient | None:
+    """`polycloud.client.discovery.find`, imported when a command calls it."""
+    from polycloud.client.discovery import find
+
+    return find(settings)
+
+
+def start_background(settings: Settings) -> RunInfo:
+    """`polycloud.client.discovery.start_background`, imported when a command calls it."""
+    from polycloud.client.discovery import start_background
+
+    return start_background(settings)
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
@@ -51,18 +103,31 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
             for issue in e.issues:
                 print(str(issue), file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
-        except PolicyViolationError as e:
-            for violation in e.violations:
-                print(f"policy violation: {violation}", file=sys.stderr)
-            raise typer.Exit(EXIT_VIOLATION) from None
         except TransientError as e:
             err.print(f"[red]error:[/red] {e} (try again)")
             raise typer.Exit(EXIT_INVALID) from None
         except PolycloudError as e:
+            violations = policy_violations(e)
+            if violations is not None:
+                for violation in violations:
+                    print(f"policy violation: {violation}", file=sys.stderr)
+                raise typer.Exit(EXIT_VIOLATION) from None
             err.print(f"[red]error:[/red] {e}", markup=True)
             raise typer.Exit(EXIT_INVALID) from None
 
     return wrapper
+
+
+def policy_violations(e: PolycloudError) -> list[Any] | None:
+    """The violations of `e` when it is a `PolicyViolationError`, else None.
+
+    The class is looked up among the loaded modules, not imported: an error of it exists only once its
+    module is loaded, and importing it (the policy engine and the spec models) would cost every command.
+    """
+    module = sys.modules.get("polycloud.policy.violations")
+    if module is not None and isinstance(e, module.PolicyViolationError):
+        return list(e.violations)
+    return None
 
 
 def print_json(obj: Any) -> None:

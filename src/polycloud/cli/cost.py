@@ -1,21 +1,17 @@
 """`polycloud cost [export|budgets]` and `polycloud advise`: what the fleet cost, and what could cost less."""
 
-from __future__ import annotations
-
-import csv
-import io
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings, usd
-from polycloud.client.discovery import connect
-from polycloud.client.http import ApiClient
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings, usd
 from polycloud.errors import UserError
+
+if TYPE_CHECKING:
+    from polycloud.client.http import ApiClient
 
 ROW_FIELDS = ("key", "computeUSD", "egressUSD", "totalUSD")
 EXPORT_FIELDS = (
@@ -56,7 +52,7 @@ def register(app: typer.Typer) -> None:
     app.command(epilog="Example: polycloud advise --json")(advise)
 
 
-def _client() -> ApiClient:
+def _client() -> "ApiClient":
     return connect(settings(), start=False, say=err.print)
 
 
@@ -87,6 +83,8 @@ def cost(
 
 
 def _show(data: dict[str, Any], by: str) -> None:
+    from rich.table import Table
+
     table = Table(title="accrued cost", show_edge=False)
     table.add_column(by)
     for col in ("compute", "egress", "total"):
@@ -102,6 +100,8 @@ def _show(data: dict[str, Any], by: str) -> None:
 
 def _show_tokens(tokens: dict[str, Any], by: str) -> None:
     """Tokens served and replica cost per 1M tokens: by the `--by` key, then by team, service and cluster."""
+    from rich.table import Table
+
     figures = ("prompt", "completion", "tokens", "replicas", "per 1M tokens")
     grouped = Table(title="LLM tokens served", show_edge=False)
     grouped.add_column(by)
@@ -138,6 +138,9 @@ def _usd(x: float) -> str:
 
 
 def _csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -181,6 +184,8 @@ def budgets(as_json: Json = False) -> None:
     if not data["budgets"]:
         out.print("no budgets: add spec.budgets to a Policy document")
         return
+    from rich.table import Table
+
     table = Table(title="budgets this month", show_edge=False)
     for col in ("policy", "budget", "spend", "forecast", "limit", "used", "alert"):
         table.add_column(col, justify="left" if col in ("policy", "budget") else "right")

@@ -1,14 +1,10 @@
 """`polycloud dashboard`: the address of the web dashboard, with a single-use login code."""
 
-from __future__ import annotations
-
-import webbrowser
 from typing import Annotated
 
 import typer
 
-from polycloud.cli.common import err, friendly, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, print_json, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -42,5 +38,7 @@ def dashboard(
         f"dashboard of {client.base_url}; this address logs you in once, within {made['expiresInS']} s:"
     )
     print(url)
+    import webbrowser  # only here: it imports a good part of the standard library
+
     if not no_browser and not webbrowser.open(url):
         err.print("no browser to open here: open the address above yourself")

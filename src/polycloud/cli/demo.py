@@ -5,30 +5,23 @@ It talks to replicas and the gateway over real HTTP, like any client. Ctrl-C (or
 everything it started.
 """
 
-from __future__ import annotations
-
 import json
-import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.table import Table
 
-from polycloud.catalog import load_catalog
-from polycloud.cli import demo_llm
-from polycloud.cli.common import friendly, out, settings, usd
+from polycloud.cli.common import connect, friendly, out, settings, usd
 from polycloud.cli.planning import show_plan
 from polycloud.cli.runtime import down, show_changes, wait_converged
-from polycloud.client.discovery import connect
-from polycloud.client.http import ApiClient
 from polycloud.errors import PolycloudError
-from polycloud.pki.contexts import TlsFiles, client_context
-from polycloud.placement import plan_fleet
-from polycloud.services.documents import fleet_to_documents
-from polycloud.spec import Fleet, load_fleet
+
+if TYPE_CHECKING:
+    import httpx
+
+    from polycloud.client.http import ApiClient
+    from polycloud.spec import Fleet
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "fleet"
 
@@ -47,6 +40,12 @@ def demo(
     ] = False,
 ) -> None:
     """Plan and apply a fleet on the local driver, infer on every cluster, show status and cost."""
+    from polycloud.catalog import load_catalog
+    from polycloud.cli import demo_llm
+    from polycloud.placement import plan_fleet
+    from polycloud.services.documents import fleet_to_documents
+    from polycloud.spec import load_fleet
+
     catalog = load_catalog()
     if not files:
         demo_llm.ensure_model()
@@ -86,9 +85,15 @@ def demo(
         down()
 
 
-def fleet_client(client: ApiClient) -> httpx.Client:
+def fleet_client(client: "ApiClient") -> "httpx.Client":
     """An HTTP client that may call replicas directly: with an admin's fleet certificate (audited, an
     hour long) when the fleet runs mutual TLS, as it does by default."""
+    import tempfile
+
+    import httpx
+
+    from polycloud.pki.contexts import TlsFiles, client_context
+
     try:
         issued = client.issue_certificate()
     except PolycloudError:  # mutual TLS is off: replicas speak plain HTTP
@@ -98,7 +103,9 @@ def fleet_client(client: ApiClient) -> httpx.Client:
     return httpx.Client(timeout=10.0, trust_env=False, verify=client_context(files))
 
 
-def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any], skip: set[str]) -> None:
+def infer_everywhere(http: "httpx.Client", fleet: "Fleet", status: dict[str, Any], skip: set[str]) -> None:
+    from rich.table import Table
+
     table = Table()
     for col in ("service", "cluster", "role", "replica", "ms", "answer"):
         table.add_column(col)
@@ -116,7 +123,7 @@ def infer_everywhere(http: httpx.Client, fleet: Fleet, status: dict[str, Any], s
     out.print("Latency includes each cluster's simulated network delay from the gateway's region.")
 
 
-def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any], skip: set[str]) -> None:
+def through_gateway(http: "httpx.Client", fleet: "Fleet", status: dict[str, Any], skip: set[str]) -> None:
     for svc in status["services"]:
         if svc["name"] in skip:
             continue
@@ -126,7 +133,9 @@ def through_gateway(http: httpx.Client, fleet: Fleet, status: dict[str, Any], sk
         out.print(f"{svc['name']:16} {ms:7.0f} ms  {answer}")
 
 
-def timed_infer(http: httpx.Client, base: str, service: str, body: dict[str, Any]) -> tuple[float, str]:
+def timed_infer(http: "httpx.Client", base: str, service: str, body: dict[str, Any]) -> tuple[float, str]:
+    import httpx
+
     start = time.perf_counter()
     try:
         response = http.post(f"{base}/v2/models/{service}/infer", json=body)
@@ -141,7 +150,7 @@ def timed_infer(http: httpx.Client, base: str, service: str, body: dict[str, Any
     return ms, f"{outputs[0]['name'] if outputs else ''}={first}" + (f" via {served}" if served else "")
 
 
-def request_body(fleet: Fleet, service: str) -> dict[str, Any]:
+def request_body(fleet: "Fleet", service: str) -> dict[str, Any]:
     """An infer request with a real sample row for the service's model (from samples.json)."""
     model = fleet.services[service].spec.model
     path = Path((model.path if model is not None else None) or "")

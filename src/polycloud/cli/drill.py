@@ -1,16 +1,14 @@
 """`polycloud drill outage|brownout|errors|blackhole CLUSTER` (a fault under real load) and
 `drill preempt JOB`."""
 
-from __future__ import annotations
-
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
-from polycloud.drills import DrillKind, DrillPlan, DrillReport, drill
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
+
+if TYPE_CHECKING:
+    from polycloud.drills import DrillKind, DrillReport
 
 Cluster = Annotated[
     str, typer.Argument(help="The cluster to fault, as in `polycloud status`.", show_default=False)
@@ -123,7 +121,7 @@ def preempt(
 
 
 def _run(
-    kind: DrillKind,
+    kind: "DrillKind",
     cluster: str,
     service: str | None,
     rps: float,
@@ -133,6 +131,8 @@ def _run(
     as_json: bool,
     **fault: Any,
 ) -> None:
+    from polycloud.drills import DrillPlan, drill
+
     plan = DrillPlan.create(
         kind,
         cluster,
@@ -162,8 +162,10 @@ def _ms(value: float | None, missing: str) -> str:
     return missing if value is None else f"{value:,.1f} ms"
 
 
-def show(report: DrillReport) -> None:
+def show(report: "DrillReport") -> None:
     """The compact human summary of a drill."""
+    from rich.table import Table
+
     rows = report.to_json()
     title = f"{report.kind} drill: {report.service} with {report.cluster} faulted"
     table = Table(title=title, show_header=False)

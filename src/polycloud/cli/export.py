@@ -5,8 +5,6 @@ control-plane --format systemd|k8s [--out DIR]` writes what production needs to 
 itself (servers, gateways, the init step), or prints it when there is no `--out`.
 """
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,9 +12,12 @@ from typing import Annotated
 
 import typer
 
-from polycloud.catalog import load_catalog
 from polycloud.cli.common import EXIT_INFEASIBLE, err, friendly, out
 from polycloud.errors import UserError
+
+# The control-plane defaults appear in `--help`, so they are read at the CLI's start: the module is
+# cheap to import (it imports the manifest writer only when it writes). `export k8s` plans the fleet and
+# renders Kubernetes manifests: that is imported when it runs.
 from polycloud.services.controlplane_export import (
     DEFAULT_BINARY,
     DEFAULT_IMAGE,
@@ -25,8 +26,6 @@ from polycloud.services.controlplane_export import (
     ControlPlaneOptions,
     export_control_plane,
 )
-from polycloud.services.exporting import export_fleet, write_export
-from polycloud.spec import load_fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 Out = Annotated[
@@ -65,6 +64,10 @@ def k8s(files: Files, out_dir: Out, fmt: FormatOption = Format.k8s) -> None:
     never written. Exit status: 0 when every workload is placed, 2 when some cannot be (the rest is
     still written), 1 for invalid input.
     """
+    from polycloud.catalog import load_catalog
+    from polycloud.services.exporting import export_fleet, write_export
+    from polycloud.spec import load_fleet
+
     catalog = load_catalog()
     export = export_fleet(load_fleet(files, catalog), catalog, "argo" if fmt is Format.argo else "k8s")
     written = write_export(export, out_dir)

@@ -5,8 +5,6 @@ address in `POLYCLOUD_GATEWAY_ADDR` and the database in `POLYCLOUD_DATABASE_URL`
 in a session of its own, logging to `$POLYCLOUD_HOME/logs/gateway.log`, exactly as `polycloud up` does.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

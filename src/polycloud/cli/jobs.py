@@ -1,15 +1,11 @@
 """`polycloud jobs status|logs|cancel`: managed training jobs of the running control plane."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 
 Name = Annotated[
     str, typer.Argument(help="The job's name, as in `polycloud jobs status`.", show_default=False)
@@ -41,6 +37,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
 
 
 def show(jobs: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title="jobs")
     for col in ("job", "state", "cluster", "attempts", "checkpoint bytes", "cost"):
         table.add_column(col, justify="right" if col in ("checkpoint bytes", "cost") else "left")

@@ -1,15 +1,11 @@
 """`polycloud key ...`: gateway inference keys of a service, with a rate limit, a monthly quota and,
 for LLM services, limits on tokens per minute and per month."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 
 key_app = typer.Typer(
     help="Inference keys: once a service has one, the gateway asks every request for a key.",
@@ -85,6 +81,8 @@ def list_(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="inference keys")
     columns = (
         "id",

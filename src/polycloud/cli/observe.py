@@ -1,14 +1,10 @@
 """`polycloud slo` and `polycloud incidents`: service level objectives and incidents of the fleet."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 
 SLO_EXAMPLE = "Example: polycloud slo --json"
 INCIDENTS_EXAMPLE = "Example: polycloud incidents --state open --json"
@@ -53,6 +49,8 @@ def slo(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     if not report["services"]:
         out.print("no services yet")
         return
+    from rich.table import Table
+
     table = Table(title="service level objectives")
     columns = ("service", "scope", "objective", "requests", "available", "budget left", "burn 1h/5m")
     for col in (*columns, "burn 6h/30m", "alerts", "p99 (1 h)", "probes"):

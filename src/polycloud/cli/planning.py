@@ -1,20 +1,16 @@
 """`polycloud validate`, `plan` and `schema`: pure commands that run in-process."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from polycloud.catalog import load_catalog
 from polycloud.cli.common import EXIT_INFEASIBLE, EXIT_VIOLATION, friendly, out, print_json, settings, usd
 from polycloud.cli.policy import fleet_report, show_report
-from polycloud.placement import Plan, plan_fleet
-from polycloud.spec import load_fleet
-from polycloud.spec.schema import fleet_json_schema
+
+if TYPE_CHECKING:
+    from polycloud.placement import Plan
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 
@@ -32,6 +28,9 @@ def validate(files: Files) -> None:
     Policies are evaluated too, but for the rules that need a plan (budgets, egress); violations are
     listed with their remedies but do not change the exit status (`polycloud policy check` gates on them).
     """
+    from polycloud.catalog import load_catalog
+    from polycloud.spec import load_fleet
+
     catalog = load_catalog()
     fleet = load_fleet(files, catalog, model_roots=settings().resolved_model_roots)
     counts = {
@@ -58,6 +57,10 @@ def plan(
     Exit status: 0 when everything is placed, 2 when some workload cannot be placed (the rest is still
     planned) or a policy is violated, 1 for invalid input. `--json` adds `"policy": {"violations"}`.
     """
+    from polycloud.catalog import load_catalog
+    from polycloud.placement import plan_fleet
+    from polycloud.spec import load_fleet
+
     catalog = load_catalog()
     fleet = load_fleet(files, catalog, model_roots=settings().resolved_model_roots)
     result = plan_fleet(fleet, catalog)
@@ -71,8 +74,10 @@ def plan(
         raise typer.Exit(EXIT_INFEASIBLE if result.infeasible else EXIT_VIOLATION)
 
 
-def show_plan(result: Plan) -> None:
+def show_plan(result: "Plan") -> None:
     """The plan as a table, then totals, the saving against the naive baseline, and infeasibilities."""
+    from rich.table import Table
+
     table = Table(show_lines=True, title="Placement plan")
     for column in ("workload", "pattern", "cluster / role", "instance", "$/month"):
         table.add_column(column, overflow="fold", justify="right" if column == "$/month" else "left")
@@ -109,6 +114,8 @@ def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Write the JSON Schema of spec v1 documents (for editor completion and validation)."""
+    from polycloud.spec.schema import fleet_json_schema
+
     text = json.dumps(fleet_json_schema(), indent=2)
     if output is None:
         print(text)

@@ -1,22 +1,20 @@
 """`polycloud policy check`: evaluate Policy documents against a fleet and its plan, in-process."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from polycloud.catalog import Catalog, load_catalog
 from polycloud.cli.common import EXIT_VIOLATION, friendly, out, print_json, settings
-from polycloud.errors import PermanentError
-from polycloud.placement import Plan, plan_fleet
-from polycloud.policy import PolicyViolationError, Report, evaluate
-from polycloud.serving.model import file_sha256
-from polycloud.spec import Fleet, load_fleet
+from polycloud.errors import PolycloudError
+
+if TYPE_CHECKING:
+    from polycloud.catalog import Catalog
+    from polycloud.placement import Plan
+    from polycloud.policy import Report
+    from polycloud.spec import Fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 
@@ -40,6 +38,10 @@ def check(
     Exit status: 0 when no rule is broken, 2 when some are, 1 for invalid input. Secrets cannot be
     checked without the control plane: `requiredSecrets` is reported as a note (apply checks it).
     """
+    from polycloud.catalog import load_catalog
+    from polycloud.placement import plan_fleet
+    from polycloud.spec import load_fleet
+
     catalog = load_catalog()
     fleet = load_fleet(files, catalog, model_roots=settings().resolved_model_roots)
     report = fleet_report(fleet, catalog, plan_fleet(fleet, catalog))
@@ -51,12 +53,14 @@ def check(
         raise typer.Exit(EXIT_VIOLATION)
 
 
-def fleet_report(fleet: Fleet, catalog: Catalog, plan: Plan | None = None) -> Report:
+def fleet_report(fleet: "Fleet", catalog: "Catalog", plan: "Plan | None" = None) -> "Report":
     """Evaluate `fleet`'s policies in-process: model digests from the files, no secret store."""
+    from polycloud.policy import evaluate
+
     return evaluate(fleet, catalog, plan=plan.placements if plan else None, digests=model_digests(fleet))
 
 
-def model_digests(fleet: Fleet) -> dict[str, str]:
+def model_digests(fleet: "Fleet") -> dict[str, str]:
     """sha256 of each Service's model file whose spec gives none (only when a policy needs them)."""
     if not any(p.spec.approvedModels is not None for p in fleet.policies.values()):
         return {}
@@ -67,13 +71,31 @@ def model_digests(fleet: Fleet) -> dict[str, str]:
         if local is not None:
             try:
                 digests[name] = file_sha256(Path(local))
-            except PermanentError:
+            except OSError:
                 continue  # reported as "cannot check" by the policy
     return digests
 
 
-def show_report(report: Report, clean: str | None = None) -> None:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, as lower-case hex (as the model server computes it, without importing the
+    model server: onnxruntime and numpy would cost `validate` a second).
+
+    Raises:
+        OSError: The file is missing, a folder, or cannot be read.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def show_report(report: "Report", clean: str | None = None) -> None:
     """Violations, each with its remedy, then notes; `clean` is printed when there is nothing to say."""
+    from rich.markup import escape
+
     if report.violations:
         out.print(f"[red]policy: {len(report.violations)} violation(s)[/red]")
     elif clean:
@@ -85,9 +107,13 @@ def show_report(report: Report, clean: str | None = None) -> None:
 
 
 @contextmanager
-def pointing_into(fleet: Fleet) -> Iterator[None]:
+def pointing_into(fleet: "Fleet") -> Iterator[None]:
     """Re-point violations the control plane reports into the files `fleet` was read from."""
     try:
         yield
-    except PolicyViolationError as e:
+    except PolycloudError as e:
+        from polycloud.policy import PolicyViolationError
+
+        if not isinstance(e, PolicyViolationError):
+            raise
         raise e.located(fleet) from None

@@ -1,14 +1,10 @@
 """`polycloud rollout status|pause|resume|abort`: watch and steer canary rollouts."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 
 rollout_app = typer.Typer(
     help="Watch and steer canary rollouts (a Service's `rollout` steps traffic to a new revision).",
@@ -54,6 +50,8 @@ def status(
     if not found:
         out.print("no canary rollouts yet" + (f" of {name}" if name else ""))
         return
+    from rich.table import Table
+
     table = Table(title="canary rollouts")
     for col in ("service", "revisions", "state", "step", "traffic", "canary", "baseline", "message"):
         table.add_column(col)

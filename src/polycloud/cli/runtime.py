@@ -1,27 +1,32 @@
 """Commands that change or show the running fleet: up, apply, status, history, rollback, down, logs."""
 
-from __future__ import annotations
-
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from polycloud.catalog import load_catalog
-from polycloud.cli.common import EXIT_INVALID, err, friendly, out, print_json, settings, usd
+from polycloud.cli.common import (
+    EXIT_INVALID,
+    connect,
+    err,
+    find,
+    friendly,
+    out,
+    print_json,
+    settings,
+    start_background,
+    usd,
+)
 from polycloud.cli.policy import pointing_into
 from polycloud.cli.rollout import describe
 from polycloud.client.convergence import is_converged
-from polycloud.client.discovery import connect, find, start_background
-from polycloud.client.http import ApiClient
-from polycloud.drivers.local import stop_all_replicas
 from polycloud.homefiles import RunInfo, pid_alive, read_runinfo
-from polycloud.services.documents import fleet_to_documents
-from polycloud.spec import load_fleet
+
+if TYPE_CHECKING:
+    from polycloud.client.http import ApiClient
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 WAIT_TIMEOUT_S = 180.0
@@ -80,6 +85,10 @@ def apply(
     message: Annotated[str, typer.Option("--message", "-m", help="Why; kept with the revision.")] = "",
 ) -> None:
     """Plan, show the diff and cost delta, record a revision, and wait until every replica is ready."""
+    from polycloud.catalog import load_catalog
+    from polycloud.services.documents import fleet_to_documents
+    from polycloud.spec import load_fleet
+
     s = settings()
     fleet = load_fleet(files, load_catalog(), model_roots=settings().resolved_model_roots)
     documents = fleet_to_documents(fleet)
@@ -107,6 +116,8 @@ def apply(
 
 
 def show_changes(preview: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="Changes", show_edge=False)
     for col in ("", "workload", "kind", "before", "after", "delta"):
         table.add_column(col, justify="right" if col in ("before", "after", "delta") else "left")
@@ -129,7 +140,7 @@ def show_changes(preview: dict[str, Any]) -> None:
         out.print(f"cost delta: {'+' if delta >= 0 else '-'}{usd(abs(delta))} {unit}")
 
 
-def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:
+def wait_converged(client: "ApiClient", names: set[str], timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any]:
     """Poll status until the named services run exactly their desired replicas, all ready."""
     since = datetime.now(UTC) - timedelta(seconds=1)
     deadline = time.monotonic() + timeout_s
@@ -170,7 +181,7 @@ def wait_converged(client: ApiClient, names: set[str], timeout_s: float = WAIT_T
     raise typer.Exit(EXIT_INVALID)
 
 
-def _rolled_back(client: ApiClient, names: set[str], since: datetime) -> str | None:
+def _rolled_back(client: "ApiClient", names: set[str], since: datetime) -> str | None:
     """Why a named service's canary was rolled back or aborted since `since`, if it was."""
     for e in client.events(limit=20):
         fresh = datetime.fromisoformat(e["time"]) >= since
@@ -179,7 +190,7 @@ def _rolled_back(client: ApiClient, names: set[str], since: datetime) -> str | N
     return None
 
 
-def _blocked(client: ApiClient, names: set[str], since: datetime) -> str | None:
+def _blocked(client: "ApiClient", names: set[str], since: datetime) -> str | None:
     """Why a named service cannot roll out, if the controller has said so since `since`."""
     for e in client.events(limit=20):
         fresh = datetime.fromisoformat(e["time"]) >= since
@@ -233,6 +244,8 @@ def status(
     if as_json:
         print_json(data)
         return
+    from rich.table import Table
+
     table = Table(title=f"gateway {data['gateway']['url']}   API {data['api']['url']}")
     for col in ("service", "rev", "cluster", "role", "ready", "replicas"):
         table.add_column(col)
@@ -254,6 +267,8 @@ def status(
 @friendly
 def history(name: Annotated[str, typer.Argument(help="Workload name.")]) -> None:
     """List a workload's revisions, newest last."""
+    from rich.table import Table
+
     client = connect(settings(), start=False, say=err.print)
     table = Table(title=f"history of {name}")
     for col in ("revision", "created", "author", "where", "cost", "message"):
@@ -283,6 +298,9 @@ def rollback(
 @friendly
 def down() -> None:
     """Stop every replica, the control plane and the home's gateway. State (revisions, events) is kept."""
+    from polycloud.drivers.local import stop_all_replicas
+    from polycloud.server.children import stop_gateway  # (imported here: see `up`)
+
     s = settings()
     client = find(s)
     info = read_runinfo(s.resolved_home)
@@ -293,9 +311,7 @@ def down() -> None:
             time.sleep(0.1)
     # Whatever the control plane could not stop (or when none ran), stop the embedded replicas directly.
     left = stop_all_replicas(s.resolved_home)
-    # The home's gateway outlives control planes; `down` stops it too. (Imported here: see `up`.)
-    from polycloud.server.children import stop_gateway
-
+    # The home's gateway outlives control planes; `down` stops it too.
     stop_gateway(s.resolved_home)
     out.print("stopped" + (f" ({left} leftover replicas)" if left else ""))
 

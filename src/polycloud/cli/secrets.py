@@ -1,16 +1,12 @@
 """`polycloud secret ...`: set (value from standard input), list, delete, rotate-master."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from polycloud import names
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 from polycloud.errors import UserError
 
 secret_app = typer.Typer(
@@ -75,6 +71,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="secrets")
     for col in ("name", "project", "version", "updated", "master key"):
         table.add_column(col)

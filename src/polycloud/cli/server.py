@@ -1,14 +1,11 @@
 """`polycloud server` (one control-plane server) and `polycloud server init` (prepare a database once)."""
 
-from __future__ import annotations
-
 import sys
 
 import typer
 
 from polycloud.cli.common import friendly, out, settings
 from polycloud.homefiles import RunInfo
-from polycloud.state.connecting import mask_url
 
 server_app = typer.Typer(
     help="Control-plane servers for several machines (PostgreSQL): any number, one leader.",
@@ -34,6 +31,7 @@ def serve(ctx: typer.Context) -> None:
     s = settings()
     # The server stack (uvicorn, FastAPI, SQLAlchemy) is imported here, not at the CLI's start.
     from polycloud.server.standalone import StandaloneServer
+    from polycloud.state.connecting import mask_url
 
     def ready(info: RunInfo, server_id: str) -> None:
         out.print(f"server {server_id} (pid {info.pid}) on {mask_url(s.resolved_database_url)}")

@@ -1,15 +1,11 @@
 """`polycloud token create|list|revoke`: API tokens with a role, an optional project and an expiry."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from polycloud import names
-from polycloud.cli.common import err, friendly, out, print_json, settings
-from polycloud.client.discovery import connect
+from polycloud.cli.common import connect, err, friendly, out, print_json, settings
 
 token_app = typer.Typer(
     help="Manage API tokens (admin): each has a role (viewer < deployer < admin) and may be limited to one "
@@ -68,6 +64,8 @@ def list_tokens(
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="API tokens")
     for col in ("id", "name", "role", "project", "created", "expires", "state"):
         table.add_column(col)

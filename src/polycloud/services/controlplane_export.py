@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 from polycloud import __version__
 from polycloud.errors import UserError
-from polycloud.services.exporting import manifest_yaml
 
 ControlPlaneFormat = Literal["systemd", "k8s"]
 Manifest = dict[str, Any]
@@ -81,6 +80,10 @@ def export_control_plane(options: ControlPlaneOptions) -> dict[str, str]:
     if not options.image.strip():
         raise UserError("--image must name a container image")
     items = k8s_manifests(options)
+    # Imported here: the manifest writer imports the planner and the Kubernetes driver, and this module
+    # is imported when the CLI starts (its defaults are in `polycloud export control-plane --help`).
+    from polycloud.services.exporting import manifest_yaml
+
     return {f"{m['kind'].lower()}-{m['metadata']['name']}.yaml": manifest_yaml(m) for m in items}
 
 
