@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from polycloud.catalog import Catalog, Offering
-from polycloud.placement.sites import Point, Site, best_offering, hourly, rtt_ms, transfer_usd_per_gb
+from polycloud.placement.sites import Point, Site, best_offering, hourly, rtt_row_ms, transfer_usd_per_gb
 from polycloud.spec.models import Resources
 
 Floats = npt.NDArray[np.float64]
@@ -137,6 +137,7 @@ class Grid:
             [[transfer_usd_per_gb(src, dst) for dst in self.sites] for src in self.sites], dtype=np.float64
         ).reshape(len(self.sites), len(self.sites))
         """transfer[i, j]: USD per GB moved from site i to site j."""
+        self.points = [site.point for site in self.sites]
         self._rtt_rows: dict[Point, Floats] = {}
         self._offers: dict[ShapeKey, Offers] = {}
 
@@ -144,7 +145,7 @@ class Grid:
         """RTT in ms from `point` to every site (many workloads share a traffic source: remembered)."""
         row = self._rtt_rows.get(point)
         if row is None:
-            row = np.array([rtt_ms(point, s.point, self.catalog) for s in self.sites], dtype=np.float64)
+            row = np.array(rtt_row_ms(point, self.points, self.catalog), dtype=np.float64)
             self._rtt_rows[point] = row
         return row
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from polycloud.catalog import Catalog, Offering
-from polycloud.placement.geo import modelled_rtt_ms
+from polycloud.placement.geo import modelled_rtt_ms, modelled_rtt_row_ms
 from polycloud.spec.models import Cluster, LatLon, Network, Resources, TrafficSource
 
 
@@ -160,3 +160,15 @@ def rtt_ms(a: Point, b: Point, catalog: Catalog) -> float:
         if measured is not None:
             return measured
     return modelled_rtt_ms(a.lat, a.lon, b.lat, b.lon)
+
+
+def rtt_row_ms(a: Point, others: list[Point], catalog: Catalog) -> list[float]:
+    """`rtt_ms` from `a` to each of `others`, the same figures computed a row at a time."""
+    modelled = modelled_rtt_row_ms(a.lat, a.lon, [(b.lat, b.lon) for b in others])
+    if a.catalog_key is None:
+        return modelled
+    row = []
+    for b, model in zip(others, modelled, strict=True):
+        measured = None if b.catalog_key is None else catalog.measured_rtt_ms(a.catalog_key, b.catalog_key)
+        row.append(measured if measured is not None else model)
+    return row
