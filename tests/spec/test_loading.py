@@ -8,7 +8,7 @@ import pytest
 
 from polycloud.catalog import load_catalog
 from polycloud.errors import SpecError
-from polycloud.spec import load_fleet
+from polycloud.spec import fastyaml, load_fleet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fleet"
 
@@ -138,3 +138,37 @@ def test_directory_with_several_files(tmp_path: Path) -> None:
     )
     fleet = load_fleet([tmp_path], load_catalog())
     assert set(fleet.datasets) == {"d"} and set(fleet.clusters) == {"site-a"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2024-13-01", "cannot read '2024-13-01' as timestamp: month must be in 1..12"),
+        ("0x_", "cannot read '0x_' as int: invalid literal for int() with base 16: ''"),
+        ("9" * 5000, "cannot read '" + "9" * 40 + "…' as int: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_a_value_yaml_cannot_make_is_an_error_not_a_traceback(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    """Plain scalars that look like a date or a number but are none (PyYAML raises ValueError)."""
+    text = CLUSTER + f"---\nkind: Dataset\nmetadata: {{name: d, labels: {{x: 1, y: {value}}}}}\n"
+    (msg,) = errors(tmp_path, text)
+    assert msg.startswith(f"{tmp_path / 'fleet.yaml'}:11:39: invalid YAML: {message}")
+
+
+def test_without_libyaml_every_file_is_read_the_reference_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = CLUSTER.replace("hourlyUSD: 0.12", "hourlyUSD: -1")
+    with_libyaml = errors(tmp_path, text)
+    monkeypatch.setattr(fastyaml, "AVAILABLE", False)
+    with pytest.raises(fastyaml.Unusual):
+        fastyaml.documents(text)
+    assert errors(tmp_path, text) == with_libyaml
+    assert load_fleet([EXAMPLES], load_catalog()).clusters.keys() == {
+        "aws-use1",
+        "gcp-euw4",
+        "azure-weu",
+        "onprem-fra",
+    }

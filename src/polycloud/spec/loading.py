@@ -1,11 +1,16 @@
 """Read spec files into a `Fleet`, turning every problem into `FILE:LINE:COL: path: message`.
 
-YAML is composed into nodes first so that each field keeps its line and column; pydantic then
-validates each document and its error locations are mapped back onto those positions.
+Each file is parsed once by libyaml (`fastyaml`: PyYAML's C parser), which gives every document's
+values together with the line and column of each key and value; pydantic then validates each document
+and its error locations are mapped back onto those positions. A file the fast path declines (any YAML
+error, tags, directives, merge keys, deep nesting, odd line breaks) is read by PyYAML's pure-Python
+composer instead, the reference whose messages and positions the fast path reproduces exactly
+(tests/spec/test_fastyaml.py compares the two).
 """
 
 from __future__ import annotations
 
+import gc
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -17,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from polycloud.errors import SpecError, SpecIssue
+from polycloud.spec import fastyaml
 from polycloud.spec.fleet import FieldPath, Fleet, Positions, dotted
 from polycloud.spec.hints import did_you_mean
 from polycloud.spec.models import KINDS
@@ -53,9 +59,15 @@ def read_documents(
     files = spec_files(paths)
     if not files:
         issues.append(SpecIssue("<args>", 1, 1, "", "no spec files given"))
-    for file in files:
-        for data, positions in _documents_in(file, issues, model_roots):
-            add_document(data, positions, fleet, issues)
+    collecting = gc.isenabled()
+    gc.disable()  # a large fleet is ~10^5 new containers, none in a cycle: collections only cost (~15 %)
+    try:
+        for file in files:
+            for data, positions in _documents_in(file, issues, model_roots):
+                add_document(data, positions, fleet, issues)
+    finally:
+        if collecting:
+            gc.enable()
     return fleet, issues
 
 
@@ -74,6 +86,29 @@ def _documents_in(
         issues.append(SpecIssue(name, 1, 1, "", f"cannot read file: {getattr(e, 'strerror', None) or e}"))
         return
     try:
+        parsed = fastyaml.documents(text)
+    except fastyaml.Unusual:
+        yield from _reference_documents(file, text, issues, model_roots)
+        return
+    folder: Path | None = None
+    for doc in parsed:
+        if doc.size > MAX_NODES:
+            issues.append(SpecIssue(name, *doc.start, "", _too_large(doc.size)))
+            continue
+        if doc.data is None:
+            continue
+        folder = folder or file.resolve().parent
+        positions = Positions(name, folder, (folder, *model_roots), keys=doc.keys, values=doc.values)
+        yield doc.data, positions
+
+
+def _reference_documents(
+    file: Path, text: str, issues: list[SpecIssue], model_roots: tuple[Path, ...]
+) -> Iterator[tuple[Any, Positions]]:
+    """The documents of `text` through PyYAML's pure-Python composer: what `fastyaml` must match, and
+    the path of every file it declines (YAML errors among them, whose messages and places are these)."""
+    name = str(file)
+    try:
         loader = yaml.SafeLoader(text)
     except yaml.YAMLError as e:  # characters YAML forbids are found when the reader starts
         issues.append(SpecIssue(name, *_yaml_position(e), "", f"invalid YAML: {_yaml_problem(e)}"))
@@ -86,20 +121,16 @@ def _documents_in(
             size = _expanded_size(node, {})
             if size > MAX_NODES:
                 line, col = node.start_mark.line + 1, node.start_mark.column + 1
-                issues.append(
-                    SpecIssue(
-                        name,
-                        line,
-                        col,
-                        "",
-                        f"document too large: {size} values once aliases are expanded (at most {MAX_NODES})",
-                    )
-                )
+                issues.append(SpecIssue(name, line, col, "", _too_large(size)))
                 continue
             folder = file.resolve().parent
             positions = Positions(file=name, base_dir=folder, model_roots=(folder, *model_roots))
             _record_positions(node, (), positions, set())
-            data = loader.construct_document(node)
+            try:
+                data = loader.construct_document(node)
+            except (ValueError, OverflowError) as e:  # a 13th month, an integer of 5,000 digits
+                issues.append(_unconstructable(name, loader, node, e))
+                return
             if data is None:
                 continue
             yield data, positions
@@ -109,6 +140,36 @@ def _documents_in(
         issues.append(SpecIssue(name, 1, 1, "", "invalid YAML: nested too deeply"))
     finally:
         loader.dispose()
+
+
+def _unconstructable(name: str, loader: yaml.SafeLoader, root: yaml.Node, error: Exception) -> SpecIssue:
+    """The issue for the first scalar under `root` that YAML's types refuse although its text matches
+    one (`2024-13-01` looks like a date; `0x_` like an integer)."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(reversed([n for pair in node.value for n in pair]))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.ScalarNode) and node.tag in loader.yaml_constructors:
+            try:
+                loader.yaml_constructors[node.tag](loader, node)
+            except (ValueError, OverflowError) as e:
+                error, root = e, node
+                break
+    shown = root.value if isinstance(root, yaml.ScalarNode) else ""
+    shown = f"{shown[:40]}…" if len(shown) > 40 else shown
+    what = f"cannot read {shown!r} as {root.tag.rsplit(':', 1)[-1]}: " if shown else ""
+    line, col = root.start_mark.line + 1, root.start_mark.column + 1
+    return SpecIssue(name, line, col, "", f"invalid YAML: {what}{error}")
+
+
+def _too_large(size: int) -> str:
+    return f"document too large: {size} values once aliases are expanded (at most {MAX_NODES})"
 
 
 def _mib() -> str:
