@@ -253,3 +253,29 @@ def _answered(replica: LlmReplica) -> int:
         if line.startswith("polycloud_replica_requests_total") and 'code="200"' in line:
             return int(float(line.rsplit(" ", 1)[1]))
     return 0
+
+
+def test_streams_are_not_capped_by_the_pool_of_short_exchanges(make_gateway: MakeGateway) -> None:
+    """A stream holds its upstream connection for its whole length: more concurrent streams than
+    `max_connections_per_replica` must all be served (up to the in-flight cap), not queued to time out."""
+    _, slow = llm_replica("a", token_ms=20)
+    gateway = make_gateway(
+        StaticRouteSource(routes({"a": slow})), max_connections_per_replica=2, attempt_timeout_s=1.0
+    )
+
+    async def run() -> list[str]:
+        async with openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0) as aclient:
+
+            async def one() -> str:
+                stream = await aclient.chat.completions.create(
+                    model="chat", messages=ASK, max_tokens=60, stream=True
+                )
+                return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+            return await asyncio.gather(*(one() for _ in range(6)))
+
+    try:
+        answers = asyncio.run(run())
+        assert all(answers) and len(answers) == 6
+    finally:
+        slow.stop(force=True)

@@ -104,6 +104,7 @@ class Forwarder:
             keepalive_s=settings.keepalive_s,
             connect_timeout_s=settings.connect_timeout_s,
             tls=self._tls,
+            stream_limit=settings.max_in_flight_per_replica,  # a stream holds its connection throughout
         )
 
     async def close(self) -> None:

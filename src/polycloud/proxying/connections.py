@@ -283,13 +283,14 @@ class _Pool:
             connection.close()  # the replica may be closing it right now
         return None
 
-    async def acquire(self, expires: float) -> _Connection:
-        """An idle connection, else a new one; waits while `limit` are open."""
+    async def acquire(self, expires: float, limit: int | None = None) -> _Connection:
+        """An idle connection, else a new one; waits while `limit` (the pools' own by default) are open."""
+        cap = self._owner.limit if limit is None else limit
         while True:
             connection = self.take_idle()
             if connection is not None:
                 return connection
-            if len(self.all) + self.connecting < self._owner.limit:
+            if len(self.all) + self.connecting < cap:
                 return await self._open(expires)
             slot = self.loop.create_future()
             self._slots.append(slot)
@@ -417,12 +418,16 @@ class ConnectionPools:
         keepalive_s: float,
         connect_timeout_s: float,
         tls: ssl.SSLContext | None = None,
+        stream_limit: int | None = None,
     ) -> None:
         """Pools on `loop`: at most `limit` connections per replica, idle ones closed after
         `keepalive_s`, connecting bounded by `connect_timeout_s`; `https://` replicas are called with
-        `tls` (the system's default verifying context when None)."""
+        `tls` (the system's default verifying context when None). Streamed exchanges may open up to
+        `stream_limit` (default `limit`): a stream holds its connection for as long as it lasts (an LLM's
+        answer: seconds), so a cap sized for short exchanges would queue streams until they time out."""
         self.loop = loop
         self.limit = limit
+        self.stream_limit = max(limit, stream_limit or limit)
         self.keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self._pools: dict[str, _Pool] = {}
@@ -488,7 +493,7 @@ class ConnectionPools:
         head = _head(pool, method, target, headers, body)
         retry = method == "GET"
         while True:
-            connection = pool.take_idle() or await pool.acquire(expires)
+            connection = pool.take_idle() or await pool.acquire(expires, self.stream_limit)
             try:
                 status, answer_headers = await connection.wait_head(head, body, expires)
             except Broken:
