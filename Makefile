@@ -46,6 +46,8 @@ bench: install browser
 	$(BIN)/python bench/gateway_bench.py
 	$(BIN)/python bench/dashboard_bench.py
 	$(BIN)/python bench/cli_bench.py
+	$(BIN)/python bench/spec_bench.py
+	$(BIN)/python bench/llm_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench
