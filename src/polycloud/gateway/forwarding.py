@@ -140,18 +140,9 @@ class Forwarder:
         start = time.perf_counter()
         try:
             status, raw, payload = await pools.request(endpoint, method, target, headers, body, timeout_s)
-        except ConnectFailed as e:
-            return Failure("connect", f"cannot connect to {endpoint}: {e}")
-        except TimeoutError:
-            return Failure("timeout", f"no answer from {endpoint} within {timeout_s:.3g} s")
-        except Broken as e:
-            return Failure("broken", f"{endpoint} failed mid-request: {e}")
-        kept = []
-        for name, value in raw:
-            name = name.lower()
-            if name not in DROP_RESPONSE_HEADERS:
-                kept.append((name, value))
-        return Reply(status, kept, payload, (time.perf_counter() - start) * 1000.0)
+        except (ConnectFailed, TimeoutError, Broken) as e:
+            return _failure(endpoint, e, timeout_s)
+        return Reply(status, _kept(raw), payload, (time.perf_counter() - start) * 1000.0)
 
     async def open_stream(
         self,
@@ -171,17 +162,30 @@ class Forwarder:
         endpoint = upstream.endpoint
         try:
             answer = await pools.stream(endpoint, method, target, headers, body, timeout_s)
-        except ConnectFailed as e:
-            return Failure("connect", f"cannot connect to {endpoint}: {e}")
-        except TimeoutError:
-            return Failure("timeout", f"no answer from {endpoint} within {timeout_s:.3g} s")
-        except Broken as e:
-            return Failure("broken", f"{endpoint} failed mid-request: {e}")
-        answer.headers = [
-            (n, v) for n, v in ((n.lower(), v) for n, v in answer.headers) if n not in DROP_RESPONSE_HEADERS
-        ]
+        except (ConnectFailed, TimeoutError, Broken) as e:
+            return _failure(endpoint, e, timeout_s)
+        answer.headers = _kept(answer.headers)
         return answer
 
     async def probe(self, upstream: Upstream, path: str, timeout_s: float) -> Reply | Failure:
         """`GET path` on `upstream` (a health check); same outcomes as `send`."""
         return await self.send(upstream, "GET", path, [], b"", timeout_s)
+
+
+def _failure(endpoint: str, error: ConnectFailed | TimeoutError | Broken, timeout_s: float) -> Failure:
+    """The client's exception as an attempt's outcome."""
+    if isinstance(error, ConnectFailed):
+        return Failure("connect", f"cannot connect to {endpoint}: {error}")
+    if isinstance(error, Broken):
+        return Failure("broken", f"{endpoint} failed mid-request: {error}")
+    return Failure("timeout", f"no answer from {endpoint} within {timeout_s:.3g} s")
+
+
+def _kept(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A replica's headers minus `DROP_RESPONSE_HEADERS`, names lower-case."""
+    kept = []
+    for name, value in raw:
+        name = name.lower()
+        if name not in DROP_RESPONSE_HEADERS:
+            kept.append((name, value))
+    return kept
