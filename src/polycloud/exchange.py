@@ -102,11 +102,13 @@ class LoadReport:
     """Prompt tokens of the LLM answers of the window (a count, not a rate: the store adds them up)."""
     completion_tokens: int = 0
     """Completion tokens of the LLM answers of the window."""
+    inter_token_ms: float = 0.0
+    """Mean time between streamed tokens (after each stream's first) over the window; 0 when none."""
 
     def __post_init__(self) -> None:
         _require_name(self.service, "load report service")
         _require_name(self.cluster, "load report cluster")
-        for what in ("in_flight", "in_flight_mean", "rps", "p99_ms", "p50_ms"):
+        for what in ("in_flight", "in_flight_mean", "rps", "p99_ms", "p50_ms", "inter_token_ms"):
             value = getattr(self, what)
             if not math.isfinite(value) or value < 0:
                 raise UserError(f"load report {what} must be a finite number >= 0, not {value!r}")

@@ -126,15 +126,15 @@ def test_an_llm_service_shows_its_tokens_per_second_and_today_per_cluster(govern
     applied = governed.apply(admin, CLUSTER, service("alpha-svc", "alpha"), service("beta-svc", "beta"), chat)
     assert applied.status_code == 200, applied.text
 
-    def report(gateway: str, prompt: int, completion: int) -> None:
+    def report(gateway: str, prompt: int, completion: int, itl_ms: float) -> None:
         row = LoadReport("chat", "west", 1.0, 1.0, rps=2.0, error_rate=0.0, p99_ms=90.0, p50_ms=40.0)
         governed.store.report_load(
-            gateway, [replace(row, prompt_tokens=prompt, completion_tokens=completion)]
+            gateway, [replace(row, prompt_tokens=prompt, completion_tokens=completion, inter_token_ms=itl_ms)]
         )
 
-    report("gw-1", 30, 50)  # an earlier window of gw-1: counted today, no longer in its rate
-    report("gw-1", 10, 20)
-    report("gw-2", 5, 5)
+    report("gw-1", 30, 50, 99.0)  # an earlier window of gw-1: counted today, no longer in its rate
+    report("gw-1", 10, 20, 10.0)
+    report("gw-2", 5, 5, 16.0)
     view = governed.client.get("/api/v1/dashboard/overview", headers=governed.token("viewer", "alpha")).json()
     by_name = {s["name"]: s for s in view["services"]}
     llm, plain = by_name["chat"], by_name["alpha-svc"]
@@ -144,6 +144,7 @@ def test_an_llm_service_shows_its_tokens_per_second_and_today_per_cluster(govern
     assert (llm["p50Ms"], llm["p99Ms"]) == (40.0, 90.0)  # time to first token, as the gateways report it
     (west,) = llm["clusters"]
     assert (west["cluster"], west["promptTokensPerS"], west["completionTokensPerS"]) == ("west", 15.0, 25.0)
+    assert west["interTokenMs"] == 11.2  # (10 ms × 20 + 16 ms × 5) / 25: weighted by completion tokens
     assert west["tokensToday"] == {"prompt": 45, "completion": 75}
     assert (plain["promptTokensPerS"], plain["tokensToday"]) == (0.0, {"prompt": 0, "completion": 0})
     cluster = next(c for c in view["clusters"] if c["name"] == "west")

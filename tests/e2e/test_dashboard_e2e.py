@@ -354,6 +354,7 @@ def an_llm_services_tokens_per_second_and_time_to_first_token_are_shown(dashboar
         tokens = page.locator(f'tr.detail[data-service="{LLM}"] table.llm-tokens')
         expect(tokens).to_contain_text("TTFT p99")
         expect(tokens.locator(f'tr[data-cluster="{LLM_CLUSTER}"]')).to_be_visible()
+        expect(tokens.locator(f'tr[data-cluster="{LLM_CLUSTER}"] td.itl')).to_contain_text(" ms")  # streamed
 
         _open(page, "traffic")
         page.locator("#traffic-scope").select_option(LLM)

@@ -189,6 +189,21 @@ def test_tokens_of_an_unwritten_window_go_with_the_next_one_and_are_never_counte
     reporter.close()
 
 
+def test_a_windows_inter_token_latency_is_the_mean_gap_over_its_streamed_tokens(tmp_path: Path) -> None:
+    window = LoadWindow()
+    window.served("m", "east", 10, 11, inter_token_s=0.010)  # 10 gaps of 10 ms
+    window.served("m", "east", 10, 31, inter_token_s=0.020)  # 30 gaps of 20 ms
+    window.served("m", "east", 10, 40)  # a whole answer: tokens, no gaps
+    window.served("m", "west", 5, 1, inter_token_s=0.5)  # one token: no gap
+    east, west = window.close(1.0)
+    assert (east.completion_tokens, east.inter_token_ms) == (82, pytest.approx(17.5))
+    assert west.inter_token_ms == 0.0
+    with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        StoreLoadSink(store).report("gw-1", [east])
+        [stored] = store.load(max_age_s=60)
+    assert stored.inter_token_ms == pytest.approx(17.5)
+
+
 def test_store_load_sink_writes_tokens_that_the_store_sums(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
         sink = StoreLoadSink(store)

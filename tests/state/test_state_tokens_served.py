@@ -129,13 +129,15 @@ def test_migration_0015_keeps_the_keys_usage_and_load_of_a_0014_database(db_url:
                 connection.execute(text(statement).bindparams(bindparam("t", T0, type_=UTCDateTime())))
         upgrade(engine)
         with engine.connect() as connection:
-            assert current_revision(connection) == HEAD == "0015"
+            assert current_revision(connection) == HEAD == "0016"
             key = connection.execute(
                 text("SELECT tokens_per_minute, monthly_tokens FROM inference_keys")
             ).one()
             usage = connection.execute(text("SELECT requests, tokens FROM key_usage")).one()
-            load = connection.execute(text("SELECT prompt_tokens, completion_tokens FROM load_reports")).one()
-        assert tuple(key) == (None, None) and tuple(usage) == (7, 0) and tuple(load) == (0, 0)
+            load = connection.execute(
+                text("SELECT prompt_tokens, completion_tokens, inter_token_ms FROM load_reports")
+            ).one()
+        assert tuple(key) == (None, None) and tuple(usage) == (7, 0) and tuple(load) == (0, 0, 0.0)
         with pytest.raises(IntegrityError), engine.begin() as connection:
             connection.execute(text("UPDATE inference_keys SET monthly_tokens = 0"))
     finally:

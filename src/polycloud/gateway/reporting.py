@@ -10,7 +10,8 @@ window's reports: the gateway's membership in the fleet.
 
 Each report also carries the LLM tokens (prompt and completion) the (service, cluster) served in the
 window (`LoadWindow.served`, from `RecordingMetrics.streamed`): counts, which the store adds up per hour
-for cost per 1M tokens. A window whose report could not be written keeps its tokens for the next one.
+for cost per 1M tokens; and the mean time between streamed tokens (inter-token latency) of the window.
+A window whose report could not be written keeps its tokens for the next one.
 
 The request path only appends an answer time to a list (`LoadWindow.answered`, called through
 `RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Like the
@@ -96,17 +97,25 @@ class LoadWindow:
         self._in_flight_sums: dict[Key, float] = {}
         self._samples = 0
         self._current: dict[Key, int] = {}
-        self._tokens: dict[Key, list[int]] = {}
+        self._tokens: dict[Key, list[float]] = {}
+        """Per (service, cluster): prompt tokens, completion tokens, gaps between streamed tokens and
+        their sum in ms."""
 
-    def served(self, service: str, cluster: str, prompt: int, completion: int) -> None:
-        """Count the tokens of one LLM answer (prompt and completion)."""
+    def served(
+        self, service: str, cluster: str, prompt: int, completion: int, inter_token_s: float | None = None
+    ) -> None:
+        """Count the tokens of one LLM answer (prompt and completion) and, for a stream, the mean time
+        between its tokens (weighted by its gaps: a long answer weighs more than a short one)."""
         if not service or not cluster or not (prompt or completion):
             return
         tokens = self._tokens.get((service, cluster))
         if tokens is None:
-            tokens = self._tokens[(service, cluster)] = [0, 0]
+            tokens = self._tokens[(service, cluster)] = [0, 0, 0, 0.0]
         tokens[0] += prompt
         tokens[1] += completion
+        if inter_token_s is not None and completion > 1:
+            tokens[2] += completion - 1
+            tokens[3] += inter_token_s * 1000.0 * (completion - 1)
 
     def unreported(self, samples: list[LoadReport]) -> None:
         """Give the tokens of `samples`, which could not be written, to the next window."""
@@ -141,7 +150,7 @@ class LoadWindow:
         for key in keys:
             answers = self._answers.get(key) or _Answers()
             mean = self._in_flight_sums.get(key, 0.0) / self._samples if self._samples else 0.0
-            prompt, completion = self._tokens.get(key) or (0, 0)
+            prompt, completion, gaps, gaps_ms = self._tokens.get(key) or (0, 0, 0, 0.0)
             samples.append(
                 LoadReport(
                     service=key[0],
@@ -152,8 +161,9 @@ class LoadWindow:
                     error_rate=answers.errors / answers.count if answers.count else 0.0,
                     p99_ms=percentile(answers.times_ms, 0.99),
                     p50_ms=percentile(answers.times_ms, 0.5),
-                    prompt_tokens=prompt,
-                    completion_tokens=completion,
+                    prompt_tokens=int(prompt),
+                    completion_tokens=int(completion),
+                    inter_token_ms=gaps_ms / gaps if gaps else 0.0,
                 )
             )
         self._answers = {}
@@ -179,7 +189,7 @@ class RecordingMetrics(GatewayMetrics):
     def streamed(self, service: str, cluster: str, revision: int, usage: TokenUsage) -> None:
         """Count one LLM answer's tokens in the metrics and in the load window."""
         super().streamed(service, cluster, revision, usage)
-        self.window.served(service, cluster, usage.prompt, usage.completion)
+        self.window.served(service, cluster, usage.prompt, usage.completion, usage.inter_token_s)
 
 
 def default_gateway_id() -> str:

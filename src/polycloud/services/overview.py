@@ -50,6 +50,9 @@ class Load:
     prompt_tokens: int = 0
     """LLM tokens of the gateways' last windows (one each, `LOAD_REPORT_INTERVAL_S` long)."""
     completion_tokens: int = 0
+    weighted_itl: float = 0.0
+    """Inter-token latency (ms) × the completion tokens it was measured over."""
+    itl_tokens: int = 0
 
     def add(self, r: LoadReport) -> None:
         self.rps += r.rps
@@ -58,6 +61,9 @@ class Load:
         self.weighted_p99 += r.p99_ms * r.rps
         self.prompt_tokens += r.prompt_tokens
         self.completion_tokens += r.completion_tokens
+        if r.inter_token_ms > 0:
+            self.weighted_itl += r.inter_token_ms * r.completion_tokens
+            self.itl_tokens += r.completion_tokens
 
     def to_json(self) -> dict[str, float]:
         share = (lambda v: round(v / self.rps, 3)) if self.rps > 0 else (lambda v: 0.0)
@@ -68,6 +74,7 @@ class Load:
             "p99Ms": share(self.weighted_p99),
             "promptTokensPerS": round(self.prompt_tokens / LOAD_REPORT_INTERVAL_S, 1),
             "completionTokensPerS": round(self.completion_tokens / LOAD_REPORT_INTERVAL_S, 1),
+            "interTokenMs": round(self.weighted_itl / self.itl_tokens, 3) if self.itl_tokens else 0.0,
         }
 
 
@@ -248,6 +255,8 @@ def _add_load(into: Load, load: Load) -> None:
     into.weighted_p99 += load.weighted_p99
     into.prompt_tokens += load.prompt_tokens
     into.completion_tokens += load.completion_tokens
+    into.weighted_itl += load.weighted_itl
+    into.itl_tokens += load.itl_tokens
 
 
 def _traffic_flows(

@@ -73,6 +73,7 @@ def replace_reports(session: Session, gateway_id: str, rows: list[LoadReport], n
             updated_at=now,
             prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens,
+            inter_token_ms=r.inter_token_ms,
         )
         for r in rows
     )

@@ -303,6 +303,8 @@ class LoadReportRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     """Prompt tokens of the window's LLM answers (also added to `token_usage`)."""
     completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    inter_token_ms: Mapped[float] = mapped_column(Float, server_default="0")
+    """Mean time between the window's streamed tokens."""
 
     def to_record(self) -> LoadReport:
         """This row as a detached record."""
@@ -319,4 +321,5 @@ class LoadReportRow(Base):
             updated_at=self.updated_at,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
+            inter_token_ms=self.inter_token_ms,
         )

@@ -45,15 +45,16 @@ function tokenTable(s) {
   const rows = s.clusters.map(
     (c) => html`<tr data-cluster="${c.cluster}"><td>${c.cluster}</td><td class="n">${num(c.rps)}</td>
       <td class="n">${ms(c.p50Ms)}</td><td class="n">${ms(c.p99Ms)}</td><td class="n">${num(c.promptTokensPerS)}</td>
-      <td class="n">${num(c.completionTokensPerS)}</td><td class="n">${num(c.tokensToday.prompt, 0)} / ${num(c.tokensToday.completion, 0)}</td></tr>`,
+      <td class="n">${num(c.completionTokensPerS)}</td><td class="n itl">${ms(c.interTokenMs)}</td><td class="n">${num(c.tokensToday.prompt, 0)} / ${num(c.tokensToday.completion, 0)}</td></tr>`,
   );
-  return html`<h3>Tokens and time to first token</h3>
+  return html`<h3>Tokens, time to first token and inter-token latency</h3>
     <table class="llm-tokens" data-service="${s.name}"><thead><tr><th scope="col">cluster</th><th scope="col" class="n">req/s</th>
       <th scope="col" class="n">TTFT p50</th><th scope="col" class="n">TTFT p99</th><th scope="col" class="n">prompt tok/s</th>
-      <th scope="col" class="n">completion tok/s</th><th scope="col" class="n">today (UTC): prompt / completion</th></tr></thead>
-      <tbody>${rowsOr(rows, 7, "not placed")}</tbody></table>
-    <p class="muted">Inter-token latency is in each gateway's <code>/metrics</code>
-      (<code>polycloud_gateway_llm_inter_token_seconds</code>).</p>`;
+      <th scope="col" class="n">completion tok/s</th><th scope="col" class="n" title="mean time between streamed tokens">ITL</th>
+      <th scope="col" class="n">today (UTC): prompt / completion</th></tr></thead>
+      <tbody>${rowsOr(rows, 8, "not placed")}</tbody></table>
+    <p class="muted">Histograms of both are in each gateway's <code>/metrics</code>
+      (<code>polycloud_gateway_llm_time_to_first_token_seconds</code>, <code>…_inter_token_seconds</code>).</p>`;
 }
 
 function detail(s) {
