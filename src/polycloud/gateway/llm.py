@@ -47,6 +47,10 @@ INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/emb
 JSON_TYPE = (b"content-type", b"application/json")
 IDLE_TIMEOUT_S = 300.0
 """How long a relayed answer may pause between two parts before the stream is cut as failed."""
+FROZEN_CHECK_S = 1.0
+"""A relayed answer that pauses this long is cut as failed if its replica has meanwhile stopped
+answering health checks in time (`Upstream.healthy`: a frozen or partitioned replica), instead of
+holding the client for IDLE_TIMEOUT_S; one that is merely slow to produce tokens goes on."""
 MAX_ERROR_BODY = 65536
 PREFIX_CHARS = 256
 """Characters of a prompt's start that prefix affinity hashes: enough to cover a system prompt's
@@ -298,7 +302,7 @@ class LlmFront:
         ok, status = True, answer.status
         with _ClientWatch(receive) as watch:
             try:
-                while part := await answer.read(IDLE_TIMEOUT_S):
+                while part := await _next_part(answer, upstream):
                     out = meter.feed(part)
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -425,3 +429,21 @@ class _ClientWatch:
     def __exit__(self, *_: object) -> None:
         if self._watcher is not None and not self._watcher.done():
             self._watcher.cancel()
+
+
+async def _next_part(answer: Streamed, upstream: Upstream) -> bytes:
+    """The answer's next part (b"" at its end); waits while the replica is healthy, up to IDLE_TIMEOUT_S.
+
+    Raises:
+        TimeoutError: Nothing came in time, or the replica stopped answering health checks meanwhile.
+        Broken: The connection failed mid-answer.
+    """
+    waited = 0.0
+    while not await answer.arrived(FROZEN_CHECK_S):
+        waited += FROZEN_CHECK_S
+        if not upstream.healthy:
+            raise TimeoutError(f"no token for {waited:.0f} s and the replica stopped answering health checks")
+        if waited >= IDLE_TIMEOUT_S:
+            raise TimeoutError(f"no token for {waited:.0f} s")
+    return await answer.read(IDLE_TIMEOUT_S)
+

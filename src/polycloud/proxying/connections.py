@@ -228,6 +228,27 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 raise
 
+    async def arrived(self, within_s: float) -> bool:
+        """Whether some of the body (or its end) is here, waiting at most `within_s` for it; unlike
+        `read_part`, a wait that runs out leaves the exchange as it was (the caller decides).
+
+        Raises:
+            Broken: The connection failed before the body was complete.
+        """
+        if self._body or self._complete:
+            return True
+        if self._error is not None:
+            raise self._error
+        loop = self.pool.loop
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(within_s, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return bool(self._body or self._complete)
+
     async def _wait(self, expires: float) -> None:
         """Until the parser wakes the exchange (or it fails, or `expires` passes)."""
         if self._error is not None:
@@ -382,6 +403,16 @@ class Streamed:
         self._connection: _Connection | None = connection
         self.status = status
         self.headers = headers
+
+    async def arrived(self, within_s: float) -> bool:
+        """Whether the next part of the body (or its end) is here, waiting at most `within_s`; a wait
+        that runs out leaves the answer readable.
+
+        Raises:
+            Broken: The connection failed mid-body.
+        """
+        connection = self._connection
+        return True if connection is None else await connection.arrived(within_s)
 
     async def read(self, idle_s: float) -> bytes:
         """The next part of the body (b"" at its end), waiting at most `idle_s` for it.
