@@ -6,13 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install browser test security demo bench lint clean
 
+RUNTIME := $(VENV)/.installed-runtime
+
 install: $(STAMP)
 
+# Tests, lint and benchmarks need the dev extras; the demo needs only what polycloud itself runs on.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME)
+
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUNTIME)
 
 # The dashboard's browser tests drive Debian's Chromium (never a browser Playwright downloads). Missing, it
 # is installed here; when that fails, stop with the reason: the browser tests must never be skipped.
@@ -37,7 +45,7 @@ test: install browser
 security: install
 	$(BIN)/python -m pytest -m security -n 2 --dist loadfile tests/security
 
-demo: install
+demo: $(RUNTIME)
 	$(BIN)/polycloud demo --once
 
 bench: install browser
