@@ -118,8 +118,9 @@ def test_gateways_serve_through_a_database_outage(
         roles.wait_healthy(again, "/v2/health/ready", timeout_s=30)
         with ClientLoad([again.url], "alpha", clients=2) as after_restart:
             after_restart.wait_for(100)
-        cold_start_s = time.monotonic() - started_at
-        assert time.monotonic() - stopped_at > 5, "the outage should last a while"
+            cold_start_s = time.monotonic() - started_at
+            # Serve through at least 5 s of outage, however fast the steps above went.
+            time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped_at)))
         postgres.start()
         through_steady.wait_for(50)
     for load in (through_steady, before_restart, after_restart):
