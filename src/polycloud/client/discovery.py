@@ -18,7 +18,17 @@ START_TIMEOUT_S = 45.0
 
 
 def token_for(settings: Settings) -> str | None:
-    return settings.token or read_token(settings.resolved_home)
+    """POLYCLOUD_TOKEN (or `--token`), else this user's sign-in to `--server` (`polycloud login`), else
+    the home's admin token."""
+    if settings.token:
+        return settings.token
+    if settings.server:
+        from polycloud.client import sso
+
+        signed_in = sso.token_for(settings.server)
+        if signed_in is not None:
+            return signed_in
+    return read_token(settings.resolved_home)
 
 
 def find(settings: Settings) -> ApiClient | None:
