@@ -97,4 +97,4 @@ def test_an_expired_code_ends_the_polling(endpoint: TokenEndpoint) -> None:
 
 def test_pkce_challenge_is_s256_of_the_verifier() -> None:
     flow = openid.Pkce("s", "n", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
-    assert flow.challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGL-cZz_mM"
+    assert flow.challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"

@@ -99,6 +99,11 @@ class Settings(BaseModel):
     oidc_audience: str | None = Field(default=None, description="The provider's client id for polycloud.")
     oidc_groups_claim: str = Field(default="groups", description="ID-token claim listing the groups.")
     oidc_username_claim: str = Field(default="email", description="ID-token claim naming the person.")
+    project: str | None = Field(
+        default=None,
+        description="The project a person signed in by SSO acts in when bound in several "
+        "(sent as X-Polycloud-Project).",
+    )
     oidc_jwks_cooldown_s: float = Field(
         default=10.0, ge=0, le=3600, description="Least seconds between JWKS fetches for unknown key ids."
     )
@@ -109,8 +114,8 @@ class Settings(BaseModel):
     @field_validator("oidc_issuer")
     @classmethod
     def _issuer(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
+        if not value:
+            return value  # unset: single sign-on is off
         url = urlsplit(value.strip())
         loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
         if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):

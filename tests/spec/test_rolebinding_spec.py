@@ -48,8 +48,8 @@ def test_a_role_binding_loads(tmp_path: Path) -> None:
             ":5:9: spec.role: Input should be 'viewer', 'deployer' or 'admin'",
         ),
         (("project: risk", "project: Risk!"), ":6:12: spec.project: project 'Risk!' must be"),
-        (("{group: ml-risk}", "{group: ml-risk, user: bob}"), ":7:13: spec.subjects[0]: give exactly one"),
-        (("{group: ml-risk}", "{team: ml-risk}"), ":7:14: spec.subjects[0].team: unknown field 'team'"),
+        (("{group: ml-risk}", "{group: ml-risk, user: bob}"), ":7:14: spec.subjects[0]: give exactly one"),
+        (("{group: ml-risk}", "{team: ml-risk}"), ":7:15: spec.subjects[0].team: unknown field 'team'"),
         (
             ("subjects: [{group: ml-risk}, {user: alice@example.com}]", "subjects: []"),
             ":7:13: spec.subjects:",

@@ -34,11 +34,13 @@ def token_for(settings: Settings) -> str | None:
 def find(settings: Settings) -> ApiClient | None:
     """A client of the running control plane (remote with `--server`), or None when none answers."""
     if settings.server:
-        return ApiClient(settings.server, token_for(settings), trust=settings.tls_cert)
+        return ApiClient(
+            settings.server, token_for(settings), trust=settings.tls_cert, project=settings.project
+        )
     info = read_any_runinfo(settings.resolved_home)
     if info is None:
         return None
-    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
+    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
     if client.health():
         return client
     client.close()
@@ -61,7 +63,7 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
         f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
         f"gateway {info.gateway_url}); stop it with `polycloud down`"
     )
-    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
+    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
 
 
 def _last_error(log: Path) -> str:

@@ -82,7 +82,7 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
     Raises:
         UserError: The issuer is set without its audience (the client id tokens must be issued to).
     """
-    if settings.oidc_issuer is None:
+    if not settings.oidc_issuer:
         return None
     if not settings.oidc_audience:
         raise UserError("POLYCLOUD_OIDC_ISSUER needs POLYCLOUD_OIDC_AUDIENCE (the client id)")

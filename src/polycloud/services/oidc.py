@@ -107,7 +107,9 @@ class OidcVerifier:
     def _decode(self, token: str, header: dict[str, Any], alg: str) -> dict[str, Any]:
         try:
             key = self._keys().get_signing_key(str(header.get("kid", "")))
-        except jwt.PyJWKClientError:
+        except jwt.PyJWKClientError as e:
+            if "Unable to find" not in str(e):  # PyJWT's words for a key id the JWKS lacks
+                raise UnauthenticatedError(f"the OpenID Provider's keys cannot be fetched: {e}") from None
             raise UnauthenticatedError(
                 f"ID token signed with key {header.get('kid')!r}, which the provider does not publish"
             ) from None
