@@ -5,11 +5,17 @@
 // Environment: OIDC_JWKS_FILE (private signing keys as a JWKS; the first one signs), OIDC_USERS (JSON:
 // login -> {email, groups}), OIDC_CLIENT_ID, OIDC_ID_TOKEN_TTL (seconds), OIDC_PORT (0: any).
 // SIGHUP re-reads OIDC_JWKS_FILE and swaps in a provider with the new keys on the same port (key
-// rotation without a restart); grants and sessions live in the shared in-memory adapter and survive.
+// rotation without a restart); grants, sessions and refresh tokens live in one in-memory store that
+// both providers share, so they survive the swap.
 import fs from "node:fs";
 import http from "node:http";
 
 import Provider from "oidc-provider";
+// The package's own in-memory adapter, over one store that every provider built here shares.
+import MemoryAdapter from "oidc-provider/lib/adapters/memory_adapter.js";
+import LRU from "oidc-provider/lib/helpers/lru.js";
+
+const shared = new LRU({ maxSize: 1000 });
 
 const users = JSON.parse(process.env.OIDC_USERS);
 const clientId = process.env.OIDC_CLIENT_ID || "polycloud";
@@ -31,6 +37,7 @@ function build(issuer) {
       },
     ],
     jwks,
+    adapter: (model) => new MemoryAdapter(model, shared),
     claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"], profile: ["name"] },
     conformIdTokenClaims: false, // the scopes' claims go into the ID token, which polycloud reads
     features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
