@@ -181,3 +181,34 @@ def test_dashboard_sign_in_opens_a_strict_session(sso: Polycloud, provider: Open
     entries = sso.api().get("/audit", params={"limit": 500}).json()
     dashboard = [e for e in entries if e["action"] == "auth.oidc" and e["detail"]["with"] == "dashboard"]
     assert {e["detail"]["username"] for e in dashboard} == {"alice@example.com", "carol@example.com"}
+
+
+def test_dashboard_sign_in_in_a_browser(sso: Polycloud, provider: OpenIdProvider) -> None:
+    """Headless Chromium clicks "Sign in with <provider>", signs in at the provider's pages and lands on
+    the dashboard as alice, with a cookie the page's script cannot read."""
+    from playwright.sync_api import expect, sync_playwright
+    from tests.e2e.browser import PageProblems, launch
+
+    server = api_url(sso)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            problems = PageProblems().watch(page)
+            page.goto(f"{server}/")
+            link = page.locator("#sso-link")
+            expect(link).to_have_text("Sign in with 127.0.0.1", timeout=20_000)
+            link.click()
+            page.locator("input[name=login]").fill("alice")
+            page.locator("input[name=password]").fill("any")
+            page.locator("button[type=submit]").click()
+            page.locator("button[type=submit]").click()  # consent
+            expect(page.locator("#who")).to_have_text("alice@example.com · deployer of alpha", timeout=20_000)
+            cookie = next(c for c in context.cookies() if c["name"] == "polycloud_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert page.evaluate("document.cookie") == ""
+            # The login page's own 401 (before signing in) is expected; the provider's pages are not ours.
+            assert not [p for p in problems.all() if server in p and "401" not in p], problems.all()
+        finally:
+            browser.close()
