@@ -18,6 +18,7 @@ import httpx
 import jwt
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 from tests.e2e.conftest import Polycloud
 from tests.e2e.openid_provider import OpenIdProvider, sign_in
 from tests.e2e.test_governance_e2e import write_projects
@@ -212,3 +213,50 @@ def test_dashboard_sign_in_in_a_browser(sso: Polycloud, provider: OpenIdProvider
             assert not [p for p in problems.all() if server in p and "401" not in p], problems.all()
         finally:
             browser.close()
+
+
+def test_bad_tokens_are_refused_by_the_running_control_plane(
+    sso: Polycloud, provider: OpenIdProvider
+) -> None:
+    """Tokens made from a real ID token of the real provider (tampered, unsigned, HMAC'd with its public
+    key), one signed with a key it never published, and one of a provider nobody configured: each is a
+    401 with its reason and an audit entry, while the genuine token works."""
+    from tests.api.issuer import LocalIssuer, hmac_with, tampered, unsigned
+
+    from polycloud import openid
+
+    server = api_url(sso)
+    document = openid.discover(provider.issuer)
+    flow = openid.Pkce.new()
+    redirect = "http://127.0.0.1/callback"
+    url = openid.authorization_url(document, "polycloud", redirect, flow)
+    browser = httpx.Client(follow_redirects=False, trust_env=False, timeout=30)
+    answer = parse_qs(urlsplit(sign_in(browser, url, "alice", stop_at=redirect)).query)
+    genuine = openid.exchange_code(document, ("polycloud", None), answer["code"][0], redirect, flow.verifier)
+    token = str(genuine["id_token"])
+    claims = jwt.decode(token, options={"verify_signature": False})
+    public = jwt.PyJWKClient(document["jwks_uri"]).get_signing_key_from_jwt(token).key
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    impostor = LocalIssuer()
+    try:
+        stranger = impostor.add_key(publish=False)
+        forged_kid = jwt.encode(claims, impostor.keys[stranger], "RS256", headers={"kid": stranger})
+        bad = {
+            "tampered payload": (tampered(token, email="bob@example.com"), "bad signature"),
+            "alg none": (unsigned(claims, provider.signing_kid), "'none' is not allowed"),
+            "HS256 with the public key": (hmac_with(claims, provider.signing_kid, pem), "'HS256'"),
+            "unknown kid": (forged_kid, "does not publish"),
+            "second provider": (impostor.mint("alice@example.com", ["ml-alpha"]), "does not publish"),
+        }
+    finally:
+        impostor.close()
+    api = httpx.Client(base_url=f"{server}/api/v1", trust_env=False, timeout=30)
+    assert api.get("/status", headers={"authorization": f"Bearer {token}"}).status_code == 200
+    for name, (forged, why) in bad.items():
+        refused = api.get("/status", headers={"authorization": f"Bearer {forged}"})
+        assert refused.status_code == 401 and why in refused.json()["error"], f"{name}: {refused.text}"
+    failed = [
+        e for e in sso.api().get("/audit", params={"limit": 500}).json() if e["action"] == "auth.failed"
+    ]
+    assert len(failed) == len(bad)
+    assert {e["detail"].get("claimedIssuer") for e in failed} == {provider.issuer, impostor.url}
