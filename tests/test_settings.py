@@ -47,6 +47,10 @@ ENVIRONMENTS: list[dict[str, str]] = [
         "POLYCLOUD_SERVER_ID": "srv-1",
         "POLYCLOUD_LEASE_S": "2.5",
         "POLYCLOUD_PROBE_INTERVAL_S": "5",
+        "POLYCLOUD_OIDC_ISSUER": "https://idp.example.com/oauth2/default",
+        "POLYCLOUD_OIDC_AUDIENCE": "pc-client",
+        "POLYCLOUD_OIDC_GROUPS_CLAIM": "roles",
+        "POLYCLOUD_OIDC_JWKS_COOLDOWN_S": "2",
     },
     {"polycloud_api_addr": "127.0.0.1:1", "Polycloud_Lease_S": "7", "POLYCLOUD_fleet_mtls": "0"},
     {"POLYCLOUD_TOKEN": "", "POLYCLOUD_TLS_CERT": "", "POLYCLOUD_SERVER": "", "POLYCLOUD_MODEL_ROOTS": ""},
@@ -109,3 +113,23 @@ def test_values_given_win_over_the_environment(environ: pytest.MonkeyPatch) -> N
     assert _fields(Settings(**given)) == _fields(Reference(**given))
     assert Settings(**given).token == "given"
     assert Settings(**given).server is None
+
+
+@pytest.mark.parametrize(
+    ("issuer", "ok"),
+    [
+        ("https://idp.example.com", True),
+        ("http://127.0.0.1:9000", True),
+        ("http://localhost:9000/realms/x", True),
+        ("http://idp.example.com", False),
+        ("ftp://idp.example.com", False),
+        ("idp.example.com", False),
+    ],
+)
+def test_the_oidc_issuer_is_https_or_loopback(environ: pytest.MonkeyPatch, issuer: str, ok: bool) -> None:
+    environ.setenv("POLYCLOUD_OIDC_ISSUER", issuer)
+    if ok:
+        assert Settings().oidc_issuer == issuer
+    else:
+        with pytest.raises(ValidationError, match="https"):
+            Settings()

@@ -184,3 +184,19 @@ def read_token(home: Path) -> str | None:
         return (home / TOKENFILE).read_text().strip() or None
     except OSError:
         return None
+
+
+def config_dir() -> Path:
+    """The user's polycloud config folder: $XDG_CONFIG_HOME/polycloud, else ~/.config/polycloud."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "polycloud"
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `path` atomically, 0600, in a folder made 0700 (sign-in credentials and the like)."""
+    ensure_home(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with os.fdopen(private_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
+        f.write(text)
+    tmp.replace(path)
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from polycloud.errors import UserError
 
@@ -90,6 +90,37 @@ class Settings(BaseModel):
     probe_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between synthetic probes of each service and cluster."
     )
+
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Provider people sign in with (https; http only on a loopback host); unset: "
+        "polycloud's own tokens only.",
+    )
+    oidc_audience: str | None = Field(default=None, description="The provider's client id for polycloud.")
+    oidc_groups_claim: str = Field(default="groups", description="ID-token claim listing the groups.")
+    oidc_username_claim: str = Field(default="email", description="ID-token claim naming the person.")
+    project: str | None = Field(
+        default=None,
+        description="The project a person signed in by SSO acts in when bound in several "
+        "(sent as X-Polycloud-Project).",
+    )
+    oidc_jwks_cooldown_s: float = Field(
+        default=10.0, ge=0, le=3600, description="Least seconds between JWKS fetches for unknown key ids."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret for the dashboard's sign-in, when the provider needs one."
+    )
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return value  # unset: single sign-on is off
+        url = urlsplit(value.strip())
+        loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+        if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and loopback)):
+            raise ValueError("must be an https URL (plain http only for a loopback host)")
+        return value.strip()
 
     @property
     def resolved_home(self) -> Path:

@@ -143,6 +143,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/dashboard/services/{name}/explain"): Rule(
         "viewer", "project", _static("/api/v1/dashboard/services/alpha-svc/explain")
     ),
+    ("GET", "/api/v1/auth/oidc"): Rule("viewer", "public", _static("/api/v1/auth/oidc")),
+    ("GET", "/api/v1/auth/oidc/login"): Rule("viewer", "public", _static("/api/v1/auth/oidc/login")),
+    ("GET", "/api/v1/auth/oidc/callback"): Rule(
+        "viewer", "public", _static("/api/v1/auth/oidc/callback?code=c&state=s")
+    ),
     ("POST", "/api/v1/dashboard/drills"): Rule(
         "deployer", "fleet", _static("/api/v1/dashboard/drills", {"cluster": "west", "seconds": 2})
     ),

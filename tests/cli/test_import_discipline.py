@@ -116,7 +116,13 @@ def test_help_loads_neither_the_stack_nor_rich(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [("export", "control-plane", "--help"), ("status", "--help"), ("validate", "--help")]
+    "args",
+    [
+        ("export", "control-plane", "--help"),
+        ("status", "--help"),
+        ("validate", "--help"),
+        ("login", "--help"),
+    ],
 )
 def test_a_command_help_loads_little_more(tmp_path: Path, args: tuple[str, ...]) -> None:
     """As `--help`, but with pydantic: Typer validates the options of `polycloud` itself with it."""

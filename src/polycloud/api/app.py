@@ -25,6 +25,7 @@ from polycloud.api import (
     secrets,
     sessions,
     spending,
+    sso,
     tokens,
     web,
 )
@@ -192,6 +193,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         dashboard.router,
         spending.router,
         certs.router,
+        sso.router,
     ]
     for each in routers:
         app.include_router(each)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from polycloud.errors import PolycloudError
-from polycloud.services import audit, sessions
+from polycloud.services import audit, identity, oidc, sessions
 from polycloud.services.context import ApiContext, TokenRecord
 from polycloud.services.governance import RANK, ForbiddenError, UnauthenticatedError, require_role
 
@@ -49,33 +49,44 @@ CSRF_HEADER = "x-polycloud-dashboard"
 """A change made with the session cookie must carry this header, which no other site's page can set
 without a CORS preflight this API never grants."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PROJECT_HEADER = "x-polycloud-project"
+"""Which project a person bound in several acts in, for one request."""
 
 
 def caller(request: Request) -> TokenRecord:
-    """The token record of the caller, from the bearer token or else the dashboard's session cookie;
-    401 when neither is valid (missing, unknown, revoked or expired)."""
+    """The caller, from the bearer token (polycloud's own, or an ID token of the configured OpenID
+    Provider) or else the dashboard's session cookie; 401 when neither is valid (missing, unknown,
+    revoked, expired, or an ID token that fails a check)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    context = _ctx(request)
     if header:
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthenticatedError("malformed Authorization header (Authorization: Bearer <token>)")
-        record = sessions.authenticate(_ctx(request).store, token=token.strip())
+        if context.oidc is not None and oidc.looks_like_jwt(token.strip()):
+            record: TokenRecord = identity.authenticate(context.store, context.oidc, token.strip())
+        else:
+            record = sessions.authenticate(context.store, token=token.strip())
     elif cookie := request.cookies.get(SESSION_COOKIE):
         if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
             raise UnauthenticatedError(
                 f"a change made with the session cookie needs the {CSRF_HEADER} header"
             )
-        record = sessions.authenticate(_ctx(request).store, session=cookie)
+        record = sessions.authenticate(context.store, session=cookie)
     else:
         raise UnauthenticatedError("missing bearer token (Authorization: Bearer <token>)")
     request.state.caller = record
     return record
 
 
-def require(role: str) -> Callable[[TokenRecord], TokenRecord]:
-    """A dependency that lets the call through only for `role` or above."""
+def require(role: str) -> Callable[[Request, TokenRecord], TokenRecord]:
+    """A dependency that lets the call through only for `role` or above. A person signed in with the
+    OpenID Provider acts with what their RoleBindings give (see `polycloud.services.identity`)."""
 
-    def check(who: Annotated[TokenRecord, Depends(caller)]) -> TokenRecord:
+    def check(request: Request, who: Annotated[TokenRecord, Depends(caller)]) -> TokenRecord:
+        if isinstance(who, identity.PersonRecord):
+            who = identity.acting_as(who, role, request.headers.get(PROJECT_HEADER) or None)
+            request.state.caller = who
         require_role(who, role)
         return who
 
@@ -123,6 +134,10 @@ def _record_refusal(request: Request, status: int) -> None:
         detail["client"] = request.client.host
     if who is not None:
         detail |= {"role": who.role, "project": who.project}
+    if isinstance(who, identity.PersonRecord):
+        detail |= {"subject": who.subject, "issuer": who.issuer, "groups": list(who.groups)}
+    elif (claimed := _bearer_jwt(request)) is not None:
+        detail |= oidc.claimed(claimed)
     try:
         audit.record(
             _ctx(request).store,
@@ -134,3 +149,9 @@ def _record_refusal(request: Request, status: int) -> None:
         )
     except PolycloudError as e:  # the refusal stands; losing its entry must not turn it into a 500
         log.error("could not record a refused request in the audit trail: %s", e)
+
+
+def _bearer_jwt(request: Request) -> str | None:
+    """The bearer token when it is a JWT (a refused one is audited with what it claims to be)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and oidc.looks_like_jwt(token.strip()) else None

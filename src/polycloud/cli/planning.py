@@ -43,6 +43,8 @@ def validate(files: Files) -> None:
             ("policies", fleet.policies),
         )
     }
+    if fleet.role_bindings:  # only named when there are any: most fleets declare access elsewhere
+        counts["role bindings"] = len(fleet.role_bindings)
     out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     show_report(fleet_report(fleet, catalog))
 

@@ -18,17 +18,29 @@ START_TIMEOUT_S = 45.0
 
 
 def token_for(settings: Settings) -> str | None:
-    return settings.token or read_token(settings.resolved_home)
+    """POLYCLOUD_TOKEN (or `--token`), else this user's sign-in to `--server` (`polycloud login`), else
+    the home's admin token."""
+    if settings.token:
+        return settings.token
+    if settings.server:
+        from polycloud.client import sso
+
+        signed_in = sso.token_for(settings.server)
+        if signed_in is not None:
+            return signed_in
+    return read_token(settings.resolved_home)
 
 
 def find(settings: Settings) -> ApiClient | None:
     """A client of the running control plane (remote with `--server`), or None when none answers."""
     if settings.server:
-        return ApiClient(settings.server, token_for(settings), trust=settings.tls_cert)
+        return ApiClient(
+            settings.server, token_for(settings), trust=settings.tls_cert, project=settings.project
+        )
     info = read_any_runinfo(settings.resolved_home)
     if info is None:
         return None
-    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
+    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
     if client.health():
         return client
     client.close()
@@ -51,7 +63,7 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
         f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
         f"gateway {info.gateway_url}); stop it with `polycloud down`"
     )
-    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert)
+    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
 
 
 def _last_error(log: Path) -> str:

@@ -23,10 +23,19 @@ class ApiClient:
     """Talks to one control plane at `base_url` with a bearer token."""
 
     def __init__(
-        self, base_url: str, token: str | None, *, timeout_s: float = 60.0, trust: Path | None = None
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout_s: float = 60.0,
+        trust: Path | None = None,
+        project: str | None = None,
     ) -> None:
-        """`trust`: a PEM certificate to accept besides the system's CAs (a self-signed server's)."""
+        """`trust`: a PEM certificate to accept besides the system's CAs (a self-signed server's);
+        `project`: the project a person signed in by SSO acts in, when bound in several."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        if project:
+            headers["x-polycloud-project"] = project
         self.base_url = base_url.rstrip("/")
         tls = tls_context(trust, system_cas=urlsplit(self.base_url).scheme != "http")
         self._http = httpx.Client(

@@ -39,6 +39,7 @@ from polycloud.server.leadership import Leadership, LeaseTiming
 from polycloud.services.applying import FleetService
 from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
+from polycloud.services.oidc import OidcConfig, OidcVerifier
 from polycloud.settings import Settings
 from polycloud.state import MemberInput, Store
 
@@ -73,6 +74,28 @@ def bind(addr: str, *, fallback_to_free: bool) -> socket.socket:
         sock.bind((host or "127.0.0.1", 0))
     sock.listen(512)
     return sock
+
+
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    """The verifier of the company's OpenID Provider, when POLYCLOUD_OIDC_ISSUER is set.
+
+    Raises:
+        UserError: The issuer is set without its audience (the client id tokens must be issued to).
+    """
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_audience:
+        raise UserError("POLYCLOUD_OIDC_ISSUER needs POLYCLOUD_OIDC_AUDIENCE (the client id)")
+    secret = settings.oidc_client_secret
+    config = OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        username_claim=settings.oidc_username_claim,
+        groups_claim=settings.oidc_groups_claim,
+        cooldown_s=settings.oidc_jwks_cooldown_s,
+        client_secret=secret.get_secret_value() if secret else None,
+    )
+    return OidcVerifier(config)
 
 
 def is_shared(database_url: str) -> bool:
@@ -166,6 +189,7 @@ class Server:
             endpoints=endpoints,
             wake=reconciler.wake,
             shutdown=lambda: server.request_shutdown(),  # bound below: the app exists before the server
+            oidc=oidc_verifier(settings),
         )
         app = create_app(context, allowed_hosts=allowed_hosts(host, settings.extra_api_hosts))
         app.state.vault = vault

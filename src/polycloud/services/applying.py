@@ -19,7 +19,7 @@ from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
-from polycloud.spec.models import Cluster, Dataset, ModelRef, Policy, ServiceSpec
+from polycloud.spec.models import Cluster, Dataset, ModelRef, Policy, RoleBinding, ServiceSpec
 from polycloud.state import DocumentInput, WorkloadInput, WorkloadState, content_hash
 from polycloud.state.repositories_services import FleetRepository
 
@@ -183,10 +183,11 @@ def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
 
 
 def document_inputs(fleet: Fleet) -> list[DocumentInput]:
-    docs: list[Cluster | Dataset | Policy] = [
+    docs: list[Cluster | Dataset | Policy | RoleBinding] = [
         *fleet.clusters.values(),
         *fleet.datasets.values(),
         *fleet.policies.values(),
+        *fleet.role_bindings.values(),
     ]
     return [
         DocumentInput(

@@ -27,8 +27,14 @@ MAX_ERROR = 300
 
 
 def actor_of(token: TokenRecord | None) -> str:
-    """How an entry names the caller: "NAME#ID" of its token, or "anonymous"."""
-    return ANONYMOUS if token is None else f"{token.name}#{token.id}"
+    """How an entry names the caller: "NAME#ID" of its token, "NAME [ISSUER SUBJECT]" of a person signed
+    in with the OpenID Provider, or "anonymous"."""
+    if token is None:
+        return ANONYMOUS
+    issuer = getattr(token, "issuer", "")
+    if issuer:
+        return f"{token.name} [{issuer} {getattr(token, 'subject', '')}]"[:250]
+    return f"{token.name}#{token.id}"
 
 
 def record(

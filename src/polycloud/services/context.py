@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from polycloud.services.applying import FleetService
 from polycloud.services.inspecting import Endpoints
+from polycloud.services.oidc import OidcVerifier
 from polycloud.state import TokenRecord
 from polycloud.state.repositories_services import ApiStore
 
@@ -26,3 +27,5 @@ class ApiContext:
     wake: Callable[[], None]
     """Wake this server's loops (its reconciler applies recorded faults at once when it leads)."""
     shutdown: Callable[[], None]
+    oidc: OidcVerifier | None = None
+    """The company's OpenID Provider, when POLYCLOUD_OIDC_ISSUER is set: its ID tokens are accepted."""

@@ -16,10 +16,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from polycloud.errors import NotFoundError, UserError
 from polycloud.services import inspecting
 from polycloud.services.applying import FleetService, document_inputs
 from polycloud.services.documents import documents_to_fleet
+from polycloud.spec.models import RoleBinding
 from polycloud.state import TokenRecord
 from polycloud.state.repositories import DesiredReader, DocumentReader, HistoryReader, WorkloadReader
 from polycloud.state.repositories_services import ScopedEventReader
@@ -28,6 +31,7 @@ _APPLYING = threading.Lock()
 RANK = {"viewer": 0, "deployer": 1, "admin": 2}
 """Roles in order: each may do everything the ones before it may."""
 WORKLOAD_KINDS = ("Service", "Job")
+ROLE_BINDING = "RoleBinding"
 
 
 class ForbiddenError(UserError):
@@ -154,6 +158,8 @@ def _apply_as(
 ) -> dict[str, Any]:
     author = token.name
     if token.project is None:
+        if token.role != "admin":
+            documents = _keep_role_bindings(fleet.store, documents)
         return fleet.apply(documents, author=author, message=message, dry_run=dry_run).to_json()
     store = fleet.store
     mine = {_name(d) for d in documents if d.get("kind") in WORKLOAD_KINDS}
@@ -184,6 +190,34 @@ def _whole_fleet(
     shared = [d.spec for d in store.documents() if (d.kind, d.name) not in declared]
     others = [w.spec for w in current if w.project != token.project]
     return [*documents, *shared, *others]
+
+
+def _keep_role_bindings(store: DocumentReader, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`documents` with the recorded RoleBindings it leaves out; refuse one it adds or changes.
+
+    RoleBindings grant roles: only a fleet-wide admin may change them (a deployer who could would make
+    itself admin), and a deployer's apply that does not mention them leaves them as they are.
+    """
+    recorded = {d.name: d.spec for d in store.documents(ROLE_BINDING)}
+    declared: set[str] = set()
+    for doc in documents:
+        if doc.get("kind") != ROLE_BINDING:
+            continue
+        name = _name(doc)
+        declared.add(name)
+        if _normalised(doc) != recorded.get(name):
+            raise ForbiddenError(
+                f"RoleBinding {name!r}: only a fleet-wide admin may add or change RoleBindings "
+                "(leave them out to keep the recorded ones)"
+            )
+    return [*documents, *(spec for name, spec in recorded.items() if name not in declared)]
+
+
+def _normalised(doc: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return RoleBinding.model_validate(doc).model_dump(mode="json")
+    except ValidationError:
+        return None
 
 
 def _name(doc: dict[str, Any]) -> str:

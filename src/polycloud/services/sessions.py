@@ -7,10 +7,11 @@ token that made it: same role, same project, revoked with it. Logins are audited
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
-from polycloud.services import audit
+from polycloud.errors import UserError
+from polycloud.services import audit, identity
 from polycloud.services.governance import UnauthenticatedError
 from polycloud.state import TokenRecord
 from polycloud.state.repositories_services import SessionRepository
@@ -36,14 +37,55 @@ def authenticate(
     Raises:
         UnauthenticatedError: It is unknown, revoked or expired (or its token is).
     """
-    found = store.authenticate(token) if token is not None else store.authenticate_web_session(session or "")
+    if token is not None:
+        found = store.authenticate(token)
+    else:
+        found = store.authenticate_web_session(session or "") or _person(store, session or "")
     if found is None:
         raise UnauthenticatedError("unknown, revoked or expired token or session")
     return found
 
 
+def _person(store: SessionRepository, session: str) -> identity.PersonRecord | None:
+    """The person a browser session of the OpenID Provider's sign-in stands for, with today's grants."""
+    found = store.authenticate_person_session(session) if session else None
+    if found is None:
+        return None
+    who = identity.Identity(
+        subject=str(found["subject"]),
+        issuer=str(found["issuer"]),
+        username=str(found["username"]),
+        groups=tuple(str(g) for g in found["groups"]),
+        expires=int(found["expires"]),
+    )
+    return identity.person(who, identity.grants_of(store, who))
+
+
+def sign_in(store: SessionRepository, who: identity.Identity) -> Login:
+    """Open a browser session for a person the OpenID Provider vouched for (the dashboard's "Sign in
+    with ..."), valid for `SESSION_TTL`; audited with the subject, issuer and grants."""
+    until = int((datetime.now(UTC) + SESSION_TTL).timestamp())
+    person = {
+        "subject": who.subject,
+        "issuer": who.issuer,
+        "username": who.username,
+        "groups": list(who.groups),
+        "expires": until,
+    }
+    secret = store.open_person_session(person, SESSION_TTL)
+    record = identity.person(replace(who, expires=until), identity.grants_of(store, who))
+    identity.record_sign_in(store, record, "dashboard")
+    return Login(secret, record)
+
+
 def issue_code(store: SessionRepository, who: TokenRecord) -> str:
-    """A single-use login code standing for `who`, valid for `CODE_TTL`."""
+    """A single-use login code standing for `who`, valid for `CODE_TTL`.
+
+    Raises:
+        UserError: `who` is a person signed in with the OpenID Provider (no token to stand for).
+    """
+    if isinstance(who, identity.PersonRecord):
+        raise UserError("a login code stands for an API token: sign in on the dashboard with the provider")
     return store.issue_login_code(who.id, CODE_TTL)
 
 

@@ -9,7 +9,7 @@ everything the API's routers hand to the use cases: the store an `ApiContext` ca
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from polycloud.state.faults import FaultInput, FaultRecord
 from polycloud.state.ledger import LedgerLine
@@ -60,9 +60,9 @@ class TokenRepository(Protocol):
     def revoke_token(self, token_id: int) -> None: ...
 
 
-class SessionRepository(AuditWriter, Protocol):
+class SessionRepository(AuditWriter, DocumentReader, Protocol):
     """What `services/sessions.py` needs: tokens and browser sessions checked, login codes traded for
-    sessions, and each login audited."""
+    sessions, each login audited, and the RoleBindings of people signed in with the OpenID Provider."""
 
     def authenticate(self, token: str) -> TokenRecord | None: ...
     def authenticate_web_session(self, secret: str) -> TokenRecord | None: ...
@@ -70,6 +70,8 @@ class SessionRepository(AuditWriter, Protocol):
     def redeem_login_code(self, code: str, ttl: timedelta) -> tuple[str, TokenRecord] | None: ...
     def open_web_session(self, token_id: int, ttl: timedelta) -> str: ...
     def end_web_session(self, secret: str) -> None: ...
+    def open_person_session(self, person: dict[str, Any], ttl: timedelta) -> str: ...
+    def authenticate_person_session(self, secret: str) -> dict[str, Any] | None: ...
 
 
 class AuditTrailReader(Protocol):

@@ -8,11 +8,12 @@ busy database as `TransientError`, a violated constraint as `ConflictError`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from polycloud.exchange import LoadReport
-from polycloud.state import desired, loads, observed, tokens, web_sessions
+from polycloud.state import desired, loads, observed, person_sessions, tokens, web_sessions
 from polycloud.state.records import (
     ApplyResult,
     DocumentInput,
@@ -269,9 +270,22 @@ class Store(ExtendedStore, ControlStore):
             return web_sessions.authenticate(session, secret, now)
 
     def end_web_session(self, secret: str) -> None:
-        """Log a browser session out."""
+        """Log a browser session out (a token's or a person's)."""
         with self._session(write=True) as session:
             web_sessions.end(session, secret)
+            person_sessions.end(session, secret)
+
+    def open_person_session(self, person: dict[str, Any], ttl: timedelta) -> str:
+        """A browser session for a person signed in with the OpenID Provider (`person`: plain JSON)."""
+        now = self._clock()
+        with self._session(write=True) as session:
+            return person_sessions.open_session(session, person, ttl, now)
+
+    def authenticate_person_session(self, secret: str) -> dict[str, Any] | None:
+        """The person a valid browser session stands for; None when unknown or expired."""
+        now = self._clock()
+        with self._session(write=False) as session:
+            return person_sessions.authenticate(session, secret, now)
 
 
 __all__ = ["Clock", "Store", "StoreCore"]

@@ -174,3 +174,18 @@ class WebSessionRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class PersonSessionRow(Base):
+    """A dashboard session of a person signed in with the company's OpenID Provider; only a sha256 of
+    its secret is kept. `person` holds who they are (subject, issuer, username, groups) as the ID token
+    said at sign-in; what they may do is worked out from the RoleBindings on every request."""
+
+    __tablename__ = "person_sessions"
+    __table_args__ = (UniqueConstraint("secret_hash"), Index(None, "expires_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    person: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -70,6 +70,14 @@ function showLogin(message) {
   $("login").hidden = false;
   $("login-error").textContent = message;
   $("login-token").focus();
+  // Single sign-on, when the control plane has an OpenID Provider: the link runs the code flow.
+  api.get("/auth/oidc").then(
+    (provider) => {
+      $("sso-link").textContent = `Sign in with ${provider.name}`;
+      $("sso").hidden = false;
+    },
+    () => null,
+  );
 }
 
 $("login-form").addEventListener("submit", async (event) => {
