@@ -446,4 +446,3 @@ async def _next_part(answer: Streamed, upstream: Upstream) -> bytes:
         if waited >= IDLE_TIMEOUT_S:
             raise TimeoutError(f"no token for {waited:.0f} s")
     return await answer.read(IDLE_TIMEOUT_S)
-
