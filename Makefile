@@ -48,6 +48,7 @@ bench: install browser
 	$(BIN)/python bench/cli_bench.py
 	$(BIN)/python bench/spec_bench.py
 	$(BIN)/python bench/llm_bench.py
+	$(BIN)/python bench/flags_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -129,7 +129,7 @@ def test_migration_0015_keeps_the_keys_usage_and_load_of_a_0014_database(db_url:
                 connection.execute(text(statement).bindparams(bindparam("t", T0, type_=UTCDateTime())))
         upgrade(engine)
         with engine.connect() as connection:
-            assert current_revision(connection) == HEAD == "0015"
+            assert current_revision(connection) == HEAD == "0016"
             key = connection.execute(
                 text("SELECT tokens_per_minute, monthly_tokens FROM inference_keys")
             ).one()

@@ -14,6 +14,7 @@ from polycloud.api import (
     certs,
     dashboard,
     errors,
+    flags,
     hosts,
     jobs,
     keys,
@@ -110,6 +111,8 @@ def apply(body: ApplyBody, request: Request, who: Deployer) -> dict[str, Any]:
         changed = {c["workload"]: c for c in preview["changes"] if c["action"] != "="}
         entry.detail["changes"] = {name: f"{c['action']}r{c['revision']}" for name, c in changed.items()}
         entry.revision = next(iter(changed.values()))["revision"] if len(changed) == 1 else None
+        if preview.get("flags"):
+            entry.detail["flags"] = preview["flags"]
     return preview
 
 
@@ -192,6 +195,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         dashboard.router,
         spending.router,
         certs.router,
+        flags.router,
     ]
     for each in routers:
         app.include_router(each)

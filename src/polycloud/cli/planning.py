@@ -43,6 +43,8 @@ def validate(files: Files) -> None:
             ("policies", fleet.policies),
         )
     }
+    if fleet.flags:  # named only when there are some: the line others parse stays as it was
+        counts["flags"] = len(fleet.flags)
     out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     show_report(fleet_report(fleet, catalog))
 

@@ -7,7 +7,7 @@ apply is all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
-from polycloud.spec.models import Cluster, Dataset, ModelRef, Policy, ServiceSpec
+from polycloud.spec.models import Cluster, Dataset, FeatureFlag, ModelRef, Policy, ServiceSpec
 from polycloud.state import DocumentInput, WorkloadInput, WorkloadState, content_hash
 from polycloud.state.repositories_services import FleetRepository
 
@@ -43,6 +43,8 @@ class Preview:
     changes: list[Change]
     plan: Plan
     applied: bool = False
+    flags: dict[str, str] = field(default_factory=dict)
+    """FeatureFlags the apply created, updated or deleted (known once applied), for the audit trail."""
 
     def delta(self, kind: str) -> float:
         """Cost change of one kind: per month for services, per run for jobs."""
@@ -54,6 +56,7 @@ class Preview:
             "deltaUSD": self.delta("Service"),
             "jobsDeltaUSD": self.delta("Job"),
             "applied": self.applied,
+            "flags": self.flags,
             "plan": self.plan.to_json(),
         }
 
@@ -105,7 +108,10 @@ class FleetService:
             )
             for c in changes
         ]
-        return Preview(changes, plan, applied=True)
+        flags: dict[str, str] = {
+            d.name: d.action for d in result.documents if d.kind == "FeatureFlag" and d.action != "unchanged"
+        }
+        return Preview(changes, plan, applied=True, flags=flags)
 
     def enforce_policies(self, fleet: Fleet, plan: Plan) -> None:
         """Raise `PolicyViolationError` (HTTP 422) when the fleet or its plan breaks a policy rule."""
@@ -183,10 +189,11 @@ def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
 
 
 def document_inputs(fleet: Fleet) -> list[DocumentInput]:
-    docs: list[Cluster | Dataset | Policy] = [
+    docs: list[Cluster | Dataset | Policy | FeatureFlag] = [
         *fleet.clusters.values(),
         *fleet.datasets.values(),
         *fleet.policies.values(),
+        *fleet.flags.values(),
     ]
     return [
         DocumentInput(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from polycloud.errors import SpecIssue
-from polycloud.spec.models import Cluster, Dataset, Document, Job, Policy, Service
+from polycloud.spec.models import Cluster, Dataset, Document, FeatureFlag, Job, Policy, Service
 
 FieldPath = tuple[str | int, ...]
 
@@ -55,6 +55,7 @@ class Fleet:
     services: dict[str, Service] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     policies: dict[str, Policy] = field(default_factory=dict)
+    flags: dict[str, FeatureFlag] = field(default_factory=dict)
     positions: dict[tuple[str, str], Positions] = field(default_factory=dict)
 
     def documents(self) -> list[Document]:
@@ -65,6 +66,7 @@ class Fleet:
             *self.services.values(),
             *self.jobs.values(),
             *self.policies.values(),
+            *self.flags.values(),
         ]
 
     def workloads(self) -> list[Service | Job]:
@@ -85,6 +87,7 @@ class Fleet:
             "Service": self.services,
             "Job": self.jobs,
             "Policy": self.policies,
+            "FeatureFlag": self.flags,
         }
         return tables[kind]
 

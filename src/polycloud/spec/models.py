@@ -6,7 +6,7 @@ write. Every model forbids unknown fields; the loader turns those errors into "d
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -14,12 +14,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from polycloud import names
 from polycloud.spec import bounds as b
+from polycloud.spec import flagd
 
 DNS_LABEL = names.DNS_LABEL
 CATALOG_PROVIDERS = frozenset({"aws", "gcp", "azure"})
@@ -270,6 +272,21 @@ class Runtime(Strict):
         return self
 
 
+class FlagRouting(Strict):
+    """Route a Service's requests by a FeatureFlag: the gateway evaluates `flag` per request and sends
+    the request to the service its variant names; other variants (and a disabled flag) stay here."""
+
+    flag: str = Field(description="A FeatureFlag of the fleet.")
+    variants: dict[str, str] = Field(min_length=1, description="Variant name → the Service that serves it.")
+
+    @field_validator("flag")
+    @classmethod
+    def _flag_name(cls, v: str) -> str:
+        if not DNS_LABEL.fullmatch(v):
+            raise ValueError(f"{v!r} is not a DNS-1123 label")
+        return v
+
+
 class ServiceSpec(Strict):
     model: ModelRef | None = Field(default=None, description="The model; required unless a runtime is given.")
     protocol: Protocol = Field(
@@ -294,6 +311,10 @@ class ServiceSpec(Strict):
     hedging: Hedging | None = None
     env: list[EnvVar] = Field(default_factory=list)
     slo: Slo | None = None
+    routing: FlagRouting | None = Field(
+        default=None,
+        description="oip-v2 only: send each request to the service a flag's variant names (docs/flags.md).",
+    )
 
     @model_validator(mode="after")
     def _model_or_runtime(self) -> ServiceSpec:
@@ -301,6 +322,8 @@ class ServiceSpec(Strict):
             raise ValueError("give a model (served by polycloud) or a runtime (a server of your own)")
         if self.prefixAffinity and self.protocol != "openai":
             raise ValueError("prefixAffinity routes by the prompt: it needs protocol: openai")
+        if self.routing is not None and self.protocol != "oip-v2":
+            raise ValueError("routing by a flag rewrites OIP model paths: it needs protocol: oip-v2")
         return self
 
 
@@ -366,6 +389,80 @@ class PolicySpec(Strict):
     )
 
 
+class FeatureFlagSpec(Strict):
+    """A flag in flagd's flag-definition format, so that definitions move between flagd and polycloud
+    unchanged (docs/flags.md); evaluated at the gateways over OFREP."""
+
+    state: Literal["ENABLED", "DISABLED"] = Field(
+        description="DISABLED is the kill switch: every evaluation answers reason DISABLED and callers "
+        "use their code default."
+    )
+    variants: dict[str, Any] = Field(
+        min_length=1,
+        description="Variant name → value; values of one type: boolean, string, number or object.",
+    )
+    defaultVariant: str | None = Field(
+        description="The variant answered when targeting matches nothing (null: the caller's code default)."
+    )
+    targeting: dict[str, Any] | None = Field(
+        default=None,
+        description="JsonLogic answering a variant name, with flagd's fractional, starts_with, ends_with and "
+        "sem_ver; its data is the evaluation context (targetingKey, region, cluster, project, ...).",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Strings, numbers or booleans returned with every evaluation."
+    )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _named_by_strings(cls, v: Any) -> Any:
+        for name in v if isinstance(v, dict) else ():
+            if not isinstance(name, str):  # YAML reads on/off/yes/no as booleans
+                raise ValueError(
+                    f"variant name {name!r} is not a string: YAML reads unquoted on, off, yes, no, true "
+                    'and false as booleans; quote the name (e.g. "on")'
+                )
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _one_type(cls, v: dict[str, Any]) -> dict[str, Any]:
+        flagd.flag_type(v)
+        return v
+
+    @field_validator("defaultVariant")
+    @classmethod
+    def _known_default(cls, v: str | None, info: ValidationInfo) -> str | None:
+        variants = info.data.get("variants")
+        if v is not None and variants is not None and v not in variants:
+            raise ValueError(f"defaultVariant {v!r} is not one of the variants: {', '.join(variants)}")
+        return v
+
+    @field_validator("targeting")
+    @classmethod
+    def _sound_targeting(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        variants = info.data.get("variants")
+        if v is not None and variants is not None:
+            problems = flagd.targeting_problems(v, variants)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _scalar_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if value is None or isinstance(value, dict | list):
+                raise ValueError(f"metadata {key!r} must be a string, number or boolean")
+            flagd.json_type(value)  # no dates, no NaN
+        return v
+
+    @property
+    def flag_type(self) -> str:
+        """boolean, string, integer, float or object: the type of every variant."""
+        return flagd.flag_type(self.variants)
+
+
 class _Document(Strict):
     apiVersion: Literal["polycloud/v1"]
     metadata: Metadata
@@ -396,12 +493,20 @@ class Policy(_Document):
     spec: PolicySpec
 
 
-Document = Cluster | Dataset | Service | Job | Policy
-KINDS: dict[str, type[Cluster] | type[Dataset] | type[Service] | type[Job] | type[Policy]] = {
+class FeatureFlag(_Document):
+    kind: Literal["FeatureFlag"]
+    spec: FeatureFlagSpec
+
+
+Document = Cluster | Dataset | Service | Job | Policy | FeatureFlag
+KINDS: dict[
+    str, type[Cluster] | type[Dataset] | type[Service] | type[Job] | type[Policy] | type[FeatureFlag]
+] = {
     "Cluster": Cluster,
     "Dataset": Dataset,
     "Service": Service,
     "Job": Job,
     "Policy": Policy,
+    "FeatureFlag": FeatureFlag,
 }
 Workload = Service | Job
