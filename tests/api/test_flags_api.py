@@ -64,8 +64,13 @@ def apply(client: TestClient, headers: dict[str, str], docs: list[dict[str, Any]
 def test_flags_are_versioned_by_apply_and_set_between_applies(api: Any, tmp_path: Path) -> None:
     client, store = api
     admin = auth(store, "deployer")
-    assert apply(client, admin, documents(tmp_path))["flags"] == {"new-ranker": "created"}
-    assert apply(client, admin, documents(tmp_path))["flags"] == {}  # unchanged: no new version
+    created = {"Cluster/west": "created", "FeatureFlag/new-ranker": "created"}
+    assert apply(client, admin, documents(tmp_path))["documents"] == created
+    assert apply(client, admin, documents(tmp_path))["documents"] == {}  # unchanged: no new version
+    preview = client.post(
+        "/api/v1/apply", json={"documents": documents(tmp_path, "on"), "dryRun": True}, headers=admin
+    )
+    assert preview.json()["documents"] == {"FeatureFlag/new-ranker": "updated"}  # what `apply` shows first
     apply(client, admin, documents(tmp_path, default="on"))
 
     listed = client.get("/api/v1/flags", headers=auth(store, "viewer")).json()
@@ -91,16 +96,16 @@ def test_flags_are_versioned_by_apply_and_set_between_applies(api: Any, tmp_path
     ]
     actions = [(e.action, e.target, e.revision) for e in store.audit_log(limit=20)]
     assert ("flag.disable", "new-ranker", 3) in actions and ("flag.rollback", "new-ranker", 4) in actions
-    assert any(
-        e.action == "apply" and e.detail.get("flags") == {"new-ranker": "created"} for e in store.audit_log()
-    )
+    assert any(e.action == "apply" and e.detail.get("documents") == created for e in store.audit_log())
 
 
 def test_an_apply_without_the_flag_deletes_it_and_a_rollback_restores_it(api: Any, tmp_path: Path) -> None:
     client, store = api
     admin = auth(store, "deployer")
     apply(client, admin, documents(tmp_path))
-    assert apply(client, admin, documents(tmp_path, default=None))["flags"] == {"new-ranker": "deleted"}
+    assert apply(client, admin, documents(tmp_path, default=None))["documents"] == {
+        "FeatureFlag/new-ranker": "deleted"
+    }
     assert store.documents("FeatureFlag") == []
     assert (
         client.post("/api/v1/flags/new-ranker/state", json={"state": "DISABLED"}, headers=admin).status_code

@@ -111,8 +111,8 @@ def apply(body: ApplyBody, request: Request, who: Deployer) -> dict[str, Any]:
         changed = {c["workload"]: c for c in preview["changes"] if c["action"] != "="}
         entry.detail["changes"] = {name: f"{c['action']}r{c['revision']}" for name, c in changed.items()}
         entry.revision = next(iter(changed.values()))["revision"] if len(changed) == 1 else None
-        if preview.get("flags"):
-            entry.detail["flags"] = preview["flags"]
+        if preview.get("documents"):
+            entry.detail["documents"] = preview["documents"]
     return preview
 
 
