@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openfeature.evaluation_context import EvaluationContext
 
 from polycloud.gateway.flagboard import FlagBoard
@@ -143,3 +145,38 @@ def test_flags_are_saved_with_the_routes_and_older_copies_still_load(tmp_path: P
     path.write_text(json.dumps(document))
     older = saved_routes(tmp_path).load()
     assert older is not None and older[0].table().flags == {}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+RULES = {
+    "ratio": {"if": [{">": [{"/": [10, {"var": "n"}]}, 3]}, "a", "b"]},
+    "rest": {"if": [{"==": [{"%": [10, {"var": "n"}]}, 0]}, "a", "b"]},
+    "words": {"if": [{"in": [{"var": "n"}, {"merge": [{"var": "n"}, "x"]}]}, "a", "b"]},
+    "text": {"if": [{"starts_with": [{"cat": [{"var": "n"}]}, "a"]}, "a", "b"]},
+    "version": {"if": [{"sem_ver": [{"var": "n"}, "^", "1.0"]}, "a", "b"]},
+    "split": {"fractional": [{"var": "n"}, ["a", 50], ["b", 50]]},
+    "order": {"if": [{"<": [{"var": "n"}, 18, {"var": "n"}]}, "a", "b"]},
+}
+FUZZED, _ = board(**{k: simple({"a": 1, "b": 2}, "a", targeting=r) for k, r in RULES.items()})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(RULES)), JSON, st.one_of(st.none(), st.text(max_size=6)))
+def test_any_context_gets_an_answer_or_a_reason_never_an_exception(
+    key: str, value: Any, targeting: str | None
+) -> None:
+    answer = FUZZED.evaluate(key, EvaluationContext(targeting, {"n": value}))
+    assert answer.status in (200, 400), answer
+    if answer.status == 400:
+        assert answer.body["errorCode"] == "GENERAL" and "targeting failed" in answer.body["errorDetails"]
+
+
+def test_a_rule_dividing_by_the_context_s_zero_is_a_general_error() -> None:
+    answer = FUZZED.evaluate("ratio", EvaluationContext("u", {"n": 0}))
+    assert answer.status == 400 and answer.body["errorDetails"].endswith(
+        "ZeroDivisionError: division by zero"
+    )

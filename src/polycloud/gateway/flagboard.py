@@ -50,6 +50,8 @@ _RESOLVERS: dict[str, Resolver] = {
     "object": lambda core, key, ctx: core.resolve_object_value(key, {}, ctx),
 }
 NOT_FOUND = "FLAG_NOT_FOUND"
+EVALUATION_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, RecursionError)
+"""What JsonLogic may raise on a context a rule did not expect (flagd-core lets them through)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class FlagBoard:
             details = _RESOLVERS[self._types[key]](self._core, key, context)
         except OpenFeatureError as e:
             return self._failed(key, str(e.error_code), e.error_message or str(e))
+        except EVALUATION_ERRORS as e:  # JsonLogic on this context: `{"/": [1, {"var": "n"}]}` with n = 0
+            return self._failed(key, "GENERAL", f"the flag's targeting failed on this context: {_named(e)}")
         reason = str(details.reason or Reason.UNKNOWN)
         variant = details.variant or ""
         body: dict[str, Any] = {"key": key, "reason": reason, "variant": variant}
@@ -132,5 +136,10 @@ class FlagBoard:
         return [self.evaluate(key, context).body for key in self.keys()]
 
     def _failed(self, key: str, code: str, details: str) -> Answer:
+        """An evaluation failure (400), counted under its error code."""
         self._metrics.flag_evaluated(key, "", code)
         return Answer(400, {"key": key, "errorCode": code, "errorDetails": details})
+
+
+def _named(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:200]
