@@ -15,7 +15,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 from polycloud.gateway.flagboard import FlagBoard
 from polycloud.gateway.metrics import GatewayMetrics
-from polycloud.gateway.routes import FlagRoute, RouteTable
+from polycloud.gateway.routes import FlagRoute, FlagSplit, RouteTable, ServiceRoutes
 from polycloud.gateway.snapshot import SavedRoutes, saved_routes
 
 RANKER: dict[str, Any] = {
@@ -135,7 +135,8 @@ def test_apply_rebuilds_only_on_change_and_evaluations_are_counted() -> None:
 
 
 def test_flags_are_saved_with_the_routes_and_older_copies_still_load(tmp_path: Path) -> None:
-    table = RouteTable.of([], [], [FlagRoute("r", RANKER)])
+    routed = ServiceRoutes("ranker", project="ranking", routing=FlagSplit("r", (("on", "ranker-v2"),)))
+    table = RouteTable.of([routed], [], [FlagRoute("r", RANKER)])
     assert saved_routes(tmp_path).save(SavedRoutes.of(table))
     loaded = saved_routes(tmp_path).load()
     assert loaded is not None and loaded[0].table() == table
