@@ -114,6 +114,10 @@ def test_flags_through_the_openfeature_sdk(
     assert (mismatch.value, mismatch.error_code) == (5, ErrorCode.TYPE_MISMATCH)
     missing = client.get_boolean_details("no-such-flag", True, user)
     assert (missing.value, missing.error_code) == (True, ErrorCode.FLAG_NOT_FOUND)
+    numeric_key = EvaluationContext(42)  # type: ignore[arg-type]  # what a careless caller sends
+    invalid = client.get_boolean_details("new-ranker", True, numeric_key)
+    assert (invalid.value, invalid.error_code) == (True, ErrorCode.INVALID_CONTEXT)
+    assert invalid.error_message is not None and "targetingKey must be a string" in invalid.error_message
 
     with httpx.Client(base_url=gateway, trust_env=False, timeout=10) as http:
         bad = http.post("/ofrep/v1/evaluate/flags/theme", json={"context": ["not", "an", "object"]})
