@@ -4,6 +4,8 @@ answering while the route source fails."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import threading
 from collections.abc import Iterator, Sequence
@@ -11,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.support import wait_until
 
 from polycloud.errors import TransientError
@@ -23,7 +27,10 @@ from polycloud.gateway import (
     StaticRouteSource,
     create_app,
 )
+from polycloud.gateway.flagboard import FlagBoard
 from polycloud.gateway.keys import hash_key
+from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.ofrep import OfrepFront
 from polycloud.gateway.routes import FlagRoute
 from polycloud.gateway.running import SERVER_OPTIONS
 
@@ -205,3 +212,46 @@ def test_with_keys_in_the_fleet_ofrep_needs_one_and_knows_its_project() -> None:
             assert counted in metrics
     finally:
         gw.server.stop()
+
+
+FRONT = OfrepFront(FlagBoard(GatewayMetrics()), GatewaySettings(**FAST, region="aws/eu-west-1"))
+FRONT.board.apply(routes().flags)
+BODIES = st.one_of(
+    st.binary(max_size=64),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+        max_leaves=10,
+    ).map(lambda value: json.dumps({"context": value}).encode()),
+)
+
+
+async def call(method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    await FRONT.handle(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["POST", "GET", "PUT"]),
+    st.sampled_from(
+        ["/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags/", "/ofrep/v1/configuration"]
+    ).flatmap(lambda p: st.sampled_from([p, p + "dark", p + "région/%00", p + "project"])),
+    BODIES,
+)
+def test_any_request_gets_an_ofrep_answer_below_500(method: str, path: str, body: bytes) -> None:
+    status, answer = asyncio.run(call(method, path, body))
+    assert status < 500, (status, answer)
+    if answer:
+        document = json.loads(answer)
+        assert isinstance(document, dict) and ("errorDetails" in document or status == 200)
