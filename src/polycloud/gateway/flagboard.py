@@ -20,6 +20,8 @@ the caller uses its code default.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,8 +52,21 @@ _RESOLVERS: dict[str, Resolver] = {
     "object": lambda core, key, ctx: core.resolve_object_value(key, {}, ctx),
 }
 NOT_FOUND = "FLAG_NOT_FOUND"
+BULK_ANSWERS = 1024
+"""Bulk answers kept per flag version, by context: a poll whose context and flags are unchanged is
+answered (and its 304 decided) without evaluating again."""
 EVALUATION_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, RecursionError)
 """What JsonLogic may raise on a context a rule did not expect (flagd-core lets them through)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """Every flag's answer for one context, encoded, with its ETag and what it counts in the metrics."""
+
+    body: bytes
+    etag: bytes
+    counted: tuple[tuple[str, str, str], ...]
+    """(flag, variant, reason or error code) of each answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,10 @@ class FlagBoard:
         self._types: dict[str, str] = {}
         self._broken: dict[str, str] = {}
         """Flags the evaluator refused, with why."""
+        self._bulk: dict[str, Bulk] = {}
+        """Bulk answers of the current flags by context (oldest first); empty when a rule reads the
+        clock (`$flagd.timestamp`), whose answers may change without the flags changing."""
+        self._clocked = False
         self.version = 0
         """Grows by one each time different flags are applied."""
 
@@ -99,6 +118,8 @@ class FlagBoard:
         core = FlagdCore()
         core.set_flags({"flags": good})
         self._core, self._types, self._broken, self._flags = core, types, broken, flags
+        self._clocked = "$flagd" in json.dumps([r.definition for r in flags.values()], default=str)
+        self._bulk = {}
         self.version += 1
         return True
 
@@ -131,9 +152,25 @@ class FlagBoard:
         self._metrics.flag_evaluated(key, variant, reason)
         return Answer(200, body)
 
-    def evaluate_all(self, context: EvaluationContext) -> list[dict[str, Any]]:
-        """Every flag resolved for `context`, successes and failures alike (OFREP's bulk answer)."""
-        return [self.evaluate(key, context).body for key in self.keys()]
+    def evaluate_all(self, context: EvaluationContext) -> Bulk:
+        """Every flag resolved for `context`, successes and failures alike (OFREP's bulk answer), from
+        the answers kept when this context was answered with the current flags (counted again)."""
+        seen = [context.targeting_key, context.attributes]
+        key = None if self._clocked else json.dumps(seen, sort_keys=True, default=repr)
+        kept = self._bulk.get(key) if key is not None else None
+        if kept is not None:
+            for answered in kept.counted:
+                self._metrics.flag_evaluated(*answered)
+            return kept
+        bodies = [self.evaluate(flag, context).body for flag in self.keys()]
+        body = json.dumps({"flags": bodies}, separators=(",", ":")).encode()
+        counted = tuple((b["key"], b.get("variant", ""), b.get("reason") or b["errorCode"]) for b in bodies)
+        bulk = Bulk(body, etag_of(body), counted)
+        if key is not None:
+            if len(self._bulk) >= BULK_ANSWERS:
+                del self._bulk[next(iter(self._bulk))]
+            self._bulk[key] = bulk
+        return bulk
 
     def _failed(self, key: str, code: str, details: str) -> Answer:
         """An evaluation failure (400), counted under its error code."""
@@ -143,3 +180,8 @@ class FlagBoard:
 
 def _named(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:200]
+
+
+def etag_of(body: bytes) -> bytes:
+    """A strong ETag of `body`: its sha256 digest, quoted (128 bits are plenty to tell answers apart)."""
+    return b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"'

@@ -18,7 +18,6 @@ FLAG_NOT_FOUND), `{"errorDetails"}` for 401, 405 and 503.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from openfeature.evaluation_context import EvaluationContext
 
 from polycloud.exchange import KeyGrant
-from polycloud.gateway.flagboard import FlagBoard
+from polycloud.gateway.flagboard import FlagBoard, etag_of
 from polycloud.gateway.keys import KeyGuard
 from polycloud.gateway.proxy import BodyError, read_body
 from polycloud.gateway.routes import ClusterRoute, ServiceRoutes
@@ -135,7 +134,7 @@ class OfrepFront:
             await send_json(send, answer.status, answer.body)
 
     async def _configure(self, scope: Scope, send: Send) -> None:
-        etag = _etag(self._configuration)
+        etag = etag_of(self._configuration)
         if _matches(scope["headers"], etag):
             await send_bytes(send, 304, b"", b"application/json", [(b"etag", etag)])
         else:
@@ -144,12 +143,11 @@ class OfrepFront:
     async def _bulk(self, scope: Scope, send: Send, context: EvaluationContext) -> None:
         """Every flag; the ETag is the answer's own digest, so a 304 means "same values for this
         context", whatever changed in between."""
-        body = json.dumps({"flags": self.board.evaluate_all(context)}, separators=(",", ":")).encode()
-        etag = _etag(body)
-        if _matches(scope["headers"], etag):
-            await send_bytes(send, 304, b"", b"application/json", [(b"etag", etag)])
+        bulk = self.board.evaluate_all(context)
+        if _matches(scope["headers"], bulk.etag):
+            await send_bytes(send, 304, b"", b"application/json", [(b"etag", bulk.etag)])
         else:
-            await send_bytes(send, 200, body, b"application/json", [(b"etag", etag)])
+            await send_bytes(send, 200, bulk.body, b"application/json", [(b"etag", bulk.etag)])
 
     async def _context(
         self, scope: Scope, receive: Receive, project: str | None, key_id: int | None
@@ -200,10 +198,6 @@ def _method_of(path: str) -> str | None:
 
 def _known(facts: Mapping[str, str | int | None]) -> dict[str, str | int]:
     return {name: value for name, value in facts.items() if value is not None}
-
-
-def _etag(body: bytes) -> bytes:
-    return b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"'
 
 
 def _matches(headers: Sequence[tuple[bytes, bytes]], etag: bytes) -> bool:
