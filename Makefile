@@ -57,6 +57,7 @@ bench: install browser
 	$(BIN)/python bench/spec_bench.py
 	$(BIN)/python bench/llm_bench.py
 	$(BIN)/python bench/llm_keys_bench.py
+	$(BIN)/python bench/flags_bench.py
 
 lint: install
 	$(BIN)/ruff check src tests bench

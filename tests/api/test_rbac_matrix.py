@@ -117,6 +117,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/keys"): Rule("deployer", "project", _static("/api/v1/keys", {"service": "alpha-svc"})),
     ("GET", "/api/v1/keys"): Rule("viewer", "any", _static("/api/v1/keys")),
     ("DELETE", "/api/v1/keys/{key_id}"): Rule("deployer", "project", _alpha_key),
+    ("GET", "/api/v1/flags"): Rule("viewer", "any", _static("/api/v1/flags")),
+    ("GET", "/api/v1/flags/{name}/history"): Rule("viewer", "any", _static("/api/v1/flags/f/history")),
+    ("POST", "/api/v1/flags/{name}/state"): Rule(
+        "deployer", "fleet", _static("/api/v1/flags/f/state", {"state": "DISABLED"})
+    ),
+    ("POST", "/api/v1/flags/{name}/rollback"): Rule(
+        "deployer", "fleet", _static("/api/v1/flags/f/rollback", {})
+    ),
     ("GET", "/api/v1/jobs"): Rule("viewer", "any", _static("/api/v1/jobs")),
     ("GET", "/api/v1/cost"): Rule("viewer", "any", _static("/api/v1/cost")),
     ("GET", "/api/v1/cost/export"): Rule("viewer", "any", _static("/api/v1/cost/export")),

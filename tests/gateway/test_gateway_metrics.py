@@ -34,6 +34,12 @@ def reference(events: list[tuple[str, tuple[object, ...]]]) -> bytes:
     ejections = Counter(
         "polycloud_gateway_ejections", "Passive outlier ejections.", ["service", "cluster"], registry=r
     )
+    flags = Counter(
+        "polycloud_gateway_flag_evaluations",
+        "Feature flag evaluations (OFREP) by variant and reason or error code.",
+        ["flag", "variant", "reason"],
+        registry=r,
+    )
     moved = Counter(
         "polycloud_gateway_upstream_bytes",
         "Bytes of request and answer bodies moved to and from a cluster by successful attempts.",
@@ -57,6 +63,8 @@ def reference(events: list[tuple[str, tuple[object, ...]]]) -> bytes:
             retries.labels(*args).inc()
         elif kind == "hedged":
             hedges.labels(*args).inc()
+        elif kind == "flag_evaluated":
+            flags.labels(*args).inc()
         else:
             ejections.labels(*args).inc()
     return generate_latest(r)
@@ -85,6 +93,9 @@ def test_the_exposition_is_prometheus_clients_own() -> None:
         ("retried", ("m",)),
         ("hedged", ("n",)),
         ("ejected", ("m", "a")),
+        ("flag_evaluated", ("new-ranker", "on", "TARGETING_MATCH")),
+        ("flag_evaluated", ("new-ranker", "on", "TARGETING_MATCH")),
+        ("flag_evaluated", ("", "", "FLAG_NOT_FOUND")),
     ]
     metrics = GatewayMetrics()
     for kind, args in events:

@@ -14,6 +14,7 @@ from polycloud.api import (
     certs,
     dashboard,
     errors,
+    flags,
     hosts,
     jobs,
     keys,
@@ -111,6 +112,8 @@ def apply(body: ApplyBody, request: Request, who: Deployer) -> dict[str, Any]:
         changed = {c["workload"]: c for c in preview["changes"] if c["action"] != "="}
         entry.detail["changes"] = {name: f"{c['action']}r{c['revision']}" for name, c in changed.items()}
         entry.revision = next(iter(changed.values()))["revision"] if len(changed) == 1 else None
+        if preview.get("documents"):
+            entry.detail["documents"] = preview["documents"]
     return preview
 
 
@@ -194,6 +197,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         spending.router,
         certs.router,
         sso.router,
+        flags.router,
     ]
     for each in routers:
         app.include_router(each)

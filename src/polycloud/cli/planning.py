@@ -45,6 +45,8 @@ def validate(files: Files) -> None:
     }
     if fleet.role_bindings:  # only named when there are any: most fleets declare access elsewhere
         counts["role bindings"] = len(fleet.role_bindings)
+    if fleet.flags:  # named only when there are some: the line others parse stays as it was
+        counts["flags"] = len(fleet.flags)
     out.print("valid: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     show_report(fleet_report(fleet, catalog))
 

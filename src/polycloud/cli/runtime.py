@@ -96,7 +96,7 @@ def apply(
     with pointing_into(fleet):  # policy violations name the lines of these files
         preview = client.apply(documents, dry_run=True)
     show_changes(preview)
-    changed = any(c["action"] != "=" for c in preview["changes"])
+    changed = any(c["action"] != "=" for c in preview["changes"]) or bool(preview.get("documents"))
     if changed and not yes:
         if not sys.stdin.isatty():
             err.print("[red]error:[/red] not a terminal: pass --yes to apply without confirmation")
@@ -107,12 +107,15 @@ def apply(
         with pointing_into(fleet):
             result = client.apply(documents, dry_run=False, message=message)
         revs = ", ".join(f"{c['workload']} r{c['revision']}" for c in result["changes"] if c["action"] != "=")
-        out.print(f"recorded: {revs}")
+        out.print(f"recorded: {revs or ', '.join(result.get('documents', {}))}")
     else:
         out.print("no changes")
     if not no_wait:
         names = {str(d["metadata"]["name"]) for d in documents if d["kind"] == "Service"}
         wait_converged(client, names)
+
+
+DOCUMENT_MARKS = {"created": "+", "updated": "~", "deleted": "-"}
 
 
 def show_changes(preview: dict[str, Any]) -> None:
@@ -135,6 +138,8 @@ def show_changes(preview: dict[str, Any]) -> None:
             f"{'+' if delta >= 0 else '-'}{usd(abs(delta))}",
         )
     out.print(table)
+    for document, action in preview.get("documents", {}).items():
+        out.print(f"{DOCUMENT_MARKS.get(action, '?')} {document} ({action})")
     for key, unit in (("deltaUSD", "per month (services)"), ("jobsDeltaUSD", "per run (jobs)")):
         delta = float(preview[key])
         out.print(f"cost delta: {'+' if delta >= 0 else '-'}{usd(abs(delta))} {unit}")

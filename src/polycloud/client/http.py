@@ -67,6 +67,18 @@ class ApiClient:
     def rollback(self, workload: str, to: int | None) -> dict[str, Any]:
         return self._call("POST", f"/workloads/{workload}/rollback", {"to": to})  # type: ignore[no-any-return]
 
+    def flags(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/flags")  # type: ignore[no-any-return]
+
+    def flag_history(self, name: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/flags/{name}/history")  # type: ignore[no-any-return]
+
+    def set_flag_state(self, name: str, state: str) -> dict[str, Any]:
+        return self._call("POST", f"/flags/{name}/state", {"state": state})  # type: ignore[no-any-return]
+
+    def rollback_flag(self, name: str, to: int | None) -> dict[str, Any]:
+        return self._call("POST", f"/flags/{name}/rollback", {"to": to})  # type: ignore[no-any-return]
+
     def rollouts(self, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if service:

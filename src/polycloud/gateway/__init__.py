@@ -20,6 +20,9 @@ cluster, within the request's deadline; replicas are health-checked actively and
     proxy        the request path: admission, attempts, answers
     wire         ASGI types and response helpers
     metrics      Prometheus metrics on the gateway's own registry
+    flagboard    feature flags of the route table, evaluated in memory by flagd's evaluator
+    ofrep        the OpenFeature Remote Evaluation Protocol at the gateway's root
+    flagrouting  a Service's requests sent where its feature flag says
     app          create_app and the lifespan
     running      the `python -m polycloud.gateway` process
     wholewrites  uvicorn's HTTP protocol, sending each answer in one write

@@ -13,6 +13,8 @@ Paths served:
     POST /v1/chat/completions, /v1/completions,     OpenAI API, routed by the body's `model`, answers
          /v1/embeddings                             streamed through (`polycloud.gateway.llm`)
     GET  /v1/models                                 the OpenAI services the caller may use
+    POST /ofrep/v1/evaluate/flags[/{key}]           feature flags over OFREP (`polycloud.gateway.ofrep`)
+    GET  /ofrep/v1/configuration
 
 On lifespan startup the gateway opens its connection pool, reads the routes once, and starts the
 route refresher, the health checker and (given a load sink) the load reporter; on shutdown it stops
@@ -32,12 +34,16 @@ from polycloud import __version__
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.gateway.background import HealthChecker, RouteRefresher
 from polycloud.gateway.ejection import make_ejection_policy
+from polycloud.gateway.flagboard import FlagBoard
+from polycloud.gateway.flagrouting import FlagRouter, rewritten
 from polycloud.gateway.forwarding import Forwarder
 from polycloud.gateway.keyload import KeyWindow
 from polycloud.gateway.keys import KeyGuard, KeySource
 from polycloud.gateway.llm import LlmFront
 from polycloud.gateway.locality import Locator
 from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.ofrep import PREFIX as OFREP
+from polycloud.gateway.ofrep import OfrepFront, facts_of
 from polycloud.gateway.policies import make_routing_policy
 from polycloud.gateway.proxy import Proxy
 from polycloud.gateway.reporting import (
@@ -47,7 +53,7 @@ from polycloud.gateway.reporting import (
     RecordingMetrics,
     default_gateway_id,
 )
-from polycloud.gateway.routes import RouteSource
+from polycloud.gateway.routes import RouteSource, RouteTable
 from polycloud.gateway.selecting import Selector
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.tracing import GatewayTracer
@@ -94,7 +100,9 @@ class GatewayApp:
         self.llm = LlmFront(
             settings, self.registry, self.proxy, self.forwarder, locator, self.metrics, self.proxy.revisions
         )
-        self.refresher = RouteRefresher(source, self.registry, settings, self.metrics)
+        self.ofrep = OfrepFront(FlagBoard(self.metrics), settings)
+        self.router = FlagRouter(self.ofrep)
+        self.refresher = RouteRefresher(source, self.registry, settings, self.metrics, self._follow)
         self.health = HealthChecker(self.registry, self.forwarder, settings)
         self.reporter: LoadReporter | None = None
         """Reports load per (service, cluster) every second; None without a load sink."""
@@ -113,6 +121,12 @@ class GatewayApp:
         self._tasks: list[asyncio.Task[None]] = []
         self.keys: KeyGuard | None = None
         """Inference keys, rate limits and quotas (`polycloud.gateway.keys`); None: every service open."""
+
+    def _follow(self, table: RouteTable) -> None:
+        """Take a new route table's flags and the facts evaluation contexts get from it."""
+        self.ofrep.board.apply(table.flags)
+        self.ofrep.facts = facts_of(self.settings.region, table.services, table.clusters)
+        self.router.follow(table.services)
 
     def drain(self) -> None:
         """Start draining: report not ready; requests are still served until the server stops."""
@@ -146,12 +160,18 @@ class GatewayApp:
                 await send_error(send, denial.status, denial.message, denial.headers)
             else:
                 raw: bytes = scope.get("raw_path") or path.encode()
+                chosen = self.router.route(service, scope)
+                if chosen != service and (moved := rewritten(raw, service, chosen)) is not None:
+                    service, raw = chosen, moved
                 query: bytes = scope.get("query_string", b"")
                 target = (raw + b"?" + query if query else raw).decode("latin-1")
                 await self.proxy.handle(scope, receive, send, service, target)
             return
         if path.startswith("/v1/"):
             await self.llm.handle(scope, receive, send)
+            return
+        if path.startswith(OFREP):
+            await self.ofrep.handle(scope, receive, send)
             return
         if method != "GET":
             await send_error(send, 405, f"{path} takes GET, not {method}", [(b"allow", b"GET")])
@@ -271,6 +291,6 @@ def create_app(
     """
     load = None if load_sink is None else (load_sink, gateway_id or default_gateway_id())
     app = GatewayApp(source, settings, catalog or load_catalog(), rng or random.Random(), load, upstream_tls)
-    app.keys = app.llm.keys = None if keys is None else KeyGuard(keys)
+    app.keys = app.llm.keys = app.ofrep.keys = None if keys is None else KeyGuard(keys)
     app.proxy.tracer = tracer
     return app

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from polycloud.errors import PolycloudError
 from polycloud.gateway.forwarding import Failure, Forwarder, Reply
 from polycloud.gateway.metrics import GatewayMetrics
-from polycloud.gateway.routes import RouteSource
+from polycloud.gateway.routes import RouteSource, RouteTable
 from polycloud.gateway.settings import GatewaySettings
 from polycloud.gateway.upstreams import Upstream, UpstreamRegistry
 
@@ -49,9 +50,12 @@ class RouteRefresher:
         registry: UpstreamRegistry,
         settings: GatewaySettings,
         metrics: GatewayMetrics,
+        on_table: Callable[[RouteTable], None] | None = None,
     ) -> None:
-        """Create the refresher; `refresh` once, then `run` as a task."""
+        """Create the refresher; `refresh` once, then `run` as a task. `on_table` is given each new
+        table after the registry (on the event loop): the feature flags follow it."""
         self._source = source
+        self._on_table = on_table
         self._registry = registry
         self._interval = settings.refresh_interval_s
         self._metrics = metrics
@@ -74,6 +78,8 @@ class RouteRefresher:
             self._last_error = None
         if self._registry.apply(table):
             self._metrics.routes_version.set(self._registry.version)
+            if self._on_table is not None:
+                self._on_table(table)
         return True
 
     async def run(self) -> None:

@@ -306,6 +306,8 @@ class KeyGuard:
         self._interval = sync_interval_s
         self._clock, self._wall = clock, wall
         self._keys: dict[str, dict[str, KeyGrant]] = {}
+        self._by_hash: dict[str, KeyGrant] = {}
+        """Every key of every service, for endpoints of the whole fleet (`identify`)."""
         self._buckets: dict[int, TokenBucket] = {}
         self._tokens: dict[int, TokenUse] = {}
         # Counts by (month, key id, REQUESTS or TOKENS): not yet sent, being sent, sent and not yet
@@ -349,6 +351,23 @@ class KeyGuard:
         key = presented_key(headers)
         grant = keys.get(hash_key(key)) if key is not None else None
         return grant is not None and not grant.revoked
+
+    def identify(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[Denial | None, KeyGrant | None]:
+        """Admit a request to an endpoint of the whole fleet (OFREP): open while no service has (or
+        had) a key, else any live key of any service, uncounted. Returns the refusal, or the key's grant
+        (None when open)."""
+        if not self.loaded:
+            return Denial(503, "inference keys are not loaded yet; retry shortly", [_retry_after(1)]), None
+        if not self._by_hash:
+            return None, None
+        key = presented_key(headers)
+        if key is None:
+            message = "this fleet needs an inference key: Authorization: Bearer <key>, or X-API-Key"
+            return Denial(401, message, [(b"www-authenticate", b'Bearer realm="polycloud"')]), None
+        grant = self._by_hash.get(hash_key(key))
+        if grant is None or grant.revoked:
+            return Denial(401, "unknown or revoked inference key", []), None
+        return None, grant
 
     def check(self, service: str, headers: Sequence[tuple[bytes, bytes]]) -> Denial | None:
         """None to let the request through (and count it); else the answer that refuses it."""
@@ -456,6 +475,7 @@ class KeyGuard:
         self._buckets = {i: b for i, b in self._buckets.items() if i in live}
         self._tokens = {i: u for i, u in self._tokens.items() if i in live}
         self._keys = table
+        self._by_hash = {k.key_hash: k for k in keys}
         self.loaded = True
 
     async def sync(self) -> bool:

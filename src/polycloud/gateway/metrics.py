@@ -16,6 +16,9 @@
     polycloud_gateway_llm_time_to_first_token_seconds{service, cluster, revision}  LLM streams
     polycloud_gateway_llm_inter_token_seconds{service, cluster, revision}  mean gap between tokens
     polycloud_gateway_llm_tokens_total{service, cluster, revision, kind}  prompt and completion tokens
+    polycloud_gateway_flag_evaluations_total{flag, variant, reason}  OFREP evaluations (reason: the
+                                                                OpenFeature reason or error code; flag ""
+                                                                for keys that name no flag)
 
 Names follow `polycloud_<component>_<what>_<unit>`; the control plane's `/metrics` adds the cluster's
 provider and region (`polycloud.obs.federation`).
@@ -91,6 +94,7 @@ class GatewayMetrics:
         self._retries: Counts = {}
         self._hedges: Counts = {}
         self._ejections: Counts = {}
+        self._flags: Counts = {}
         self._bytes: dict[tuple[str, str], tuple[_Count, _Count]] = {}
         self.registry.register(_Families(self))
         r = self.registry
@@ -168,6 +172,10 @@ class GatewayMetrics:
         """Count one ejection."""
         _add(self._ejections, (service, cluster), 1)
 
+    def flag_evaluated(self, flag: str, variant: str, reason: str) -> None:
+        """Count one flag evaluation by variant and reason (or error code)."""
+        _add(self._flags, (flag, variant, reason), 1)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
@@ -215,6 +223,12 @@ class _Families(Collector):
         yield _counter("polycloud_gateway_hedges", "Attempts raced by a hedged copy.", ["service"], m._hedges)
         yield _counter(
             "polycloud_gateway_ejections", "Passive outlier ejections.", ["service", "cluster"], m._ejections
+        )
+        yield _counter(
+            "polycloud_gateway_flag_evaluations",
+            "Feature flag evaluations (OFREP) by variant and reason or error code.",
+            ["flag", "variant", "reason"],
+            m._flags,
         )
         moved: Counts = {}
         for (service, cluster), (sent, received) in list(m._bytes.items()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 ROLES = ("active", "standby", "burst")
 """The plan's roles. A replica of any other role is routed as an active one."""
@@ -47,6 +47,15 @@ class ReplicaRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class FlagSplit:
+    """A service's routing by a feature flag: which service serves each variant (`spec.routing`)."""
+
+    flag: str
+    variants: tuple[tuple[str, str], ...]
+    """(variant, service) pairs; a variant not listed is served by the service itself."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceRoutes:
     """A service (its name is the model name in OIP paths), its resilience pattern and its replicas."""
 
@@ -63,6 +72,10 @@ class ServiceRoutes:
     """What its replicas speak: "oip-v2" (served under /v2/models/) or "openai" (under /v1/)."""
     prefix_affinity: bool = False
     """Requests sharing a prompt prefix prefer the replica that served it (openai services)."""
+    project: str | None = None
+    """The service's `project` label: in the evaluation context of flags asked for with its keys."""
+    routing: FlagSplit | None = None
+    """Requests are sent to the service the flag's variant names (`polycloud.gateway.flagrouting`)."""
 
     def clusters(self) -> dict[str, list[ReplicaRoute]]:
         """The replicas grouped by cluster, clusters in order of first appearance."""
@@ -70,6 +83,15 @@ class ServiceRoutes:
         for replica in self.replicas:
             grouped.setdefault(replica.cluster, []).append(replica)
         return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRoute:
+    """A FeatureFlag the gateway answers over OFREP (`polycloud.gateway.flagboard`)."""
+
+    key: str
+    definition: dict[str, Any]
+    """The document's `spec`: a flag in flagd's format (state, variants, defaultVariant, targeting)."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +102,29 @@ class RouteTable:
     """By service name."""
     clusters: Mapping[str, ClusterRoute] = field(default_factory=dict)
     """By cluster name; a cluster missing here has an unknown location."""
+    flags: Mapping[str, FlagRoute] = field(default_factory=dict)
+    """Feature flags by key: they ride the route refresh, so they are served from memory and while the
+    store is unreachable."""
 
     @classmethod
-    def of(cls, services: list[ServiceRoutes], clusters: list[ClusterRoute] | None = None) -> RouteTable:
+    def of(
+        cls,
+        services: list[ServiceRoutes],
+        clusters: list[ClusterRoute] | None = None,
+        flags: list[FlagRoute] | None = None,
+    ) -> RouteTable:
         """Build a table from lists.
 
         Args:
             services: Every service, names unique.
             clusters: Locations of clusters; any subset.
+            flags: Feature flags, keys unique.
         """
-        return cls({s.name: s for s in services}, {c.name: c for c in clusters or []})
+        return cls(
+            {s.name: s for s in services},
+            {c.name: c for c in clusters or []},
+            {f.key: f for f in flags or []},
+        )
 
 
 class RouteSource(Protocol):

@@ -3,7 +3,7 @@
 A gateway with a home keeps, under `$POLYCLOUD_HOME/gateway/`, the last route table (with each canary's
 revision and share of traffic: the rollout weights) and the last inference key grants it applied:
 
-    routes.json   {"format": 1, "saved_at": ISO, "services": [...], "clusters": [...]}
+    routes.json   {"format": 1, "saved_at": ISO, "services": [...], "clusters": [...], "flags": [...]}
     keys.json     {"format": 1, "saved_at": ISO, "keys": [...]}   (sha256 hashes only, never a key)
 
 Both are JSON of the gateway's own records (`ServiceRoutes`, `ClusterRoute`, `KeyGrant`), validated
@@ -29,7 +29,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -38,7 +38,7 @@ from pydantic import TypeAdapter
 
 from polycloud.exchange import KeyGrant
 from polycloud.gateway.keys import KeySource
-from polycloud.gateway.routes import ClusterRoute, RouteSource, RouteTable, ServiceRoutes
+from polycloud.gateway.routes import ClusterRoute, FlagRoute, RouteSource, RouteTable, ServiceRoutes
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +83,17 @@ class SavedRoutes:
 
     services: list[ServiceRoutes]
     clusters: list[ClusterRoute]
+    flags: list[FlagRoute] = field(default_factory=list)
+    """Absent from copies saved before flags existed."""
 
     @classmethod
     def of(cls, table: RouteTable) -> SavedRoutes:
         """The copy of `table`."""
-        return cls(list(table.services.values()), list(table.clusters.values()))
+        return cls(list(table.services.values()), list(table.clusters.values()), list(table.flags.values()))
 
     def table(self) -> RouteTable:
         """The route table again."""
-        return RouteTable.of(self.services, self.clusters)
+        return RouteTable.of(self.services, self.clusters, self.flags)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """`StoreRouteSource`: routes read from the state store that the control plane's reconciler keeps current.
 
-A snapshot is four short reads: the observed replicas (`Store.replicas`), the live workloads
-(`Store.current`, for each Service's pattern), the Cluster documents (for where each cluster is: its
-`location`, else the catalog's coordinates of its provider/region) and the active canary rollouts (for
-each one's revision and share of traffic). A service is listed when it is a
+A snapshot is five short reads: the observed replicas (`Store.replicas`), the live workloads
+(`Store.current`, for each Service's pattern and project), the Cluster documents (for where each
+cluster is: its `location`, else the catalog's coordinates of its provider/region), the active canary
+rollouts (for each one's revision and share of traffic) and the FeatureFlag documents (answered over
+OFREP from the table, `polycloud.gateway.flagboard`). A service is listed when it is a
 live Service or still has replicas (a deleted one whose replicas are stopping); a Job's replicas are
 not routes.
 
@@ -24,7 +25,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
 from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
-from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
+from polycloud.gateway.routes import (
+    ClusterRoute,
+    FlagRoute,
+    FlagSplit,
+    ReplicaRoute,
+    RouteTable,
+    ServiceRoutes,
+)
 from polycloud.state import MemberInput, ReplicaRecord
 from polycloud.state.repositories import ReportRepository, RouteRepository
 
@@ -81,6 +89,20 @@ def _hedge(spec: dict[str, Any]) -> float | None:
     return _number(hedging.get("afterPercentile", 95)) if isinstance(hedging, dict) else None
 
 
+def _routing(spec: dict[str, Any]) -> FlagSplit | None:
+    inner = spec.get("spec")
+    routing = inner.get("routing") if isinstance(inner, dict) else None
+    if not isinstance(routing, dict) or not isinstance(routing.get("variants"), dict):
+        return None
+    pairs = tuple((str(v), str(s)) for v, s in routing["variants"].items())
+    return FlagSplit(str(routing.get("flag")), pairs)
+
+
+def _flag(name: str, document: dict[str, Any]) -> FlagRoute:
+    spec = document.get("spec")
+    return FlagRoute(name, spec if isinstance(spec, dict) else {})
+
+
 def _replica(record: ReplicaRecord) -> ReplicaRoute:
     return ReplicaRoute(
         id=record.id,
@@ -112,12 +134,15 @@ class StoreRouteSource:
             workloads = store.current()
             documents = store.documents("Cluster")
             rollouts = {r.service: (r.canary, r.weight) for r in store.active_rollouts()}
+            flags = [_flag(d.name, d.spec) for d in store.documents("FeatureFlag")]
         except SQLAlchemyError as e:
             raise TransientError(f"cannot read routes from the state store: {e}") from e
         patterns = {w.name: _pattern(w.spec) for w in workloads if w.kind == "Service"}
         hedges = {w.name: _hedge(w.spec) for w in workloads if w.kind == "Service"}
         protocols = {w.name: _protocol(w.spec) for w in workloads if w.kind == "Service"}
         affinity = {w.name for w in workloads if w.kind == "Service" and _affinity(w.spec)}
+        projects = {w.name: w.project for w in workloads if w.kind == "Service"}
+        routing = {w.name: _routing(w.spec) for w in workloads if w.kind == "Service"}
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
         for record in replicas:
@@ -132,11 +157,13 @@ class StoreRouteSource:
                 hedges.get(name),
                 protocols.get(name, "oip-v2"),
                 name in affinity,
+                projects.get(name),
+                routing.get(name),
             )
             for name, routes in grouped.items()
         ]
         clusters = [cluster_route(d.name, d.spec, self._catalog) for d in documents]
-        return RouteTable.of(services, clusters)
+        return RouteTable.of(services, clusters, flags)
 
 
 def _written(what: str, write: Callable[[], None]) -> None:

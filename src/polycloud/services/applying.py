@@ -7,7 +7,7 @@ apply is all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +19,8 @@ from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
-from polycloud.spec.models import Cluster, Dataset, ModelRef, Policy, RoleBinding, ServiceSpec
-from polycloud.state import DocumentInput, WorkloadInput, WorkloadState, content_hash
+from polycloud.spec.models import Cluster, Dataset, FeatureFlag, ModelRef, Policy, RoleBinding, ServiceSpec
+from polycloud.state import DocumentInput, DocumentState, WorkloadInput, WorkloadState, content_hash
 from polycloud.state.repositories_services import FleetRepository
 
 Action = Literal["+", "~", "-", "="]
@@ -43,6 +43,9 @@ class Preview:
     changes: list[Change]
     plan: Plan
     applied: bool = False
+    documents: dict[str, str] = field(default_factory=dict)
+    """"Kind/name" of each other document (Cluster, Dataset, Policy, FeatureFlag) that the apply creates,
+    updates or deletes, with what: an apply that changes only documents is a change too."""
 
     def delta(self, kind: str) -> float:
         """Cost change of one kind: per month for services, per run for jobs."""
@@ -54,6 +57,7 @@ class Preview:
             "deltaUSD": self.delta("Service"),
             "jobsDeltaUSD": self.delta("Job"),
             "applied": self.applied,
+            "documents": self.documents,
             "plan": self.plan.to_json(),
         }
 
@@ -92,10 +96,11 @@ class FleetService:
             raise UserError("cannot apply, some workloads cannot be placed:\n  " + "\n  ".join(lines))
         inputs = workload_inputs(fleet, plan)
         changes = diff(self.store.current(), inputs, plan)
+        documents_in = document_inputs(fleet)
         if dry_run:
-            return Preview(changes, plan)
+            return Preview(changes, plan, documents=document_diff(self.store.documents(), documents_in))
         result = self.store.apply(
-            workloads=inputs, documents=document_inputs(fleet), author=author, message=message, prune=True
+            workloads=inputs, documents=documents_in, author=author, message=message, prune=True
         )
         revisions = {w.name: w.revision for w in result.workloads}
         self.on_change()
@@ -105,7 +110,8 @@ class FleetService:
             )
             for c in changes
         ]
-        return Preview(changes, plan, applied=True)
+        done = {f"{d.kind}/{d.name}": str(d.action) for d in result.documents if d.action != "unchanged"}
+        return Preview(changes, plan, applied=True, documents=done)
 
     def enforce_policies(self, fleet: Fleet, plan: Plan) -> None:
         """Raise `PolicyViolationError` (HTTP 422) when the fleet or its plan breaks a policy rule."""
@@ -183,11 +189,12 @@ def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
 
 
 def document_inputs(fleet: Fleet) -> list[DocumentInput]:
-    docs: list[Cluster | Dataset | Policy | RoleBinding] = [
+    docs: list[Cluster | Dataset | Policy | RoleBinding | FeatureFlag] = [
         *fleet.clusters.values(),
         *fleet.datasets.values(),
         *fleet.policies.values(),
         *fleet.role_bindings.values(),
+        *fleet.flags.values(),
     ]
     return [
         DocumentInput(
@@ -198,6 +205,18 @@ def document_inputs(fleet: Fleet) -> list[DocumentInput]:
         )
         for d in docs
     ]
+
+
+def document_diff(recorded: list[DocumentState], inputs: list[DocumentInput]) -> dict[str, str]:
+    """ "Kind/name" → created, updated or deleted, for each document an apply of `inputs` would change."""
+    before = {(d.kind, d.name): d.content_hash for d in recorded}
+    changes: dict[str, str] = {}
+    for item in inputs:
+        old = before.pop((item.kind, item.name), None)
+        if old != item.content_hash:
+            changes[f"{item.kind}/{item.name}"] = "created" if old is None else "updated"
+    changes |= {f"{kind}/{name}": "deleted" for kind, name in before}
+    return dict(sorted(changes.items()))
 
 
 def recorded_cost(state: WorkloadState) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from polycloud.errors import SpecIssue
-from polycloud.spec.models import Cluster, Dataset, Document, Job, Policy, RoleBinding, Service
+from polycloud.spec.models import Cluster, Dataset, Document, FeatureFlag, Job, Policy, RoleBinding, Service
 
 FieldPath = tuple[str | int, ...]
 
@@ -56,6 +56,7 @@ class Fleet:
     jobs: dict[str, Job] = field(default_factory=dict)
     policies: dict[str, Policy] = field(default_factory=dict)
     role_bindings: dict[str, RoleBinding] = field(default_factory=dict)
+    flags: dict[str, FeatureFlag] = field(default_factory=dict)
     positions: dict[tuple[str, str], Positions] = field(default_factory=dict)
 
     def documents(self) -> list[Document]:
@@ -67,6 +68,7 @@ class Fleet:
             *self.jobs.values(),
             *self.policies.values(),
             *self.role_bindings.values(),
+            *self.flags.values(),
         ]
 
     def workloads(self) -> list[Service | Job]:
@@ -88,6 +90,7 @@ class Fleet:
             "Job": self.jobs,
             "Policy": self.policies,
             "RoleBinding": self.role_bindings,
+            "FeatureFlag": self.flags,
         }
         return tables[kind]
 

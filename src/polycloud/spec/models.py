@@ -10,8 +10,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     field_validator,
@@ -20,6 +18,10 @@ from pydantic import (
 
 from polycloud import names
 from polycloud.spec import bounds as b
+from polycloud.spec.access import RoleBindingSpec as RoleBindingSpec
+from polycloud.spec.access import Subject as Subject
+from polycloud.spec.base import Strict as Strict
+from polycloud.spec.flags import FeatureFlagSpec as FeatureFlagSpec
 
 DNS_LABEL = names.DNS_LABEL
 CATALOG_PROVIDERS = frozenset({"aws", "gcp", "azure"})
@@ -29,13 +31,6 @@ def _secret_name(value: str) -> str:
     if not names.SECRET_NAME.fullmatch(value):
         raise ValueError(f"secret name {value!r} must be {names.SECRET_RULE}")
     return value
-
-
-class Strict(BaseModel):
-    """Base of every spec model: unknown fields are errors, numbers are finite, booleans are booleans
-    (`spot: 0` or `spot: "yes"` is an error, not a lax guess), values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Metadata(Strict):
@@ -270,6 +265,21 @@ class Runtime(Strict):
         return self
 
 
+class FlagRouting(Strict):
+    """Route a Service's requests by a FeatureFlag: the gateway evaluates `flag` per request and sends
+    the request to the service its variant names; other variants (and a disabled flag) stay here."""
+
+    flag: str = Field(description="A FeatureFlag of the fleet.")
+    variants: dict[str, str] = Field(min_length=1, description="Variant name → the Service that serves it.")
+
+    @field_validator("flag")
+    @classmethod
+    def _flag_name(cls, v: str) -> str:
+        if not DNS_LABEL.fullmatch(v):
+            raise ValueError(f"{v!r} is not a DNS-1123 label")
+        return v
+
+
 class ServiceSpec(Strict):
     model: ModelRef | None = Field(default=None, description="The model; required unless a runtime is given.")
     protocol: Protocol = Field(
@@ -294,6 +304,10 @@ class ServiceSpec(Strict):
     hedging: Hedging | None = None
     env: list[EnvVar] = Field(default_factory=list)
     slo: Slo | None = None
+    routing: FlagRouting | None = Field(
+        default=None,
+        description="oip-v2 only: send each request to the service a flag's variant names (docs/flags.md).",
+    )
 
     @model_validator(mode="after")
     def _model_or_runtime(self) -> ServiceSpec:
@@ -301,6 +315,8 @@ class ServiceSpec(Strict):
             raise ValueError("give a model (served by polycloud) or a runtime (a server of your own)")
         if self.prefixAffinity and self.protocol != "openai":
             raise ValueError("prefixAffinity routes by the prompt: it needs protocol: openai")
+        if self.routing is not None and self.protocol != "oip-v2":
+            raise ValueError("routing by a flag rewrites OIP model paths: it needs protocol: oip-v2")
         return self
 
 
@@ -366,34 +382,6 @@ class PolicySpec(Strict):
     )
 
 
-class Subject(Strict):
-    """One person (`user`: the value of the username claim, e.g. an email) or a directory `group`."""
-
-    user: str | None = Field(default=None, min_length=1, max_length=253)
-    group: str | None = Field(default=None, min_length=1, max_length=253)
-
-    @model_validator(mode="after")
-    def _one(self) -> Subject:
-        if (self.user is None) == (self.group is None):
-            raise ValueError("give exactly one of user and group")
-        return self
-
-
-class RoleBindingSpec(Strict):
-    """Gives people of the company's OpenID Provider a role, fleet-wide or in one project."""
-
-    role: Literal["viewer", "deployer", "admin"]
-    project: str | None = Field(default=None, description="Absent: every project.")
-    subjects: list[Subject] = Field(min_length=1)
-
-    @field_validator("project")
-    @classmethod
-    def _project(cls, v: str | None) -> str | None:
-        if v is not None and not names.is_project(v):
-            raise ValueError(f"project {v!r} must be {names.PROJECT_RULE}")
-        return v
-
-
 class _Document(Strict):
     apiVersion: Literal["polycloud/v1"]
     metadata: Metadata
@@ -429,9 +417,21 @@ class RoleBinding(_Document):
     spec: RoleBindingSpec
 
 
-Document = Cluster | Dataset | Service | Job | Policy | RoleBinding
+class FeatureFlag(_Document):
+    kind: Literal["FeatureFlag"]
+    spec: FeatureFlagSpec
+
+
+Document = Cluster | Dataset | Service | Job | Policy | RoleBinding | FeatureFlag
 KINDS: dict[
-    str, type[Cluster] | type[Dataset] | type[Service] | type[Job] | type[Policy] | type[RoleBinding]
+    str,
+    type[Cluster]
+    | type[Dataset]
+    | type[Service]
+    | type[Job]
+    | type[Policy]
+    | type[RoleBinding]
+    | type[FeatureFlag],
 ] = {
     "Cluster": Cluster,
     "Dataset": Dataset,
@@ -439,5 +439,6 @@ KINDS: dict[
     "Job": Job,
     "Policy": Policy,
     "RoleBinding": RoleBinding,
+    "FeatureFlag": FeatureFlag,
 }
 Workload = Service | Job

@@ -73,6 +73,7 @@ def _check_service(fleet: Fleet, service: Service, catalog: Catalog) -> list[Spe
         total = sum(t.share for t in spec.traffic)
         if abs(total - 1.0) > SHARE_TOLERANCE:
             issues.append(where.issue(("spec", "traffic"), f"traffic shares sum to {total:g}, not 1"))
+    issues.extend(_check_routing(fleet, service))
     known_sites = {f"{c.spec.provider}/{c.spec.region}" for c in fleet.clusters.values()}
     for i, source in enumerate(spec.traffic):
         if source.region is None or source.region in known_sites:
@@ -82,6 +83,31 @@ def _check_service(fleet: Fleet, service: Service, catalog: Catalog) -> list[Spe
             choices = sorted(known_sites | {f"{r.provider}/{r.region}" for r in catalog.regions()})
             issues.append(
                 where.issue(("spec", "traffic", i, "region"), _unknown("region", source.region, choices))
+            )
+    return issues
+
+
+def _check_routing(fleet: Fleet, service: Service) -> list[SpecIssue]:
+    """A flag-routed service names a flag of the fleet, its variants, and plain oip-v2 services."""
+    routing = service.spec.routing
+    if routing is None:
+        return []
+    where = fleet.where("Service", service.metadata.name)
+    path: FieldPath = ("spec", "routing")
+    flag = fleet.flags.get(routing.flag)
+    if flag is None:
+        return [where.issue((*path, "flag"), _unknown("FeatureFlag", routing.flag, fleet.flags))]
+    issues: list[SpecIssue] = []
+    for variant, target in routing.variants.items():
+        at = (*path, "variants", variant)
+        other = fleet.services.get(target)
+        if variant not in flag.spec.variants:
+            issues.append(where.issue(at, f"flag {routing.flag!r} has no variant {variant!r}", key=True))
+        elif other is None:
+            issues.append(where.issue(at, _unknown("service", target, fleet.services)))
+        elif other is service or other.spec.routing is not None or other.spec.protocol != "oip-v2":
+            issues.append(
+                where.issue(at, f"{target!r} must be another oip-v2 service that routes by no flag")
             )
     return issues
 

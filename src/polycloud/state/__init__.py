@@ -6,8 +6,9 @@ that decides whether a workload changed.
 """
 
 from polycloud.exchange import LoadReport, RevisionCounts
-from polycloud.state import tables_accounting, tables_control, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
+from polycloud.state import tables_accounting, tables_control, tables_flags, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
 from polycloud.state.control import Lease, MemberInput, MemberRecord
+from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.hashing import canonical_json, content_hash
 from polycloud.state.records import (
     ApplyResult,
@@ -41,6 +42,7 @@ __all__ = [
     "EventInput",
     "EventLevel",
     "EventRecord",
+    "FlagRevisionRecord",
     "Lease",
     "LoadReport",
     "MemberInput",

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from polycloud.errors import ConflictError, NotFoundError, UserError
+from polycloud.state import flag_revisions
 from polycloud.state.records import (
     WORKLOAD_KINDS,
     ApplyResult,
@@ -120,7 +121,7 @@ def apply_changes(
     _require_unique((w.name for w in workloads), "workload")
     _require_unique((f"{d.kind}/{d.name}" for d in documents), "document")
     workload_changes = _apply_workloads(session, workloads, authorship, prune=prune)
-    document_changes = _apply_documents(session, documents, authorship.now, prune=prune)
+    document_changes = _apply_documents(session, documents, authorship, prune=prune)
     session.flush()
     return ApplyResult(workloads=workload_changes, documents=document_changes)
 
@@ -199,24 +200,26 @@ def _append_revision(
 
 
 def _apply_documents(
-    session: Session, documents: list[DocumentInput], now: datetime, *, prune: bool
+    session: Session, documents: list[DocumentInput], authorship: Authorship, *, prune: bool
 ) -> list[DocumentChange]:
+    """Overwrite changed documents; a FeatureFlag's change is also appended to its versions."""
+    now = authorship.now
     existing = {(row.kind, row.name): row for row in session.scalars(select(DocumentRow))}
     changes: list[DocumentChange] = []
+    changed: list[DocumentRow] = []
     for document in documents:
         row = existing.get((document.kind, document.name))
         action: ChangeAction
         if row is None:
-            session.add(
-                DocumentRow(
-                    kind=document.kind,
-                    name=document.name,
-                    spec=document.spec,
-                    content_hash=document.content_hash,
-                    updated_at=now,
-                    deleted=False,
-                )
+            row = DocumentRow(
+                kind=document.kind,
+                name=document.name,
+                spec=document.spec,
+                content_hash=document.content_hash,
+                updated_at=now,
+                deleted=False,
             )
+            session.add(row)
             action = "created"
         elif row.deleted or row.content_hash != document.content_hash:
             action = "created" if row.deleted else "updated"
@@ -227,6 +230,8 @@ def _apply_documents(
         else:
             action = "unchanged"
         changes.append(DocumentChange(document.kind, document.name, action))
+        if action != "unchanged":
+            changed.append(row)
     if prune:
         declared = {(d.kind, d.name) for d in documents}
         for key, row in existing.items():
@@ -234,6 +239,10 @@ def _apply_documents(
                 row.deleted = True
                 row.updated_at = now
                 changes.append(DocumentChange(row.kind, row.name, "deleted"))
+                changed.append(row)
+    for row in changed:
+        if row.kind == flag_revisions.KIND:
+            flag_revisions.record(session, row, author=authorship.author, message=authorship.message, now=now)
     return sorted(changes, key=lambda c: (c.kind, c.name))
 
 

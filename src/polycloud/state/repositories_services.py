@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from polycloud.state.faults import FaultInput, FaultRecord
+from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.ledger import LedgerLine
 from polycloud.state.records import (
     ApplyResult,
@@ -185,7 +186,17 @@ class ObservationReader(SloReader, IncidentReader, AnomalyReader, Protocol):
 # -------------------------------------------------------------------------------------------- API
 
 
+class FlagRepository(DocumentReader, Protocol):
+    """What `services/flags.py` needs: the live flags, their versions, and setting one as a new version."""
+
+    def flag_history(self, name: str) -> list[FlagRevisionRecord]: ...
+    def put_flag(
+        self, name: str, document: dict[str, Any], content_hash: str, *, author: str, message: str
+    ) -> FlagRevisionRecord: ...
+
+
 class ApiStore(
+    FlagRepository,
     SessionRepository,
     TokenRepository,
     AuditTrailReader,

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from polycloud.exchange import LoadReport
-from polycloud.state import desired, loads, observed, person_sessions, tokens, web_sessions
+from polycloud.state import desired, flag_revisions, loads, observed, person_sessions, tokens, web_sessions
+from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.records import (
     ApplyResult,
     DocumentInput,
@@ -122,6 +123,29 @@ class Store(ExtendedStore, ControlStore):
         authorship = desired.Authorship(author, message, self._clock())
         with self._session(write=True, lock_name="desired") as session:
             return desired.rollback(session, workload, to, authorship)
+
+    def flag_history(self, name: str) -> list[FlagRevisionRecord]:
+        """Every version of FeatureFlag `name`, oldest first (deletions included).
+
+        Raises:
+            NotFoundError: No flag of that name was ever applied.
+        """
+        with self._session(write=False) as session:
+            return flag_revisions.history(session, name)
+
+    def put_flag(
+        self, name: str, document: dict[str, Any], content_hash: str, *, author: str, message: str
+    ) -> FlagRevisionRecord:
+        """Make `document` (a validated FeatureFlag) flag `name`'s content, as a new version: the kill
+        switch and rollbacks, outside an apply (the next apply of the files sets it as they say).
+
+        Raises:
+            NotFoundError: No flag of that name was ever applied.
+        """
+        with self._session(write=True, lock_name="desired") as session:
+            return flag_revisions.put(
+                session, name, document, content_hash, author=author, message=message, now=self._clock()
+            )
 
     # observed state
 
