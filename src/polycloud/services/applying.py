@@ -11,8 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from polycloud.catalog import Catalog
 from polycloud.errors import PermanentError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
@@ -182,7 +180,7 @@ def workload_inputs(fleet: Fleet, plan: Plan) -> list[WorkloadInput]:
                 name=workload.metadata.name,
                 kind=workload.kind,
                 spec=spec,
-                content_hash=content_hash({"spec": _declared(workload), "placement": assignments}),
+                content_hash=content_hash({"spec": spec, "placement": assignments}),
                 placement=assignments,
                 project=workload.metadata.labels.get("project"),
             )
@@ -203,7 +201,7 @@ def document_inputs(fleet: Fleet) -> list[DocumentInput]:
             kind=d.kind,
             name=d.metadata.name,
             spec=d.model_dump(mode="json"),
-            content_hash=content_hash(_declared(d)),
+            content_hash=content_hash(d.model_dump(mode="json")),
         )
         for d in docs
     ]
@@ -244,10 +242,3 @@ def diff(current: list[WorkloadState], inputs: list[WorkloadInput], plan: Plan) 
         if old.name not in declared:
             changes.append(Change(old.name, old.kind, "-", recorded_cost(old), 0.0, old.number))
     return changes
-
-
-def _declared(document: BaseModel) -> dict[str, Any]:
-    """What a revision's identity is computed from: the document without the values that are its
-    defaults, so that a field a newer polycloud adds (with a default) changes no recorded hash — an
-    upgrade then records no spurious revision of every workload."""
-    return document.model_dump(mode="json", exclude_defaults=True)
