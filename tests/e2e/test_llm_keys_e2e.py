@@ -62,6 +62,8 @@ def test_a_keys_tokens_per_minute_hold_at_the_gateway_and_reach_the_store_and_th
             keyless.chat.completions.create(model="chat", messages=ASK, max_tokens=4)
         except openai.AuthenticationError:
             return True
+        except openai.APIStatusError:  # a replica slow to answer a health check on a loaded machine: 503
+            return False
         return False
 
     polycloud.eventually(closed, "the gateway to require a key")

@@ -242,9 +242,9 @@ class Scripted(Forwarder):
 
 
 def in_process(
-    delays: dict[str, float | None], policy: str = "least-outstanding"
+    delays: dict[str, float | None], policy: str = "least-outstanding", **settings_: Any
 ) -> tuple[Proxy, Scripted, UpstreamRegistry]:
-    settings = GatewaySettings(routing_policy=policy)
+    settings = GatewaySettings(routing_policy=policy, **settings_)
     locator = Locator(None)
     registry = UpstreamRegistry(locator, None)
     routes = tuple(
@@ -317,11 +317,12 @@ def test_a_request_cancelled_mid_race_is_cancelled_with_both_copies() -> None:
 
 
 def test_requests_already_waiting_on_a_replica_found_silent_move_on_at_once() -> None:
-    proxy, _, registry = in_process({"a": None, "b": 0.005}, policy="latency")
+    # Attempts are limited to 1 s here, so that the two outcomes lie far apart on a loaded machine.
+    proxy, _, registry = in_process({"a": None, "b": 0.005}, policy="latency", attempt_floor_s=1.0)
     next(u for u in registry.upstreams() if u.cluster == "b").ewma_ms = 50.0  # "a" first, twice
 
     async def later() -> float:
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.9)
         began = time.monotonic()
         await request(proxy)
         return time.monotonic() - began
@@ -330,5 +331,6 @@ def test_requests_already_waiting_on_a_replica_found_silent_move_on_at_once() ->
         _, waited = await asyncio.gather(request(proxy), later())
         return waited
 
-    # The second request would wait out its own 250 ms limit; it moves when the first proves "a" silent.
-    assert asyncio.run(main()) < 0.2
+    # The second request would wait out its own 1 s limit; it moves on when the first proves "a" silent,
+    # ~0.1 s after it began.
+    assert asyncio.run(main()) < 0.55

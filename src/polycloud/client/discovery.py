@@ -49,6 +49,15 @@ def find(settings: Settings) -> ApiClient | None:
 
 def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> ApiClient:
     """A client of the control plane; with `start`, launch the embedded one when none runs."""
+    if not start and not settings.server:
+        info = read_any_runinfo(settings.resolved_home)
+        if info is None:
+            raise TransientError(
+                f"no control plane runs for {settings.resolved_home}; start one with `polycloud up`"
+            )
+        # No /health round trip first (~25 ms of every `status`): a control plane whose process runs but
+        # whose API does not answer fails the command's own request with a clear "not reachable".
+        return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
     client = find(settings)
     if client is not None:
         return client

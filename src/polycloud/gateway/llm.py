@@ -48,9 +48,12 @@ JSON_TYPE = (b"content-type", b"application/json")
 IDLE_TIMEOUT_S = 300.0
 """How long a relayed answer may pause between two parts before the stream is cut as failed."""
 FROZEN_CHECK_S = 1.0
-"""A relayed answer that pauses this long is cut as failed if its replica has meanwhile stopped
+"""How often a relayed answer that pauses looks at its replica's health."""
+FROZEN_AFTER_S = 5.0
+"""A relayed answer that has paused this long is cut as failed if its replica has meanwhile stopped
 answering health checks in time (`Upstream.healthy`: a frozen or partitioned replica), instead of
-holding the client for IDLE_TIMEOUT_S; one that is merely slow to produce tokens goes on."""
+holding the client for IDLE_TIMEOUT_S; one that is merely slow between tokens (a CPU-bound llama.cpp on
+a loaded machine can miss a health check and pause a second) goes on."""
 MAX_ERROR_BODY = 65536
 PREFIX_CHARS = 256
 """Characters of a prompt's start that prefix affinity hashes: enough to cover a system prompt's
@@ -441,7 +444,7 @@ async def _next_part(answer: Streamed, upstream: Upstream) -> bytes:
     waited = 0.0
     while not await answer.arrived(FROZEN_CHECK_S):
         waited += FROZEN_CHECK_S
-        if not upstream.healthy:
+        if waited >= FROZEN_AFTER_S and not upstream.healthy:
             raise TimeoutError(f"no token for {waited:.0f} s and the replica stopped answering health checks")
         if waited >= IDLE_TIMEOUT_S:
             raise TimeoutError(f"no token for {waited:.0f} s")
