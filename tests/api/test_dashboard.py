@@ -180,9 +180,14 @@ def test_a_drill_injects_a_fault_and_clears_it_after_its_time(governed: Governed
     )
     assert busy.status_code == 400 and "already running" in busy.json()["error"]
     deadline = time.monotonic() + 10
-    # The drill clears the driver's fault, then records the release: wait for both (under load the
-    # second may come a moment after the first).
-    while (governed.faults.carried("west") or governed.store.live_faults()) and time.monotonic() < deadline:
+
+    def ended() -> bool:
+        cleared = not governed.faults.carried("west") and not governed.store.live_faults()
+        return cleared and "DrillEnded" in [e.reason for e in governed.store.events(limit=10)]
+
+    # The drill clears the driver's fault, records the release, then its end: wait for all three (under
+    # load each may come a moment after the one before).
+    while not ended() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert governed.faults.carried("west") == [] and governed.store.live_faults() == []
     reasons = [e.reason for e in governed.store.events(limit=10)]
