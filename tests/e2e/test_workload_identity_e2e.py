@@ -16,7 +16,8 @@ import jwt
 import psutil
 import pytest
 import yaml
-from tests.e2e.conftest import Fleet, Polycloud
+from tests.e2e.conftest import Polycloud
+from tests.e2e.fleets import Fleet
 
 pytestmark = pytest.mark.e2e
 

@@ -33,13 +33,18 @@ def _ctx(request: Request) -> ApiContext:
     return context
 
 
-@public.get(DISCOVERY_PATH)
+NOT_ISSUING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "This server issues no workload identities."}
+}
+
+
+@public.get(DISCOVERY_PATH, responses=NOT_ISSUING)
 def discovery(request: Request) -> JSONResponse:
     """OpenID Provider metadata of the workload issuer (public)."""
     return JSONResponse(_keys(request).discovery(), headers={"Cache-Control": CACHE})
 
 
-@public.get(JWKS_PATH)
+@public.get(JWKS_PATH, responses=NOT_ISSUING)
 def jwks(request: Request) -> JSONResponse:
     """The keys that verify workload identity tokens (public)."""
     return JSONResponse(_keys(request).jwks(), headers={"Cache-Control": CACHE})
