@@ -54,7 +54,7 @@ class WorkloadIssuer:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: list[wl.PublicKey] = []
-        self._private: dict[str, str] = {}  # kid -> PEM, opened once
+        self._private: dict[str, wl.SigningKey] = {}  # by kid: opened and parsed once
         self._read_at = -float("inf")
 
     # ------------------------------------------------------------------------------ publishing
@@ -85,7 +85,7 @@ class WorkloadIssuer:
         """A token for `workload`, valid `ttl_s` from now, signed by the key the schedule names."""
         now = self._clock()
         current = wl.signer(self._current_keys(), now, self.publish_s)
-        key = wl.SigningKey(current, self._private_pem(current))
+        key = self._signing_key(current)
         return wl.sign(key, wl.claims(workload, self.issuer, now, self.ttl_s))
 
     def token(self, kind: wl.Kind, name: str, revision: int, cluster: str) -> str:
@@ -138,7 +138,7 @@ class WorkloadIssuer:
         stood = self._store.settle_control_setting(f"{KEY_SETTING}{number:04d}", candidate.public.to_json())
         return wl.PublicKey.from_json(number, stood)  # the first server to settle wins
 
-    def _private_pem(self, key: wl.PublicKey) -> str:
+    def _signing_key(self, key: wl.PublicKey) -> wl.SigningKey:
         with self._lock:
             if key.kid in self._private:
                 return self._private[key.kid]
@@ -153,6 +153,7 @@ class WorkloadIssuer:
             pem = open_secret(sealed, self._wrapper)
         except SecretUnreadable as e:
             raise PermanentError(f"workload signing key {key.kid} does not open with this master key") from e
+        signing = wl.SigningKey(key, pem)
         with self._lock:
-            self._private[key.kid] = pem
-        return pem
+            self._private[key.kid] = signing
+        return signing
