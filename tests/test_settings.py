@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import ValidationError, create_model
@@ -51,6 +52,9 @@ ENVIRONMENTS: list[dict[str, str]] = [
         "POLYCLOUD_OIDC_AUDIENCE": "pc-client",
         "POLYCLOUD_OIDC_GROUPS_CLAIM": "roles",
         "POLYCLOUD_OIDC_JWKS_COOLDOWN_S": "2",
+        "POLYCLOUD_WORKLOAD_ISSUER": "https://id.example.com/polycloud",
+        "POLYCLOUD_WORKLOAD_TOKEN_TTL_S": "900",
+        "POLYCLOUD_WORKLOAD_KEY_PUBLISH_S": "0",
     },
     {"polycloud_api_addr": "127.0.0.1:1", "Polycloud_Lease_S": "7", "POLYCLOUD_fleet_mtls": "0"},
     {"POLYCLOUD_TOKEN": "", "POLYCLOUD_TLS_CERT": "", "POLYCLOUD_SERVER": "", "POLYCLOUD_MODEL_ROOTS": ""},
@@ -64,6 +68,7 @@ INVALID: list[dict[str, str]] = [
     {"POLYCLOUD_FLEET_MTLS": "maybe"},
     {"POLYCLOUD_ALERT_WEBHOOK": "ftp://x"},
     {"POLYCLOUD_PROBE_INTERVAL_S": "0", "POLYCLOUD_CA_PUBLISH_S": "-1"},
+    {"POLYCLOUD_WORKLOAD_TOKEN_TTL_S": "0.5", "POLYCLOUD_WORKLOAD_KEY_PUBLISH_S": "90000"},
 ]
 
 
@@ -133,3 +138,26 @@ def test_the_oidc_issuer_is_https_or_loopback(environ: pytest.MonkeyPatch, issue
     else:
         with pytest.raises(ValidationError, match="https"):
             Settings()
+
+
+@pytest.mark.parametrize(
+    ("issuer", "read"),
+    [
+        ("https://id.example.com/", "https://id.example.com"),
+        ("http://127.0.0.1:8700", "http://127.0.0.1:8700"),
+        ("", None),
+        ("id.example.com", "error"),
+        ("https://id.example.com/?x=1", "error"),
+    ],
+)
+def test_the_workload_issuer_is_an_http_url_without_a_trailing_slash(
+    environ: pytest.MonkeyPatch, issuer: str, read: str | None
+) -> None:
+    environ.setenv("POLYCLOUD_WORKLOAD_ISSUER", issuer)
+    if read == "error":
+        with pytest.raises(ValidationError, match="http"):
+            Settings()
+    else:
+        assert Settings().workload_issuer == read
+    if read and read != "error":
+        assert urlsplit(read).hostname in Settings().extra_api_hosts  # the clouds fetch from it

@@ -111,6 +111,31 @@ class Settings(BaseModel):
         default=None, description="Client secret for the dashboard's sign-in, when the provider needs one."
     )
 
+    workload_issuer: str | None = Field(
+        default=None,
+        description="`iss` of workload identity tokens, whose /.well-known/openid-configuration the "
+        "clouds fetch (https and public in production); default: the API's URL.",
+    )
+    workload_token_ttl_s: float = Field(
+        default=3600.0, ge=1, le=86400, description="Seconds a workload identity token is valid."
+    )
+    workload_key_publish_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="Seconds a new workload signing key is in the JWKS before it signs (clouds cache it).",
+    )
+
+    @field_validator("workload_issuer")
+    @classmethod
+    def _workload_issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment (https in production)")
+        return value.strip().rstrip("/")
+
     @field_validator("oidc_issuer")
     @classmethod
     def _issuer(cls, value: str | None) -> str | None:
@@ -138,10 +163,11 @@ class Settings(BaseModel):
 
     @property
     def extra_api_hosts(self) -> tuple[str, ...]:
-        """POLYCLOUD_API_HOSTS, plus the host of POLYCLOUD_SERVER (the URL clients reach the API by)."""
+        """POLYCLOUD_API_HOSTS, plus the hosts of POLYCLOUD_SERVER (the URL clients reach the API by) and
+        POLYCLOUD_WORKLOAD_ISSUER."""
         extra = [h.strip() for h in self.api_hosts.split(",") if h.strip()]
-        if self.server:
-            host = urlsplit(self.server).hostname
+        for url in (self.server, self.workload_issuer):  # the clouds fetch the issuer's documents
+            host = urlsplit(url).hostname if url else None
             extra += [host] if host else []
         return tuple(extra)
 

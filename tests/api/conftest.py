@@ -23,6 +23,7 @@ from polycloud.controller.jobs import JobController
 from polycloud.drivers.registry import create_driver
 from polycloud.secrets import Vault
 from polycloud.secrets.local import LocalKeyWrapper
+from polycloud.server.workload import WorkloadIssuer
 from polycloud.services.applying import FleetService
 from polycloud.services.context import ApiContext
 from polycloud.services.documents import fleet_to_documents
@@ -104,6 +105,7 @@ def governed(tmp_path: Path) -> Iterator[Governed]:
     app = create_app(context)
     # What the control plane hangs on the app (server/process.py); the job loop itself does not run.
     app.state.vault = Vault(store, LocalKeyWrapper.load(None, tmp_path))
+    app.state.workload = WorkloadIssuer(store, LocalKeyWrapper.load(None, tmp_path), "http://api")
     app.state.jobs = JobController(store, context.fleet.catalog, tmp_path, create_driver)
     gov = Governed(TestClient(app, base_url="http://localhost"), store, tmp_path, leader)
     holder.append(gov)

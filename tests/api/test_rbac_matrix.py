@@ -156,6 +156,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/auth/oidc/callback"): Rule(
         "viewer", "public", _static("/api/v1/auth/oidc/callback?code=c&state=s")
     ),
+    ("GET", "/.well-known/openid-configuration"): Rule(
+        "viewer", "public", _static("/.well-known/openid-configuration")
+    ),
+    ("GET", "/.well-known/jwks.json"): Rule("viewer", "public", _static("/.well-known/jwks.json")),
+    ("POST", "/api/v1/identity/rotate"): Rule("admin", "fleet", _static("/api/v1/identity/rotate")),
     ("POST", "/api/v1/dashboard/drills"): Rule(
         "deployer", "fleet", _static("/api/v1/dashboard/drills", {"cluster": "west", "seconds": 2})
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,6 +13,7 @@ from tests.support import wait_until
 
 from polycloud.drivers.base import ReplicaSpec, ReplicaStatus
 from polycloud.drivers.local import LocalDriver
+from polycloud.pki import workload as wl
 
 T = TypeVar("T")
 
@@ -81,3 +83,17 @@ def fake_python(folder: Path, *, ignore_sigterm: bool) -> str:
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{code}" "$@"\n')
     script.chmod(0o755)
     return str(script)
+
+
+class Signer:
+    """A workload issuer (`WorkloadTokens`) with one real key; its tokens were issued `age_s` ago."""
+
+    def __init__(self) -> None:
+        self.key = wl.new_key(1, 0)
+        self.age_s = 0.0
+        self.asked: list[tuple[str, str, int, str]] = []
+
+    def token(self, kind: wl.Kind, name: str, revision: int, cluster: str) -> str:
+        self.asked.append((kind, name, revision, cluster))
+        who = wl.Workload("risk", kind, name, cluster, "acme", "dc1")
+        return wl.sign(self.key, wl.claims(who, "https://id.example.com", time.time() - self.age_s, 3600))

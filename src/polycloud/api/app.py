@@ -31,6 +31,7 @@ from polycloud.api import (
     web,
 )
 from polycloud.api import cost as cost_routes
+from polycloud.api import workload as workload_routes
 from polycloud.api.auth import Admin, Deployer, Viewer
 from polycloud.policy import PolicyViolationError
 from polycloud.services import audit, faults, governance, inspecting
@@ -198,6 +199,8 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         certs.router,
         sso.router,
         flags.router,
+        workload_routes.public,
+        workload_routes.router,
     ]
     for each in routers:
         app.include_router(each)

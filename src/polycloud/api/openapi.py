@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from polycloud.pki.workload import DISCOVERY_PATH, JWKS_PATH
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -30,7 +32,8 @@ ERRORS = {
     "429": "Too many requests.",
     "503": "Temporarily unavailable; try again.",
 }
-PUBLIC = {"/api/v1/health"}
+PUBLIC = {"/api/v1/health", DISCOVERY_PATH, JWKS_PATH}
+"""Paths answered without a token (the workload issuer's documents: the clouds fetch them)."""
 
 
 def document_errors(app: FastAPI) -> None:

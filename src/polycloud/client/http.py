@@ -133,6 +133,9 @@ class ApiClient:
     def rotate_authority(self) -> dict[str, Any]:
         return self._call("POST", "/certificates/rotate")  # type: ignore[no-any-return]
 
+    def rotate_workload_key(self) -> dict[str, Any]:
+        return self._call("POST", "/identity/rotate")  # type: ignore[no-any-return]
+
     def rotate_master_key(self) -> dict[str, Any]:
         return self._call("POST", "/secrets/rotate-master")  # type: ignore[no-any-return]
 

@@ -10,20 +10,29 @@ from polycloud.drivers.kubernetes import KubernetesDriver
 from polycloud.drivers.local import LocalDriver
 from polycloud.errors import PermanentError
 from polycloud.pki.contexts import FleetTls
+from polycloud.pki.workload import WorkloadTokens
 
-DriverFactory = Callable[[str, Path, DeclaredSpecs | None, FleetTls | None], ClusterDriver]
+DriverFactory = Callable[
+    [str, Path, DeclaredSpecs | None, FleetTls | None, WorkloadTokens | None], ClusterDriver
+]
 
 
 def _kubernetes(
-    cluster: str, home: Path, declared: DeclaredSpecs | None, tls: FleetTls | None
+    cluster: str,
+    home: Path,
+    declared: DeclaredSpecs | None,
+    tls: FleetTls | None,
+    identity: WorkloadTokens | None,
 ) -> ClusterDriver:
     if declared is None:
         raise PermanentError(f"cluster {cluster}: the kubernetes driver needs the declared specs")
-    return KubernetesDriver.connect(cluster, declared, tls=tls)
+    return KubernetesDriver.connect(cluster, declared, tls=tls, identity=identity)
 
 
 FACTORIES: dict[str, DriverFactory] = {
-    "local": lambda cluster, home, declared, tls: LocalDriver(cluster, home, tls=tls),
+    "local": lambda cluster, home, declared, tls, identity: LocalDriver(
+        cluster, home, tls=tls, identity=identity
+    ),
     "kubernetes": _kubernetes,
 }
 
@@ -43,6 +52,7 @@ def create_driver(
     home: Path,
     declared: DeclaredSpecs | None = None,
     tls: FleetTls | None = None,
+    identity: WorkloadTokens | None = None,
 ) -> ClusterDriver:
     """A driver of `driver_type` for `cluster`; `PermanentError` for a type not available here.
 
@@ -53,6 +63,7 @@ def create_driver(
         declared: What is declared (the kubernetes driver reads its Cluster and Service revisions).
         tls: The fleet's mutual TLS (replicas then serve it: local ones from files, Kubernetes ones
             from Secrets); None: plain HTTP.
+        identity: The workload issuer: replicas and jobs get identity token files; None: no tokens.
     """
     factory = FACTORIES.get(driver_type)
     if factory is None:
@@ -60,4 +71,4 @@ def create_driver(
             f"cluster {cluster}: driver type {driver_type!r} is not available in this build "
             f"(available: {', '.join(sorted(FACTORIES))})"
         )
-    return factory(cluster, home, declared, tls)
+    return factory(cluster, home, declared, tls, identity)

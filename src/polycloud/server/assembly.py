@@ -36,6 +36,7 @@ from polycloud.server.certs import FleetAuthority, ServerCredentials
 from polycloud.server.declared import StoreSpecs
 from polycloud.server.keys import fleet_keys
 from polycloud.server.leadership import Leadership, LeaseTiming
+from polycloud.server.workload import WorkloadIssuer
 from polycloud.services.applying import FleetService
 from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
@@ -164,8 +165,16 @@ class Server:
             ServerCredentials(authority, me.id, home / "tls" / "servers" / me.id) if authority else None
         )
 
+        issuer = WorkloadIssuer(
+            store,
+            keys.wrapper,
+            settings.workload_issuer or endpoints.api_url,
+            ttl_s=settings.workload_token_ttl_s,
+            publish_s=settings.workload_key_publish_s,
+        )
+
         def make_driver(kind: str, cluster: str, at: Path) -> ClusterDriver:
-            return create_driver(kind, cluster, at, StoreSpecs(store), tls=credentials)
+            return create_driver(kind, cluster, at, StoreSpecs(store), tls=credentials, identity=issuer)
 
         reconciler = Reconciler(
             store=leader_store,
@@ -195,6 +204,7 @@ class Server:
         app.state.vault = vault
         app.state.jobs = api_jobs  # api/jobs.py: cancels and drills from any server
         app.state.credentials = credentials  # api/certs.py; api/observe.py scrapes replicas with it
+        app.state.workload = issuer  # api/workload.py: discovery, JWKS, rotation
         server = cls(
             settings, store, leadership, reconciler, jobs, api_jobs, accountant, app, endpoints, api_sock
         )

@@ -100,6 +100,17 @@ class Driver(Strict):
         return v
 
 
+class ClusterIdentity(Strict):
+    audience: str = Field(
+        default="sts.amazonaws.com",
+        min_length=1,
+        max_length=512,
+        pattern=r"^[\x21-\x7e]+$",
+        description="`aud` of the workload identity tokens of this cluster's replicas and jobs: "
+        "sts.amazonaws.com (AWS), the pool provider's URL (GCP), api://AzureADTokenExchange (Azure).",
+    )
+
+
 class ClusterSpec(Strict):
     provider: str = Field(description="aws | gcp | azure (catalog) or any other name for a private site.")
     region: str
@@ -110,6 +121,9 @@ class ClusterSpec(Strict):
     location: Location | None = None
     instances: list[Instance] | None = None
     network: Network | None = None
+    identity: ClusterIdentity = Field(
+        default_factory=ClusterIdentity, description="Workload identity tokens (docs/identity.md)."
+    )
 
     @property
     def is_catalog_provider(self) -> bool:

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 
 from polycloud.drivers.kubernetes import jobs, manifests
+from polycloud.drivers.kubernetes.identity import identity_secret
 from polycloud.drivers.kubernetes.manifests import Serving, Target
 from polycloud.spec.models import EnvVar, Job, ModelRef, Resources, Runtime
 
@@ -291,3 +292,41 @@ def test_a_runtime_image_runs_beside_polycloud_sidecar(
     assert all(
         e.get("valueFrom", {}).get("secretKeyRef") is None for e in sidecar["env"]
     )  # secrets: server only
+
+
+@pytest.mark.parametrize(
+    "variant", [{}, {"tls": True}, {"runtime": VLLM, "tls": True}], ids=["plain", "tls", "runtime"]
+)
+def test_with_identity_the_model_server_mounts_its_token_secret_without_subpath(
+    variant: dict[str, Any],
+) -> None:
+    dep = manifests.deployment(TARGET, serving(identity=True, **variant), ["diagnosis-gke-euw4-0"])
+    valid(dep)
+    pod = dep["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "identity")
+    assert volume["secret"] == {
+        "secretName": "polycloud-identity.diagnosis",
+        "items": [{"key": "token", "path": "token"}],
+    }
+    workload = next(c for c in pod["containers"] if c["name"] in ("server", "model-server"))
+    mount = next(m for m in workload["volumeMounts"] if m["name"] == "identity")
+    assert mount == {"name": "identity", "mountPath": manifests.IDENTITY_DIR, "readOnly": True}
+    assert "subPath" not in mount  # the kubelet swaps a renewed token in place
+    env = {e["name"]: e.get("value") for e in workload["env"]}
+    assert env["POLYCLOUD_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/polycloud/identity/token"
+    others = [c for c in pod["containers"] if c is not workload]
+    assert all("POLYCLOUD_IDENTITY_TOKEN_FILE" not in json.dumps(c) for c in others)  # the sidecar has none
+
+
+def test_without_identity_no_token_appears() -> None:
+    dep = manifests.deployment(TARGET, serving(), ["diagnosis-gke-euw4-0"])
+    assert "identity" not in json.dumps(dep)
+
+
+def test_identity_secret_is_valid_and_owned() -> None:
+    secret = identity_secret(TARGET, "diagnosis", "header.payload.signature")
+    valid(secret)
+    assert secret["metadata"]["name"] == "polycloud-identity.diagnosis"
+    assert secret["metadata"]["labels"]["polycloud.dev/service"] == "diagnosis"
+    assert manifests.tls_values(secret) == {"token": "header.payload.signature"}
+    assert manifests.identity_secret_name("Diag_1") != manifests.secret_name("identity.diag-1")

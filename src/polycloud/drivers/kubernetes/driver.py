@@ -27,10 +27,12 @@ from polycloud.drivers.kubernetes import manifests as m
 from polycloud.drivers.kubernetes.api import KubeApi, connect
 from polycloud.drivers.kubernetes.certifying import RENEW_INTERVAL_S, ReplicaCertificates
 from polycloud.drivers.kubernetes.collecting import collect_garbage
+from polycloud.drivers.kubernetes.identity import ReplicaTokens
 from polycloud.drivers.kubernetes.informer import Informer
 from polycloud.drivers.kubernetes.status import belongs, group_statuses
 from polycloud.errors import PermanentError, TransientError
 from polycloud.pki.contexts import FleetTls
+from polycloud.pki.workload import WorkloadTokens
 
 FIRST_SYNC_S = 5.0
 """How long the first listing may wait for the informers' first list."""
@@ -69,6 +71,7 @@ class KubernetesDriver:
         retry_s: float = 1.0,
         tls: FleetTls | None = None,
         renew_interval_s: float = RENEW_INTERVAL_S,
+        identity: WorkloadTokens | None = None,
     ) -> None:
         """Start watching the cluster's objects; creates nothing.
 
@@ -81,7 +84,9 @@ class KubernetesDriver:
             retry_s: Pause before relisting after an error.
             tls: The fleet's mutual TLS: replicas then get certificates as Secrets (renewed past half
                 their life), serve `https://` and accept only fleet clients; None: plain HTTP.
-            renew_interval_s: Least time between renewal passes over the TLS Secrets.
+            renew_interval_s: Least time between renewal passes over the TLS and identity Secrets.
+            identity: The workload issuer: each service's pods then mount an identity token Secret
+                (renewed past half its life); None: no tokens.
         """
         self.cluster = target.cluster
         self.target = target
@@ -89,6 +94,11 @@ class KubernetesDriver:
         self._https = tls is not None
         self._certificates = (
             ReplicaCertificates(tls, api, target, interval_s=renew_interval_s) if tls is not None else None
+        )
+        self._tokens = (
+            ReplicaTokens(identity, api, target, interval_s=renew_interval_s)
+            if identity is not None
+            else None
         )
         self._declared = declared
         self._gc_interval_s = gc_interval_s
@@ -113,6 +123,7 @@ class KubernetesDriver:
         retry_s: float = 1.0,
         tls: FleetTls | None = None,
         renew_interval_s: float = RENEW_INTERVAL_S,
+        identity: WorkloadTokens | None = None,
     ) -> KubernetesDriver:
         """A driver for a declared kubernetes Cluster, through its kubeconfig context (see `__init__`)."""
         target, kubeconfig, context = target_of(cluster, declared)
@@ -127,6 +138,7 @@ class KubernetesDriver:
             retry_s=retry_s,
             tls=tls,
             renew_interval_s=renew_interval_s,
+            identity=identity,
         )
 
     # ----------------------------------------------------------------------------------- listing
@@ -158,11 +170,13 @@ class KubernetesDriver:
         return m.service_url(self.target, service, tls=self._https)
 
     def _maybe_renew(self, deployments: list[m.Manifest]) -> None:
-        """Renew the TLS Secrets of services that still have replicas (never raises)."""
-        if self._certificates is None:
-            return
+        """Renew the TLS and identity Secrets of services that still have replicas (never raises)."""
+        live = [d for d in deployments if m.replica_ids(d)]
         with self._lock:  # after a garbage collection, never beside one
-            self._certificates.renew(_service_of(d) for d in deployments if m.replica_ids(d))
+            if self._certificates is not None:
+                self._certificates.renew(_service_of(d) for d in live)
+            if self._tokens is not None:
+                self._tokens.renew((_service_of(d), _revision_of(d)) for d in live)
 
     def _maybe_collect(self) -> None:
         if time.monotonic() - self._last_gc < self._gc_interval_s:
@@ -202,6 +216,8 @@ class KubernetesDriver:
                     self._api.apply(m.secret(self.target, var.secret, self._secret_value(spec, var.name)))
             if self._certificates is not None:
                 self._certificates.ensure(spec.service)
+            if self._tokens is not None:
+                self._tokens.ensure(spec.service, spec.revision)
             self._api.apply(m.service(self.target, spec.service, tls=self._https))
             name = m.deployment_name(spec.service, spec.spec_hash)
             current = self._api.get("Deployment", name)
@@ -241,6 +257,7 @@ class KubernetesDriver:
             tls=self._https,
             protocol=service.spec.protocol,
             runtime=service.spec.runtime,
+            identity=self._tokens is not None,
         )
 
     @staticmethod
@@ -297,3 +314,8 @@ class KubernetesDriver:
 
 def _service_of(deployment: m.Manifest) -> str:
     return str((deployment.get("metadata", {}).get("labels") or {}).get(m.SERVICE_LABEL, ""))
+
+
+def _revision_of(deployment: m.Manifest) -> int:
+    label = (deployment.get("metadata", {}).get("labels") or {}).get(m.REVISION_LABEL, "0")
+    return int(label) if str(label).isdigit() else 0

@@ -44,6 +44,8 @@ HEALTH_PORT = 8001
 certificate, so they cannot reach the mTLS port."""
 TLS_DIR = "/etc/polycloud/tls"
 """Where pods mount their TLS Secret (the model server's `--tls-dir`)."""
+IDENTITY_DIR = "/var/run/secrets/polycloud/identity"
+"""Where pods mount their identity token Secret (key `token`: `POLYCLOUD_IDENTITY_TOKEN_FILE`)."""
 TLS_KEYS = {"tls.crt": "cert.pem", "tls.key": "key.pem", "ca.crt": "ca.pem"}
 """TLS Secret key → file name in `TLS_DIR` (the names `polycloud.pki.contexts.TlsFiles` reads)."""
 MODELS_DIR = "/models"
@@ -80,6 +82,8 @@ class Serving:
     protocol: str = "oip-v2"
     runtime: Runtime | None = None
     """The user's server image: it runs beside polycloud's sidecar, which relays to it (`runtime_pod`)."""
+    identity: bool = False
+    """Mount the service's identity token Secret (`identity_secret_name`) for the model server."""
 
 
 def owner_labels(cluster: str) -> dict[str, str]:
@@ -110,6 +114,11 @@ def tls_secret_name(service: str) -> str:
     if clean != service:
         clean = f"{clean}-{hashlib.sha256(service.encode()).hexdigest()[:8]}"
     return f"polycloud-tls.{clean}"
+
+
+def identity_secret_name(service: str) -> str:
+    """The Secret holding a service's workload identity token (dotted apart from `secret_name`s)."""
+    return tls_secret_name(service).replace("polycloud-tls.", "polycloud-identity.", 1)
 
 
 def deployment(target: Target, serving: Serving, replica_ids: list[str]) -> Manifest:
@@ -172,6 +181,10 @@ def pod_spec(target: Target, serving: Serving) -> Manifest:
         volumes.append(
             {"name": "tls", "secret": {"secretName": tls_secret_name(serving.service), "items": items}}
         )
+    if serving.identity:  # no subPath either: renewed tokens reach running pods
+        token_items = [{"key": "token", "path": "token"}]
+        secret = {"secretName": identity_secret_name(serving.service), "items": token_items}
+        volumes.append({"name": "identity", "secret": secret})
     if volumes:
         spec["volumes"] = volumes
     if _accelerator_resource(serving.resources) is not None:
@@ -213,6 +226,9 @@ def runtime_containers(
     }
     if fetched(model):
         server["volumeMounts"] = [{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}]
+    if serving.identity:  # the user's server is the workload that calls the clouds
+        server["env"].append(_IDENTITY_ENV)
+        server.setdefault("volumeMounts", []).append(_IDENTITY_MOUNT)
     sidecar = _server_container(target, serving, "")
     sidecar["name"] = "polycloud-sidecar"
     sidecar["args"] += ["--runtime-port", str(runtime.port), "--readiness-path", runtime.readinessPath]
@@ -222,6 +238,10 @@ def runtime_containers(
     if serving.tls:
         sidecar["volumeMounts"] = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}]
     return [sidecar, server]
+
+
+_IDENTITY_ENV: Manifest = {"name": "POLYCLOUD_IDENTITY_TOKEN_FILE", "value": f"{IDENTITY_DIR}/token"}
+_IDENTITY_MOUNT: Manifest = {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True}
 
 
 def _substituted(arg: str, values: dict[str, str]) -> str:
@@ -267,6 +287,9 @@ def _server_container(target: Target, serving: Serving, model_file: str) -> Mani
         mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
     if serving.tls:
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+    if serving.identity:
+        container["env"] = [*container["env"], _IDENTITY_ENV]
+        mounts.append(_IDENTITY_MOUNT)
     if mounts:
         container["volumeMounts"] = mounts
     return container

@@ -38,6 +38,7 @@ from polycloud.drivers.local import probing, spawning
 from polycloud.drivers.local.children import CHILDREN
 from polycloud.drivers.local.faulting import sync_faults
 from polycloud.drivers.local.faultstate import FaultState, FaultStore
+from polycloud.drivers.local.identity import LocalIdentity
 from polycloud.drivers.local.jobs import LocalJobs, LocalJobsMixin
 from polycloud.drivers.local.processes import (
     ReplicaProcess,
@@ -52,6 +53,7 @@ from polycloud.drivers.local.reporting import failure_message, process_status, r
 from polycloud.errors import NotFoundError, PermanentError, TransientError, UserError
 from polycloud.pki import identities
 from polycloud.pki.contexts import FleetTls, TlsFiles
+from polycloud.pki.workload import WorkloadTokens
 
 SPAWN_GRACE_S = 30.0
 """A record without a pid younger than this is a spawn in progress; older, the spawner died."""
@@ -76,7 +78,13 @@ class LocalDriver(LocalJobsMixin):
     """
 
     def __init__(
-        self, cluster: str, home: Path, *, python: str = sys.executable, tls: FleetTls | None = None
+        self,
+        cluster: str,
+        home: Path,
+        *,
+        python: str = sys.executable,
+        tls: FleetTls | None = None,
+        identity: WorkloadTokens | None = None,
     ) -> None:
         """Create a driver; cheap, starts nothing.
 
@@ -86,6 +94,8 @@ class LocalDriver(LocalJobsMixin):
             python: The interpreter that runs replicas.
             tls: The fleet's mutual TLS: replicas then get certificates (renewed past half their life)
                 and accept only fleet clients; None: plain HTTP.
+            identity: The workload issuer: replicas and jobs then get identity token files, renewed
+                past half their life; None: no tokens.
         """
         spawning.check_name("cluster name", cluster)
         self.cluster = cluster
@@ -93,7 +103,8 @@ class LocalDriver(LocalJobsMixin):
         self._python = python
         self._records = RecordStore(self.home, cluster)
         self._faults = FaultStore(self.home, cluster)
-        self._jobs = LocalJobs(self.home, cluster, python)  # training jobs: drivers.local.jobs
+        self._identity = LocalIdentity(identity, self.home, cluster)
+        self._jobs = LocalJobs(self.home, cluster, python, self._identity)  # drivers.local.jobs
         self._lock = threading.Lock()
         self._ready: set[tuple[int, float]] = set()  # guarded by _lock
         self._tls = tls
@@ -199,11 +210,18 @@ class LocalDriver(LocalJobsMixin):
         return self.home / "tls" / self.cluster / replica_id
 
     def _renew(self, running: dict[str, ReplicaProcess]) -> None:
-        """Renew replica certificates past half their life (each replica reloads its files), and the
-        server's own."""
-        if self._tls is None or time.monotonic() - self._renewed_at < RENEW_CHECK_S:
+        """Renew replica certificates and identity tokens past half their life (each replica reloads
+        its files), and the server's own certificate."""
+        if time.monotonic() - self._renewed_at < RENEW_CHECK_S:
             return
         self._renewed_at = time.monotonic()
+        if self._identity.tokens is not None:
+            for proc in running.values():
+                path = self._identity.replica_token(proc.replica_id)
+                self._identity.refresh("service", proc.service, proc.revision, path)
+            self._identity.forget_replicas(set(running) | set(self._records.load_all()))
+        if self._tls is None:
+            return
         bundle = self._tls.trust_bundle()
         for proc in running.values():
             files = TlsFiles(self._tls_folder(proc.replica_id))
@@ -272,7 +290,9 @@ class LocalDriver(LocalJobsMixin):
                     fd=listener.fileno(),
                     tls_dir=self._issue(spec),
                 )
-                try:
+                try:  # the token after the record: a listing never removes it as a stranger's
+                    token = self._identity.replica_token(spec.id)
+                    env |= self._identity.issue("service", spec.service, spec.revision, token)
                     popen = spawning.spawn(command, env, log_path, listener, cwd=self.home)
                 except PermanentError:
                     txn.delete(spec.id)

@@ -29,8 +29,10 @@ from polycloud.drivers.jobs import JobLaunch, JobProcessState, JobStatus, StopRe
 from polycloud.drivers.local import files, spawning
 from polycloud.drivers.local.children import CHILDREN
 from polycloud.drivers.local.faultstate import FaultStore
+from polycloud.drivers.local.identity import LocalIdentity
 from polycloud.drivers.local.processes import pid_running
 from polycloud.errors import NotFoundError, PermanentError, TransientError
+from polycloud.pki.workload import TOKEN_FILE
 
 RUNNER = Path(__file__).resolve().with_name("jobrunner.py")
 SPAWN_GRACE_S = 30.0
@@ -102,8 +104,9 @@ def signal_group(proc: JobProcess, sig: signal.Signals) -> None:
 class LocalJobs:
     """The job processes of one cluster of a home. Thread-safe; see `SupportsJobs` for the contract."""
 
-    def __init__(self, home: Path, cluster: str, python: str) -> None:
+    def __init__(self, home: Path, cluster: str, python: str, identity: LocalIdentity | None = None) -> None:
         self.home = home
+        self._identity = identity or LocalIdentity(None, home, cluster)
         self.cluster = cluster
         self._python = python
         self._root = home / "jobs" / cluster
@@ -120,6 +123,10 @@ class LocalJobs:
     def log(self, job: str) -> Path:
         spawning.check_name("job name", job)
         return self.home / "logs" / "jobs" / f"{job}.log"
+
+    def token(self, job: str) -> Path:
+        """The job's identity token file (`POLYCLOUD_IDENTITY_TOKEN_FILE`)."""
+        return self.job_dir(job) / "identity" / TOKEN_FILE
 
     def _record_path(self, job: str, attempt: int) -> Path:
         return self.job_dir(job) / f"attempt-{attempt}.json"
@@ -158,6 +165,7 @@ class LocalJobs:
             "POLYCLOUD_JOB_NAME": launch.job,
             "POLYCLOUD_CLUSTER": self.cluster,
         }
+        extra |= self._identity.issue("job", launch.job, launch.revision, self.token(launch.job))
         if launch.checkpoint_every_s is not None:
             extra["POLYCLOUD_CHECKPOINT_SECONDS"] = f"{launch.checkpoint_every_s:g}"
         return extra
@@ -226,6 +234,8 @@ class LocalJobs:
         statuses = []
         for job in sorted(names | running.keys()):
             proc = running.get(job)
+            if proc is not None:
+                self._identity.refresh("job", job, proc.revision, self.token(job))
             status = self._status_of_running(proc) if proc is not None else self._ended(job)
             if status is not None:
                 statuses.append(status)
