@@ -19,6 +19,7 @@ from polycloud.api import (
     jobs,
     keys,
     limits,
+    lineage,
     methods,
     observe,
     openapi,
@@ -198,6 +199,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         certs.router,
         sso.router,
         flags.router,
+        lineage.router,
     ]
     for each in routers:
         app.include_router(each)
