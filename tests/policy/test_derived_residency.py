@@ -12,6 +12,7 @@ from tests.support import EXAMPLE_MODEL
 from polycloud.catalog import Catalog
 from polycloud.errors import UserError
 from polycloud.placement import plan_fleet
+from polycloud.policy import evaluate
 from polycloud.policy.derived import inherited_residencies
 from polycloud.services.applying import FleetService
 from polycloud.services.documents import fleet_to_documents
@@ -95,3 +96,12 @@ def test_a_policy_that_does_not_select_the_service_changes_nothing(tmp_path: Pat
     other = policy("selector: {matchLabels: {team: data}}\nderivedResidency: ignore")
     found = fleet(tmp_path, catalog, US_ONLY, other)
     assert [i.workload for i in plan_fleet(found, catalog).infeasible] == ["scorer"]
+
+
+def test_a_plan_serving_it_outside_the_eu_is_a_policy_violation(tmp_path: Path, catalog: Catalog) -> None:
+    cleared = fleet(tmp_path, catalog, US_ONLY, policy("derivedResidency: ignore", name="cleared"))
+    plan = plan_fleet(cleared, catalog).placements  # placed in us while the policy clears it
+    strict = fleet(tmp_path, catalog, US_ONLY, policy("requiredLabels: []", name="org"))
+    (violation,) = evaluate(strict, catalog, plan=plan).violations
+    assert (violation.policy, violation.rule, violation.document) == ("org", "derivedResidency", "scorer")
+    assert f"must stay in EU ({chain(tmp_path)})" in violation.message
