@@ -78,6 +78,15 @@ class Settings(BaseModel):
         pattern=r"^https?://\S+$",
         description="http(s) URL that anomalies, incidents and SLO burn alerts are POSTed to.",
     )
+    openlineage_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="OpenLineage collector (Marquez: http://host:5000/api/v1/lineage) that lineage "
+        "events are POSTed to from the store's outbox; unset: they are only kept in the store.",
+    )
+    lineage_interval_s: float = Field(
+        default=2.0, gt=0, le=300, description="Seconds between passes of the lineage recorder and outbox."
+    )
     server_id: str | None = Field(
         default=None, description="This server's name in the fleet (default: srv-HOSTNAME-PID)."
     )

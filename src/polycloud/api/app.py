@@ -19,6 +19,7 @@ from polycloud.api import (
     jobs,
     keys,
     limits,
+    lineage,
     methods,
     observe,
     openapi,
@@ -201,6 +202,7 @@ def create_app(context: ApiContext, *, allowed_hosts: Collection[str] = hosts.LO
         flags.router,
         workload_routes.public,
         workload_routes.router,
+        lineage.router,
     ]
     for each in routers:
         app.include_router(each)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -84,6 +84,10 @@ class ApiClient:
         if service:
             params["service"] = service
         return self._call("GET", "/rollouts", params=params)  # type: ignore[no-any-return]
+
+    def lineage(self, name: str, depth: int) -> dict[str, Any]:
+        path = f"/lineage/{quote(name, safe=':')}"
+        return self._call("GET", path, params={"depth": depth})  # type: ignore[no-any-return]
 
     def control_rollout(self, service: str, action: str) -> dict[str, Any]:
         return self._call("POST", f"/rollouts/{service}/{action}")  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from polycloud.catalog import Catalog, Offering
 from polycloud.placement.eligibility import Eligibility, Figures, Layout, Reach, Verdict
 from polycloud.placement.grid import Floats, Grid, Offers, QuotaKey, Rate
 from polycloud.placement.sites import Site, traffic_point
+from polycloud.policy.derived import inherited_residencies
 from polycloud.policy.scope import selects
 from polycloud.spec.fleet import Fleet
 from polycloud.spec.models import Job, Policy, Resources, Service, TrafficSource
@@ -189,6 +190,10 @@ class ProblemBuilder:
         residencies = {
             residency: r.dataset for r in spec.reads if (residency := datasets[r.dataset].spec.residency)
         }
+        for inherited in inherited_residencies(self.fleet, workload, self.policies):
+            residencies.setdefault(
+                inherited.jurisdiction, f"{inherited.dataset} (lineage: {inherited.chain})"
+            )
         verdict = self.eligibility.verdict(
             spec.placement,
             tuple(p for p in self.policies if selects(p, workload)),

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from polycloud.policy.context import Context, listing
+from polycloud.policy.derived import inherited_residencies
 from polycloud.policy.scope import datasets_read
 from polycloud.policy.sites import breaches
 from polycloud.spec.models import Job, Service
@@ -120,4 +121,15 @@ def _check_placed_residency(ctx: Context, workload: Service | Job, cluster: str)
                 ("spec", "reads", i, "dataset"),
                 f"is planned on cluster {place.describe()}, but dataset {name} must stay in {home}",
                 f"place it in {home}: plan again, or add spec.placement.jurisdictions: [{home}]",
+            )
+    for inherited in inherited_residencies(ctx.fleet, workload, ctx.fleet.policies.values()):
+        if place.jurisdiction != inherited.jurisdiction:
+            ctx.report(
+                ("derivedResidency",),
+                workload,
+                ("spec", "model", "path"),
+                f"is planned on cluster {place.describe()}, but it serves a model trained on data that "
+                f"must stay in {inherited.jurisdiction} ({inherited.chain})",
+                f"place it in {inherited.jurisdiction}, or set derivedResidency: ignore in a policy "
+                "that selects it",
             )

@@ -24,6 +24,7 @@ from polycloud.api.hosts import allowed_hosts
 from polycloud.catalog import Catalog, load_catalog
 from polycloud.controller.accounting import Accountant
 from polycloud.controller.jobs import JobController
+from polycloud.controller.lineage import LineageRecorder
 from polycloud.controller.reconciler import Reconciler
 from polycloud.drivers.base import ClusterDriver
 from polycloud.drivers.registry import create_driver
@@ -122,6 +123,7 @@ class Server:
     credentials: ServerCredentials | None = None
     """The fleet's mutual TLS as this server holds it; None with POLYCLOUD_FLEET_MTLS=false."""
     grants: Loop | None = None
+    lineage: LineageRecorder | None = None
     uvicorn_server: uvicorn.Server | None = None
     stop_replicas: bool = False
 
@@ -209,6 +211,13 @@ class Server:
             settings, store, leadership, reconciler, jobs, api_jobs, accountant, app, endpoints, api_sock
         )
         server.credentials = credentials
+        server.lineage = LineageRecorder(
+            leader_store,
+            catalog,
+            url=settings.openlineage_url,
+            interval_s=settings.lineage_interval_s,
+            gate=leadership.holds,
+        )
         return server
 
     @property
@@ -221,6 +230,8 @@ class Server:
         self.reconciler.start()
         self.jobs.start()
         self.accountant.start()
+        if self.lineage is not None:
+            self.lineage.start()
         credentials = self.credentials
         self.observer = start_observer(
             self.store.fenced(self.leadership.fence),
@@ -265,6 +276,8 @@ class Server:
         if self.grants is not None:
             self.grants.stop()
         self.accountant.stop()
+        if self.lineage is not None:
+            self.lineage.stop()
         self.reconciler.stop()
         stop_jobs(self.jobs, stop_running=self.stop_replicas and self.leadership.holds())
         self.api_jobs.close()

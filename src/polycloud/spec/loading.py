@@ -229,6 +229,7 @@ def add_document(data: Any, positions: Positions, fleet: Fleet, issues: list[Spe
         issues.append(positions.issue(("kind",), f"unknown kind {kind!r}{hint}; one of {', '.join(KINDS)}"))
         return
     _resolve_model_path(data, positions.base_dir)
+    _resolve_output_paths(data, positions.base_dir)
     _resolve_command_paths(data, positions.base_dir)
     try:
         doc = model.model_validate(data)
@@ -262,6 +263,16 @@ def _resolve_model_path(data: dict[str, Any], base_dir: Path) -> None:
     path = model.get("path") if isinstance(model, dict) else None
     if isinstance(model, dict) and isinstance(path, str) and path and not Path(path).is_absolute():
         model["path"] = str((base_dir / path).resolve())
+
+
+def _resolve_output_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Make a Job's relative output paths absolute, relative to its spec file's folder (as models)."""
+    spec = data.get("spec")
+    outputs = spec.get("outputs") if isinstance(spec, dict) and data.get("kind") == "Job" else None
+    for output in outputs if isinstance(outputs, list) else []:
+        path = output.get("path") if isinstance(output, dict) else None
+        if isinstance(path, str) and path and not Path(path).is_absolute():
+            output["path"] = str((base_dir / path).resolve())
 
 
 def _resolve_command_paths(data: dict[str, Any], base_dir: Path) -> None:

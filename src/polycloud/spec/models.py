@@ -349,6 +349,20 @@ class Recovery(Strict):
     )
 
 
+class JobOutput(Strict):
+    """An artifact a job writes; lineage records it (a model with its sha256) once an attempt ends."""
+
+    name: str = Field(description="DNS-1123 label, unique within the job.")
+    path: str = Field(min_length=1, description="File the job writes, relative to the spec file's folder.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not DNS_LABEL.fullmatch(v):
+            raise ValueError(f"{v!r} is not a DNS-1123 label")
+        return v
+
+
 class JobSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
     nodes: b.Nodes = 1
@@ -365,6 +379,17 @@ class JobSpec(Strict):
     env: list[EnvVar] = Field(default_factory=list)
     checkpoint: Checkpoint | None = None
     recovery: Recovery = Field(default_factory=Recovery)
+    outputs: list[JobOutput] = Field(
+        default_factory=list, description="Artifacts the job writes (docs/lineage.md); names unique."
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _unique_outputs(cls, v: list[JobOutput]) -> list[JobOutput]:
+        names = [o.name for o in v]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"output names must be unique: {', '.join(dupes)} repeated")
+        return v
 
 
 class Budget(Strict):
@@ -393,6 +418,11 @@ class PolicySpec(Strict):
     maxEgressUSDPerMonth: b.MonthlyUSD | None = None
     enforceResidency: StrictBool = Field(
         default=True, description="Report placements and pins that contradict a dataset's residency."
+    )
+    derivedResidency: Literal["inherit", "ignore"] = Field(
+        default="inherit",
+        description="inherit: a Service serving a model a Job trained stays where the job's datasets must "
+        "(docs/lineage.md); ignore: the selected workloads are free of it.",
     )
 
 

@@ -6,7 +6,14 @@ that decides whether a workload changed.
 """
 
 from polycloud.exchange import LoadReport, RevisionCounts
-from polycloud.state import tables_accounting, tables_control, tables_flags, tables_governance, tables_runtime  # noqa: F401  (every table on Base.metadata)
+from polycloud.state import (  # noqa: F401  (every table on Base.metadata)
+    tables_accounting,
+    tables_control,
+    tables_flags,
+    tables_governance,
+    tables_lineage,
+    tables_runtime,
+)
 from polycloud.state.control import Lease, MemberInput, MemberRecord
 from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.hashing import canonical_json, content_hash

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from polycloud.state.faults import FaultInput, FaultRecord
 from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.ledger import LedgerLine
+from polycloud.state.lineage import LineageEventRecord
 from polycloud.state.records import (
     ApplyResult,
     AuditRecord,
@@ -195,7 +196,14 @@ class FlagRepository(DocumentReader, Protocol):
     ) -> FlagRevisionRecord: ...
 
 
+class LineageRepository(Protocol):
+    """What `services/lineage.py` needs: the kept OpenLineage events."""
+
+    def lineage_events(self, job_name: str | None = None) -> list[LineageEventRecord]: ...
+
+
 class ApiStore(
+    LineageRepository,
     FlagRepository,
     SessionRepository,
     TokenRepository,

@@ -30,10 +30,11 @@ from polycloud.state.records import (
 from polycloud.state.store_control import ControlStore
 from polycloud.state.store_core import Clock, StoreCore
 from polycloud.state.store_extended import ExtendedStore
+from polycloud.state.store_lineage import LineageStore
 from polycloud.state.tables import DocumentRow
 
 
-class Store(ExtendedStore, ControlStore):
+class Store(ExtendedStore, ControlStore, LineageStore):
     """The state store. Create with `Store.open(url)`; close with `close()` or a `with` block."""
 
     # desired state
