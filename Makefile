@@ -42,7 +42,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "ERROR: $(CHROMIUM) is still missing after apt-get install chromium" >&2; exit 1; }
 
 test: install browser
-	$(BIN)/python -m pytest -n 4  # four workers on two cores: the end-to-end tests mostly wait on processes (docs/benchmarks.md, "The test suite")
+	$(BIN)/python -m pytest -n 4 --dist worksteal  # four workers on two cores: the end-to-end tests mostly wait on processes (docs/benchmarks.md, "The test suite")
 
 # The probe of docs/security.md: schemathesis over a live API, a fuzz of the replica's and the gateway's
 # request parsers, the secret-leak and permission checks. Deselected from `make test` (marker `security`).
