@@ -49,6 +49,19 @@ def _ctx(request: Request) -> ApiContext:
     return context
 
 
+def set_session_cookie(response: Response, secret: str, request: Request) -> None:
+    """The session cookie every sign-in sets: HttpOnly, SameSite=Strict, Secure over https."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
 def who_json(who: TokenRecord) -> dict[str, Any]:
     return {"name": who.name, "role": who.role, "project": who.project, "tokenId": who.id}
 
@@ -65,15 +78,7 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     """Trade a login code or a token for a session cookie (HttpOnly, SameSite=Strict)."""
     opened = sessions.login(_ctx(request).store, code=body.code, token=body.token)
     request.state.caller = opened.who
-    response.set_cookie(
-        SESSION_COOKIE,
-        opened.secret,
-        max_age=int(SESSION_TTL.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    set_session_cookie(response, opened.secret, request)
     return who_json(opened.who)
 
 

@@ -19,11 +19,10 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from polycloud import openid
-from polycloud.api.auth import SESSION_COOKIE
+from polycloud.api.sessions import set_session_cookie
 from polycloud.errors import NotFoundError, UserError
 from polycloud.services import oidc, sessions
 from polycloud.services.context import ApiContext
-from polycloud.services.sessions import SESSION_TTL
 
 PREFIX = "/api/v1/auth/oidc"
 router = APIRouter(prefix=PREFIX, tags=["dashboard"])
@@ -100,15 +99,7 @@ def callback(
     request.state.caller = opened.who
     response = RedirectResponse("/#/map", status_code=303)
     response.delete_cookie(FLOW_COOKIE, path=PREFIX)
-    response.set_cookie(
-        SESSION_COOKIE,
-        opened.secret,
-        max_age=int(SESSION_TTL.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    set_session_cookie(response, opened.secret, request)
     return response
 
 

@@ -25,9 +25,9 @@ from polycloud.errors import NotFoundError
 from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import Site, build_site
 from polycloud.spec.models import Cluster
-from polycloud.state import Store
 from polycloud.state.job_records import AttemptRecord, JobRunRecord
 from polycloud.state.lineage import LineageEventInput
+from polycloud.state.repositories_runtime import LineageRecorderStore, LineageStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def file_sha256(path: str) -> str | None:
 class World:
     """What one pass knows of the fleet: sites, datasets and workload revisions (read once each)."""
 
-    def __init__(self, store: Store, catalog: Catalog) -> None:
+    def __init__(self, store: LineageRecorderStore, catalog: Catalog) -> None:
         self.store = store
         self.sites: dict[str, Site] = {}
         for doc in store.documents("Cluster"):
@@ -119,7 +119,7 @@ class LineageRecorder:
 
     def __init__(
         self,
-        store: Store,
+        store: LineageStore,
         catalog: Catalog,
         *,
         url: str | None,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from polycloud.state import Store
+from polycloud.state.repositories_runtime import LineageOutboxStore
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -26,7 +26,7 @@ class Outbox:
     """POSTs unsent events to `url` (Marquez: `http://host:5000/api/v1/lineage`)."""
 
     def __init__(
-        self, store: Store, url: str, *, interval_s: float, max_backoff_s: float | None = None
+        self, store: LineageOutboxStore, url: str, *, interval_s: float, max_backoff_s: float | None = None
     ) -> None:
         self.store = store
         self.url = url

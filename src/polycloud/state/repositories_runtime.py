@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from polycloud.exchange import KeyLoad, RevisionCounts
 from polycloud.state.job_records import AttemptInput, AttemptState, JobRunRecord, JobRunState
 from polycloud.state.ledger import BudgetAlertInput, RateAccrual, TotalAccrual
+from polycloud.state.lineage import LineageEventInput, LineageEventRecord
 from polycloud.state.obs_records import AnomalyInput, SliMinute
 from polycloud.state.records import ReplicaRecord
 from polycloud.state.repositories import (
@@ -129,3 +130,27 @@ class ObserverStore(
     def put_sli_minutes(self, rows: list[SliMinute]) -> None: ...
     def add_anomalies(self, anomalies: list[AnomalyInput]) -> None: ...
     def forget_observations(self, older_than_s: float) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ lineage
+
+
+class LineageRecorderStore(DesiredReader, RevisionReader, ReplicaReader, JobRunReader, Protocol):
+    """What `controller/lineage.py` needs: the declared fleet, its revisions, replicas and job runs to
+    derive OpenLineage events from, and the events kept so far."""
+
+    def lineage_keys(self) -> set[tuple[str, str]]: ...
+    def add_lineage_events(self, events: list[LineageEventInput]) -> int: ...
+    def open_lineage_runs(self, kind: str) -> list[LineageEventRecord]: ...
+
+
+class LineageOutboxStore(Protocol):
+    """What `controller/lineage_outbox.py` needs: the events still to deliver, and their outcome."""
+
+    def unsent_lineage_events(self, limit: int = ...) -> list[LineageEventRecord]: ...
+    def mark_lineage_sent(self, event_id: int) -> None: ...
+    def mark_lineage_failed(self, event_id: int, error: str, next_try_at: datetime) -> None: ...
+
+
+class LineageStore(LineageRecorderStore, LineageOutboxStore, Protocol):
+    """The lineage recorder's loop: recording, then delivering."""
