@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed
 RUNTIME := $(VENV)/.installed-runtime
 # uv installs the same packages as pip from the same index several times faster (the runtime's
 # dependencies: 20 s against pip's 94 s from a fresh clone on the 2-core machine, docs/benchmarks.md);
-# where uv cannot be had, pip does it.
-UV_INSTALL = $(BIN)/python -m pip install -q uv >/dev/null 2>&1 && $(BIN)/uv pip install -q --python $(BIN)/python
+# where uv cannot be had, pip does it. Bytecode is compiled at install (pip's default, not uv's), and
+# polycloud's own too: where PYTHONDONTWRITEBYTECODE is set, as on this workplace's machines, every
+# process would otherwise compile every module it imports, every time it starts.
+UV_INSTALL = $(BIN)/python -m pip install -q uv >/dev/null 2>&1 && $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 PIP_INSTALL = $(BIN)/python -m pip install -q
+COMPILE_SRC = $(BIN)/python -m compileall -q -j 0 src >/dev/null
 
 install: $(STAMP)
 
@@ -19,11 +22,13 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(UV_INSTALL) -e '.[dev]' || $(PIP_INSTALL) -e '.[dev]'
+	$(COMPILE_SRC)
 	touch $(STAMP) $(RUNTIME)
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(UV_INSTALL) -e . || $(PIP_INSTALL) -e .
+	$(COMPILE_SRC)
 	touch $(RUNTIME)
 
 # The dashboard's browser tests drive Debian's Chromium (never a browser Playwright downloads). Missing, it
