@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,17 @@ def listener(port: int = 0) -> socket.socket:
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     return sock
+
+
+@contextlib.contextmanager
+def work_folder(kept: Path | None, prefix: str) -> Iterator[Path]:
+    """`kept` (created, resolved) when given, else a temporary folder removed at the end."""
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield kept.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def free_port() -> int:

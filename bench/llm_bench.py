@@ -58,7 +58,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,7 +67,7 @@ from typing import Any
 
 import aiohttp
 import llm_litellm
-from gateway_harness import Child, Fleet, cpu_seconds, free_port, stop_gateway, wait_ready
+from gateway_harness import Child, Fleet, cpu_seconds, free_port, stop_gateway, wait_ready, work_folder
 from llm_report import DIRECT, GATEWAY, LITELLM, LONG_STREAMS, Mode, Results, report, summary
 from llm_streams import PATH, Batch, chat_body, closed_loop
 
@@ -467,12 +466,7 @@ def main() -> None:
     args.mode = QUICK if args.quick else FULL
     if uvloop is not None:
         uvloop.install()
-    with contextlib.ExitStack() as stack:
-        if args.work is not None:
-            args.work.mkdir(parents=True, exist_ok=True)
-            work = args.work.resolve()
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llm-bench-")))
+    with work_folder(args.work, "llm-bench-") as work:
         asyncio.run(run(args, work))
 
 

@@ -30,14 +30,13 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from gateway_harness import Child, Fleet, stop_gateway, wait_ready
+from gateway_harness import Child, Fleet, stop_gateway, wait_ready, work_folder
 from llm_bench import choose_prompt, record_routes
 
 from polycloud.serving.llm import lm
@@ -225,12 +224,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.seconds <= WINDOW_S:
         parser.error("--seconds must be more than 60: the figures are over one-minute windows")
-    with contextlib.ExitStack() as stack:
-        if args.work is not None:
-            args.work.mkdir(parents=True, exist_ok=True)
-            work = args.work.resolve()
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llm-keys-bench-")))
+    with work_folder(args.work, "llm-keys-bench-") as work:
         asyncio.run(run(args, work))
 
 

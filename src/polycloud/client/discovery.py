@@ -31,16 +31,19 @@ def token_for(settings: Settings) -> str | None:
     return read_token(settings.resolved_home)
 
 
+def _client(settings: Settings, url: str) -> ApiClient:
+    """A client of the control plane at `url`, as this invocation's settings say to call it."""
+    return ApiClient(url, token_for(settings), trust=settings.tls_cert, project=settings.project)
+
+
 def find(settings: Settings) -> ApiClient | None:
     """A client of the running control plane (remote with `--server`), or None when none answers."""
     if settings.server:
-        return ApiClient(
-            settings.server, token_for(settings), trust=settings.tls_cert, project=settings.project
-        )
+        return _client(settings, settings.server)
     info = read_any_runinfo(settings.resolved_home)
     if info is None:
         return None
-    client = ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
+    client = _client(settings, info.api_url)
     if client.health():
         return client
     client.close()
@@ -57,7 +60,7 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
             )
         # No /health round trip first (~25 ms of every `status`): a control plane whose process runs but
         # whose API does not answer fails the command's own request with a clear "not reachable".
-        return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
+        return _client(settings, info.api_url)
     client = find(settings)
     if client is not None:
         return client
@@ -72,7 +75,7 @@ def connect(settings: Settings, *, start: bool, say: Callable[[str], None]) -> A
         f"started the control plane in the background (pid {info.pid}, API {info.api_url}, "
         f"gateway {info.gateway_url}); stop it with `polycloud down`"
     )
-    return ApiClient(info.api_url, token_for(settings), trust=settings.tls_cert, project=settings.project)
+    return _client(settings, info.api_url)
 
 
 def _last_error(log: Path) -> str:
