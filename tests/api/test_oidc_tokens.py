@@ -95,6 +95,21 @@ def test_a_person_acts_with_the_union_of_their_bindings(bound: Governed, issuer:
     assert "no RoleBinding" in denied["detail"]["reason"]
 
 
+def test_signed_in_people_keep_working_while_the_provider_is_down(
+    bound: Governed, issuer: LocalIssuer
+) -> None:
+    """The provider's keys are cached: its outage stops no one already holding a valid token, and a
+    token under a key the cache does not hold is refused (401), never let through."""
+    alice = bearer(issuer.mint("alice@example.com", ["ml-alpha"]))
+    assert bound.client.get("/api/v1/status", headers=alice).status_code == 200  # keys fetched
+    unknown = issuer.add_key(publish=False)
+    late = bearer(issuer.mint("alice@example.com", ["ml-alpha"], kid=unknown))
+    issuer.close()
+    for _ in range(3):
+        assert bound.client.get("/api/v1/status", headers=alice).status_code == 200
+    assert bound.client.get("/api/v1/status", headers=late).status_code == 401
+
+
 def test_polycloud_tokens_keep_working_beside_the_provider(bound: Governed) -> None:
     assert bound.client.get("/api/v1/status", headers=bound.token("viewer")).status_code == 200
 
