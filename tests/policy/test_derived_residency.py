@@ -3,21 +3,28 @@ a Policy that selects the Service says `derivedResidency: ignore` (docs/lineage.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support import EXAMPLE_MODEL
 
 from polycloud.catalog import Catalog
+from polycloud.controller.lineage import LineageRecorder
 from polycloud.errors import UserError
 from polycloud.placement import plan_fleet
 from polycloud.policy import evaluate
 from polycloud.policy.derived import inherited_residencies
 from polycloud.services.applying import FleetService
 from polycloud.services.documents import fleet_to_documents
+from polycloud.services.lineage import trained_on
 from polycloud.spec import Fleet, load_fleet
+from polycloud.spec.fleet import TrainedOn
 from polycloud.state import Store
+from polycloud.state.job_records import AttemptInput
 
 from .support import CLUSTERS, policy
 
@@ -105,3 +112,82 @@ def test_a_plan_serving_it_outside_the_eu_is_a_policy_violation(tmp_path: Path, 
     (violation,) = evaluate(strict, catalog, plan=plan).violations
     assert (violation.policy, violation.rule, violation.document) == ("org", "derivedResidency", "scorer")
     assert f"must stay in EU ({chain(tmp_path)})" in violation.message
+
+
+# -- the tie by digest: a copy of the model, or the same bytes by URI, keeps the data's residency --------
+
+COPY = """\
+---
+apiVersion: polycloud/v1
+kind: Service
+metadata: {name: copy, labels: {team: web}}
+spec:
+  model: %s
+  resources: {vcpus: 2, memoryGiB: 4}
+  placement: {clusters: [us]}
+"""
+
+
+def trained_store(tmp_path: Path, catalog: Catalog) -> tuple[Store, FleetService]:
+    """A store whose lineage records job `train` writing the model from EU-resident `records`."""
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    service = FleetService(
+        store, catalog, trained_on=lambda: trained_on(store.lineage_events(event_type="COMPLETE"))
+    )
+    service.apply(fleet_to_documents(fleet(tmp_path, catalog)), author="t", message="", dry_run=False)
+    run = store.job_run("train", 1, "eu").id
+    store.add_job_attempt(run, AttemptInput(1, "eu", 4242, 0.12, 1, datetime.now(UTC)))
+    store.end_job_attempt(run, 1, state="succeeded", run_state="succeeded", message="")
+    LineageRecorder(store, catalog, url=None).record()
+    return store, service
+
+
+def copied(tmp_path: Path, catalog: Catalog, model: str, *extra: str) -> list[dict[str, Any]]:
+    """A fleet without the job: only `copy`, serving `model`, in the US."""
+    (tmp_path / "elsewhere").mkdir(exist_ok=True)
+    shutil.copy(EXAMPLE_MODEL, tmp_path / "elsewhere" / "copy.onnx")
+    path = tmp_path / "copied.yaml"
+    path.write_text(CLUSTERS + COPY % model + "".join(extra))
+    return fleet_to_documents(load_fleet([path], catalog))
+
+
+def test_trained_on_reads_the_completed_runs_of_the_lineage(tmp_path: Path, catalog: Catalog) -> None:
+    store, _ = trained_store(tmp_path, catalog)
+    try:
+        digest = hashlib.sha256(EXAMPLE_MODEL.read_bytes()).hexdigest()
+        assert trained_on(store.lineage_events()) == {digest: (TrainedOn("train", "records", "EU"),)}
+    finally:
+        store.close()
+
+
+def test_a_copy_of_the_model_keeps_its_residency_by_digest(tmp_path: Path, catalog: Catalog) -> None:
+    store, service = trained_store(tmp_path, catalog)
+    try:
+        before = store.current()
+        with pytest.raises(UserError, match=r"lineage: dataset records → job train → model sha256:\w{12}…"):
+            service.apply(
+                copied(tmp_path, catalog, "{path: elsewhere/copy.onnx}"),
+                author="t",
+                message="",
+                dry_run=False,
+            )
+        assert store.current() == before  # nothing half-applied
+        ignore = policy("selector: {matchLabels: {team: web}}\nderivedResidency: ignore")
+        documents = copied(tmp_path, catalog, "{path: elsewhere/copy.onnx}", ignore)
+        applied = service.apply(documents, author="t", message="", dry_run=False)
+        assert applied.applied
+    finally:
+        store.close()
+
+
+def test_the_same_bytes_by_uri_are_tied_by_their_declared_digest(tmp_path: Path, catalog: Catalog) -> None:
+    store, service = trained_store(tmp_path, catalog)
+    try:
+        digest = hashlib.sha256(EXAMPLE_MODEL.read_bytes()).hexdigest()
+        model = f'{{uri: "s3://models/scorer.onnx", sha256: "{digest}"}}'
+        (infeasible,) = service.plan(copied(tmp_path, catalog, model)).infeasible
+        assert "(lineage: dataset records → job train → model sha256:" in " ".join(infeasible.reasons)
+        other = f'{{uri: "s3://models/other.onnx", sha256: "{"c" * 64}"}}'
+        assert service.plan(copied(tmp_path, catalog, other)).infeasible == []
+    finally:
+        store.close()

@@ -127,7 +127,7 @@ def _check_placed_residency(ctx: Context, workload: Service | Job, cluster: str)
             ctx.report(
                 ("derivedResidency",),
                 workload,
-                ("spec", "model", "path"),
+                ("spec", "model", inherited.tie),
                 f"is planned on cluster {place.describe()}, but it serves a model trained on data that "
                 f"must stay in {inherited.jurisdiction} ({inherited.chain})",
                 f"place it in {inherited.jurisdiction}, or set derivedResidency: ignore in a policy "

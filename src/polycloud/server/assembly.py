@@ -41,6 +41,7 @@ from polycloud.server.workload import WorkloadIssuer
 from polycloud.services.applying import FleetService
 from polycloud.services.context import ApiContext
 from polycloud.services.inspecting import Endpoints
+from polycloud.services.lineage import trained_on
 from polycloud.services.oidc import OidcConfig, OidcVerifier
 from polycloud.settings import Settings
 from polycloud.state import MemberInput, Store
@@ -196,7 +197,13 @@ class Server:
         leadership.on_gain = lambda: wake_all(reconciler, jobs)
         context = ApiContext(
             store=store,
-            fleet=FleetService(store, catalog, on_change=reconciler.wake, model_cache=home / "models"),
+            fleet=FleetService(
+                store,
+                catalog,
+                on_change=reconciler.wake,
+                model_cache=home / "models",
+                trained_on=lambda: trained_on(store.lineage_events(event_type="COMPLETE")),
+            ),
             endpoints=endpoints,
             wake=reconciler.wake,
             shutdown=lambda: server.request_shutdown(),  # bound below: the app exists before the server

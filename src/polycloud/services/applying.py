@@ -19,6 +19,7 @@ from polycloud.services.documents import documents_to_fleet
 from polycloud.serving.fetching import default_model_cache, fetch_model
 from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
+from polycloud.spec.fleet import TrainedOn
 from polycloud.spec.models import Cluster, Dataset, FeatureFlag, ModelRef, Policy, RoleBinding, ServiceSpec
 from polycloud.state import DocumentInput, DocumentState, WorkloadInput, WorkloadState, content_hash
 from polycloud.state.repositories_services import FleetRepository
@@ -72,6 +73,7 @@ class FleetService:
         on_change: Callable[[], None] = lambda: None,
         secret_names: Callable[[], Collection[str]] | None = None,
         model_cache: Path | None = None,
+        trained_on: Callable[[], dict[str, tuple[TrainedOn, ...]]] = dict,
     ) -> None:
         self.store = store
         self.model_cache = model_cache
@@ -79,17 +81,27 @@ class FleetService:
         self.catalog = catalog
         self.on_change = on_change
         self.secret_names = secret_names or (lambda: {s.name for s in store.secrets()})
+        self.trained_on = trained_on
+        """What recorded job runs trained each model on (`Fleet.trained_on`), read at each plan."""
 
     def plan(self, documents: list[dict[str, Any]]) -> Plan:
-        return plan_fleet(documents_to_fleet(documents, self.catalog), self.catalog)
+        """The plan of `documents`; a model ties to its training data by a declared sha256 only (its
+        bytes are read by `apply`)."""
+        return plan_fleet(self._fleet(documents), self.catalog)
+
+    def _fleet(self, documents: list[dict[str, Any]]) -> Fleet:
+        fleet = documents_to_fleet(documents, self.catalog)
+        if fleet.services:
+            fleet.trained_on = self.trained_on()
+        return fleet
 
     def apply(self, documents: list[dict[str, Any]], *, author: str, message: str, dry_run: bool) -> Preview:
         """Diff `documents` against the recorded state; unless `dry_run`, record it in one transaction."""
-        fleet = documents_to_fleet(documents, self.catalog)
+        fleet = self._fleet(documents)
+        # Pinned before the plan (residency follows a model's digest) and the policies (approved-model
+        # rules judge the pinned digests).
+        pin_model_digests(fleet, self.model_cache)
         plan = plan_fleet(fleet, self.catalog)
-        pin_model_digests(
-            fleet, self.model_cache
-        )  # before policies: approved-model rules judge the pinned digests
         self.enforce_policies(fleet, plan)
         if plan.infeasible:
             lines = [f"{i.kind} {i.workload}: " + "; ".join(i.reasons) for i in plan.infeasible]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polycloud.errors import NotFoundError
+from polycloud.spec.fleet import TrainedOn
 from polycloud.state.lineage import LineageEventRecord
 from polycloud.state.repositories_services import LineageRepository
 
@@ -162,3 +163,24 @@ def lineage(
         "nodes": [graph.nodes[n] for n in sorted(nodes)],
         "edges": edges,
     }
+
+
+def trained_on(events: list[LineageEventRecord]) -> dict[str, tuple[TrainedOn, ...]]:
+    """Model sha256 → the resident datasets read by the completed job runs that wrote it
+    (`Fleet.trained_on`: residency follows a model by its bytes, wherever it is copied or served from)."""
+    found: dict[str, dict[TrainedOn, None]] = {}
+    for event in events:
+        payload = event.payload
+        facts = payload["run"]["facets"].get("polycloud_run", {})
+        if event.event_type != "COMPLETE" or facts.get("kind") != "job":
+            continue
+        read = [
+            TrainedOn(facts.get("workload", payload["job"]["name"]), item["name"], residency)
+            for item in payload.get("inputs", [])
+            if (residency := item.get("facets", {}).get("polycloud_dataset", {}).get("residency"))
+        ]
+        for item in payload.get("outputs", []):
+            sha = item.get("facets", {}).get("polycloud_artifact", {}).get("sha256")
+            if sha and read:
+                found.setdefault(sha, {}).update(dict.fromkeys(read))
+    return {sha: tuple(reads) for sha, reads in found.items()}

@@ -46,6 +46,15 @@ def dotted(path: FieldPath) -> str:
     return out
 
 
+@dataclass(frozen=True)
+class TrainedOn:
+    """A dataset a recorded job run read while writing a model: the residency the model inherits."""
+
+    job: str
+    dataset: str
+    residency: str
+
+
 @dataclass
 class Fleet:
     """All documents of a fleet, by kind and name, each with its source positions."""
@@ -58,6 +67,9 @@ class Fleet:
     role_bindings: dict[str, RoleBinding] = field(default_factory=dict)
     flags: dict[str, FeatureFlag] = field(default_factory=dict)
     positions: dict[tuple[str, str], Positions] = field(default_factory=dict)
+    trained_on: dict[str, tuple[TrainedOn, ...]] = field(default_factory=dict)
+    """Model sha256 → the resident datasets of the job runs that wrote it, from the store's lineage (empty
+    where no store is read, e.g. `polycloud plan`): residency follows a model served by digest or URI."""
 
     def documents(self) -> list[Document]:
         """Every document, clusters first (the order a reader expects)."""

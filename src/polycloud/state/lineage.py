@@ -80,11 +80,15 @@ def keys(session: Session) -> set[tuple[str, str]]:
     }
 
 
-def listing(session: Session, job_name: str | None = None) -> list[LineageEventRecord]:
-    """Every kept event (of `job_name`, when given), oldest first."""
+def listing(
+    session: Session, job_name: str | None = None, event_type: str | None = None
+) -> list[LineageEventRecord]:
+    """Every kept event (of `job_name`, of `event_type`, when given), oldest first."""
     query = select(LineageEventRow).order_by(LineageEventRow.id)
     if job_name is not None:
         query = query.where(LineageEventRow.job_name == job_name)
+    if event_type is not None:
+        query = query.where(LineageEventRow.event_type == event_type)
     return [_record(row) for row in session.scalars(query)]
 
 

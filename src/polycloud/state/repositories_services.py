@@ -199,7 +199,9 @@ class FlagRepository(DocumentReader, Protocol):
 class LineageRepository(Protocol):
     """What `services/lineage.py` needs: the kept OpenLineage events."""
 
-    def lineage_events(self, job_name: str | None = None) -> list[LineageEventRecord]: ...
+    def lineage_events(
+        self, job_name: str | None = None, event_type: str | None = None
+    ) -> list[LineageEventRecord]: ...
 
 
 class ApiStore(

@@ -23,10 +23,12 @@ class LineageStore(StoreCore):
         with self._session(write=False) as session:
             return lineage.keys(session)
 
-    def lineage_events(self, job_name: str | None = None) -> list[LineageEventRecord]:
-        """Every kept event (of one OpenLineage job name, when given), oldest first."""
+    def lineage_events(
+        self, job_name: str | None = None, event_type: str | None = None
+    ) -> list[LineageEventRecord]:
+        """Every kept event (of one OpenLineage job name, of one type, when given), oldest first."""
         with self._session(write=False) as session:
-            return lineage.listing(session, job_name)
+            return lineage.listing(session, job_name, event_type)
 
     def open_lineage_runs(self, kind: str) -> list[LineageEventRecord]:
         """START events of `kind` ("job" or "service") runs not ended yet."""
