@@ -126,6 +126,7 @@ RULES: dict[tuple[str, str], Rule] = {
         "deployer", "fleet", _static("/api/v1/flags/f/rollback", {})
     ),
     ("GET", "/api/v1/jobs"): Rule("viewer", "any", _static("/api/v1/jobs")),
+    ("GET", "/api/v1/lineage"): Rule("viewer", "any", _static("/api/v1/lineage")),
     ("GET", "/api/v1/lineage/{name}"): Rule("viewer", "any", _static("/api/v1/lineage/alpha-svc")),
     ("GET", "/api/v1/cost"): Rule("viewer", "any", _static("/api/v1/cost")),
     ("GET", "/api/v1/cost/export"): Rule("viewer", "any", _static("/api/v1/cost/export")),

@@ -5,10 +5,10 @@ Lisbon and Dallas, so that the map draws traffic arcs, and an LLM service on the
 to with streamed OpenAI chat completions), with steady load through the gateway so that every figure is
 live. The checks log in with the address `polycloud dashboard` prints, check the
 single-use code, the login form and a viewer's read-only page, find every cluster and service of
-`polycloud status --json`, run an outage drill from the incidents view and watch the map change without
-a reload, see the LLM service's tokens per second and time to first token in the services and traffic
-views, open every view without a console error (saving a screenshot of each under
-`.artifacts/dashboard/`), and check the page's security headers, cookie and logout.
+`polycloud status --json` and a service's lineage, run an outage drill from the incidents view and
+watch the map change without a reload, see the LLM service's tokens per second and time to first
+token in the services and traffic views, open every view without a console error (saving a screenshot
+of each under `.artifacts/dashboard/`), and check the page's security headers, cookie and logout.
 
 The checks are subtests of one test: under `pytest -n 2` a module's tests may land on both workers, and
 each would start a fleet of its own (`--dist loadgroup` cannot keep them together: pytest-xdist 3.8 marks
@@ -40,7 +40,7 @@ from polycloud.serving.llm import lm
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / ".artifacts" / "dashboard"
-VIEWS = ("map", "services", "traffic", "incidents", "cost", "audit")
+VIEWS = ("map", "services", "traffic", "incidents", "cost", "lineage", "audit")
 SITES = {  # name: (lat, lon, jurisdiction)
     "frankfurt": (50.11, 8.68, "EU"),
     "ashburn": (39.04, -77.49, "US"),
@@ -303,7 +303,27 @@ def every_cluster_and_service_of_the_fleet_is_on_the_page(dashboard: Dashboard) 
         _open(page, "services")
         expect(page.locator("tr[data-service]:not(.detail)")).to_have_count(len(services))
         assert _names(page, "tr[data-service]:not(.detail)", "data-service") == services
+
+        # A service's lineage, from its row: the recorder's rollouts of it, on the clusters it runs on.
+        dashboard.polycloud.eventually(lambda: _rolled_out(dashboard, ACTIVE_ACTIVE), "its rollouts recorded")
+        page.locator(f'tr[data-service="{ACTIVE_ACTIVE}"]:not(.detail)').click()
+        page.locator(f'tr.detail[data-service="{ACTIVE_ACTIVE}"]').get_by_role("link", name="Lineage").click()
+        expect(page.locator("#view-lineage")).to_have_attribute("data-traced", ACTIVE_ACTIVE)
+        graph = page.locator("#view-lineage svg.lineage-graph")
+        expect(graph.locator('g.node[data-kind="service-rollout"][data-root="yes"]')).to_have_count(2)
+        assert _names(page, '#view-lineage g.node[data-kind="cluster"]', "data-id") == {
+            f"cluster:{c}" for c in SERVICES[ACTIVE_ACTIVE]
+        }
         assert problems.all() == []
+
+
+def _rolled_out(dashboard: Dashboard, service: str) -> bool:
+    """Whether the lineage recorder has kept a finished rollout of `service` to each of its clusters."""
+    answer = dashboard.polycloud.api().get(f"/lineage/{service}")
+    if answer.status_code != 200:
+        return False
+    done = {n["cluster"] for n in answer.json()["nodes"] if n.get("state") == "COMPLETE"}
+    return done == set(SERVICES[service])
 
 
 def a_drill_from_the_incidents_view_shows_on_the_map_without_a_reload(dashboard: Dashboard) -> None:

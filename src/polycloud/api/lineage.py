@@ -1,4 +1,5 @@
-"""Route of /api/v1/lineage: the lineage graph around a service, job, dataset or model digest."""
+"""Routes of /api/v1/lineage: the names that have lineage, and the graph around a service, job, dataset
+or model digest."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from polycloud.services.context import ApiContext
 router = APIRouter(prefix="/api/v1/lineage")
 
 
-@router.get("/{name}")
+@router.get("")
+def names(request: Request, who: Viewer) -> dict[str, Any]:
+    """`{"names": [{"name", "kind", "runs"}]}`: everything `GET /lineage/{name}` answers for (datasets,
+    jobs, model digests, services, artifacts), scoped as it is; the dashboard's choices."""
+    context: ApiContext = request.app.state.ctx
+    own = governance.own_workloads(context.store, who)
+    return {"names": lineage_graph.names(context.store, own)}
+
+
+@router.get("/{name:path}")
 def lineage(
     request: Request,
     name: str,

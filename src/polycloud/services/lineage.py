@@ -149,11 +149,7 @@ def lineage(
 
     `own`: the workloads a project token may see (None: all); runs of others are left out.
     """
-    graph = build(store.lineage_events())
-    if own is not None:
-        hidden = {n for n, node in graph.nodes.items() if "workload" in node and node["workload"] not in own}
-        graph.nodes = {n: node for n, node in graph.nodes.items() if n not in hidden}
-        graph.edges = [e for e in graph.edges if e["from"] not in hidden and e["to"] not in hidden]
+    graph = visible(store, own)
     starts = roots(graph, name)
     nodes, edges = walk(graph, starts, max(1, min(depth, MAX_DEPTH)))
     return {
@@ -184,3 +180,43 @@ def trained_on(events: list[LineageEventRecord]) -> dict[str, tuple[TrainedOn, .
             if sha and read:
                 found.setdefault(sha, {}).update(dict.fromkeys(read))
     return {sha: tuple(reads) for sha, reads in found.items()}
+
+
+def visible(store: LineageRepository, own: set[str] | None) -> Graph:
+    """The whole graph, without the runs of workloads outside `own` (None: nothing hidden)."""
+    graph = build(store.lineage_events())
+    if own is not None:
+        hidden = {n for n, node in graph.nodes.items() if "workload" in node and node["workload"] not in own}
+        graph.nodes = {n: node for n, node in graph.nodes.items() if n not in hidden}
+        graph.edges = [e for e in graph.edges if e["from"] not in hidden and e["to"] not in hidden]
+    return graph
+
+
+NAME_KINDS = ("dataset", "job", "model", "service", "artifact")
+"""The order `names` lists kinds in: the way lineage flows."""
+
+
+def names(store: LineageRepository, own: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every name `lineage` answers for, once each: `{"name", "kind", "runs"}` (runs: how many of the
+    graph's runs it names or touches), datasets first, then jobs, models, services and artifacts."""
+    graph = visible(store, own)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for node in graph.nodes.values():
+        kind = node["kind"]
+        if kind in ("job-run", "service-rollout"):
+            key = (node["job"], "job" if kind == "job-run" else "service")
+        elif kind == "model":
+            key = (f"sha256:{node['sha256']}", "model")
+        else:
+            key = (node["name"], kind)
+        entry = found.setdefault(key, {"name": key[0], "kind": key[1], "runs": 0})
+        if kind == "model":
+            entry["paths"] = node["paths"]
+        entry["runs"] += _runs(graph, node)
+    return sorted(found.values(), key=lambda e: (NAME_KINDS.index(e["kind"]), e["name"]))
+
+
+def _runs(graph: Graph, node: dict[str, Any]) -> int:
+    if node["kind"] in ("job-run", "service-rollout"):
+        return 1
+    return len({e["to"] for e in graph.down(node["id"])} | {e["from"] for e in graph.up(node["id"])})

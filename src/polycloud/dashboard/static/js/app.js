@@ -8,9 +8,10 @@ import services from "./views/services.js";
 import traffic from "./views/traffic.js";
 import incidents from "./views/incidents.js";
 import cost from "./views/cost.js";
+import lineage from "./views/lineage.js";
 import audit from "./views/audit.js";
 
-const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, audit].map((v) => [v.id, v]));
+const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, lineage, audit].map((v) => [v.id, v]));
 const $ = (id) => document.getElementById(id);
 
 const listeners = { overview: [], event: [] };

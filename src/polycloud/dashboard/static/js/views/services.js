@@ -73,6 +73,7 @@ function detail(s) {
   return html`<div class="actions">
       <button type="button" data-action="explain" data-service="${s.name}">Explain placement</button>
       <button type="button" data-action="history" data-service="${s.name}">Revision history</button>
+      <a class="lineage-link" href="#/lineage/${encodeURIComponent(s.name)}">Lineage</a>
       <button type="button" class="danger" data-action="rollback" data-service="${s.name}" ${change ? "" : "disabled"}
         title="${why}">${armed.has(`rollback:${s.name}`) ? "Click again to roll back" : "Roll back"}</button>
       ${r && r.state === "running" ? html`<button type="button" data-action="pause" data-service="${s.name}" ${change ? "" : "disabled"}>Pause canary</button>` : ""}
