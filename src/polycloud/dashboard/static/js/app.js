@@ -9,8 +9,9 @@ import traffic from "./views/traffic.js";
 import incidents from "./views/incidents.js";
 import cost from "./views/cost.js";
 import audit from "./views/audit.js";
+import flags from "./views/flags.js";
 
-const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, audit].map((v) => [v.id, v]));
+const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, audit, flags].map((v) => [v.id, v]));
 const $ = (id) => document.getElementById(id);
 
 const listeners = { overview: [], event: [] };
