@@ -1,7 +1,7 @@
 """Flag shares end to end: a 30/70 fractional flag evaluated over OFREP (single and bulk) for many
 targeting keys at the real gateway, counted there per window, written to the real store with the load
-reports, served by GET /api/v1/flags and drawn by the dashboard's Flags tab in headless Chromium; then
-the kill switch (`polycloud flags disable`) shows there as DISABLED.
+reports, served by GET /api/v1/flags (and `polycloud flags list`) and drawn by the dashboard's Flags tab
+in headless Chromium; then the kill switch (`polycloud flags disable`) shows there as DISABLED.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ def test_the_flags_tab_shows_variant_shares_and_the_kill_switch(
         return shares if ranker["evaluations"]["total"] == total else None
 
     assert polycloud.eventually(counted, "the gateway's flag counts to reach the store") == dict(variants)
+
+    listed = polycloud.ok("flags", "list").stdout  # the CLI's share column, from the same listing
+    assert f"off {variants['off'] / total:.0%} · on {variants['on'] / total:.0%}" in listed, listed
 
     address = json.loads(polycloud.ok("dashboard", "--no-browser", "--json").stdout)["url"]
     with sync_playwright() as playwright:
