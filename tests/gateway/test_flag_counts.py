@@ -5,24 +5,28 @@ for the next window when the write fails, and summed per minute by the store."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 from openfeature.evaluation_context import EvaluationContext
 
 from polycloud.errors import TransientError
 from polycloud.exchange import FlagCount
-from polycloud.gateway import GatewaySettings
+from polycloud.gateway import GatewaySettings, RouteTable, StaticRouteSource, create_app
 from polycloud.gateway.flagboard import FlagBoard
 from polycloud.gateway.flagcount import FlagWindow
 from polycloud.gateway.flagrouting import FlagRouter
 from polycloud.gateway.ofrep import OfrepFront
 from polycloud.gateway.reporting import LoadReporter, LoadWindow, RecordingMetrics
 from polycloud.gateway.routes import FlagRoute, FlagSplit, ServiceRoutes
+from polycloud.gateway.running import SERVER_OPTIONS
 from polycloud.gateway.sourcing import StoreLoadSink
 from polycloud.state import Store
 
+from .support import FAST, INFER_BODY, MakeStub, ServerThread, replica, wait_until
 from .test_gateway_reporting import FakeClock, FakeSink, registry
 
 SPLIT: dict[str, Any] = {
@@ -153,3 +157,29 @@ def test_store_load_sink_adds_counts_that_the_store_sums_over_gateways(tmp_path:
             ("split", "off", ""): 10,
             ("split", "on", ""): 7,
         }
+
+
+def test_a_running_gateway_reports_ofrep_and_routing_evaluations(make_stub: MakeStub) -> None:
+    stub = make_stub("east", "m")
+    sink = FlagFakeSink()
+    split = FlagSplit("canary", (("on", "m"),))
+    services = [
+        ServiceRoutes("m", "single", (replica(stub.server, "east"),)),
+        ServiceRoutes("front", "single", (replica(stub.server, "east"),), routing=split),
+    ]
+    canary = FlagRoute("canary", {**SPLIT, "targeting": None, "defaultVariant": "on"})
+    source = StaticRouteSource(RouteTable.of(services, [], [canary]))
+    app = create_app(source, GatewaySettings(**FAST), rng=random.Random(7), load_sink=sink, gateway_id="gw")
+    server = ServerThread(app, lifespan="on", **SERVER_OPTIONS).start()
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30.0) as client:
+            assert client.post("/ofrep/v1/evaluate/flags/canary", json={}).json()["variant"] == "on"
+            assert client.post("/ofrep/v1/evaluate/flags", json={}).status_code == 200
+            assert client.post("/v2/models/front/infer", json=INFER_BODY).status_code == 200
+
+        def reported() -> int:
+            return sum(c.count for counts in list(sink.flags) for c in counts if c.variant == "on")
+
+        wait_until(lambda: reported() == 3, what="the three evaluations in the flag reports")
+    finally:
+        server.stop()

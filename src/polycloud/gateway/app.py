@@ -35,7 +35,7 @@ from polycloud.catalog import Catalog, load_catalog
 from polycloud.gateway.background import HealthChecker, RouteRefresher
 from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.flagboard import FlagBoard
-from polycloud.gateway.flagcount import FlagWindow
+from polycloud.gateway.flagcount import FlagSink, FlagWindow
 from polycloud.gateway.flagrouting import FlagRouter, rewritten
 from polycloud.gateway.forwarding import Forwarder
 from polycloud.gateway.keyload import KeyWindow
@@ -83,7 +83,7 @@ class GatewayApp:
         """Assemble the parts; see `create_app` (`load` is its (load_sink, gateway_id))."""
         self.settings = settings
         window = LoadWindow() if load is not None else None
-        flags = FlagWindow() if load is not None else None
+        flags = FlagWindow() if load is not None and isinstance(load[0], FlagSink) else None
         self.metrics = GatewayMetrics() if window is None else RecordingMetrics(window, flags)
         locator = Locator(catalog)
         self.registry = UpstreamRegistry(locator, locator.point(settings.region))
