@@ -2,7 +2,8 @@
 
 Gateways read `KeyGrant`s (the keys they admit, by hash, with limits and usage) and write `LoadReport`s
 (load per service and cluster, for the autoscaler, and LLM tokens served, for showback), `KeyLoad`s
-(load per inference key, for anomaly detection) and `RevisionCounts` (cumulative attempts per service
+(load per inference key, for anomaly detection), `FlagCount`s (feature flag evaluations per variant,
+for the dashboard's shares) and `RevisionCounts` (cumulative attempts per service
 revision with a latency histogram over `LATENCY_BOUNDS_MS`, for judging canaries). Route tables travel
 as `polycloud.gateway.routes`, built from the store's own records by the gateway's store adapter.
 Neither side keeps a copy of these: the gateway's request path produces them and the store persists
@@ -154,3 +155,26 @@ class KeyLoad:
     p99_ms: float
     mean_ms: float
     gateway_id: str = ""
+
+
+@dataclass(frozen=True)
+class FlagCount:
+    """How many times one gateway evaluated one flag to one outcome over its last report window(s).
+
+    An outcome is a variant (`variant`, `error` empty), no variant (both empty: a disabled flag, or no
+    default variant and no rule matched: the caller's code default) or an error (`error`: its OFREP
+    code, `variant` empty). A count, not a rate: the store adds counts up per minute.
+    """
+
+    flag: str
+    variant: str
+    error: str
+    count: int
+    gateway_id: str = ""
+
+    def __post_init__(self) -> None:
+        _require_name(self.flag, "flag count flag")
+        if self.count < 0:
+            raise UserError(f"flag count must be >= 0, not {self.count!r}")
+        if self.variant and self.error:
+            raise UserError(f"flag count of {self.flag!r} has a variant and an error: one or the other")

@@ -7,14 +7,15 @@ not change them (`polycloud.services.flags`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from polycloud.api.auth import Deployer, Viewer
 from polycloud.services import audit, flags, governance
 from polycloud.services.context import ApiContext
+from polycloud.services.flag_shares import DEFAULT_WINDOW_S, MAX_WINDOW_S, MIN_WINDOW_S
 
 router = APIRouter(prefix="/api/v1/flags", tags=["feature flags"])
 
@@ -35,9 +36,21 @@ def _ctx(request: Request) -> ApiContext:
 
 
 @router.get("")
-def list_flags(request: Request, who: Viewer) -> list[dict[str, Any]]:
-    """Every live flag with its state, default variant and version."""
-    return flags.listing(_ctx(request).store)
+def list_flags(
+    request: Request,
+    who: Viewer,
+    window: Annotated[
+        int,
+        Query(
+            ge=MIN_WINDOW_S,
+            le=MAX_WINDOW_S,
+            description="Seconds of evaluations to count (whole minutes: from the minute this long ago on).",
+        ),
+    ] = DEFAULT_WINDOW_S,
+) -> list[dict[str, Any]]:
+    """Every live flag with its state, default variant and version, its evaluations per variant over the
+    window (counts and shares, from every gateway), and the services it routes."""
+    return flags.listing(_ctx(request).store, window, who.project)
 
 
 @router.get("/{name}/history")

@@ -25,12 +25,14 @@ def register(app: typer.Typer) -> None:
 @flags_app.command("list", epilog="Example: polycloud flags list --json")
 @friendly
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the live flags with their state, default variant and version."""
+    """List the live flags with their state, default variant, version and the shares of their variants
+    in the gateways' evaluations of the last 15 minutes."""
     rows = connect(settings(), start=False, say=err.print).flags()
     if as_json:
         print_json(rows)
         return
-    _table("feature flags", ["name", "state", "default", "variants", "version", "changed by"], rows)
+    columns = ["name", "state", "default", "variants", "version", "changed by", "shares (15 min)"]
+    _table("feature flags", columns, rows)
 
 
 @flags_app.command(epilog="Example: polycloud flags history new-ranker")
@@ -92,6 +94,17 @@ def _table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
             "author": r["author"],
             "message": r["message"],
             "time": r["createdAt"],
+            "shares (15 min)": _shares(r.get("evaluations")),
         }
         table.add_row(*(cells[c] for c in columns))
     out.print(table)
+
+
+def _shares(evaluations: dict[str, Any] | None) -> str:
+    """`on 30% · off 70%` of the outcomes evaluated (an error by its code), or "—" without evaluations."""
+    if not evaluations or not evaluations.get("total"):
+        return "—"
+    named = [
+        (s["error"] or s["variant"] or "no variant", s["share"]) for s in evaluations["shares"] if s["count"]
+    ]
+    return " · ".join(f"{name} {share:.0%}" for name, share in named)

@@ -35,6 +35,7 @@ from polycloud.catalog import Catalog, load_catalog
 from polycloud.gateway.background import HealthChecker, RouteRefresher
 from polycloud.gateway.ejection import make_ejection_policy
 from polycloud.gateway.flagboard import FlagBoard
+from polycloud.gateway.flagcount import FlagSink, FlagWindow
 from polycloud.gateway.flagrouting import FlagRouter, rewritten
 from polycloud.gateway.forwarding import Forwarder
 from polycloud.gateway.keyload import KeyWindow
@@ -82,7 +83,8 @@ class GatewayApp:
         """Assemble the parts; see `create_app` (`load` is its (load_sink, gateway_id))."""
         self.settings = settings
         window = LoadWindow() if load is not None else None
-        self.metrics = GatewayMetrics() if window is None else RecordingMetrics(window)
+        flags = FlagWindow() if load is not None and isinstance(load[0], FlagSink) else None
+        self.metrics = GatewayMetrics() if window is None else RecordingMetrics(window, flags)
         locator = Locator(catalog)
         self.registry = UpstreamRegistry(locator, locator.point(settings.region))
         self.forwarder = Forwarder(settings, upstream_tls)
@@ -115,6 +117,7 @@ class GatewayApp:
                 load[1],
                 revisions=self.proxy.revisions,
                 keys=self.proxy.key_window,
+                flags=flags,
             )
         self.draining = False
         """Set by `drain()`: readiness answers 503 so that load balancers stop sending."""

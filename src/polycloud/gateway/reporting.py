@@ -14,7 +14,9 @@ for cost per 1M tokens; and the mean time between streamed tokens (inter-token l
 A window whose report could not be written keeps its tokens for the next one.
 
 The request path only appends an answer time to a list (`LoadWindow.answered`, called through
-`RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Like the
+`RecordingMetrics`); in-flight counts are read from the upstream registry by the sampler. Flag
+evaluations per variant (`polycloud.gateway.flagcount`) go to the sink with each window when it is a
+`FlagSink`, and like tokens a window that could not be written keeps them for the next. Like the
 registry, everything here is touched from the event loop only. `StoreLoadSink`
 (`polycloud.gateway.sourcing`) writes samples to the state store.
 """
@@ -33,8 +35,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from polycloud.errors import PolycloudError
-from polycloud.exchange import LOAD_REPORT_INTERVAL_S, KeyLoad, LoadReport, RevisionCounts
+from polycloud.exchange import LOAD_REPORT_INTERVAL_S, FlagCount, KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.canary import RevisionCounter, RevisionSink
+from polycloud.gateway.flagcount import FlagSink, FlagWindow
 from polycloud.gateway.keyload import KeySink, KeyWindow
 from polycloud.gateway.metrics import GatewayMetrics
 from polycloud.gateway.tokens import TokenUsage
@@ -176,10 +179,11 @@ class LoadWindow:
 class RecordingMetrics(GatewayMetrics):
     """The gateway's metrics, also feeding every answer into a `LoadWindow`."""
 
-    def __init__(self, window: LoadWindow) -> None:
-        """Create the metrics; answers also go to `window`."""
+    def __init__(self, window: LoadWindow, flags: FlagWindow | None = None) -> None:
+        """Create the metrics; answers also go to `window`, flag evaluations to `flags`."""
         super().__init__()
         self.window = window
+        self.flags = flags
 
     def answered(self, service: str, cluster: str, code: int, seconds: float) -> None:
         """Count one answer in the metrics and in the load window."""
@@ -190,6 +194,12 @@ class RecordingMetrics(GatewayMetrics):
         """Count one LLM answer's tokens in the metrics and in the load window."""
         super().streamed(service, cluster, revision, usage)
         self.window.served(service, cluster, usage.prompt, usage.completion, usage.inter_token_s)
+
+    def flag_evaluated(self, flag: str, variant: str, reason: str) -> None:
+        """Count one flag evaluation in the metrics and in the flag window."""
+        super().flag_evaluated(flag, variant, reason)
+        if self.flags is not None:
+            self.flags.evaluated(flag, variant, reason)
 
 
 def default_gateway_id() -> str:
@@ -221,6 +231,7 @@ class LoadReporter:
         clock: Callable[[], float] = time.monotonic,
         revisions: RevisionCounter | None = None,
         keys: KeyWindow | None = None,
+        flags: FlagWindow | None = None,
     ) -> None:
         """Create the reporter; `run` it as a task.
 
@@ -234,6 +245,7 @@ class LoadReporter:
             clock: Monotonic seconds (a fake one in tests).
             revisions: Per-revision attempt counts, also reported when `sink` is a `RevisionSink`.
             keys: Answers per inference key, also reported when `sink` is a `KeySink`.
+            flags: Flag evaluations per variant, also reported when `sink` is a `FlagSink`.
         """
         self.gateway_id = gateway_id
         self._sink = sink
@@ -247,6 +259,7 @@ class LoadReporter:
         self._last_error: str | None = None
         self._revisions = revisions if isinstance(sink, RevisionSink) else None
         self._keys = keys if isinstance(sink, KeySink) else None
+        self._flags = flags if isinstance(sink, FlagSink) else None
 
     def sample(self) -> None:
         """Take one in-flight sample now."""
@@ -266,14 +279,19 @@ class LoadReporter:
         samples = self.collect()
         revisions = self._revisions.rows() if self._revisions is not None else None
         keys = self._keys.close(elapsed) if self._keys is not None else None
+        flags = self._flags.close() if self._flags is not None else []
         routed = self._registry.routed()
         loop = asyncio.get_running_loop()
-        written: list[bool] = []
+        written: list[str] = []
         try:
-            await loop.run_in_executor(self._executor, self._write, samples, revisions, keys, routed, written)
+            await loop.run_in_executor(
+                self._executor, self._write, samples, revisions, keys, flags, routed, written
+            )
         except PolycloudError as e:
-            if not written:
+            if "load" not in written:
                 self._window.unreported(samples)  # tokens are counts: the next window carries them
+            if "flags" not in written and self._flags is not None:
+                self._flags.unreported(flags)  # so are flag evaluations
             message = str(e)
             if message != self._last_error:
                 log.warning("cannot report load (dropping this window): %s", message)
@@ -289,11 +307,15 @@ class LoadReporter:
         samples: list[LoadReport],
         revisions: list[RevisionCounts] | None,
         keys: list[KeyLoad] | None,
+        flags: list[FlagCount],
         routed: dict[str, list[int]],
-        written: list[bool],
+        written: list[str],
     ) -> None:
         self._sink.report(self.gateway_id, samples)
-        written.append(True)  # the load reports (and their tokens) are in: never count them again
+        written.append("load")  # the load reports (and their tokens) are in: never count them again
+        if flags and isinstance(self._sink, FlagSink):
+            self._sink.report_flags(self.gateway_id, flags)
+        written.append("flags")
         if revisions is not None and isinstance(self._sink, RevisionSink):
             self._sink.report_revisions(self.gateway_id, revisions)
         if keys is not None and isinstance(self._sink, KeySink):

@@ -11,7 +11,8 @@ not routes.
 `StoreLoadSink` is the other direction: it writes the gateway's load samples (`polycloud.gateway.reporting`)
 to the store's load reports, for the controller's autoscaler, and, given the gateway's `MemberInput`,
 heartbeats it into the store's members after each window (so that `polycloud status` lists it) and
-removes it on a clean stop (`leave`).
+removes it on a clean stop (`leave`); it also adds the window's flag evaluations per variant to the
+store's per-minute counts (`report_flags`, for the dashboard's shares).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from polycloud.catalog import Catalog
 from polycloud.errors import TransientError
-from polycloud.exchange import KeyLoad, LoadReport, RevisionCounts
+from polycloud.exchange import FlagCount, KeyLoad, LoadReport, RevisionCounts
 from polycloud.gateway.routes import (
     ClusterRoute,
     FlagRoute,
@@ -227,3 +228,11 @@ class StoreLoadSink:
             TransientError: The database is unreachable, busy or answers with an error.
         """
         _written("per-key load", lambda: self._store.report_key_loads(gateway_id, samples))
+
+    def report_flags(self, gateway_id: str, counts: list[FlagCount]) -> None:
+        """Add this gateway's flag evaluations of the window to the store's per-minute counts.
+
+        Raises:
+            TransientError: The database is unreachable, busy or answers with an error.
+        """
+        _written("flag counts", lambda: self._store.add_flag_counts(gateway_id, counts))

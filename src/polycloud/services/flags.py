@@ -1,7 +1,8 @@
 """Feature flags outside an apply: list them, read a flag's versions, flip its kill switch, roll it back.
 
 A FeatureFlag is applied with the fleet like any document (and versioned by every apply that changes
-it); these use cases set one flag at once, as a new version, validated like an applied one. The
+it); these use cases set one flag at once, as a new version, validated like an applied one. The listing
+also shows how the gateways evaluated each flag lately: counts and shares per variant. The
 gateways follow within a route refresh. The next `apply` of the fleet's files sets the flag as the
 files say: a kill switch meant to last goes into the file too. Flags are shared by every project, so
 only fleet-wide tokens change them (the API checks; each change is audited there).
@@ -14,6 +15,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from polycloud.errors import ConflictError, NotFoundError, UserError
+from polycloud.services import flag_shares
+from polycloud.services.flag_shares import DEFAULT_WINDOW_S
 from polycloud.spec.models import FeatureFlag
 from polycloud.state import FlagRevisionRecord, content_hash
 from polycloud.state.repositories_services import FlagRepository
@@ -37,12 +40,27 @@ def version_json(record: FlagRevisionRecord) -> dict[str, Any]:
     }
 
 
-def listing(store: FlagRepository) -> list[dict[str, Any]]:
-    """Every live flag with its state, default variant and current version."""
+def listing(
+    store: FlagRepository, window_s: int = DEFAULT_WINDOW_S, project: str | None = None
+) -> list[dict[str, Any]]:
+    """Every live flag with its state, default variant and current version, its evaluations per variant
+    over about the last `window_s` seconds (`polycloud.services.flag_shares`) and the services it routes
+    (only those of `project` for a project's caller)."""
+    counts = store.flag_counts(float(window_s))
+    routing = flag_shares.routing_of(store.current(), project)
     flags = []
     for doc in store.documents(KIND):
         versions = store.flag_history(doc.name)
-        flags.append({**version_json(versions[-1]), "variants": sorted(doc.spec["spec"]["variants"])})
+        variants = sorted(doc.spec["spec"]["variants"])
+        routes = routing.get(doc.name, [])
+        flags.append(
+            {
+                **version_json(versions[-1]),
+                "variants": variants,
+                "routing": routes,
+                "evaluations": flag_shares.shares(doc.name, variants, counts, routes, window_s),
+            }
+        )
     return flags
 
 

@@ -23,7 +23,7 @@ from polycloud.state.connecting import lock, writer
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0019"
+HEAD = "0020"
 """The newest migration in `migrations/versions/`."""
 VERSION_TABLE = "alembic_version"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from polycloud.exchange import KeyGrant, KeyLoad, LoadReport, RevisionCounts
+from polycloud.exchange import FlagCount, KeyGrant, KeyLoad, LoadReport, RevisionCounts
 from polycloud.state.control import Lease, MemberInput, MemberRecord
 from polycloud.state.faults import FaultRecord
 from polycloud.state.job_records import JobRunRecord
@@ -227,6 +227,7 @@ class ReportRepository(Membership, Protocol):
     def report_load(self, gateway_id: str, rows: list[LoadReport]) -> None: ...
     def report_revision_counts(self, gateway_id: str, rows: list[RevisionCounts]) -> None: ...
     def report_key_loads(self, gateway_id: str, rows: list[KeyLoad]) -> None: ...
+    def add_flag_counts(self, gateway_id: str, counts: list[FlagCount]) -> None: ...
 
 
 class KeyRepository(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from polycloud.exchange import FlagCount
 from polycloud.state.faults import FaultInput, FaultRecord
 from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.ledger import LedgerLine
@@ -187,10 +188,12 @@ class ObservationReader(SloReader, IncidentReader, AnomalyReader, Protocol):
 # -------------------------------------------------------------------------------------------- API
 
 
-class FlagRepository(DocumentReader, Protocol):
-    """What `services/flags.py` needs: the live flags, their versions, and setting one as a new version."""
+class FlagRepository(DesiredReader, Protocol):
+    """What `services/flags.py` needs: the live flags (and the services they route), their versions,
+    setting one as a new version, and the gateways' evaluation counts."""
 
     def flag_history(self, name: str) -> list[FlagRevisionRecord]: ...
+    def flag_counts(self, since_s: float) -> list[FlagCount]: ...
     def put_flag(
         self, name: str, document: dict[str, Any], content_hash: str, *, author: str, message: str
     ) -> FlagRevisionRecord: ...

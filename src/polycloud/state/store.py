@@ -12,8 +12,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from polycloud.exchange import LoadReport
-from polycloud.state import desired, flag_revisions, loads, observed, person_sessions, tokens, web_sessions
+from polycloud.exchange import FlagCount, LoadReport
+from polycloud.state import (
+    desired,
+    flag_counts,
+    flag_revisions,
+    loads,
+    observed,
+    person_sessions,
+    tokens,
+    web_sessions,
+)
 from polycloud.state.flag_revisions import FlagRevisionRecord
 from polycloud.state.records import (
     ApplyResult,
@@ -147,6 +156,23 @@ class Store(ExtendedStore, ControlStore, LineageStore):
             return flag_revisions.put(
                 session, name, document, content_hash, author=author, message=message, now=self._clock()
             )
+
+    def add_flag_counts(self, gateway_id: str, counts: list[FlagCount]) -> None:
+        """Add gateway `gateway_id`'s flag evaluations of its last window to the current minute's counts.
+
+        Raises:
+            UserError: Empty `gateway_id`, or two counts of one (flag, variant, error).
+        """
+        now = self._clock()
+        with self._session(write=True, lock_name="load") as session:
+            flag_counts.add(session, gateway_id, counts, now)
+
+    def flag_counts(self, since_s: float) -> list[FlagCount]:
+        """Flag evaluations per (flag, variant, error) over about the last `since_s` seconds (whole
+        minutes: from the minute `since_s` ago on), summed over every gateway."""
+        since = self._clock() - timedelta(seconds=since_s)
+        with self._session(write=False) as session:
+            return flag_counts.totals(session, since)
 
     # observed state
 

@@ -1,11 +1,12 @@
-"""The table of feature flag versions. Migrations must match it exactly."""
+"""The tables of feature flag versions and of flag evaluations per minute. Migrations must match them
+exactly."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from polycloud.state.tables import NAME, Base
@@ -30,3 +31,24 @@ class FlagRevisionRow(Base):
     author: Mapped[str] = mapped_column(String(NAME))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class FlagEvaluationRow(Base):
+    """Evaluations of one flag to one outcome by one gateway in one UTC minute (`polycloud.state.
+    flag_counts`): each gateway report adds its window's counts to the row of the current minute."""
+
+    __tablename__ = "flag_evaluations"
+    __table_args__ = (
+        CheckConstraint("evaluations >= 0", name="evaluations_not_negative"),
+        Index(None, "minute"),
+    )
+
+    gateway_id: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    """The variant answered; empty for an answer without one or for an error."""
+    error: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The OFREP error code; empty for an answer."""
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    """Start of the UTC minute (the store clock's) the reports were written in."""
+    evaluations: Mapped[int] = mapped_column(BigInteger)

@@ -10,8 +10,9 @@ import incidents from "./views/incidents.js";
 import cost from "./views/cost.js";
 import lineage from "./views/lineage.js";
 import audit from "./views/audit.js";
+import flags from "./views/flags.js";
 
-const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, lineage, audit].map((v) => [v.id, v]));
+const VIEWS = Object.fromEntries([map, services, traffic, incidents, cost, flags, lineage, audit].map((v) => [v.id, v]));
 const $ = (id) => document.getElementById(id);
 
 const listeners = { overview: [], event: [] };
