@@ -40,7 +40,7 @@ from polycloud.serving.llm import lm
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = ROOT / ".artifacts" / "dashboard"
-VIEWS = ("map", "services", "traffic", "incidents", "cost", "lineage", "audit")
+VIEWS = ("map", "services", "traffic", "incidents", "cost", "flags", "lineage", "audit")
 SITES = {  # name: (lat, lon, jurisdiction)
     "frankfurt": (50.11, 8.68, "EU"),
     "ashburn": (39.04, -77.49, "US"),
