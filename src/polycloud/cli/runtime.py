@@ -27,6 +27,7 @@ from polycloud.homefiles import RunInfo, pid_alive, read_runinfo
 
 if TYPE_CHECKING:
     from polycloud.client.http import ApiClient
+    from polycloud.spec import Fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 WAIT_TIMEOUT_S = 180.0
@@ -93,6 +94,7 @@ def apply(
     fleet = load_fleet(files, load_catalog(), model_roots=settings().resolved_model_roots)
     documents = fleet_to_documents(fleet)
     client = connect(s, start=True, say=lambda line: err.print(line))
+    check_routed_revisions(fleet, client)
     with pointing_into(fleet):  # policy violations name the lines of these files
         preview = client.apply(documents, dry_run=True)
     show_changes(preview)
@@ -113,6 +115,25 @@ def apply(
     if not no_wait:
         names = {str(d["metadata"]["name"]) for d in documents if d["kind"] == "Service"}
         wait_converged(client, names)
+
+
+def check_routed_revisions(fleet: "Fleet", client: "ApiClient") -> None:
+    """Refuse, with the lines of the files, a flag routing to a revision its service does not have (the
+    control plane refuses it too, naming the document: this says where in the files)."""
+    from polycloud.errors import NotFoundError, SpecError
+    from polycloud.spec.references import check_routed_revisions as check
+
+    recorded: dict[str, set[int]] = {}
+    for name, service in fleet.services.items():
+        routing = service.spec.routing
+        if routing is None or not routing.revisions():
+            continue
+        try:
+            recorded[name] = {int(r["number"]) for r in client.history(name)}
+        except NotFoundError:
+            recorded[name] = set()
+    if issues := check(fleet, recorded):
+        raise SpecError(issues)
 
 
 DOCUMENT_MARKS = {"created": "+", "updated": "~", "deleted": "-"}
