@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -280,7 +281,17 @@ class Runtime(Strict):
         return self
 
 
-RevisionNumber = Annotated[StrictInt, Field(ge=1, le=b.MAX_REVISION)]
+def _routing_target(value: object) -> object:
+    """A variant's target: a Service's name, or a revision number of this service (not a boolean, a
+    fraction or a number out of range, which pydantic would report as a puzzling union of both)."""
+    if isinstance(value, str) or (type(value) is int and 1 <= value <= b.MAX_REVISION):
+        return value
+    raise ValueError(f"give a Service's name or a revision number of this service (1 or more), not {value!r}")
+
+
+RoutingTarget = Annotated[
+    str | Annotated[StrictInt, Field(ge=1, le=b.MAX_REVISION)], BeforeValidator(_routing_target)
+]
 
 
 class FlagRouting(Strict):
@@ -289,7 +300,7 @@ class FlagRouting(Strict):
     (and a disabled flag) stay with the service's current revision."""
 
     flag: str = Field(description="A FeatureFlag of the fleet.")
-    variants: dict[str, str | RevisionNumber] = Field(
+    variants: dict[str, RoutingTarget] = Field(
         min_length=1,
         description="Variant name → the Service that serves it (a name), or the revision of this "
         "Service that serves it (a number: its replicas are kept running while a variant names it).",
