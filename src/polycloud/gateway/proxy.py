@@ -301,18 +301,9 @@ class Proxy:
                 else:
                     client = self._home if region is None else self._locator.point(region)
                     deadline = time.monotonic() + timeout_s
-                    call = Call(
-                        service,
-                        scope["method"],
-                        target,
-                        forward,
-                        body,
-                        client,
-                        deadline,
-                        id_header,
-                        span,
-                        revision,
-                    )
+                    method = scope["method"]
+                    call = Call(service, method, target, forward, body, client, deadline, id_header, span)
+                    call.revision = revision
                     status, cluster = await self._attempts(send, call)
             finally:
                 self.in_flight -= 1
