@@ -15,14 +15,15 @@ from tests.support import WEST_SITE, build_model
 
 from polycloud.catalog import load_catalog
 from polycloud.client.convergence import is_converged
-from polycloud.controller.desired import Canary, desired_state
+from polycloud.controller.desired import Canary, cluster_delays, desired_state
 from polycloud.controller.reconciler import Reconciler, _serving
 from polycloud.controller.stepping import Actions
 from polycloud.drivers.base import ReplicaSpec, ReplicaStatus
 from polycloud.errors import SpecError
-from polycloud.placement.sites import Point
+from polycloud.placement.sites import Point, build_site
 from polycloud.services.applying import FleetService
 from polycloud.services.inspecting import Endpoints, fleet_status
+from polycloud.spec.models import Cluster
 from polycloud.state import Store
 
 
@@ -212,3 +213,20 @@ def test_held_groups_stand_beside_a_canary_but_never_double_its_baseline() -> No
         [r3], {"c1": 0.0}, secrets=lambda n, p: None if n == "other" else "x", held={"svc": [r2]}
     )
     assert missing.held == {} and missing.unheld == {("svc", 2): "secret 'other' does not exist"}
+
+
+def test_autoscaling_and_failover_do_not_count_held_replicas(world: World) -> None:
+    world.apply("a")
+    world.settle()
+    world.apply("b", {"old": 1})
+    world.settle()
+    reconciler, catalog = world.reconciler, load_catalog()
+    clusters = {d.name: Cluster.model_validate(d.spec) for d in world.store.documents("Cluster")}
+    sites = {name: build_site(c, catalog) for name, c in clusters.items()}
+    delays = cluster_delays(sites, {"west": None}, catalog, reconciler.origin)
+    workloads = world.store.current()
+    held = reconciler._held(workloads)
+    observed = {"west": world.driver.list_replicas()}
+    own = reconciler._without_held(observed, workloads, delays, {}, held)
+    assert sorted(r.revision for r in observed["west"]) == [1, 1, 2, 2]
+    assert sorted(r.revision for r in own["west"]) == [2, 2]

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from polycloud.catalog import Catalog
 from polycloud.controller.autoscaling import Autoscaler
 from polycloud.controller.desired import (
+    Canary,
     DesiredState,
     SecretLookup,
     cluster_delays,
@@ -147,12 +148,13 @@ class Reconciler:
             observed = self._observe()
             now = time.monotonic()
             load = self.store.load(max_age_s=self.load_max_age_s)
-            autoscale, autoscale_events = self.autoscaler.decide(workloads, observed, load, now)
-            failover, failover_events = self.failover.decide(workloads, observed, now)
-            scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
             held = self._held(workloads)
             serving = _serving(self._ready, {name: {r.number for r in rs} for name, rs in held.items()})
             canaries = self.rollouts.canaries(workloads, serving, delays, self.secrets, self.env_key)
+            own = self._without_held(observed, workloads, delays, canaries, held) if held else observed
+            autoscale, autoscale_events = self.autoscaler.decide(workloads, own, load, now)
+            failover, failover_events = self.failover.decide(workloads, own, now)
+            scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
             desired = desired_state(
                 workloads,
                 delays,
@@ -207,6 +209,25 @@ class Reconciler:
                 key = f"start/{spec.cluster}"
                 self._say(key, "warning", "StartFailed", str(e), spec.service, spec.cluster)
         return started
+
+    def _without_held(
+        self,
+        observed: dict[str, list[ReplicaStatus]],
+        workloads: list[WorkloadState],
+        delays: dict[str, float],
+        canaries: dict[str, Canary],
+        held: dict[str, list[WorkloadState]],
+    ) -> dict[str, list[ReplicaStatus]]:
+        """`observed` without the replicas of revisions held for a flag: they take none of a service's
+        own traffic, so autoscaling and failover do not count them."""
+        groups = desired_state(
+            workloads, delays, secrets=self.secrets, canaries=canaries, held=held, env_key=self.env_key
+        ).held
+        hashes = {(g.service, g.cluster, g.template.spec_hash) for gs in groups.values() for g in gs}
+        return {
+            cluster: [r for r in rs if (r.service, r.cluster, r.spec_hash) not in hashes]
+            for cluster, rs in observed.items()
+        }
 
     def _held(self, workloads: list[WorkloadState]) -> dict[str, list[WorkloadState]]:
         """Per service, the older revisions its flag routes to, placed like the service."""
