@@ -14,6 +14,7 @@ from tests.controller.test_desired import lookup, service
 from tests.support import WEST_SITE, build_model
 
 from polycloud.catalog import load_catalog
+from polycloud.cli.runtime import _ready_text
 from polycloud.client.convergence import is_converged
 from polycloud.controller.desired import Canary, cluster_delays, desired_state
 from polycloud.controller.reconciler import Reconciler, _serving
@@ -230,3 +231,11 @@ def test_autoscaling_and_failover_do_not_count_held_replicas(world: World) -> No
     own = reconciler._without_held(observed, workloads, delays, {}, held)
     assert sorted(r.revision for r in observed["west"]) == [1, 1, 2, 2]
     assert sorted(r.revision for r in own["west"]) == [2, 2]
+
+
+def test_the_status_table_tells_held_replicas_from_outdated_ones() -> None:
+    svc = {"revision": "r3", "held": ["r1"]}
+    replicas = [{"revision": r, "state": "ready"} for r in ("r1", "r1", "r2", "r3")]
+    cluster = {"ready": 1, "desired": 1, "replicas": replicas}
+    assert _ready_text(svc, cluster) == "1/1 (+2 of r1 for its flag) (+1 on older revisions)"
+    assert _ready_text({"revision": "r3"}, {**cluster, "replicas": replicas[3:]}) == "1/1"

@@ -277,17 +277,28 @@ def status(
         table.add_column(col)
     for svc in data["services"]:
         for c in svc["clusters"]:
-            ready = f"{c['ready']}/{c['desired']}"
-            older = sum(
-                1 for r in c["replicas"] if r["state"] == "ready" and r["revision"] != svc["revision"]
-            )
-            if older:
-                ready += f" (+{older} on older revisions)"
+            ready = _ready_text(svc, c)
             reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
             table.add_row(svc["name"], svc["revision"], c["cluster"], c["role"], ready, reps)
     out.print(table)
     for a in data.get("anomalies", []):  # the last 15 minutes' (polycloud.obs)
         out.print(f"anomaly {a['time'][:19]} {a['message']}", markup=False)
+
+
+def _ready_text(svc: dict[str, Any], cluster: dict[str, Any]) -> str:
+    """ "2/2", plus the ready replicas of older revisions: those a flag routes to, and the others."""
+    held = set(svc.get("held", ()))
+    others = [
+        r["revision"]
+        for r in cluster["replicas"]
+        if r["state"] == "ready" and r["revision"] != svc["revision"]
+    ]
+    text = f"{cluster['ready']}/{cluster['desired']}"
+    if kept := [r for r in others if r in held]:
+        text += f" (+{len(kept)} of {', '.join(sorted(set(kept)))} for its flag)"
+    if older := [r for r in others if r not in held]:
+        text += f" (+{len(older)} on older revisions)"
+    return text
 
 
 @friendly
