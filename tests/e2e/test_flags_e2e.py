@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,65 @@ def test_a_flag_routes_a_service_and_the_cli_flips_it(
         assert "canary" in listed and "v3" in listed
         audit = polycloud.ok("audit", "log", "--json").stdout
         assert "flag.disable" in audit and "flag.rollback" in audit
+
+
+def test_a_flag_routes_to_an_older_revision_until_routing_stops_naming_it(
+    polycloud: Polycloud, tmp_path: Path, model: Path
+) -> None:
+    first = Fleet(tmp_path, model, ("acme",), (ServiceDecl("alpha", ("acme",), 1, {"LEVEL": "a"}),))
+    polycloud.ok("apply", first.write(), "--yes")  # r1
+    second = first.with_env("alpha", LEVEL="b")
+    polycloud.ok("apply", second.write(), "--yes")  # r2: a rolling update replaces r1's replica
+    gateway = polycloud.expect_exactly(second)["gateway"]["url"]
+
+    def routed(variants: dict[str, Any], version: dict[str, Any]) -> Path:
+        documents = second.documents()
+        documents[-1]["spec"]["routing"] = {"flag": "version", "variants": variants}
+        documents.append(version)
+        path = tmp_path / "routed.yaml"
+        path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+        return path
+
+    beta = {"if": [{"starts_with": [{"var": "targetingKey"}, "beta-"]}, "old", "new"]}
+    by_key = flag("version", {"old": "old", "new": "new"}, "new", targeting=beta)
+    refused = polycloud.cli("apply", routed({"old": 1, "new": 9}, by_key), "--yes")
+    assert refused.rc != 0
+    assert re.search(
+        r"routed\.yaml:\d+:\d+: spec\.routing\.variants\.new: 'alpha' has no revision 9 "
+        r"\(its revisions are 1\.\.2\)",
+        refused.stderr,
+    ), refused.stderr
+
+    polycloud.ok("apply", routed({"old": 1, "new": 2}, by_key), "--yes")  # r3; waits for r1 too
+    (service,) = polycloud.api_status()["services"]
+    assert (service["revision"], service["held"]) == ("r3", ["r1", "r2"])
+    assert sorted(p.revision for p in polycloud.replica_processes()) == [1, 2]  # r2's runs r3 as is
+
+    with httpx.Client(base_url=gateway, trust_env=False, timeout=10) as http:
+
+        def revision(key: str) -> str:
+            answer = http.post(
+                "/v2/models/alpha/infer", json=BODY, headers={"x-polycloud-targeting-key": key}
+            )
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["model_version"])
+
+        polycloud.eventually(lambda: revision("beta-1") == "1", "the gateway to route beta keys to r1")
+        assert {revision(f"beta-{i}") for i in range(5)} == {"1"}
+        assert {revision(f"user-{i}") for i in range(5)} == {"2"}
+
+        everyone_old = flag("version", {"old": "old", "new": "new"}, "old")
+        polycloud.ok("apply", routed({"old": 1, "new": 2}, everyone_old), "--yes")  # the flag only
+        polycloud.eventually(lambda: revision("user-1") == "1", "the flip to reach the gateway", 10)
+        assert {revision(f"user-{i}") for i in range(5)} == {"1"}
+        polycloud.ok("flags", "disable", "version")  # the kill switch: the service's own revision
+        polycloud.eventually(lambda: revision("user-1") == "2", "the kill switch to reach the gateway", 10)
+        metrics = http.get("/metrics").text
+        assert '_flag_evaluations_total{flag="version",reason="TARGETING_MATCH",variant="old"}' in metrics
+
+        polycloud.ok("apply", second.write(), "--yes")  # r4: no routing, r1's replica goes
+        polycloud.eventually(
+            lambda: sorted(p.revision for p in polycloud.replica_processes()) == [2], "r1's replica to stop"
+        )
+        assert "held" not in polycloud.api_status()["services"][0]
+        assert {revision(f"beta-{i}") for i in range(5)} == {"2"}

@@ -27,6 +27,7 @@ from polycloud.homefiles import RunInfo, pid_alive, read_runinfo
 
 if TYPE_CHECKING:
     from polycloud.client.http import ApiClient
+    from polycloud.spec import Fleet
 
 Files = Annotated[list[Path], typer.Argument(help="Spec files or folders of them.", show_default=False)]
 WAIT_TIMEOUT_S = 180.0
@@ -93,6 +94,7 @@ def apply(
     fleet = load_fleet(files, load_catalog(), model_roots=settings().resolved_model_roots)
     documents = fleet_to_documents(fleet)
     client = connect(s, start=True, say=lambda line: err.print(line))
+    check_routed_revisions(fleet, client)
     with pointing_into(fleet):  # policy violations name the lines of these files
         preview = client.apply(documents, dry_run=True)
     show_changes(preview)
@@ -113,6 +115,25 @@ def apply(
     if not no_wait:
         names = {str(d["metadata"]["name"]) for d in documents if d["kind"] == "Service"}
         wait_converged(client, names)
+
+
+def check_routed_revisions(fleet: "Fleet", client: "ApiClient") -> None:
+    """Refuse, with the lines of the files, a flag routing to a revision its service does not have (the
+    control plane refuses it too, naming the document: this says where in the files)."""
+    from polycloud.errors import NotFoundError, SpecError
+    from polycloud.spec.references import check_routed_revisions as check
+
+    recorded: dict[str, set[int]] = {}
+    for name, service in fleet.services.items():
+        routing = service.spec.routing
+        if routing is None or not routing.revisions():
+            continue
+        try:
+            recorded[name] = {int(r["number"]) for r in client.history(name)}
+        except NotFoundError:
+            recorded[name] = set()
+    if issues := check(fleet, recorded):
+        raise SpecError(issues)
 
 
 DOCUMENT_MARKS = {"created": "+", "updated": "~", "deleted": "-"}
@@ -256,17 +277,28 @@ def status(
         table.add_column(col)
     for svc in data["services"]:
         for c in svc["clusters"]:
-            ready = f"{c['ready']}/{c['desired']}"
-            older = sum(
-                1 for r in c["replicas"] if r["state"] == "ready" and r["revision"] != svc["revision"]
-            )
-            if older:
-                ready += f" (+{older} on older revisions)"
+            ready = _ready_text(svc, c)
             reps = "\n".join(f"{r['id']} {r['state']} {r['endpoint'] or ''}" for r in c["replicas"])
             table.add_row(svc["name"], svc["revision"], c["cluster"], c["role"], ready, reps)
     out.print(table)
     for a in data.get("anomalies", []):  # the last 15 minutes' (polycloud.obs)
         out.print(f"anomaly {a['time'][:19]} {a['message']}", markup=False)
+
+
+def _ready_text(svc: dict[str, Any], cluster: dict[str, Any]) -> str:
+    """ "2/2", plus the ready replicas of older revisions: those a flag routes to, and the others."""
+    held = set(svc.get("held", ()))
+    others = [
+        r["revision"]
+        for r in cluster["replicas"]
+        if r["state"] == "ready" and r["revision"] != svc["revision"]
+    ]
+    text = f"{cluster['ready']}/{cluster['desired']}"
+    if kept := [r for r in others if r in held]:
+        text += f" (+{len(kept)} of {', '.join(sorted(set(kept)))} for its flag)"
+    if older := [r for r in others if r not in held]:
+        text += f" (+{len(older)} on older revisions)"
+    return text
 
 
 @friendly

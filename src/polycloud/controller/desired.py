@@ -13,7 +13,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from polycloud.catalog import Catalog
@@ -66,8 +66,13 @@ class DesiredState:
     groups: dict[tuple[str, str], ReplicaGroup] = field(default_factory=dict)
     canaries: dict[tuple[str, str], ReplicaGroup] = field(default_factory=dict)
     """Canary groups, beside `groups` (the baseline's) of the same key, during a rollout."""
+    held: dict[tuple[str, str], list[ReplicaGroup]] = field(default_factory=dict)
+    """Groups of older revisions that a service's routing by a flag names, beside `groups` (and
+    `canaries`) of the same key; only where they run something else than those."""
     blocked: dict[str, str] = field(default_factory=dict)
     """Service → why its replicas cannot start (e.g. a missing secret)."""
+    unheld: dict[tuple[str, int], str] = field(default_factory=dict)
+    """(service, held revision) → why that revision's replicas cannot start (the rest runs on)."""
 
 
 def desired_state(
@@ -77,6 +82,7 @@ def desired_state(
     secrets: SecretLookup,
     scale: Mapping[tuple[str, str], int] | None = None,
     canaries: Mapping[str, Canary] | None = None,
+    held: Mapping[str, list[WorkloadState]] | None = None,
     env_key: bytes = b"",
 ) -> DesiredState:
     """Replica groups for every service; `scale` overrides a (service, cluster)'s count.
@@ -86,7 +92,8 @@ def desired_state(
     and, in each cluster where the current revision runs something different, a canary group sized to
     the canary's share of traffic (at least one replica). `env_key` keys the digest of each template's
     environment, which holds secret values and shows in replica ids and command lines: without the
-    key, a weak secret could be guessed from its digest.
+    key, a weak secret could be guessed from its digest. `held`: per service, the older revisions its
+    flag routes to (`held_revisions`), each placed like the service (`held_state`).
     """
     state = DesiredState()
     for workload in workloads:
@@ -95,9 +102,45 @@ def desired_state(
         canary = (canaries or {}).get(workload.name)
         if canary is not None:
             _add_canary(state, workload, canary, delays, secrets, scale, env_key)
-            continue
-        _add_service(state, workload, delays, secrets, scale, env_key)
+        else:
+            _add_service(state, workload, delays, secrets, scale, env_key)
+        for revision in (held or {}).get(workload.name, []):
+            _add_held(state, revision, delays, secrets, scale, env_key)
     return state
+
+
+def held_revisions(workload: WorkloadState) -> set[int]:
+    """The revisions other than its current one that a Service's routing by a flag names."""
+    if workload.kind != "Service":
+        return set()
+    routing = Service.model_validate(workload.spec).spec.routing
+    return routing.revisions() - {workload.number} if routing is not None else set()
+
+
+def held_state(workload: WorkloadState, revision: WorkloadState) -> WorkloadState:
+    """`revision` (an older revision of `workload`) placed where the service is placed now."""
+    return replace(revision, placement=workload.placement, project=workload.project)
+
+
+def _add_held(
+    state: DesiredState,
+    revision: WorkloadState,
+    delays: Mapping[str, float],
+    secrets: SecretLookup,
+    scale: Mapping[tuple[str, str], int] | None,
+    env_key: bytes,
+) -> None:
+    """Groups of `revision` beside the service's, in each cluster where it runs something else."""
+    old = DesiredState()
+    _add_service(old, revision, delays, secrets, scale, env_key)
+    if revision.name in old.blocked:
+        state.unheld[(revision.name, revision.number)] = old.blocked[revision.name]
+    for key, group in old.groups.items():
+        beside = [state.groups.get(key), state.canaries.get(key), *state.held.get(key, [])]
+        if any(g is not None and g.template.spec_hash == group.template.spec_hash for g in beside):
+            continue  # the same replicas serve it already
+        if key in state.groups:
+            state.held.setdefault(key, []).append(group)
 
 
 def _add_canary(

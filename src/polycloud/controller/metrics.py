@@ -60,10 +60,10 @@ class ControllerMetrics:
     def observed(self, desired: DesiredState, observed: Mapping[str, list[ReplicaStatus]]) -> None:
         """Set the desired and ready gauges from one pass (series of groups gone are removed)."""
         wanted: dict[tuple[str, str, str], int] = {}
-        for groups in (desired.groups, desired.canaries):
-            for group in groups.values():
-                key = (group.service, group.cluster, group.template.role)
-                wanted[key] = wanted.get(key, 0) + group.count
+        held = [g for groups in desired.held.values() for g in groups]
+        for group in [*desired.groups.values(), *desired.canaries.values(), *held]:
+            key = (group.service, group.cluster, group.template.role)
+            wanted[key] = wanted.get(key, 0) + group.count
         ready: dict[tuple[str, str, str], int] = {}
         for statuses in observed.values():
             for s in statuses:

@@ -17,20 +17,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from pydantic import ValidationError
+
 from polycloud.catalog import Catalog
 from polycloud.controller.autoscaling import Autoscaler
-from polycloud.controller.desired import DesiredState, SecretLookup, cluster_delays, desired_state
+from polycloud.controller.desired import (
+    Canary,
+    DesiredState,
+    SecretLookup,
+    cluster_delays,
+    desired_state,
+    held_revisions,
+    held_state,
+)
 from polycloud.controller.failover import Failover
 from polycloud.controller.faulting import FaultSync
 from polycloud.controller.metrics import ControllerMetrics
 from polycloud.controller.rollouts import RolloutManager
 from polycloud.controller.stepping import Actions, Backoff, plan_step
 from polycloud.drivers.base import ClusterDriver, ReplicaStatus
-from polycloud.errors import FencedError, PolycloudError
+from polycloud.errors import FencedError, NotFoundError, PolycloudError
 from polycloud.loops import Gate, Loop, always
 from polycloud.placement.sites import Point, build_site
-from polycloud.spec.models import Cluster
-from polycloud.state import EventInput, ReplicaRecord
+from polycloud.spec.models import Cluster, Service
+from polycloud.state import EventInput, ReplicaRecord, WorkloadState
 from polycloud.state.records import EventLevel
 from polycloud.state.repositories_runtime import ReconcilerStore
 
@@ -85,7 +95,9 @@ class Reconciler:
         )
         self._said: dict[str, str] = {}
         self._snapshot: list[Fingerprint] = []
-        self._serving = _serving(self.store.replicas())  # what served before a restart, until observed
+        self._ready = _ready(self.store.replicas())  # what served before a restart, until observed
+        self._revisions: dict[tuple[str, int], WorkloadState | None] = {}
+        """Older revisions a flag routes to, as read from the store (revisions never change)."""
         self.rollouts = RolloutManager(self.store)
         self.faults = FaultSync(self.store)
         self._lock = threading.Lock()
@@ -136,12 +148,21 @@ class Reconciler:
             observed = self._observe()
             now = time.monotonic()
             load = self.store.load(max_age_s=self.load_max_age_s)
-            autoscale, autoscale_events = self.autoscaler.decide(workloads, observed, load, now)
-            failover, failover_events = self.failover.decide(workloads, observed, now)
+            held = self._held(workloads)
+            serving = _serving(self._ready, {name: {r.number for r in rs} for name, rs in held.items()})
+            canaries = self.rollouts.canaries(workloads, serving, delays, self.secrets, self.env_key)
+            own = self._without_held(observed, workloads, delays, canaries, held) if held else observed
+            autoscale, autoscale_events = self.autoscaler.decide(workloads, own, load, now)
+            failover, failover_events = self.failover.decide(workloads, own, now)
             scale = {**autoscale, **failover}  # failover sizes standbys, the autoscaler active and burst
-            canaries = self.rollouts.canaries(workloads, self._serving, delays, self.secrets, self.env_key)
             desired = desired_state(
-                workloads, delays, secrets=self.secrets, scale=scale, canaries=canaries, env_key=self.env_key
+                workloads,
+                delays,
+                secrets=self.secrets,
+                scale=scale,
+                canaries=canaries,
+                held=held,
+                env_key=self.env_key,
             )
             self._report_blocked(desired)
             actions = plan_step(desired, observed, self._backoff, now)
@@ -189,12 +210,69 @@ class Reconciler:
                 self._say(key, "warning", "StartFailed", str(e), spec.service, spec.cluster)
         return started
 
+    def _without_held(
+        self,
+        observed: dict[str, list[ReplicaStatus]],
+        workloads: list[WorkloadState],
+        delays: dict[str, float],
+        canaries: dict[str, Canary],
+        held: dict[str, list[WorkloadState]],
+    ) -> dict[str, list[ReplicaStatus]]:
+        """`observed` without the replicas of revisions held for a flag: they take none of a service's
+        own traffic, so autoscaling and failover do not count them."""
+        groups = desired_state(
+            workloads, delays, secrets=self.secrets, canaries=canaries, held=held, env_key=self.env_key
+        ).held
+        hashes = {(g.service, g.cluster, g.template.spec_hash) for gs in groups.values() for g in gs}
+        return {
+            cluster: [r for r in rs if (r.service, r.cluster, r.spec_hash) not in hashes]
+            for cluster, rs in observed.items()
+        }
+
+    def _held(self, workloads: list[WorkloadState]) -> dict[str, list[WorkloadState]]:
+        """Per service, the older revisions its flag routes to, placed like the service."""
+        held: dict[str, list[WorkloadState]] = {}
+        for workload in workloads:
+            for number in sorted(held_revisions(workload)):
+                key = (workload.name, number)
+                if key not in self._revisions:
+                    self._revisions[key] = self._revision_state(workload.name, number)
+                revision = self._revisions[key]
+                if revision is not None:
+                    held.setdefault(workload.name, []).append(held_state(workload, revision))
+        return held
+
+    def _revision_state(self, name: str, number: int) -> WorkloadState | None:
+        """Revision `number` of service `name`; None (and an event) when it cannot run."""
+        try:
+            r = self.store.revision(name, number)
+            Service.model_validate(r.spec)
+        except (NotFoundError, ValidationError) as e:
+            message = f"r{number}, which its flag routes to, cannot run: {e}"
+            self._say(f"held/{name}/{number}", "warning", "HeldRevisionMissing", message, workload=name)
+            return None
+        return WorkloadState(
+            name=r.workload,
+            kind=r.kind,
+            number=r.number,
+            spec=r.spec,
+            placement=r.placement,
+            content_hash=r.content_hash,
+            project=r.project,
+            updated_at=r.created_at,
+        )
+
     def _report_blocked(self, desired: DesiredState) -> None:
         for key in [k for k in self._said if k.startswith("blocked/")]:
             if key.removeprefix("blocked/") not in desired.blocked:
                 del self._said[key]  # unblocked: a later block is news again
         for service, why in desired.blocked.items():
             self._say(f"blocked/{service}", "error", "ServiceBlocked", why, workload=service)
+        for (service, number), why in desired.unheld.items():
+            message = f"r{number}, which its flag routes to, cannot start: {why}"
+            self._say(
+                f"unheld/{service}/{number}", "warning", "HeldRevisionBlocked", message, workload=service
+            )
 
     def _say(
         self,
@@ -252,7 +330,7 @@ class Reconciler:
         if fingerprint != self._snapshot:
             self.store.replace_replicas(records)
             self._snapshot = fingerprint
-            self._serving = _serving(records)
+            self._ready = _ready(records)
         if actions.events:
             self.store.add_events(actions.events)
 
@@ -263,17 +341,27 @@ class Reconciler:
 
 def _revision(replica: ReplicaStatus, desired: DesiredState) -> int:
     key = (replica.service, replica.cluster)
-    for group in (desired.canaries.get(key), desired.groups.get(key)):
+    for group in (desired.canaries.get(key), desired.groups.get(key), *desired.held.get(key, [])):
         if group is not None and group.template.spec_hash == replica.spec_hash:
             return group.template.revision
     return replica.revision
 
 
-def _serving(records: list[ReplicaRecord]) -> dict[str, int]:
-    """Per service, the revision most of its ready replicas run (the older one on a tie): the baseline
-    a new canary is measured against."""
+def _ready(records: list[ReplicaRecord]) -> dict[str, Counter[int]]:
+    """Per service, how many ready replicas each revision has."""
     counts: dict[str, Counter[int]] = {}
     for r in records:
         if r.state == "ready":
             counts.setdefault(r.workload, Counter())[r.revision] += 1
-    return {name: min(c, key=lambda rev: (-c[rev], rev)) for name, c in counts.items()}
+    return counts
+
+
+def _serving(ready: dict[str, Counter[int]], held: dict[str, set[int]]) -> dict[str, int]:
+    """Per service, the revision most of its ready replicas run (the older one on a tie): the baseline
+    a new canary is measured against. Revisions kept only for a flag's routing do not count while
+    another one has ready replicas."""
+    serving: dict[str, int] = {}
+    for name, counts in ready.items():
+        own = Counter({rev: n for rev, n in counts.items() if rev not in held.get(name, set())}) or counts
+        serving[name] = min(own, key=lambda rev: (-own[rev], rev))
+    return serving

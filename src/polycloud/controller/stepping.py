@@ -1,7 +1,9 @@
 """One reconcile decision (pure): given desired groups and observed replicas, what to start and stop.
 
 Rolling updates keep at least `count` ready replicas (max surge one, max unavailable zero); failed
-replicas are cleared and replaced after a growing back-off so a crash loop does not spin.
+replicas are cleared and replaced after a growing back-off so a crash loop does not spin. A canary's
+group and the groups of revisions a flag routes to run beside a (service, cluster)'s own group, each
+with the replicas of its template.
 """
 
 from __future__ import annotations
@@ -67,16 +69,26 @@ def plan_step(
         if key[0] in desired.blocked:
             continue  # its new revision cannot start: keep what runs untouched (max unavailable 0)
         replicas = by_group.get(key, [])
-        canary = desired.canaries.get(key)
-        if canary is None:
+        beside = _beside(desired, key)
+        if not beside:
             _plan_group(key, desired.groups.get(key), replicas, backoff, now, actions)
             continue
-        # A canary group runs beside the baseline's: each manages the replicas of its own template.
-        mine = [r for r in replicas if r.spec_hash == canary.template.spec_hash]
-        rest = [r for r in replicas if r.spec_hash != canary.template.spec_hash]
+        # A canary group, or a held revision's, runs beside the service's own: each manages the
+        # replicas of its own template.
+        hashes = {group.template.spec_hash for group, _ in beside}
+        rest = [r for r in replicas if r.spec_hash not in hashes]
         _plan_group(key, desired.groups.get(key), rest, backoff, now, actions, everything=replicas)
-        _plan_group(key, canary, mine, backoff, now, actions, everything=replicas, track="canary")
+        for group, track in beside:
+            mine = [r for r in replicas if r.spec_hash == group.template.spec_hash]
+            _plan_group(key, group, mine, backoff, now, actions, everything=replicas, track=track)
     return actions
+
+
+def _beside(desired: DesiredState, key: GroupKey) -> list[tuple[ReplicaGroup, str]]:
+    """The groups that run beside `key`'s own, each with the name of its crash-loop back-off."""
+    canary = desired.canaries.get(key)
+    beside = [(canary, "canary")] if canary is not None else []
+    return beside + [(g, f"r{g.template.revision}") for g in desired.held.get(key, [])]
 
 
 def _plan_group(

@@ -164,11 +164,14 @@ class GatewayApp:
             else:
                 raw: bytes = scope.get("raw_path") or path.encode()
                 chosen = self.router.route(service, scope)
-                if chosen != service and (moved := rewritten(raw, service, chosen)) is not None:
+                revision = None
+                if isinstance(chosen, int):
+                    revision = chosen  # a revision of this service: same path, its replicas first
+                elif chosen != service and (moved := rewritten(raw, service, chosen)) is not None:
                     service, raw = chosen, moved
                 query: bytes = scope.get("query_string", b"")
                 target = (raw + b"?" + query if query else raw).decode("latin-1")
-                await self.proxy.handle(scope, receive, send, service, target)
+                await self.proxy.handle(scope, receive, send, service, target, revision)
             return
         if path.startswith("/v1/"):
             await self.llm.handle(scope, receive, send)

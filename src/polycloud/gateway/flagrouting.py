@@ -1,5 +1,7 @@
 """Routing by feature flag: a Service with `spec.routing` sends each OIP request to the service that its
-flag's variant names, so that flipping the flag moves traffic within one route refresh.
+flag's variant names, or to the replicas of the revision of itself that the variant names (falling back
+to its current revision while that one has no replica to offer), so that flipping the flag moves
+traffic within one route refresh.
 
 The flag is evaluated per request, on the event loop, by the same `FlagBoard` that answers OFREP (no
 I/O). Its context: `targetingKey` from the `x-polycloud-targeting-key` header, else the admitted
@@ -33,14 +35,15 @@ class FlagRouter:
     def __init__(self, front: OfrepFront) -> None:
         """Evaluate with `front`'s board and facts."""
         self._front = front
-        self._splits: dict[str, tuple[str, dict[str, str]]] = {}
+        self._splits: dict[str, tuple[str, dict[str, str | int]]] = {}
 
     def follow(self, services: Mapping[str, ServiceRoutes]) -> None:
         """Take the routing of a new route table's services."""
         self._splits = {name: _split(s.routing) for name, s in services.items() if s.routing is not None}
 
-    def route(self, service: str, scope: Scope) -> str:
-        """The service that serves this request to `service` (itself unless its flag says otherwise)."""
+    def route(self, service: str, scope: Scope) -> str | int:
+        """What serves this request to `service`: a service (itself unless its flag says otherwise), or
+        a revision number of `service`."""
         split = self._splits.get(service)
         if split is None:
             return service
@@ -73,5 +76,5 @@ def rewritten(raw: bytes, service: str, target: str) -> bytes | None:
     return MODELS + target.encode() + raw[len(prefix) :]
 
 
-def _split(routing: FlagSplit) -> tuple[str, dict[str, str]]:
+def _split(routing: FlagSplit) -> tuple[str, dict[str, str | int]]:
     return routing.flag, dict(routing.variants)

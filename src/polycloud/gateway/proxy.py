@@ -132,6 +132,8 @@ class Call:
     id_header: tuple[bytes, bytes]
     span: SpanData | None = None
     """The request's trace span, when the gateway traces."""
+    revision: int | None = None
+    """The revision of the service a flag chose (`polycloud.gateway.flagrouting`); None: any."""
 
 
 class _Race:
@@ -235,8 +237,17 @@ class Proxy:
         self.in_flight = 0
         """Requests admitted and not answered yet."""
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, service: str, target: str) -> None:
-        """Serve one request for `service`, whose path and query are `target` (forwarded as they are)."""
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        service: str,
+        target: str,
+        revision: int | None = None,
+    ) -> None:
+        """Serve one request for `service`, whose path and query are `target` (forwarded as they are);
+        `revision`: the service's revision to prefer (a flag's choice)."""
         start = time.perf_counter()
         settings = self._settings
         request_id = region = timeout_text = parent = length = None
@@ -290,9 +301,9 @@ class Proxy:
                 else:
                     client = self._home if region is None else self._locator.point(region)
                     deadline = time.monotonic() + timeout_s
-                    call = Call(
-                        service, scope["method"], target, forward, body, client, deadline, id_header, span
-                    )
+                    method = scope["method"]
+                    call = Call(service, method, target, forward, body, client, deadline, id_header, span)
+                    call.revision = revision
                     status, cluster = await self._attempts(send, call)
             finally:
                 self.in_flight -= 1
@@ -336,7 +347,7 @@ class Proxy:
                 break
             if attempt:
                 metrics.retried(call.service)
-            winner, outcome, losers = await self._race(pool, call, choice, tried)
+            winner, outcome, losers = await self._race(pool.own or pool, call, choice, tried)
             now = time.monotonic()
             answered = isinstance(outcome, Reply) and outcome.status < 500
             for upstream, failure in losers:
@@ -470,8 +481,20 @@ class Proxy:
         self, pool: ServicePool, call: Call, now: float, tried: list[Upstream], affinity: bytes | None = None
     ) -> Upstream | NoRoute:
         """During a canary the first attempt draws its revision by weight (the other revision serves
-        when the drawn one has no replica to offer); retries may go to any replica. `affinity`: the
-        prompt prefix of a service with prefix affinity (`polycloud.gateway.selecting.affine`)."""
+        when the drawn one has no replica to offer); retries may go to any replica. A revision a flag
+        chose (`call.revision`) is tried first, then the service's own replicas, then any
+        (`ServicePool.preferred`). `affinity`: the prompt prefix of a service with prefix affinity
+        (`polycloud.gateway.selecting.affine`)."""
+        pools = pool.preferred(call.revision)
+        for candidate in pools[:-1]:
+            choice = self._pick(candidate, call, now, tried, affinity)
+            if not isinstance(choice, NoRoute):
+                return choice
+        return self._pick(pools[-1], call, now, tried, affinity)
+
+    def _pick(
+        self, pool: ServicePool, call: Call, now: float, tried: list[Upstream], affinity: bytes | None
+    ) -> Upstream | NoRoute:
         select = self._selector.select
         if tried or pool.tracks is None:
             return select(pool, call.client, now, tried, affinity)

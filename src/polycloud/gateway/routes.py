@@ -48,11 +48,12 @@ class ReplicaRoute:
 
 @dataclass(frozen=True, slots=True)
 class FlagSplit:
-    """A service's routing by a feature flag: which service serves each variant (`spec.routing`)."""
+    """A service's routing by a feature flag: what serves each variant (`spec.routing`)."""
 
     flag: str
-    variants: tuple[tuple[str, str], ...]
-    """(variant, service) pairs; a variant not listed is served by the service itself."""
+    variants: tuple[tuple[str, str | int], ...]
+    """(variant, target) pairs: a target is another service (a name) or a revision of this service (a
+    number); a variant not listed is served by the service itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ class ServiceRoutes:
     """The service's `project` label: in the evaluation context of flags asked for with its keys."""
     routing: FlagSplit | None = None
     """Requests are sent to the service the flag's variant names (`polycloud.gateway.flagrouting`)."""
+    held: tuple[int, ...] = ()
+    """Revisions whose replicas run only because `routing` names them: requests the flag sends to no
+    revision do not go to them while the service's own revision has a replica to offer."""
 
     def clusters(self) -> dict[str, list[ReplicaRoute]]:
         """The replicas grouped by cluster, clusters in order of first appearance."""

@@ -3,7 +3,7 @@
 A snapshot is five short reads: the observed replicas (`Store.replicas`), the live workloads
 (`Store.current`, for each Service's pattern and project), the Cluster documents (for where each
 cluster is: its `location`, else the catalog's coordinates of its provider/region), the active canary
-rollouts (for each one's revision and share of traffic) and the FeatureFlag documents (answered over
+rollouts (for each one's revisions and share of traffic) and the FeatureFlag documents (answered over
 OFREP from the table, `polycloud.gateway.flagboard`). A service is listed when it is a
 live Service or still has replicas (a deleted one whose replicas are stopping); a Job's replicas are
 not routes.
@@ -95,8 +95,19 @@ def _routing(spec: dict[str, Any]) -> FlagSplit | None:
     routing = inner.get("routing") if isinstance(inner, dict) else None
     if not isinstance(routing, dict) or not isinstance(routing.get("variants"), dict):
         return None
-    pairs = tuple((str(v), str(s)) for v, s in routing["variants"].items())
+    pairs = tuple((str(v), _target(t)) for v, t in routing["variants"].items())
     return FlagSplit(str(routing.get("flag")), pairs)
+
+
+def _target(target: Any) -> str | int:
+    """A variant's target as stored: a revision number, else a service name."""
+    return target if isinstance(target, int) and not isinstance(target, bool) else str(target)
+
+
+def _held(split: FlagSplit | None, current: int, baseline: int | None) -> tuple[int, ...]:
+    """The revisions `split` names that run only for it: not the current one, nor a canary's baseline."""
+    named = {t for _, t in split.variants if isinstance(t, int)} if split is not None else set()
+    return tuple(sorted(named - {current, baseline}))
 
 
 def _flag(name: str, document: dict[str, Any]) -> FlagRoute:
@@ -134,7 +145,7 @@ class StoreRouteSource:
             replicas = store.replicas()
             workloads = store.current()
             documents = store.documents("Cluster")
-            rollouts = {r.service: (r.canary, r.weight) for r in store.active_rollouts()}
+            active = store.active_rollouts()
             flags = [_flag(d.name, d.spec) for d in store.documents("FeatureFlag")]
         except SQLAlchemyError as e:
             raise TransientError(f"cannot read routes from the state store: {e}") from e
@@ -143,7 +154,14 @@ class StoreRouteSource:
         protocols = {w.name: _protocol(w.spec) for w in workloads if w.kind == "Service"}
         affinity = {w.name for w in workloads if w.kind == "Service" and _affinity(w.spec)}
         projects = {w.name: w.project for w in workloads if w.kind == "Service"}
+        rollouts = {r.service: (r.canary, r.weight) for r in active}
+        baselines = {r.service: r.baseline for r in active}
         routing = {w.name: _routing(w.spec) for w in workloads if w.kind == "Service"}
+        held = {
+            w.name: _held(routing[w.name], w.number, baselines.get(w.name))
+            for w in workloads
+            if w.kind == "Service"
+        }
         jobs = {w.name for w in workloads if w.kind != "Service"}
         grouped: dict[str, list[ReplicaRoute]] = {name: [] for name in patterns}
         for record in replicas:
@@ -160,6 +178,7 @@ class StoreRouteSource:
                 name in affinity,
                 projects.get(name),
                 routing.get(name),
+                held.get(name, ()),
             )
             for name, routes in grouped.items()
         ]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from polycloud.gateway.locality import Locator, Point
-from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable
+from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
 
 
 def _routable_endpoint(endpoint: str) -> bool:
@@ -24,6 +24,12 @@ def _routable_endpoint(endpoint: str) -> bool:
         return False
     plain = url.path in ("", "/") and not url.query and not url.fragment
     return url.scheme in ("http", "https") and bool(url.hostname) and plain and port != 0
+
+
+def _named(service: ServiceRoutes) -> tuple[int, ...]:
+    """The revisions of `service` its flag routes to."""
+    routing = service.routing
+    return tuple(t for _, t in routing.variants if isinstance(t, int)) if routing is not None else ()
 
 
 class Upstream:
@@ -137,17 +143,21 @@ class Upstream:
 
 
 class ServicePool:
-    """The upstreams of one service, split by role (and by revision during a canary rollout)."""
+    """The upstreams of one service, split by role (and by revision during a canary rollout, or for
+    routing by a flag to revisions)."""
 
     __slots__ = (
+        "_alone",
         "active",
         "burst",
         "canary_weight",
         "hedge",
         "name",
+        "own",
         "pattern",
         "prefix_affinity",
         "protocol",
+        "revisions",
         "standby",
         "tracks",
         "upstreams",
@@ -162,9 +172,13 @@ class ServicePool:
         hedge: float | None = None,
         protocol: str = "oip-v2",
         prefix_affinity: bool = False,
+        named: tuple[int, ...] = (),
+        held: tuple[int, ...] = (),
     ) -> None:
         """Group `upstreams` by role; unknown roles count as active. With `canary` (revision, percent),
-        `tracks` holds the pools of the baseline's and of the canary's replicas."""
+        `tracks` holds the pools of the baseline's and of the canary's replicas. `named`: revisions a
+        flag routes to (each with a pool in `revisions`); `held`: those of them that run only for the
+        flag (left out of `own`)."""
         self.name = name
         self.pattern = pattern
         self.upstreams = upstreams
@@ -190,12 +204,32 @@ class ServicePool:
                     name, pattern, new, hedge=hedge, protocol=protocol, prefix_affinity=prefix_affinity
                 ),
             )
+        self.own: ServicePool | None = None
+        """Without the replicas of held revisions (None: none held): the service's own traffic."""
+        if held:
+            mine = [u for u in upstreams if u.revision not in held]
+            self.own = ServicePool(name, pattern, mine, canary, hedge, protocol, prefix_affinity)
+        self.revisions: dict[int, ServicePool] = {}
+        """Per revision a flag routes to, the pool of its replicas (when it has any)."""
+        for number in named:
+            if members := [u for u in upstreams if u.revision == number]:
+                self.revisions[number] = ServicePool(name, pattern, members, hedge=hedge, protocol=protocol)
+        self._alone = (self,)
 
     def track(self, draw: float) -> ServicePool:
         """The pool a request's first attempt picks from, given a uniform `draw` in [0, 1)."""
         if self.tracks is None:
             return self
         return self.tracks[1] if draw * 100 < self.canary_weight else self.tracks[0]
+
+    def preferred(self, revision: int | None) -> tuple[ServicePool, ...]:
+        """The pools to choose a replica from, in turn until one has a replica to offer: the replicas of
+        `revision` (a flag's choice), the service's own, then any (a flag never fails a request)."""
+        if self.own is None and revision is None:
+            return self._alone
+        chosen = self.revisions.get(revision) if revision is not None else None
+        pools = (chosen, self.own, self)
+        return tuple(p for p in pools if p is not None)
 
 
 class UpstreamRegistry:
@@ -273,6 +307,8 @@ class UpstreamRegistry:
                 service.hedge,
                 service.protocol,
                 service.prefix_affinity,
+                _named(service),
+                service.held,
             )
         self._by_key = by_key
         self._pools = pools

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from polycloud.catalog import Catalog
-from polycloud.errors import PermanentError, UserError
+from polycloud.errors import NotFoundError, PermanentError, SpecError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
 from polycloud.policy import PolicyViolationError, evaluate
 from polycloud.services.documents import documents_to_fleet
@@ -21,7 +21,9 @@ from polycloud.serving.model import check_sha256, inspect_model
 from polycloud.spec import Fleet
 from polycloud.spec.fleet import TrainedOn
 from polycloud.spec.models import Cluster, Dataset, FeatureFlag, ModelRef, Policy, RoleBinding, ServiceSpec
+from polycloud.spec.references import check_routed_revisions
 from polycloud.state import DocumentInput, DocumentState, WorkloadInput, WorkloadState, content_hash
+from polycloud.state.repositories import HistoryReader
 from polycloud.state.repositories_services import FleetRepository
 
 Action = Literal["+", "~", "-", "="]
@@ -98,6 +100,7 @@ class FleetService:
     def apply(self, documents: list[dict[str, Any]], *, author: str, message: str, dry_run: bool) -> Preview:
         """Diff `documents` against the recorded state; unless `dry_run`, record it in one transaction."""
         fleet = self._fleet(documents)
+        check_routed_revisions_exist(fleet, self.store)
         # Pinned before the plan (residency follows a model's digest) and the policies (approved-model
         # rules judge the pinned digests).
         pin_model_digests(fleet, self.model_cache)
@@ -134,6 +137,21 @@ class FleetService:
         report = evaluate(fleet, self.catalog, plan=plan.placements, secrets=secrets)
         if report.violations:
             raise PolicyViolationError(report.violations)
+
+
+def check_routed_revisions_exist(fleet: Fleet, store: HistoryReader) -> None:
+    """Raise `SpecError` (422) when a flag routes to a revision its service does not have."""
+    recorded: dict[str, set[int]] = {}
+    for name, service in fleet.services.items():
+        routing = service.spec.routing
+        if routing is None or not routing.revisions():
+            continue
+        try:
+            recorded[name] = {r.number for r in store.history(name)}
+        except NotFoundError:
+            recorded[name] = set()  # a new service: no revision to route to yet
+    if issues := check_routed_revisions(fleet, recorded):
+        raise SpecError(issues)
 
 
 def pin_model_digests(fleet: Fleet, cache: Path | None = None) -> None:

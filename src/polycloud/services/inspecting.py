@@ -48,6 +48,8 @@ def fleet_status(store: StatusReader, endpoints: Endpoints) -> dict[str, Any]:
             if service == w.name and cluster not in seen:
                 clusters.append(_cluster(cluster, reps[0].role, 0, reps, w.number))
         entry: dict[str, Any] = {"name": w.name, "revision": f"r{w.number}", "clusters": clusters}
+        if held := _held(w.spec, w.number):
+            entry["held"] = [f"r{n}" for n in held]
         if w.name in canaries:
             entry["rollout"] = canaries[w.name].to_json()
         services.append(entry)
@@ -58,6 +60,15 @@ def fleet_status(store: StatusReader, endpoints: Endpoints) -> dict[str, Any]:
         "services": services,
         "anomalies": [a.to_json() for a in store.anomalies(ANOMALY_WINDOW_S, limit=20)],
     }
+
+
+def _held(document: dict[str, Any], current: int) -> list[int]:
+    """The older revisions a Service's routing by a flag names: their replicas are kept running."""
+    spec = document.get("spec")
+    routing = spec.get("routing") if isinstance(spec, dict) else None
+    variants = routing.get("variants") if isinstance(routing, dict) else None
+    targets = variants.values() if isinstance(variants, dict) else ()
+    return sorted({t for t in targets if type(t) is int and t != current})
 
 
 def control_plane(store: ControlPlaneReader, host: str) -> dict[str, Any]:

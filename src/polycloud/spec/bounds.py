@@ -40,6 +40,8 @@ MAX_IN_FLIGHT = 100_000.0
 """Autoscaling's target of requests in flight per replica."""
 MAX_MONTHLY_USD = 10_000_000_000.0
 """Budgets and egress caps: $10 billion a month."""
+MAX_REVISION = 2_147_483_647
+"""A revision number a flag routes to: what the state store's integer column holds."""
 
 Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
 Accelerators = Annotated[float, Field(ge=0, le=MAX_ACCELERATORS)]

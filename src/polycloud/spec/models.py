@@ -10,8 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     StrictBool,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -279,12 +281,34 @@ class Runtime(Strict):
         return self
 
 
+def _routing_target(value: object) -> object:
+    """A variant's target: a Service's name, or a revision number of this service (not a boolean, a
+    fraction or a number out of range, which pydantic would report as a puzzling union of both)."""
+    if isinstance(value, str) or (type(value) is int and 1 <= value <= b.MAX_REVISION):
+        return value
+    raise ValueError(f"give a Service's name or a revision number of this service (1 or more), not {value!r}")
+
+
+RoutingTarget = Annotated[
+    str | Annotated[StrictInt, Field(ge=1, le=b.MAX_REVISION)], BeforeValidator(_routing_target)
+]
+
+
 class FlagRouting(Strict):
     """Route a Service's requests by a FeatureFlag: the gateway evaluates `flag` per request and sends
-    the request to the service its variant names; other variants (and a disabled flag) stay here."""
+    the request to what its variant names (another service, or a revision of this one); other variants
+    (and a disabled flag) stay with the service's current revision."""
 
     flag: str = Field(description="A FeatureFlag of the fleet.")
-    variants: dict[str, str] = Field(min_length=1, description="Variant name → the Service that serves it.")
+    variants: dict[str, RoutingTarget] = Field(
+        min_length=1,
+        description="Variant name → the Service that serves it (a name), or the revision of this "
+        "Service that serves it (a number: its replicas are kept running while a variant names it).",
+    )
+
+    def revisions(self) -> set[int]:
+        """The revisions of this service that variants name."""
+        return {t for t in self.variants.values() if isinstance(t, int)}
 
     @field_validator("flag")
     @classmethod
@@ -320,7 +344,8 @@ class ServiceSpec(Strict):
     slo: Slo | None = None
     routing: FlagRouting | None = Field(
         default=None,
-        description="oip-v2 only: send each request to the service a flag's variant names (docs/flags.md).",
+        description="oip-v2 only: send each request to the service, or the revision of this service, that "
+        "a flag's variant names (docs/flags.md).",
     )
 
     @model_validator(mode="after")

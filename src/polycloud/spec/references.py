@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from polycloud.catalog import Catalog
@@ -100,15 +100,38 @@ def _check_routing(fleet: Fleet, service: Service) -> list[SpecIssue]:
     issues: list[SpecIssue] = []
     for variant, target in routing.variants.items():
         at = (*path, "variants", variant)
-        other = fleet.services.get(target)
         if variant not in flag.spec.variants:
             issues.append(where.issue(at, f"flag {routing.flag!r} has no variant {variant!r}", key=True))
-        elif other is None:
+            continue
+        if isinstance(target, int):
+            continue  # a revision of this service: checked against the recorded ones at apply
+        other = fleet.services.get(target)
+        if other is None:
             issues.append(where.issue(at, _unknown("service", target, fleet.services)))
         elif other is service or other.spec.routing is not None or other.spec.protocol != "oip-v2":
             issues.append(
                 where.issue(at, f"{target!r} must be another oip-v2 service that routes by no flag")
             )
+    return issues
+
+
+def check_routed_revisions(fleet: Fleet, recorded: Mapping[str, Collection[int]]) -> list[SpecIssue]:
+    """Every revision a flag routes to must be recorded for its service (`recorded`: service → its
+    revision numbers, empty or absent for a new service); checked at apply, against the store."""
+    issues: list[SpecIssue] = []
+    for service in fleet.services.values():
+        routing = service.spec.routing
+        if routing is None:
+            continue
+        name = service.metadata.name
+        known = recorded.get(name) or ()
+        for variant, target in routing.variants.items():
+            if isinstance(target, int) and target not in known:
+                has = f"its revisions are 1..{max(known)}" if known else "it has no revision yet"
+                at: FieldPath = ("spec", "routing", "variants", variant)
+                issues.append(
+                    fleet.where("Service", name).issue(at, f"{name!r} has no revision {target} ({has})")
+                )
     return issues
 
 

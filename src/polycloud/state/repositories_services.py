@@ -87,10 +87,11 @@ class AuditTrailReader(Protocol):
 # ------------------------------------------------------------------------------- the declared fleet
 
 
-class FleetRepository(DesiredReader, AuditWriter, Protocol):
-    """What `FleetService` (`services/applying.py`) needs: the recorded workloads to diff against, the
-    secret names a fleet may refer to, and the one transaction that records an apply; and what callers
-    reach through its `store`: the recorded documents (a project's apply) and the audit trail."""
+class FleetRepository(DesiredReader, HistoryReader, AuditWriter, Protocol):
+    """What `FleetService` (`services/applying.py`) needs: the recorded workloads to diff against (and
+    their revisions, which a flag may route to), the secret names a fleet may refer to, and the one
+    transaction that records an apply; and what callers reach through its `store`: the recorded
+    documents (a project's apply) and the audit trail."""
 
     def secrets(self) -> list[SecretRecord]: ...
     def apply(
