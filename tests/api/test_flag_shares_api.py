@@ -62,12 +62,12 @@ def test_shares_per_variant_with_counts_errors_and_routes(fleet: Governed) -> No
     assert shares == [("next", None, 30, 0.3), ("stay", None, 69, 0.69), (None, "GENERAL", 1, 0.01)]
     routes = {s["variant"]: s["routesTo"] for s in evaluations["shares"] if s["variant"]}
     assert routes["next"] == [
-        {"service": "alpha-front", "to": "alpha-svc"},
-        {"service": "beta-front", "to": "beta-svc"},
+        {"service": "alpha-front", "to": "alpha-svc", "revision": None},
+        {"service": "beta-front", "to": "beta-svc", "revision": None},
     ]
     assert routes["stay"] == [
-        {"service": "alpha-front", "to": "alpha-front"},  # a variant the routing does not list stays
-        {"service": "beta-front", "to": "beta-front"},
+        {"service": "alpha-front", "to": "alpha-front", "revision": None},  # a variant the routing does not list stays
+        {"service": "beta-front", "to": "beta-front", "revision": None},
     ]
     theme = flags["theme"]["evaluations"]  # never evaluated: every variant at 0
     assert theme["total"] == 0 and [(s["variant"], s["share"]) for s in theme["shares"]] == [
@@ -82,7 +82,7 @@ def test_a_projects_token_sees_the_shares_but_only_its_own_routes(fleet: Governe
     assert canary["evaluations"]["total"] == 100
     assert canary["routing"] == [{"service": "alpha-front", "variants": {"next": "alpha-svc"}}]
     [first, *_] = canary["evaluations"]["shares"]
-    assert first["routesTo"] == [{"service": "alpha-front", "to": "alpha-svc"}]
+    assert first["routesTo"] == [{"service": "alpha-front", "to": "alpha-svc", "revision": None}]
 
 
 def test_the_window_is_bounded_with_a_clear_reason(fleet: Governed) -> None:

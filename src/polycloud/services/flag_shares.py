@@ -23,8 +23,9 @@ MAX_WINDOW_S = 86400
 
 
 def routing_of(workloads: Iterable[WorkloadState], project: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Per flag: the services it routes, `{"service", "variants": {variant: target}}`, sorted by service
-    (only the services of `project` when given)."""
+    """Per flag: the services it routes, `{"service", "variants": {variant: target}}` (a target is a
+    Service name or a revision number of this service), sorted by service (only the services of
+    `project` when given)."""
     routes: dict[str, list[dict[str, Any]]] = {}
     for w in sorted(workloads, key=lambda w: w.name):
         inner = w.spec.get("spec")
@@ -32,7 +33,7 @@ def routing_of(workloads: Iterable[WorkloadState], project: str | None) -> dict[
         if w.kind != "Service" or not isinstance(routing, dict) or (project and w.project != project):
             continue
         variants = routing.get("variants")
-        targets = {str(v): str(t) for v, t in variants.items()} if isinstance(variants, dict) else {}
+        targets = {str(v): t for v, t in variants.items()} if isinstance(variants, dict) else {}
         routes.setdefault(str(routing.get("flag")), []).append({"service": w.name, "variants": targets})
     return routes
 
@@ -48,12 +49,20 @@ def shares(
     named = variants + sorted(v for v in answered if v and v not in variants)
     outcomes: list[dict[str, Any]] = []
     for variant in named:
-        to = [{"service": r["service"], "to": r["variants"].get(variant, r["service"])} for r in routes]
+        to = [_route(r["service"], r["variants"].get(variant)) for r in routes]
         outcomes.append(_outcome(variant, None, answered.get(variant, 0), total) | {"routesTo": to})
     if answered.get(""):
         outcomes.append(_outcome(None, None, answered[""], total))
     outcomes += [_outcome(None, c.error, c.count, total) for c in mine if c.error]
     return {"windowS": window_s, "total": total, "shares": outcomes}
+
+
+def _route(service: str, target: object) -> dict[str, Any]:
+    """Where a variant sends `service`'s requests: `to` a service (itself when the routing does not name
+    the variant), and `revision`, a revision of the same service, or None."""
+    if isinstance(target, int) and not isinstance(target, bool):
+        return {"service": service, "to": service, "revision": target}
+    return {"service": service, "to": str(target) if target is not None else service, "revision": None}
 
 
 def _outcome(variant: str | None, error: str | None, count: int, total: int) -> dict[str, Any]:

@@ -133,7 +133,10 @@ function bar(name, e, names) {
 }
 
 function row(s, names) {
-  const routes = (s.routesTo || []).map((r) => (r.to === r.service ? html`<code>${r.service}</code> stays` : html`<code>${r.service}</code> → <code>${r.to}</code>`));
+  const routes = (s.routesTo || []).map((r) => {
+    if (r.revision != null) return html`<code>${r.service}</code> → revision <code>r${r.revision}</code>`;
+    return r.to === r.service ? html`<code>${r.service}</code> stays` : html`<code>${r.service}</code> → <code>${r.to}</code>`;
+  });
   return html`<tr data-variant="${s.variant ?? ""}" data-error="${s.error ?? ""}" data-share="${s.share}" data-count="${s.count}">
     <th scope="row"><span class="swatch" data-fill="${fill(s, names)}" aria-hidden="true"></span>${label(s)}</th>
     <td class="n">${num(s.count, 0)}</td>
