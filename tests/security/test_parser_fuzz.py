@@ -211,6 +211,13 @@ def ejections(client: httpx.Client, url: str) -> float:
     )
 
 
+def caller_deadline_passed(head: dict[str, bytes], answer: httpx.Response) -> bool:
+    """A 504 for a deadline the caller set (`x-polycloud-timeout-ms: 1`) is the right answer, not a
+    parser failure: whether a replica answers within a millisecond depends on the machine's load."""
+    asked = head.get("x-polycloud-timeout-ms", b"")
+    return answer.status_code == 504 and asked.isdigit() and "deadline passed" in answer.text
+
+
 GOOD = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
@@ -229,7 +236,8 @@ def test_the_gateway_answers_every_request_below_500_and_ejects_no_replica(gatew
             except httpx.RemoteProtocolError:
                 return  # the HTTP server itself refused what it cannot parse (a closed connection)
             seen.append(answer.status_code)
-            assert answer.status_code < 500, (method, path, head, body[:200], answer.text[:300])
+            if not caller_deadline_passed(head, answer):
+                assert answer.status_code < 500, (method, path, head, body[:200], answer.text[:300])
             if answer.headers.get("content-type", "").startswith("application/json") and method != "HEAD":
                 strict_json(answer.text)
 
