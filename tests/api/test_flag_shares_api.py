@@ -66,7 +66,11 @@ def test_shares_per_variant_with_counts_errors_and_routes(fleet: Governed) -> No
         {"service": "beta-front", "to": "beta-svc", "revision": None},
     ]
     assert routes["stay"] == [
-        {"service": "alpha-front", "to": "alpha-front", "revision": None},  # a variant the routing does not list stays
+        {
+            "service": "alpha-front",
+            "to": "alpha-front",
+            "revision": None,
+        },  # a variant the routing does not list stays
         {"service": "beta-front", "to": "beta-front", "revision": None},
     ]
     theme = flags["theme"]["evaluations"]  # never evaluated: every variant at 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from polycloud.catalog import load_catalog
-from polycloud.errors import SpecError
+from polycloud.errors import NotFoundError, SpecError
 from polycloud.spec import Fleet, load_fleet
 from polycloud.spec.references import check_routed_revisions
 
@@ -84,14 +84,18 @@ def test_a_revision_variant_is_still_a_variant_of_the_flag(tmp_path: Path) -> No
     assert msg == "15:46: spec.routing.variants.olde: flag 'ranker-version' has no variant 'olde'"
 
 
+def never_applied(name: str) -> set[int]:
+    raise NotFoundError(f"no workload {name!r}")
+
+
 def test_routed_revisions_must_be_recorded(tmp_path: Path) -> None:
     fleet = load(tmp_path, '{"old": 1, "new": 4}')
-    assert check_routed_revisions(fleet, {"ranker": {1, 2, 3, 4}}) == []
-    (issue,) = check_routed_revisions(fleet, {"ranker": {1, 2, 3}})
+    assert check_routed_revisions(fleet, {"ranker": {1, 2, 3, 4}}.__getitem__) == []
+    (issue,) = check_routed_revisions(fleet, {"ranker": {1, 2, 3}}.__getitem__)
     assert str(issue).removeprefix(f"{tmp_path / 'fleet.yaml'}:") == (
         "15:63: spec.routing.variants.new: 'ranker' has no revision 4 (its revisions are 1..3)"
     )
-    new = [str(i).split(": ", 1)[1] for i in check_routed_revisions(fleet, {})]
+    new = [str(i).split(": ", 1)[1] for i in check_routed_revisions(fleet, never_applied)]
     assert new == [
         "spec.routing.variants.old: 'ranker' has no revision 1 (it has no revision yet)",
         "spec.routing.variants.new: 'ranker' has no revision 4 (it has no revision yet)",

@@ -120,19 +120,10 @@ def apply(
 def check_routed_revisions(fleet: "Fleet", client: "ApiClient") -> None:
     """Refuse, with the lines of the files, a flag routing to a revision its service does not have (the
     control plane refuses it too, naming the document: this says where in the files)."""
-    from polycloud.errors import NotFoundError, SpecError
+    from polycloud.errors import SpecError
     from polycloud.spec.references import check_routed_revisions as check
 
-    recorded: dict[str, set[int]] = {}
-    for name, service in fleet.services.items():
-        routing = service.spec.routing
-        if routing is None or not routing.revisions():
-            continue
-        try:
-            recorded[name] = {int(r["number"]) for r in client.history(name)}
-        except NotFoundError:
-            recorded[name] = set()
-    if issues := check(fleet, recorded):
+    if issues := check(fleet, lambda name: {int(r["number"]) for r in client.history(name)}):
         raise SpecError(issues)
 
 

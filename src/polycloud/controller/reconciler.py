@@ -251,16 +251,7 @@ class Reconciler:
             message = f"r{number}, which its flag routes to, cannot run: {e}"
             self._say(f"held/{name}/{number}", "warning", "HeldRevisionMissing", message, workload=name)
             return None
-        return WorkloadState(
-            name=r.workload,
-            kind=r.kind,
-            number=r.number,
-            spec=r.spec,
-            placement=r.placement,
-            content_hash=r.content_hash,
-            project=r.project,
-            updated_at=r.created_at,
-        )
+        return WorkloadState.of_revision(r)
 
     def _report_blocked(self, desired: DesiredState) -> None:
         for key in [k for k in self._said if k.startswith("blocked/")]:

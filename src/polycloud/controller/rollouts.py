@@ -136,16 +136,7 @@ class RolloutManager:
             r = self.store.revision(name, number)
         except PolycloudError:
             return None
-        return WorkloadState(
-            name=r.workload,
-            kind=r.kind,
-            number=r.number,
-            spec=r.spec,
-            placement=r.placement,
-            content_hash=r.content_hash,
-            project=r.project,
-            updated_at=r.created_at,
-        )
+        return WorkloadState.of_revision(r)
 
     # -- after desired state: judge, step, promote, roll back --------------------------------
     def advance(

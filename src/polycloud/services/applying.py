@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from polycloud.catalog import Catalog
-from polycloud.errors import NotFoundError, PermanentError, SpecError, UserError
+from polycloud.errors import PermanentError, SpecError, UserError
 from polycloud.placement import Placement, Plan, plan_fleet
 from polycloud.policy import PolicyViolationError, evaluate
 from polycloud.services.documents import documents_to_fleet
@@ -141,16 +141,7 @@ class FleetService:
 
 def check_routed_revisions_exist(fleet: Fleet, store: HistoryReader) -> None:
     """Raise `SpecError` (422) when a flag routes to a revision its service does not have."""
-    recorded: dict[str, set[int]] = {}
-    for name, service in fleet.services.items():
-        routing = service.spec.routing
-        if routing is None or not routing.revisions():
-            continue
-        try:
-            recorded[name] = {r.number for r in store.history(name)}
-        except NotFoundError:
-            recorded[name] = set()  # a new service: no revision to route to yet
-    if issues := check_routed_revisions(fleet, recorded):
+    if issues := check_routed_revisions(fleet, lambda name: {r.number for r in store.history(name)}):
         raise SpecError(issues)
 
 

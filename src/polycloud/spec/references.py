@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from polycloud.catalog import Catalog
-from polycloud.errors import SpecIssue
+from polycloud.errors import NotFoundError, SpecIssue
 from polycloud.spec.fleet import FieldPath, Fleet
 from polycloud.spec.hints import did_you_mean
 from polycloud.spec.models import Job, PlacementRules, Service
@@ -115,16 +115,20 @@ def _check_routing(fleet: Fleet, service: Service) -> list[SpecIssue]:
     return issues
 
 
-def check_routed_revisions(fleet: Fleet, recorded: Mapping[str, Collection[int]]) -> list[SpecIssue]:
-    """Every revision a flag routes to must be recorded for its service (`recorded`: service → its
-    revision numbers, empty or absent for a new service); checked at apply, against the store."""
+def check_routed_revisions(fleet: Fleet, recorded: Callable[[str], Collection[int]]) -> list[SpecIssue]:
+    """Every revision a flag routes to must be recorded for its service (`recorded`: a service's revision
+    numbers, asked only of services that route to a revision; NotFoundError: a new service, with none);
+    checked at apply, against the store."""
     issues: list[SpecIssue] = []
     for service in fleet.services.values():
         routing = service.spec.routing
-        if routing is None:
+        if routing is None or not routing.revisions():
             continue
         name = service.metadata.name
-        known = recorded.get(name) or ()
+        try:
+            known = recorded(name)
+        except NotFoundError:
+            known = ()
         for variant, target in routing.variants.items():
             if isinstance(target, int) and target not in known:
                 has = f"its revisions are 1..{max(known)}" if known else "it has no revision yet"

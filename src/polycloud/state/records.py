@@ -211,6 +211,11 @@ class WorkloadState:
     project: str | None
     updated_at: datetime
 
+    @classmethod
+    def of_revision(cls, r: RevisionRecord) -> WorkloadState:
+        """The workload as revision `r` declared it (an older revision a canary or a flag runs)."""
+        return cls(r.workload, r.kind, r.number, r.spec, r.placement, r.content_hash, r.project, r.created_at)
+
 
 @dataclass(frozen=True)
 class DocumentState:
