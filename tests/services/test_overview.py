@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_the_overview_names_the_leader_and_the_members(store: Store) -> None:
     assert (plane["leader"], plane["epoch"]) == ("srv-a", 1)
     assert [(s["id"], s["leader"], s["pid"]) for s in plane["servers"]] == [("srv-a", True, None)]
     assert [g["id"] for g in plane["gateways"]] == ["gw-1"]
+
+
+def test_a_revision_kept_for_a_flags_routing_is_named(store: Store, tmp_path: Path) -> None:
+    assert overview(store, load_catalog())["services"][0]["held"] == []
+    flag = {
+        "apiVersion": "polycloud/v1",
+        "kind": "FeatureFlag",
+        "metadata": {"name": "shop-model"},
+        "spec": {"state": "ENABLED", "variants": {"old": "old", "new": "new"}, "defaultVariant": "new"},
+    }
+    routed = copy.deepcopy(FLEET[3])
+    routed["spec"]["routing"] = {"flag": "shop-model", "variants": {"old": 1}}  # type: ignore[index]
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump_all([*FLEET[:3], routed, flag]))
+    catalog = load_catalog()
+    documents = fleet_to_documents(load_fleet([tmp_path / "fleet.yaml"], catalog))
+    FleetService(store, catalog).apply(documents, author="t", message="", dry_run=False)
+    (shop,) = overview(store, catalog)["services"]
+    assert (shop["revision"], shop["held"]) == ("r2", ["r1"])

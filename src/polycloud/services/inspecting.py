@@ -48,7 +48,7 @@ def fleet_status(store: StatusReader, endpoints: Endpoints) -> dict[str, Any]:
             if service == w.name and cluster not in seen:
                 clusters.append(_cluster(cluster, reps[0].role, 0, reps, w.number))
         entry: dict[str, Any] = {"name": w.name, "revision": f"r{w.number}", "clusters": clusters}
-        if held := _held(w.spec, w.number):
+        if held := held_revisions(w.spec, w.number):
             entry["held"] = [f"r{n}" for n in held]
         if w.name in canaries:
             entry["rollout"] = canaries[w.name].to_json()
@@ -62,7 +62,7 @@ def fleet_status(store: StatusReader, endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
-def _held(document: dict[str, Any], current: int) -> list[int]:
+def held_revisions(document: dict[str, Any], current: int) -> list[int]:
     """The older revisions a Service's routing by a flag names: their replicas are kept running."""
     spec = document.get("spec")
     routing = spec.get("routing") if isinstance(spec, dict) else None

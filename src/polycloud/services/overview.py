@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from polycloud.catalog import Catalog
 from polycloud.exchange import LOAD_REPORT_INTERVAL_S, LoadReport
 from polycloud.placement.sites import Site, build_site, rtt_ms, traffic_point
-from polycloud.services.inspecting import control_plane
+from polycloud.services.inspecting import control_plane, held_revisions
 from polycloud.spec.models import Cluster, TrafficSource
 from polycloud.state import ReplicaRecord, TokenRecord, WorkloadState
 from polycloud.state.loads import TokensServed
@@ -229,6 +229,7 @@ def _service(
         "protocol": spec.get("protocol", "oip-v2"),
         "monthlyUSD": round(sum(float(a.get("costUSD", 0.0)) for a in w.placement), 2),
         "rollout": rollout,
+        "held": [f"r{n}" for n in held_revisions(w.spec, w.number)],
         "clusters": rows,
         **total.to_json(),
         # Every cluster's tokens today, also of one the service has since left.

@@ -31,6 +31,11 @@ function rollout(s) {
     aria-valuemax="100" aria-valuenow="${r.weight}"><span data-width="${r.weight}"></span></span>`;
 }
 
+function held(s) {
+  if (!s.held || !s.held.length) return "";
+  return html`<div class="muted held" title="older revisions kept running: the service's routing by a feature flag sends some requests to them">also ${s.held.join(", ")} for its flag</div>`;
+}
+
 const isLlm = (s) => s.protocol === "openai";
 const tokensPerS = (x) => (x.promptTokensPerS || 0) + (x.completionTokensPerS || 0);
 
@@ -107,7 +112,7 @@ function render(o) {
     const latency = isLlm(s) ? "time to first token" : "answer time";
     return html`<tr class="service" data-service="${s.name}" tabindex="0" aria-expanded="${open}">
         <th scope="row">${s.name}${isLlm(s) ? html` <span class="chip role">LLM · openai</span>` : ""}<div class="muted">${s.team ? `team ${s.team}` : ""}${s.project ? ` · project ${s.project}` : ""}</div></th>
-        <td>${s.pattern}</td><td>${s.revision}${rollout(s)}</td><td class="placement">${placement(s)}</td>
+        <td>${s.pattern}</td><td>${s.revision}${held(s)}${rollout(s)}</td><td class="placement">${placement(s)}</td>
         <td class="n">${num(s.rps)}</td>${tokenCell(s)}<td class="n" title="${latency} p50">${ms(s.p50Ms)}${ttft}</td>
         <td class="n" title="${latency} p99">${ms(s.p99Ms)}${ttft}</td>
         <td class="n">${pct(s.errorRate, 2)}</td><td class="n">${usd(s.monthlyUSD, 0)}</td></tr>
