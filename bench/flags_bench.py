@@ -10,7 +10,9 @@ replicas (`python -m polycloud.serving`, a tiny ONNX model) of service `bench`, 
 (`python -m polycloud.gateway`) reading the store, and an aiohttp load generator here. Each OFREP
 measurement is the best of 3 closed-loop rounds, with the gateway's CPU time per request:
 
-1. in process: `FlagBoard.evaluate` alone (flagd-core's evaluation, no HTTP), for scale;
+1. in process: `FlagBoard.evaluate` alone (flagd-core's evaluation, no HTTP), for scale; and what
+   counting a kept bulk answer costs (the 304 path of a poll): the Prometheus counters alone against
+   the counters plus the per-variant counts the gateway reports for the dashboard's shares;
 2. `POST /ofrep/v1/evaluate/flags/{key}`, a new targetingKey each request (what a server-side
    OpenFeature provider sends per evaluation);
 3. `POST /ofrep/v1/evaluate/flags` (every flag per request, as a client-side provider polls), and
@@ -29,6 +31,7 @@ import itertools
 import json
 import tempfile
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,9 @@ from gateway_harness import (  # siblings: run as a script
 from openfeature.evaluation_context import EvaluationContext
 
 from polycloud.gateway.flagboard import FlagBoard
+from polycloud.gateway.flagcount import FlagWindow
 from polycloud.gateway.metrics import GatewayMetrics
+from polycloud.gateway.reporting import LoadWindow, RecordingMetrics
 from polycloud.gateway.routes import FlagRoute
 from polycloud.state import DocumentInput, ReplicaRecord, Store, WorkloadInput, content_hash
 
@@ -113,6 +118,17 @@ def in_process(count: int, evaluations: int) -> float:
     for i in range(evaluations):
         board.evaluate("flag-000", EvaluationContext(f"user-{i}", {"region": "us"}))
     return evaluations / (time.perf_counter() - start)
+
+
+def counting(count: int, polls: int = 20_000) -> tuple[float, float]:
+    """µs to count one kept bulk answer of `count` flags: (/metrics counters only, counters and the
+    shares' window, as a reporting gateway does)."""
+    answers = tuple((f"flag-{i:03d}", "on" if i % 3 else "off", "SPLIT") for i in range(count))
+    costs = []
+    for metrics in (GatewayMetrics(), RecordingMetrics(LoadWindow(), FlagWindow())):
+        rounds = timeit.repeat(lambda m=metrics: m.flags_evaluated(answers), number=polls, repeat=5)
+        costs.append(min(rounds) / polls * 1e6)
+    return costs[0], costs[1]
 
 
 async def closed_loop(
@@ -222,6 +238,11 @@ async def routing_latency(session: aiohttp.ClientSession, gateway: str, args: ar
 async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"1. in process: FlagBoard.evaluate, {args.flags} flags")
     print(f"  {in_process(args.flags, 20_000):8.0f} evaluations/s (flagd-core, no HTTP)")
+    metrics_only, with_shares = counting(args.flags)
+    print(
+        f"  counting a kept bulk answer of {args.flags} flags: {metrics_only:.2f} µs for /metrics alone, "
+        f"{with_shares:.2f} µs with the variant shares (+{with_shares - metrics_only:.2f} µs)"
+    )
     database = f"sqlite:///{work / 'state.db'}"
     fleet = Fleet(work)
     replicas = start_replicas(fleet, build_model(work / "tiny.onnx"), SERVICE, args.replicas)

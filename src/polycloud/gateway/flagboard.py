@@ -159,8 +159,7 @@ class FlagBoard:
         key = None if self._clocked else json.dumps(seen, sort_keys=True, default=repr)
         kept = self._bulk.get(key) if key is not None else None
         if kept is not None:
-            for answered in kept.counted:
-                self._metrics.flag_evaluated(*answered)
+            self._metrics.flags_evaluated(kept.counted)
             return kept
         bodies = [self.evaluate(flag, context).body for flag in self.keys()]
         body = json.dumps({"flags": bodies}, separators=(",", ":")).encode()

@@ -15,6 +15,7 @@ the gateway holds: their variants and the few error codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from openfeature.exception import ErrorCode
@@ -49,10 +50,15 @@ class FlagWindow:
 
     def evaluated(self, flag: str, variant: str, reason: str) -> None:
         """Count one evaluation; `reason` is the OpenFeature reason or an error code (request path)."""
-        if not flag:
-            return  # FLAG_NOT_FOUND: a key the caller made up
-        key = (flag, "", reason) if reason in ERROR_CODES else (flag, variant, "")
-        self._counts[key] = self._counts.get(key, 0) + 1
+        self.evaluated_all(((flag, variant, reason),))
+
+    def evaluated_all(self, answers: Sequence[Outcome]) -> None:
+        """Count a bulk answer's evaluations, (flag, variant, reason) each, as `evaluated` would."""
+        counts = self._counts
+        for flag, variant, reason in answers:
+            if flag:  # else FLAG_NOT_FOUND: a key the caller made up
+                key = (flag, "", reason) if reason in ERROR_CODES else (flag, variant, "")
+                counts[key] = counts.get(key, 0) + 1
 
     def unreported(self, counts: list[FlagCount]) -> None:
         """Give `counts`, which could not be written, to the next window."""

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -175,6 +175,13 @@ class GatewayMetrics:
     def flag_evaluated(self, flag: str, variant: str, reason: str) -> None:
         """Count one flag evaluation by variant and reason (or error code)."""
         _add(self._flags, (flag, variant, reason), 1)
+
+    def flags_evaluated(self, answers: Sequence[tuple[str, str, str]]) -> None:
+        """Count a bulk answer's evaluations, (flag, variant, reason) each: one call for them all, as a
+        provider's poll may hold every flag."""
+        counts = self._flags
+        for key in answers:
+            _add(counts, key, 1)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

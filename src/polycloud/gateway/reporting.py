@@ -201,6 +201,12 @@ class RecordingMetrics(GatewayMetrics):
         if self.flags is not None:
             self.flags.evaluated(flag, variant, reason)
 
+    def flags_evaluated(self, answers: Sequence[tuple[str, str, str]]) -> None:
+        """Count a bulk answer's evaluations in the metrics and in the flag window."""
+        super().flags_evaluated(answers)
+        if self.flags is not None:
+            self.flags.evaluated_all(answers)
+
 
 def default_gateway_id() -> str:
     """`host:pid`, unique among live gateways on a machine; `running` prefers `host:port/pid`."""
