@@ -22,18 +22,35 @@ DEFAULT_DEPTH = 6
 MAX_DEPTH = 50
 
 
+Edges = dict[str, list[dict[str, Any]]]
+_Index = tuple[int, int, Edges, Edges]
+
+
 @dataclass
 class Graph:
     """Nodes by id and the edges between them."""
 
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     edges: list[dict[str, Any]] = field(default_factory=list)
+    _index: _Index | None = field(default=None, repr=False, compare=False)
+    """(id and length of the edges indexed, edges by source, edges by target): a walk asks for every
+    node's edges, so they are indexed once rather than scanned per node."""
 
     def down(self, node: str) -> list[dict[str, Any]]:
-        return [e for e in self.edges if e["from"] == node]
+        return self._indexed()[2].get(node, [])
 
     def up(self, node: str) -> list[dict[str, Any]]:
-        return [e for e in self.edges if e["to"] == node]
+        return self._indexed()[3].get(node, [])
+
+    def _indexed(self) -> _Index:
+        if self._index is None or self._index[:2] != (id(self.edges), len(self.edges)):
+            by_from: Edges = {}
+            by_to: Edges = {}
+            for edge in self.edges:
+                by_from.setdefault(edge["from"], []).append(edge)
+                by_to.setdefault(edge["to"], []).append(edge)
+            self._index = (id(self.edges), len(self.edges), by_from, by_to)
+        return self._index
 
 
 def build(events: list[LineageEventRecord]) -> Graph:
