@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
 @friendly
 def demo(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Fleet to run (default: examples/fleet and examples/llm).")
+        list[Path] | None,
+        typer.Argument(help="Fleet to run (default: examples/fleet, examples/llm and examples/flags)."),
     ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="One round of requests, then stop everything.")
@@ -41,7 +42,7 @@ def demo(
 ) -> None:
     """Plan and apply a fleet on the local driver, infer on every cluster, show status and cost."""
     from polycloud.catalog import load_catalog
-    from polycloud.cli import demo_llm
+    from polycloud.cli import demo_flags, demo_llm
     from polycloud.placement import plan_fleet
     from polycloud.services.documents import fleet_to_documents
     from polycloud.spec import load_fleet
@@ -49,7 +50,7 @@ def demo(
     catalog = load_catalog()
     if not files:
         demo_llm.ensure_model()
-    fleet = load_fleet(files or [EXAMPLES, demo_llm.EXAMPLES], catalog)
+    fleet = load_fleet(files or [EXAMPLES, demo_llm.EXAMPLES, demo_flags.EXAMPLES], catalog)
     llms = {name for name, s in fleet.services.items() if s.spec.protocol == "openai"}
     out.rule("1. plan")
     plan = plan_fleet(fleet, catalog)
@@ -69,6 +70,9 @@ def demo(
                 demo_llm.chat_everywhere(http, llms, status)
                 for name in sorted(llms):
                     demo_llm.stream_through_gateway(http, name, status["gateway"]["url"])
+            if demo_flags.FLAG in fleet.flags:
+                out.rule("3c. a feature flag, asked of the gateway over OFREP (OpenFeature)")
+                demo_flags.flags_through_gateway(http, status["gateway"]["url"])
             out.rule("4. cost")
             out.print(
                 f"services {usd(sum(p.totalUSD for p in plan.placements if p.kind == 'Service'))}/month, "
