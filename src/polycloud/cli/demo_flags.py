@@ -3,6 +3,7 @@ provider would, for `examples/flags`' `new-ranker` (EU callers get it, elsewhere
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from polycloud.cli.common import out
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "flags"
 FLAG = "new-ranker"
-USERS = 1000
+USERS = 2000
 """Targeting keys evaluated to show the percentage split."""
 CONTEXTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("a user in the EU", {"targetingKey": "user-1", "region": "eu"}),
@@ -53,9 +54,10 @@ def flags_through_gateway(http: httpx.Client, gateway: str) -> Counter[str]:
         str(evaluate(http, gateway, {"targetingKey": f"user-{i}"}).get("variant")) for i in range(USERS)
     )
     shares = ", ".join(f"{variant} {100 * n / USERS:.1f} %" for variant, n in sorted(split.items()))
+    sigmas = 300 * math.sqrt(0.3 * 0.7 / USERS)  # three standard deviations of a 30 % share, in points
     out.print(
-        f"{USERS} users outside the EU: {shares} (a 30/70 `fractional`; every gateway and flagd put each "
-        "user in the same bucket). `polycloud flags list` shows these shares; `polycloud flags disable "
-        f"{FLAG}` is the kill switch."
+        f"{USERS} users outside the EU: {shares} (a 30/70 `fractional`: 30 % ± {sigmas:.1f} points at "
+        "3σ; every gateway and flagd put each user in the same bucket). `polycloud flags list` shows "
+        f"these shares; `polycloud flags disable {FLAG}` is the kill switch."
     )
     return split
