@@ -131,13 +131,11 @@ def _add_held(
     env_key: bytes,
 ) -> None:
     """Groups of `revision` beside the service's, in each cluster where it runs something else."""
-    old = DesiredState()
-    _add_service(old, revision, delays, secrets, scale, env_key)
-    if revision.name in old.blocked:
-        state.unheld[(revision.name, revision.number)] = old.blocked[revision.name]
-    for key, group in old.groups.items():
-        beside = [state.groups.get(key), state.canaries.get(key), *state.held.get(key, [])]
-        if any(g is not None and g.template.spec_hash == group.template.spec_hash for g in beside):
+    groups, blocked = _apart(revision, delays, secrets, scale, env_key)
+    if blocked is not None:
+        state.unheld[(revision.name, revision.number)] = blocked
+    for key, group in groups.items():
+        if _same(group, state.groups.get(key), state.canaries.get(key), *state.held.get(key, [])):
             continue  # the same replicas serve it already
         if key in state.groups:
             state.held.setdefault(key, []).append(group)
@@ -153,17 +151,34 @@ def _add_canary(
     env_key: bytes,
 ) -> None:
     _add_service(state, canary.baseline, delays, secrets, scale, env_key)
-    new = DesiredState()
-    _add_service(new, workload, delays, secrets, scale, env_key)
-    if workload.name in new.blocked:
-        state.blocked[workload.name] = new.blocked[workload.name]
+    groups, blocked = _apart(workload, delays, secrets, scale, env_key)
+    if blocked is not None:
+        state.blocked[workload.name] = blocked
         return
-    for key, group in new.groups.items():
-        stable = state.groups.get(key)
-        if stable is not None and stable.template.spec_hash == group.template.spec_hash:
+    for key, group in groups.items():
+        if _same(group, state.groups.get(key)):
             continue  # this cluster runs the same either way: its replicas serve both revisions
         count = max(1, math.ceil(group.count * canary.weight / 100)) if group.count else 0
         state.canaries[key] = ReplicaGroup(group.service, group.cluster, count, group.template)
+
+
+def _apart(
+    workload: WorkloadState,
+    delays: Mapping[str, float],
+    secrets: SecretLookup,
+    scale: Mapping[tuple[str, str], int] | None,
+    env_key: bytes,
+) -> tuple[dict[tuple[str, str], ReplicaGroup], str | None]:
+    """`workload`'s groups as if it ran alone (another revision beside the current one), and why it
+    cannot start (None: it can)."""
+    alone = DesiredState()
+    _add_service(alone, workload, delays, secrets, scale, env_key)
+    return alone.groups, alone.blocked.get(workload.name)
+
+
+def _same(group: ReplicaGroup, *others: ReplicaGroup | None) -> bool:
+    """Whether one of `others` runs what `group` runs (its replicas can serve both)."""
+    return any(o is not None and o.template.spec_hash == group.template.spec_hash for o in others)
 
 
 def _add_service(

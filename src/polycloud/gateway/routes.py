@@ -55,6 +55,10 @@ class FlagSplit:
     """(variant, target) pairs: a target is another service (a name) or a revision of this service (a
     number); a variant not listed is served by the service itself."""
 
+    def revisions(self) -> tuple[int, ...]:
+        """The revisions of this service that variants name, in order."""
+        return tuple(sorted({t for _, t in self.variants if isinstance(t, int)}))
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceRoutes:

@@ -106,8 +106,8 @@ def _target(target: Any) -> str | int:
 
 def _held(split: FlagSplit | None, current: int, baseline: int | None) -> tuple[int, ...]:
     """The revisions `split` names that run only for it: not the current one, nor a canary's baseline."""
-    named = {t for _, t in split.variants if isinstance(t, int)} if split is not None else set()
-    return tuple(sorted(named - {current, baseline}))
+    named = split.revisions() if split is not None else ()
+    return tuple(n for n in named if n not in (current, baseline))
 
 
 def _flag(name: str, document: dict[str, Any]) -> FlagRoute:

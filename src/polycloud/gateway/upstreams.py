@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from polycloud.gateway.locality import Locator, Point
-from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable, ServiceRoutes
+from polycloud.gateway.routes import ClusterRoute, ReplicaRoute, RouteTable
 
 
 def _routable_endpoint(endpoint: str) -> bool:
@@ -24,12 +24,6 @@ def _routable_endpoint(endpoint: str) -> bool:
         return False
     plain = url.path in ("", "/") and not url.query and not url.fragment
     return url.scheme in ("http", "https") and bool(url.hostname) and plain and port != 0
-
-
-def _named(service: ServiceRoutes) -> tuple[int, ...]:
-    """The revisions of `service` its flag routes to."""
-    routing = service.routing
-    return tuple(t for _, t in routing.variants if isinstance(t, int)) if routing is not None else ()
 
 
 class Upstream:
@@ -307,7 +301,7 @@ class UpstreamRegistry:
                 service.hedge,
                 service.protocol,
                 service.prefix_affinity,
-                _named(service),
+                service.routing.revisions() if service.routing is not None else (),
                 service.held,
             )
         self._by_key = by_key
