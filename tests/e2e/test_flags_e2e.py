@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +28,7 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
-from tests.e2e.conftest import Polycloud
+from tests.e2e.conftest import Polycloud, eventually
 from tests.e2e.fleets import Fleet, ServiceDecl
 
 pytestmark = pytest.mark.e2e
@@ -217,6 +220,46 @@ def test_a_flag_routes_a_service_and_the_cli_flips_it(
         assert "flag.disable" in audit and "flag.rollback" in audit
 
 
+class RoutedLoad:
+    """Closed-loop clients sending inference requests with targeting keys `prefix`N through a gateway;
+    every outcome kept as (status, answering revision or the error)."""
+
+    def __init__(self, gateway: str, prefix: str, clients: int = 3) -> None:
+        self.outcomes: list[tuple[int, str]] = []
+        self._halt = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(gateway, f"{prefix}{i}"), daemon=True)
+            for i in range(clients)
+        ]
+
+    def __enter__(self) -> RoutedLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._halt.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def wait_for(self, count: int) -> None:
+        eventually(lambda: len(self.outcomes) >= count, f"{count} requests answered", 30)
+
+    def _client(self, gateway: str, key: str) -> None:
+        with httpx.Client(base_url=gateway, trust_env=False, timeout=30) as http:
+            while not self._halt.is_set():
+                try:
+                    answer = http.post(
+                        "/v2/models/alpha/infer", json=BODY, headers={"x-polycloud-targeting-key": key}
+                    )
+                    got = (
+                        str(answer.json().get("model_version")) if answer.status_code == 200 else answer.text
+                    )
+                    self.outcomes.append((answer.status_code, got))
+                except httpx.HTTPError as e:
+                    self.outcomes.append((0, repr(e)))
+
+
 def test_a_flag_routes_to_an_older_revision_until_routing_stops_naming_it(
     polycloud: Polycloud, tmp_path: Path, model: Path
 ) -> None:
@@ -261,6 +304,21 @@ def test_a_flag_routes_to_an_older_revision_until_routing_stops_naming_it(
         polycloud.eventually(lambda: revision("beta-1") == "1", "the gateway to route beta keys to r1")
         assert {revision(f"beta-{i}") for i in range(5)} == {"1"}
         assert {revision(f"user-{i}") for i in range(5)} == {"2"}
+
+        # SIGKILL r1's replica under load of keys routed to it: every request is answered (by r2
+        # while r1 has no replica), and the reconciler brings r1 back.
+        (held,) = [p for p in polycloud.replica_processes() if p.revision == 1]
+        with RoutedLoad(gateway, "beta-") as load:
+            load.wait_for(20)
+            os.kill(held.pid, signal.SIGKILL)
+            polycloud.eventually(
+                lambda: any(p.revision == 1 and p.pid != held.pid for p in polycloud.replica_processes()),
+                "the reconciler to restart r1's replica",
+            )
+            polycloud.eventually(lambda: revision("beta-1") == "1", "beta keys to reach r1 again")
+            load.wait_for(len(load.outcomes) + 20)
+        assert [o for o in load.outcomes if o[0] != 200] == [], "a request failed"
+        assert {o[1] for o in load.outcomes} >= {"1"}
 
         everyone_old = flag("version", {"old": "old", "new": "new"}, "old")
         polycloud.ok("apply", routed({"old": 1, "new": 2}, everyone_old), "--yes")  # the flag only
