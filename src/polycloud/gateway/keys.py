@@ -115,8 +115,8 @@ def presented_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-        elif name == b"x-api-key" and value.strip():
-            api_key = value.decode("latin-1").strip()
+        elif name == b"x-api-key" and (text := value.decode("latin-1").strip()):
+            api_key = text  # stripped as text: bytes.strip() keeps \x1c-\x1f, which str.strip() drops
     return api_key
 
 
